@@ -1,0 +1,216 @@
+//! The room events of the protocol: their types, content schemas and how a
+//! node builds the content it sends. Every content carries `"v": 1`.
+//!
+//! A task's id is the event id of its `org.potluck.task` event. Everything
+//! about a task (assignments, results, cancel) is linked to that event with an
+//! `m.reference` relation, so a node that opens the room later can read it all
+//! back with `/relations`, even where its client shows no history.
+
+use crate::ids::{EventId, NodeId, UserId};
+use crate::task_kind::TaskKind;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Namespace of every Potluck event type.
+pub const NAMESPACE: &str = "org.potluck";
+/// The protocol version this code speaks; other versions are rejected, not guessed at.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+pub mod event_type {
+    /// State event, one per node (state key = node id): announce, or gone.
+    pub const NODE: &str = "org.potluck.node";
+    /// A task submitted to the pool.
+    pub const TASK: &str = "org.potluck.task";
+    /// The coordinator hands chunks of a task to nodes.
+    pub const ASSIGN: &str = "org.potluck.assign";
+    /// A node reports the outcomes of chunks it ran.
+    pub const RESULT: &str = "org.potluck.result";
+    /// The submitter withdraws a task.
+    pub const CANCEL: &str = "org.potluck.cancel";
+}
+
+/// What a node offers. Announced when it starts contributing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCaps {
+    /// Logical cores of the machine (`navigator.hardwareConcurrency`).
+    pub cores: u32,
+    /// Web Workers the friend gives to the pool.
+    pub slots: u32,
+    /// `navigator.deviceMemory` in MiB where the browser tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// WebGPU adapter available.
+    #[serde(default)]
+    pub webgpu: bool,
+    /// Models already in this browser's cache.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+}
+
+/// What a task needs of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirements {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webgpu: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_memory_mb: Option<u32>,
+}
+
+impl Requirements {
+    pub fn met_by(&self, caps: &NodeCaps) -> bool {
+        (!self.webgpu || caps.webgpu)
+            && self
+                .min_memory_mb
+                .is_none_or(|need| caps.memory_mb.is_some_and(|have| have >= need))
+    }
+}
+
+/// A task as its submitter describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    #[serde(flatten)]
+    pub kind: TaskKind,
+    /// The task is split into this many chunks, which different nodes may run.
+    pub chunks: u32,
+    /// Higher runs first among one submitter's own tasks (never ahead of other friends).
+    #[serde(default)]
+    pub priority: i8,
+    #[serde(default)]
+    pub requirements: Requirements,
+}
+
+/// One chunk handed to one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub chunk: u32,
+    pub node: NodeId,
+    /// 1 for the first issue of a chunk, 2 for its reissue, …
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The chunk's output, small JSON (see `limits::MAX_INLINE_OUTPUT_BYTES`).
+    Output(Value),
+    Error {
+        reason: String,
+        retriable: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkOutcome {
+    pub chunk: u32,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// A validated Potluck event, with what the homeserver says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenEvent {
+    pub event_id: EventId,
+    pub sender: UserId,
+    /// The homeserver's timestamp: the only clock decisions are based on.
+    pub origin_server_ts: u64,
+    pub event: PotluckEvent,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PotluckEvent {
+    NodeOnline {
+        node: NodeId,
+        caps: NodeCaps,
+    },
+    NodeGone {
+        node: NodeId,
+    },
+    Task(TaskSpec),
+    Assign {
+        task: EventId,
+        assignments: Vec<Assignment>,
+    },
+    Result {
+        task: EventId,
+        node: NodeId,
+        outcomes: Vec<ChunkOutcome>,
+    },
+    Cancel {
+        task: EventId,
+        reason: Option<String>,
+    },
+}
+
+/// What to send: a room event, or a state event with its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub event_type: &'static str,
+    pub state_key: Option<String>,
+    pub content: Value,
+}
+
+fn reference(task: &EventId) -> Value {
+    json!({ "rel_type": "m.reference", "event_id": task })
+}
+
+impl Outgoing {
+    pub fn node_online(node: &NodeId, caps: &NodeCaps) -> Self {
+        Self {
+            event_type: event_type::NODE,
+            state_key: Some(node.to_string()),
+            content: json!({ "v": PROTOCOL_VERSION, "online": true, "caps": caps }),
+        }
+    }
+    /// Also the content of the node's dead-man switch (a delayed event).
+    pub fn node_gone(node: &NodeId) -> Self {
+        Self {
+            event_type: event_type::NODE,
+            state_key: Some(node.to_string()),
+            content: json!({ "v": PROTOCOL_VERSION, "online": false }),
+        }
+    }
+    pub fn task(spec: &TaskSpec) -> Self {
+        let mut content = serde_json::to_value(spec).unwrap_or_default();
+        content["v"] = json!(PROTOCOL_VERSION);
+        Self {
+            event_type: event_type::TASK,
+            state_key: None,
+            content,
+        }
+    }
+    pub fn assign(task: &EventId, assignments: &[Assignment]) -> Self {
+        Self {
+            event_type: event_type::ASSIGN,
+            state_key: None,
+            content: json!({
+                "v": PROTOCOL_VERSION,
+                "m.relates_to": reference(task),
+                "assignments": assignments,
+            }),
+        }
+    }
+    pub fn result(task: &EventId, node: &NodeId, outcomes: &[ChunkOutcome]) -> Self {
+        Self {
+            event_type: event_type::RESULT,
+            state_key: None,
+            content: json!({
+                "v": PROTOCOL_VERSION,
+                "m.relates_to": reference(task),
+                "node": node,
+                "outcomes": outcomes,
+            }),
+        }
+    }
+    pub fn cancel(task: &EventId, reason: Option<&str>) -> Self {
+        let mut content = json!({ "v": PROTOCOL_VERSION, "m.relates_to": reference(task) });
+        if let Some(reason) = reason {
+            content["reason"] = json!(reason);
+        }
+        Self {
+            event_type: event_type::CANCEL,
+            state_key: None,
+            content,
+        }
+    }
+}

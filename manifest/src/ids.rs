@@ -1,0 +1,185 @@
+//! Identifier newtypes that validate on construction, so that a malformed id
+//! from the room can never reach the ledger.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdError {
+    #[error("'{0}' is not a Matrix user id (expected @name:server)")]
+    User(String),
+    #[error("'{0}' is not a Matrix event id (expected $…)")]
+    Event(String),
+    #[error("'{0}' is not a Potluck node id (expected @name:server|tag)")]
+    Node(String),
+    #[error("id is longer than {max} bytes")]
+    TooLong { max: usize },
+}
+
+/// Matrix caps identifiers at 255 bytes; so do we.
+const MAX_ID_LEN: usize = 255;
+
+fn check_len(s: &str) -> Result<(), IdError> {
+    if s.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong { max: MAX_ID_LEN });
+    }
+    Ok(())
+}
+
+/// `@localpart:server`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check_len(&s)?;
+        let valid = s.starts_with('@')
+            && s[1..].split_once(':').is_some_and(|(local, server)| {
+                !local.is_empty() && !server.is_empty() && !s.contains(char::is_whitespace)
+            });
+        if valid {
+            Ok(Self(s))
+        } else {
+            Err(IdError::User(s))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The part a person reads: `alice` for `@alice:example.org`.
+    pub fn localpart(&self) -> &str {
+        self.0[1..].split(':').next().unwrap_or_default()
+    }
+}
+
+/// `$opaque`: the homeserver's id for an event. A task's id is its event id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check_len(&s)?;
+        if s.len() > 1 && s.starts_with('$') && !s.contains(char::is_whitespace) {
+            Ok(Self(s))
+        } else {
+            Err(IdError::Event(s))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One browser tab contributing compute: `<user id>|<tag>`. The user id prefix
+/// lets every node check that a node's events come from the account that owns it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NodeId(String);
+
+impl NodeId {
+    pub fn new(owner: &UserId, tag: &str) -> Result<Self, IdError> {
+        Self::parse(format!("{}|{}", owner.as_str(), tag))
+    }
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check_len(&s)?;
+        match s.split_once('|') {
+            Some((user, tag))
+                if UserId::parse(user).is_ok()
+                    && !tag.is_empty()
+                    && tag
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                Ok(Self(s))
+            }
+            _ => Err(IdError::Node(s)),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The account that owns this node.
+    pub fn owner(&self) -> UserId {
+        let user = self.0.split('|').next().unwrap_or_default();
+        UserId(user.to_owned())
+    }
+    pub fn is_owned_by(&self, user: &UserId) -> bool {
+        self.0.split('|').next() == Some(user.as_str())
+    }
+}
+
+macro_rules! string_conversions {
+    ($($ty:ident),*) => {$(
+        impl TryFrom<String> for $ty {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+        impl From<$ty> for String {
+            fn from(id: $ty) -> String {
+                id.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+string_conversions!(UserId, EventId, NodeId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_need_sigil_localpart_and_server() {
+        assert!(UserId::parse("@alice:localhost").is_ok());
+        assert_eq!(
+            UserId::parse("@alice:localhost").unwrap().localpart(),
+            "alice"
+        );
+        for bad in [
+            "alice:localhost",
+            "@alice",
+            "@:localhost",
+            "@a:",
+            "@a b:c",
+            "",
+        ] {
+            assert!(UserId::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn node_ids_name_their_owner() {
+        let alice = UserId::parse("@alice:localhost").unwrap();
+        let node = NodeId::new(&alice, "tab1").unwrap();
+        assert_eq!(node.as_str(), "@alice:localhost|tab1");
+        assert!(node.is_owned_by(&alice));
+        assert!(!node.is_owned_by(&UserId::parse("@alice:localhost.evil").unwrap()));
+        assert_eq!(node.owner(), alice);
+        for bad in [
+            "@alice:localhost",
+            "@alice:localhost|",
+            "alice|x",
+            "@a:b|x y",
+        ] {
+            assert!(NodeId::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn overlong_ids_are_rejected() {
+        let long = format!("${}", "x".repeat(300));
+        assert_eq!(EventId::parse(long), Err(IdError::TooLong { max: 255 }));
+    }
+}

@@ -1,0 +1,51 @@
+//! Every policy number of the protocol, in one place, with how it was chosen.
+//! All durations are milliseconds of homeserver time (`origin_server_ts`).
+
+/// Synapse's default `rc_message`: one event per 5 s per account, burst 10.
+/// Public homeservers are no more generous, so each node budgets its own sends.
+pub const RATE_EVENTS_PER_SECOND: f64 = 0.2;
+pub const RATE_BURST: f64 = 10.0;
+
+/// A node restarts its dead-man switch this often. It is a delayed-event
+/// restart (not a room event), which Synapse limits separately (`rc_delayed_event_mgmt`).
+pub const HEARTBEAT_MS: u64 = 5_000;
+/// If a node's tab closes, the homeserver publishes "node gone" this long after
+/// the last heartbeat: three missed heartbeats, so one slow timer is no outage.
+pub const NODE_TIMEOUT_MS: u64 = 3 * HEARTBEAT_MS;
+
+/// A lease's soft timeout: after this the chunk is issued again (Folding@home's
+/// first stage), though a late result from the original node still counts if it
+/// arrives first.
+pub const LEASE_SOFT_MS: u64 = 120_000;
+/// The hard deadline: results after this are dropped.
+pub const LEASE_HARD_MS: u64 = 600_000;
+/// A chunk that failed or timed out this many times fails its task.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Back-off after a retriable failure: `BACKOFF_BASE_MS * 2^(attempt-1)`.
+pub const BACKOFF_BASE_MS: u64 = 2_000;
+
+/// An event, all of it, must fit in 65,536 bytes; leave room for the envelope
+/// the homeserver adds (ids, signatures, hashes, unsigned).
+pub const MAX_CONTENT_BYTES: usize = 48 * 1024;
+/// Inline results per chunk; anything bigger goes to the media repository.
+pub const MAX_INLINE_OUTPUT_BYTES: usize = 4 * 1024;
+/// Chunks per task, so that one task's bookkeeping stays small.
+pub const MAX_CHUNKS: u32 = 1_000;
+/// Worker slots one node may announce.
+pub const MAX_SLOTS: u32 = 64;
+/// Reasons and other free text shown to people.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// How long a node waits before sending a result, to batch the results of
+/// several chunks of one task into one event.
+pub const RESULT_BATCH_MS: u64 = 1_000;
+/// A sent event that has not come back in the timeline after this long is sent
+/// again (the widget transport times out after 10 s; the event may or may not
+/// have been sent, and the ledger ignores duplicates).
+pub const RESEND_AFTER_MS: u64 = 30_000;
+
+/// Usage decays with this half-life, like BOINC's recent average credit.
+pub const USAGE_HALF_LIFE_MS: u64 = 3_600_000;
+
+/// Rejections kept for display; older ones are dropped.
+pub const MAX_REJECTIONS_KEPT: usize = 100;

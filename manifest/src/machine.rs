@@ -1,0 +1,379 @@
+//! The node state machine: the one door between the browser and the protocol.
+//!
+//! The widget feeds it what happened (`Input`: a room event, a timer tick, a
+//! worker's answer, a click) with the current homeserver time, and carries out
+//! what it returns (`Action`: send an event, arm the dead-man switch, run a
+//! chunk in a worker). It never waits, never reads a clock and never does I/O.
+
+use crate::events::{ChunkOutcome, NodeCaps, Outcome, Outgoing, TaskSpec};
+use crate::ids::{EventId, NodeId, UserId};
+use crate::ledger::{ChunkStatus, Ledger};
+use crate::limits::{HEARTBEAT_MS, RESEND_AFTER_MS, RESULT_BATCH_MS};
+use crate::rate::RateBudget;
+use crate::scheduler;
+use crate::task_kind::TaskKind;
+use crate::validate::Rejection;
+use crate::worker_protocol::JobId;
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// An event from the room (live, read back from the timeline or relations).
+    RoomEvent(Value),
+    /// Time passed; check leases, heartbeats and batches.
+    Tick,
+    StartContributing {
+        node: NodeId,
+        caps: NodeCaps,
+    },
+    StopContributing,
+    Submit(TaskSpec),
+    Cancel {
+        task: EventId,
+        reason: Option<String>,
+    },
+    WorkerFinished {
+        job: JobId,
+        outcome: Outcome,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send(Outgoing),
+    /// Schedule `node_gone` as a delayed state event, published by the
+    /// homeserver if the node stops restarting it.
+    ArmDeadManSwitch {
+        node: NodeId,
+        gone: Outgoing,
+    },
+    RestartDeadManSwitch,
+    /// Publish the node's departure now (the user switched contributing off).
+    FireDeadManSwitch,
+    RunChunk {
+        job: JobId,
+        task: EventId,
+        chunk: u32,
+        attempt: u32,
+        work: TaskKind,
+    },
+    AbortJob {
+        job: JobId,
+    },
+    /// An event was not accepted; log it, nothing else to do.
+    Rejected(Rejection),
+}
+
+#[derive(Debug, Clone)]
+struct Contribution {
+    node: NodeId,
+    caps: NodeCaps,
+    /// When the announcement was last sent (not yet seen back: `None` means "send it").
+    announced_at: Option<u64>,
+    last_heartbeat: u64,
+}
+
+#[derive(Debug, Clone)]
+struct RunningChunk {
+    task: EventId,
+    chunk: u32,
+    attempt: u32,
+}
+
+#[derive(Debug, Clone)]
+struct FinishedChunk {
+    task: EventId,
+    outcome: ChunkOutcome,
+    finished_at: u64,
+    /// Sent at, waiting to see it accepted in the ledger.
+    sent_at: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct NodeMachine {
+    me: Option<UserId>,
+    ledger: Ledger,
+    contribution: Option<Contribution>,
+    running: BTreeMap<JobId, RunningChunk>,
+    finished: Vec<FinishedChunk>,
+    /// Assignments sent and not yet seen back, with when they were sent.
+    assigning: BTreeMap<(EventId, u32), u64>,
+    outbox: VecDeque<Outgoing>,
+    budget: RateBudget,
+    next_job: JobId,
+}
+
+impl NodeMachine {
+    pub fn new(me: UserId) -> Self {
+        Self {
+            me: Some(me),
+            ..Self::default()
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+    pub fn me(&self) -> Option<&UserId> {
+        self.me.as_ref()
+    }
+    pub fn node(&self) -> Option<&NodeId> {
+        self.contribution.as_ref().map(|c| &c.node)
+    }
+    pub fn running_jobs(&self) -> usize {
+        self.running.len()
+    }
+    /// Events waiting for send budget.
+    pub fn queued_sends(&self) -> usize {
+        self.outbox.len()
+    }
+
+    pub fn process(&mut self, input: Input, now: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match input {
+            Input::RoomEvent(raw) => {
+                if let Err(rejection) = self.ledger.ingest(&raw) {
+                    actions.push(Action::Rejected(rejection));
+                }
+            }
+            Input::Tick => {}
+            Input::StartContributing { node, caps } => {
+                self.contribution = Some(Contribution {
+                    node,
+                    caps,
+                    announced_at: None,
+                    last_heartbeat: now,
+                });
+            }
+            Input::StopContributing => {
+                if self.contribution.take().is_some() {
+                    actions.push(Action::FireDeadManSwitch);
+                }
+                actions.extend(self.running.keys().map(|&job| Action::AbortJob { job }));
+                self.running.clear();
+                self.finished.clear();
+                self.assigning.clear();
+            }
+            Input::Submit(spec) => self.outbox.push_back(Outgoing::task(&spec)),
+            Input::Cancel { task, reason } => self
+                .outbox
+                .push_back(Outgoing::cancel(&task, reason.as_deref())),
+            Input::WorkerFinished { job, outcome } => {
+                if let Some(run) = self.running.remove(&job) {
+                    self.finished.push(FinishedChunk {
+                        task: run.task,
+                        outcome: ChunkOutcome {
+                            chunk: run.chunk,
+                            attempt: run.attempt,
+                            outcome,
+                        },
+                        finished_at: now,
+                        sent_at: None,
+                    });
+                }
+            }
+        }
+        self.step(now, &mut actions);
+        actions
+    }
+
+    /// Everything that follows from the current state: the same after any input.
+    fn step(&mut self, now: u64, actions: &mut Vec<Action>) {
+        self.keep_alive(now, actions);
+        self.abort_obsolete(now, actions);
+        self.start_assigned(now, actions);
+        self.send_results(now, actions);
+        self.coordinate(now, actions);
+        while !self.outbox.is_empty() && self.budget.try_take(now) {
+            if let Some(out) = self.outbox.pop_front() {
+                actions.push(Action::Send(out));
+            }
+        }
+    }
+
+    fn keep_alive(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let Some(c) = self.contribution.as_mut() else {
+            return;
+        };
+        let seen_online = self.ledger.node(&c.node).is_some_and(|n| n.online);
+        let announce_due = match c.announced_at {
+            None => true,
+            // Not seen back, or the homeserver announced us gone while we live
+            // (a throttled tab missed heartbeats): announce again.
+            Some(at) => !seen_online && now >= at + RESEND_AFTER_MS,
+        };
+        if announce_due && self.budget.try_take(now) {
+            actions.push(Action::Send(Outgoing::node_online(&c.node, &c.caps)));
+            actions.push(Action::ArmDeadManSwitch {
+                node: c.node.clone(),
+                gone: Outgoing::node_gone(&c.node),
+            });
+            c.announced_at = Some(now);
+            c.last_heartbeat = now;
+        } else if c.announced_at.is_some() && now >= c.last_heartbeat + HEARTBEAT_MS {
+            actions.push(Action::RestartDeadManSwitch);
+            c.last_heartbeat = now;
+        }
+    }
+
+    /// Stops work nobody needs any more: done elsewhere, cancelled or failed.
+    fn abort_obsolete(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let ledger = &self.ledger;
+        let obsolete: Vec<JobId> = self
+            .running
+            .iter()
+            .filter(|(_, run)| {
+                ledger.task(&run.task).is_none_or(|task| {
+                    ledger.task_status(task, now).is_terminal()
+                        || task
+                            .chunks
+                            .get(run.chunk as usize)
+                            .is_none_or(|c| c.done.is_some() || c.failed.is_some())
+                })
+            })
+            .map(|(&job, _)| job)
+            .collect();
+        for job in obsolete {
+            self.running.remove(&job);
+            actions.push(Action::AbortJob { job });
+        }
+    }
+
+    /// Runs chunks the coordinator gave this node, up to its slots.
+    fn start_assigned(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let Some(c) = &self.contribution else { return };
+        let mut starts = Vec::new();
+        for task in self.ledger.tasks() {
+            if self.ledger.task_status(task, now).is_terminal() {
+                continue;
+            }
+            for (index, chunk) in task.chunks.iter().enumerate() {
+                let ChunkStatus::Running(leases) = self.ledger.chunk_status(task, chunk, now)
+                else {
+                    continue;
+                };
+                let Some(lease) = leases.iter().find(|l| l.node == c.node) else {
+                    continue;
+                };
+                let index = index as u32;
+                let already = self
+                    .running
+                    .values()
+                    .any(|r| r.task == task.id && r.chunk == index)
+                    || self.finished.iter().any(|f| {
+                        f.task == task.id
+                            && f.outcome.chunk == index
+                            && f.outcome.attempt == lease.attempt
+                    });
+                if !already {
+                    starts.push((
+                        task.id.clone(),
+                        index,
+                        lease.attempt,
+                        task.spec.kind.chunk(index, task.spec.chunks),
+                    ));
+                }
+            }
+        }
+        for (task, chunk, attempt, work) in starts {
+            if self.running.len() >= c.caps.slots as usize {
+                break;
+            }
+            let job = self.next_job;
+            self.next_job += 1;
+            self.running.insert(
+                job,
+                RunningChunk {
+                    task: task.clone(),
+                    chunk,
+                    attempt,
+                },
+            );
+            actions.push(Action::RunChunk {
+                job,
+                task,
+                chunk,
+                attempt,
+                work,
+            });
+        }
+    }
+
+    /// Batches finished chunks per task into one result event.
+    fn send_results(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let Some(c) = &self.contribution else { return };
+        let ledger = &self.ledger;
+        // Seen back in the ledger (accepted, or the chunk settled otherwise): done.
+        self.finished.retain(|f| {
+            let Some(task) = ledger.task(&f.task) else {
+                return true;
+            };
+            let Some(chunk) = task.chunks.get(f.outcome.chunk as usize) else {
+                return false;
+            };
+            let settled =
+                chunk.done.is_some() || chunk.failed.is_some() || task.cancelled.is_some();
+            let released = !chunk
+                .leases
+                .iter()
+                .any(|l| l.node == c.node && l.attempt == f.outcome.attempt);
+            !(settled || (f.sent_at.is_some() && released))
+        });
+        let mut due: BTreeMap<EventId, Vec<usize>> = BTreeMap::new();
+        for (i, f) in self.finished.iter().enumerate() {
+            let waiting_to_send = f.sent_at.is_none() && now >= f.finished_at + RESULT_BATCH_MS;
+            let resend = f.sent_at.is_some_and(|at| now >= at + RESEND_AFTER_MS);
+            if waiting_to_send || resend {
+                due.entry(f.task.clone()).or_default().push(i);
+            }
+        }
+        for (task, indices) in due {
+            if !self.budget.try_take(now) {
+                break;
+            }
+            let outcomes: Vec<ChunkOutcome> = indices
+                .iter()
+                .map(|&i| self.finished[i].outcome.clone())
+                .collect();
+            for &i in &indices {
+                self.finished[i].sent_at = Some(now);
+            }
+            actions.push(Action::Send(Outgoing::result(&task, &c.node, &outcomes)));
+        }
+    }
+
+    /// If this node is the coordinator, hands ready chunks to nodes.
+    fn coordinate(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let Some(c) = &self.contribution else { return };
+        if self.ledger.coordinator() != Some(&c.node) {
+            self.assigning.clear();
+            return;
+        }
+        let ledger = &self.ledger;
+        // Forget assignments that came back (the chunk is leased or settled) or went missing.
+        self.assigning.retain(|(task, chunk), sent| {
+            let Some(record) = ledger.task(task) else {
+                return false;
+            };
+            let status = record
+                .chunks
+                .get(*chunk as usize)
+                .map(|c| ledger.chunk_status(record, c, now));
+            matches!(status, Some(ChunkStatus::Ready)) && now < *sent + RESEND_AFTER_MS
+        });
+        let assigning = &self.assigning;
+        let plan = scheduler::plan(ledger, now, &|task, chunk| {
+            assigning.contains_key(&(task.clone(), chunk))
+        });
+        for (task, assignments) in plan {
+            if !self.budget.try_take(now) {
+                break;
+            }
+            for a in &assignments {
+                self.assigning.insert((task.clone(), a.chunk), now);
+            }
+            actions.push(Action::Send(Outgoing::assign(&task, &assignments)));
+        }
+    }
+}

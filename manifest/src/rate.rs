@@ -1,0 +1,61 @@
+//! A node's own send budget: a token bucket that mirrors the homeserver's
+//! per-account limit, so a node spends its events where they matter instead of
+//! collecting `M_LIMIT_EXCEEDED`.
+
+use crate::limits::{RATE_BURST, RATE_EVENTS_PER_SECOND};
+
+#[derive(Debug, Clone)]
+pub struct RateBudget {
+    tokens: f64,
+    at_ms: u64,
+}
+
+impl Default for RateBudget {
+    fn default() -> Self {
+        Self {
+            tokens: RATE_BURST,
+            at_ms: 0,
+        }
+    }
+}
+
+impl RateBudget {
+    fn refill(&mut self, now_ms: u64) {
+        if now_ms > self.at_ms {
+            let earned = (now_ms - self.at_ms) as f64 / 1000.0 * RATE_EVENTS_PER_SECOND;
+            self.tokens = (self.tokens + earned).min(RATE_BURST);
+            self.at_ms = now_ms;
+        }
+    }
+
+    /// Takes one event's worth of budget if there is one.
+    pub fn try_take(&mut self, now_ms: u64) -> bool {
+        self.refill(now_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn available(&mut self, now_ms: u64) -> u32 {
+        self.refill(now_ms);
+        self.tokens as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_ten_then_one_event_per_five_seconds() {
+        let mut budget = RateBudget::default();
+        assert!((0..10).all(|_| budget.try_take(0)));
+        assert!(!budget.try_take(0));
+        assert!(!budget.try_take(4_999));
+        assert!(budget.try_take(5_000));
+        assert!(!budget.try_take(5_001));
+    }
+}

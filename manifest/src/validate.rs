@@ -1,0 +1,431 @@
+//! Turns whatever the room hands us into a `SeenEvent`, or a `Rejection` with a
+//! reason a person can read. Never panics, whatever the JSON.
+//!
+//! Checks here need nothing but the event itself (shape, version, size, ids,
+//! who may speak for a node). Checks that need history, such as "does this node
+//! hold a lease on that chunk", are the ledger's.
+//!
+//! Membership needs no check of ours: the homeserver only accepts events into a
+//! room from its members, and the widget only sees the room's events.
+
+use crate::events::{
+    event_type, Assignment, ChunkOutcome, NodeCaps, Outcome, PotluckEvent, SeenEvent, TaskSpec,
+    PROTOCOL_VERSION,
+};
+use crate::ids::{EventId, NodeId, UserId};
+use crate::limits::{
+    MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_REASON_CHARS, MAX_SLOTS,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+
+/// An event that was not taken into the ledger, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub event_id: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.event_id {
+            Some(id) => write!(f, "{id}: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+/// The envelope every event has, as the widget API delivers it.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    event_type: String,
+    event_id: String,
+    sender: String,
+    origin_server_ts: u64,
+    #[serde(default)]
+    state_key: Option<String>,
+    #[serde(default)]
+    content: Value,
+}
+
+#[derive(Deserialize)]
+struct Relation {
+    rel_type: String,
+    event_id: EventId,
+}
+
+#[derive(Deserialize)]
+struct NodeContent {
+    online: bool,
+    #[serde(default)]
+    caps: Option<NodeCaps>,
+}
+
+#[derive(Deserialize)]
+struct AssignContent {
+    #[serde(rename = "m.relates_to")]
+    relates_to: Relation,
+    assignments: Vec<Assignment>,
+}
+
+#[derive(Deserialize)]
+struct ResultContent {
+    #[serde(rename = "m.relates_to")]
+    relates_to: Relation,
+    node: NodeId,
+    outcomes: Vec<ChunkOutcome>,
+}
+
+#[derive(Deserialize)]
+struct CancelContent {
+    #[serde(rename = "m.relates_to")]
+    relates_to: Relation,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Is this one of ours? Events of other types are not rejections, just not ours.
+pub fn is_potluck_type(event_type: &str) -> bool {
+    [
+        event_type::NODE,
+        event_type::TASK,
+        event_type::ASSIGN,
+        event_type::RESULT,
+        event_type::CANCEL,
+    ]
+    .contains(&event_type)
+}
+
+/// Validates one event from the room.
+pub fn parse_event(raw: &Value) -> Result<SeenEvent, Rejection> {
+    let event_id = raw
+        .get("event_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let reject = |reason: String| Rejection {
+        event_id: event_id.clone(),
+        reason,
+    };
+    let envelope: Envelope =
+        Envelope::deserialize(raw).map_err(|e| reject(format!("malformed event: {e}")))?;
+    let event_id = EventId::parse(envelope.event_id).map_err(|e| reject(e.to_string()))?;
+    let sender = UserId::parse(envelope.sender).map_err(|e| reject(e.to_string()))?;
+    let event = parse_content(
+        &envelope.event_type,
+        envelope.state_key,
+        &envelope.content,
+        &sender,
+    )
+    .map_err(reject)?;
+    Ok(SeenEvent {
+        event_id,
+        sender,
+        origin_server_ts: envelope.origin_server_ts,
+        event,
+    })
+}
+
+fn parse_content(
+    event_type: &str,
+    state_key: Option<String>,
+    content: &Value,
+    sender: &UserId,
+) -> Result<PotluckEvent, String> {
+    if !is_potluck_type(event_type) {
+        return Err(format!("'{event_type}' is not a Potluck event type"));
+    }
+    let size = serde_json::to_vec(content)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_CONTENT_BYTES {
+        return Err(format!(
+            "content is {size} bytes; the limit is {MAX_CONTENT_BYTES}"
+        ));
+    }
+    match content.get("v").map(Value::as_u64) {
+        Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => {}
+        Some(Some(v)) => {
+            return Err(format!(
+                "protocol version {v} is not supported (this node speaks {PROTOCOL_VERSION}); update Potluck"
+            ))
+        }
+        _ => return Err("missing protocol version \"v\"".into()),
+    }
+    match event_type {
+        event_type::NODE => parse_node(state_key, content, sender),
+        event_type::TASK => parse_task(content),
+        event_type::ASSIGN => {
+            let c: AssignContent = typed(content)?;
+            let task = referenced_task(c.relates_to)?;
+            if c.assignments.is_empty() {
+                return Err("an assignment names no chunk".into());
+            }
+            for a in &c.assignments {
+                check_chunk_and_attempt(a.chunk, a.attempt)?;
+            }
+            Ok(PotluckEvent::Assign {
+                task,
+                assignments: c.assignments,
+            })
+        }
+        event_type::RESULT => {
+            let c: ResultContent = typed(content)?;
+            let task = referenced_task(c.relates_to)?;
+            if !c.node.is_owned_by(sender) {
+                return Err(format!(
+                    "{sender} sent a result for node {}, which is not theirs",
+                    c.node
+                ));
+            }
+            if c.outcomes.is_empty() {
+                return Err("a result names no chunk".into());
+            }
+            for o in &c.outcomes {
+                check_chunk_and_attempt(o.chunk, o.attempt)?;
+                check_outcome(&o.outcome)?;
+            }
+            Ok(PotluckEvent::Result {
+                task,
+                node: c.node,
+                outcomes: c.outcomes,
+            })
+        }
+        event_type::CANCEL => {
+            let c: CancelContent = typed(content)?;
+            let task = referenced_task(c.relates_to)?;
+            if let Some(reason) = &c.reason {
+                check_text(reason)?;
+            }
+            Ok(PotluckEvent::Cancel {
+                task,
+                reason: c.reason,
+            })
+        }
+        _ => unreachable!("is_potluck_type covers every type"),
+    }
+}
+
+fn typed<T: DeserializeOwned>(content: &Value) -> Result<T, String> {
+    T::deserialize(content).map_err(|e| format!("malformed content: {e}"))
+}
+
+fn parse_node(
+    state_key: Option<String>,
+    content: &Value,
+    sender: &UserId,
+) -> Result<PotluckEvent, String> {
+    let key = state_key.ok_or("a node event must be a state event")?;
+    let node = NodeId::parse(key).map_err(|e| e.to_string())?;
+    if !node.is_owned_by(sender) {
+        return Err(format!("{sender} cannot speak for node {node}"));
+    }
+    let c: NodeContent = typed(content)?;
+    if !c.online {
+        return Ok(PotluckEvent::NodeGone { node });
+    }
+    let caps = c
+        .caps
+        .ok_or("an online node must announce its capabilities")?;
+    if caps.slots == 0 || caps.slots > MAX_SLOTS {
+        return Err(format!(
+            "a node offers {} worker slots; it must offer 1 to {MAX_SLOTS}",
+            caps.slots
+        ));
+    }
+    Ok(PotluckEvent::NodeOnline { node, caps })
+}
+
+fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
+    if content
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "primes")
+    {
+        return Err(format!(
+            "unknown task kind '{}'",
+            content["kind"].as_str().unwrap_or_default()
+        ));
+    }
+    let spec: TaskSpec = typed(content)?;
+    if spec.chunks == 0 || spec.chunks > MAX_CHUNKS {
+        return Err(format!(
+            "a task has {} chunks; it must have 1 to {MAX_CHUNKS}",
+            spec.chunks
+        ));
+    }
+    spec.kind.validate(spec.chunks).map_err(|e| e.to_string())?;
+    Ok(PotluckEvent::Task(spec))
+}
+
+fn referenced_task(relation: Relation) -> Result<EventId, String> {
+    if relation.rel_type != "m.reference" {
+        return Err(format!(
+            "expected an m.reference to the task, found '{}'",
+            relation.rel_type
+        ));
+    }
+    Ok(relation.event_id)
+}
+
+fn check_chunk_and_attempt(chunk: u32, attempt: u32) -> Result<(), String> {
+    if chunk >= MAX_CHUNKS {
+        return Err(format!(
+            "chunk {chunk} is beyond any task's {MAX_CHUNKS} chunks"
+        ));
+    }
+    if attempt == 0 {
+        return Err("attempts count from 1".into());
+    }
+    Ok(())
+}
+
+fn check_outcome(outcome: &Outcome) -> Result<(), String> {
+    match outcome {
+        Outcome::Output(value) => {
+            let size = serde_json::to_vec(value)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
+            if size > MAX_INLINE_OUTPUT_BYTES {
+                return Err(format!(
+                    "an inline output is {size} bytes; the limit is {MAX_INLINE_OUTPUT_BYTES}"
+                ));
+            }
+            Ok(())
+        }
+        Outcome::Error { reason, .. } => check_text(reason),
+    }
+}
+
+fn check_text(text: &str) -> Result<(), String> {
+    if text.chars().count() > MAX_REASON_CHARS {
+        return Err(format!(
+            "a reason is longer than {MAX_REASON_CHARS} characters"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Outgoing;
+    use crate::task_kind::TaskKind;
+    use serde_json::json;
+
+    fn envelope(event_type: &str, sender: &str, state_key: Option<&str>, content: Value) -> Value {
+        let mut raw = json!({
+            "type": event_type, "event_id": "$e1", "sender": sender,
+            "origin_server_ts": 1000, "room_id": "!r:localhost", "content": content,
+        });
+        if let Some(key) = state_key {
+            raw["state_key"] = json!(key);
+        }
+        raw
+    }
+
+    fn reason(raw: &Value) -> String {
+        parse_event(raw).expect_err("should be rejected").reason
+    }
+
+    #[test]
+    fn a_task_round_trips_through_its_content() {
+        let spec = TaskSpec {
+            kind: TaskKind::Primes {
+                start: 0,
+                end: 1000,
+            },
+            chunks: 4,
+            priority: 0,
+            requirements: Default::default(),
+        };
+        let out = Outgoing::task(&spec);
+        let seen = parse_event(&envelope(out.event_type, "@a:hs", None, out.content)).unwrap();
+        assert_eq!(seen.event, PotluckEvent::Task(spec));
+    }
+
+    #[test]
+    fn unknown_versions_and_kinds_are_rejected_with_a_reason() {
+        let future =
+            json!({"v": 2, "kind": "primes", "params": {"start": 0, "end": 9}, "chunks": 1});
+        assert!(reason(&envelope("org.potluck.task", "@a:hs", None, future)).contains("version 2"));
+        let unknown = json!({"v": 1, "kind": "mine_bitcoin", "params": {}, "chunks": 1});
+        assert!(
+            reason(&envelope("org.potluck.task", "@a:hs", None, unknown))
+                .contains("unknown task kind")
+        );
+        let wrong_type =
+            json!({"v": 1, "kind": "primes", "params": {"start": "0", "end": 9}, "chunks": 1});
+        assert!(
+            reason(&envelope("org.potluck.task", "@a:hs", None, wrong_type)).contains("malformed")
+        );
+    }
+
+    #[test]
+    fn nobody_speaks_for_another_users_node() {
+        let gone = json!({"v": 1, "online": false});
+        let raw = envelope(
+            "org.potluck.node",
+            "@mallory:hs",
+            Some("@alice:hs|t1"),
+            gone.clone(),
+        );
+        assert!(reason(&raw).contains("cannot speak for"));
+        let ok = envelope("org.potluck.node", "@alice:hs", Some("@alice:hs|t1"), gone);
+        assert!(matches!(
+            parse_event(&ok).unwrap().event,
+            PotluckEvent::NodeGone { .. }
+        ));
+
+        let result = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
+            "node": "@alice:hs|t1", "outcomes": [{"chunk": 0, "attempt": 1, "output": {"count": 1}}]});
+        assert!(
+            reason(&envelope("org.potluck.result", "@mallory:hs", None, result))
+                .contains("not theirs")
+        );
+    }
+
+    #[test]
+    fn oversized_content_is_rejected() {
+        let big = json!({"v": 1, "online": false, "pad": "x".repeat(MAX_CONTENT_BYTES)});
+        let raw = envelope("org.potluck.node", "@alice:hs", Some("@alice:hs|t1"), big);
+        assert!(reason(&raw).contains("bytes"));
+    }
+
+    #[test]
+    fn impossible_values_are_rejected() {
+        let no_slots = json!({"v": 1, "online": true, "caps": {"cores": 4, "slots": 0}});
+        let raw = envelope("org.potluck.node", "@a:hs", Some("@a:hs|t"), no_slots);
+        assert!(reason(&raw).contains("worker slots"));
+        let zero_chunks =
+            json!({"v": 1, "kind": "primes", "params": {"start": 0, "end": 9}, "chunks": 0});
+        assert!(
+            reason(&envelope("org.potluck.task", "@a:hs", None, zero_chunks)).contains("chunks")
+        );
+        let attempt0 = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
+            "assignments": [{"chunk": 0, "node": "@a:hs|t", "attempt": 0}]});
+        assert!(
+            reason(&envelope("org.potluck.assign", "@a:hs", None, attempt0)).contains("attempts")
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for raw in [
+            json!(null),
+            json!([]),
+            json!({"type": 5}),
+            json!("x"),
+            envelope(
+                "org.potluck.result",
+                "@a:hs",
+                None,
+                json!({"v": 1, "m.relates_to": 7}),
+            ),
+        ] {
+            assert!(parse_event(&raw).is_err());
+        }
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything Potluck needs to build, test and run its demo on Debian 12.
+# Idempotent and cached: a second run takes seconds. Nothing here needs internet
+# beyond the package registries (apt, crates.io, npm, PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "apt packages (chromium for tests, build tools)"
+need_apt=()
+for pkg in chromium chromium-driver pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+step "rust wasm target"
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+step "wasm-bindgen CLI at the version Cargo.lock pins"
+want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  # --locked fails on the mirror (webpki-roots), so resolve fresh.
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+
+step "npm packages (matrix-widget-api, matrix-js-sdk, esbuild, binaryen, playwright-core)"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+step "Synapse (virtualenv in $POTLUCK_CACHE)"
+if [ ! -x "$SYNAPSE_VENV/bin/python" ] || ! "$SYNAPSE_VENV/bin/python" -c 'import synapse' 2>/dev/null; then
+  python3 -m venv "$SYNAPSE_VENV"
+  "$SYNAPSE_VENV/bin/pip" install -q "matrix-synapse==$SYNAPSE_VERSION"
+fi
+
+step "cargo dependencies"
+cargo fetch --locked
+echo "setup done"
