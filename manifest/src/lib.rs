@@ -17,6 +17,7 @@ pub mod rate;
 pub mod scheduler;
 pub mod task_kind;
 pub mod validate;
+pub mod view;
 pub mod worker_protocol;
 
 pub use events::{NodeCaps, PotluckEvent, SeenEvent, TaskSpec};

@@ -4,9 +4,12 @@
 //   dist-host/smoke-widget/index.html, widget.js
 //   dist-host/smoke-widget/matrix-widget-api.js  matrix-widget-api as one ES module
 //
-// Run with `node tests/host/build.mjs`, or import { buildHost } from a test.
+// Run with `node tests/host/build.mjs`, or import { buildHost } from a test. Tests
+// should pass their own folder: node --test runs test files in parallel, and two
+// builds into one folder would race.
 
 import { copyFile, mkdir, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -23,23 +26,31 @@ const common = {
   logLevel: "warning",
 };
 
-export async function buildHost() {
-  await rm(DIST, { recursive: true, force: true });
-  await mkdir(join(DIST, "smoke-widget"), { recursive: true });
+// matrix-widget-api is CommonJS, and `export *` of CommonJS gives an ES module
+// no static names; so name every export it has.
+function widgetApiModuleSource() {
+  const names = Object.keys(createRequire(import.meta.url)("matrix-widget-api")).filter((n) => n !== "__esModule");
+  return `export { ${names.join(", ")} } from "matrix-widget-api";`;
+}
+
+/** Builds into `outdir` (emptied first) and returns it. */
+export async function buildHost(outdir = DIST) {
+  await rm(outdir, { recursive: true, force: true });
+  await mkdir(join(outdir, "smoke-widget"), { recursive: true });
   await Promise.all([
     // Splitting keeps matrix-js-sdk's Rust crypto (never started here) in a chunk
     // that is only fetched on demand.
-    esbuild.build({ ...common, entryPoints: [join(here, "host.js")], outdir: DIST, splitting: true }),
+    esbuild.build({ ...common, entryPoints: [join(here, "host.js")], outdir, splitting: true }),
     esbuild.build({
       ...common,
-      stdin: { contents: 'export * from "matrix-widget-api";', resolveDir: here },
-      outfile: join(DIST, "smoke-widget/matrix-widget-api.js"),
+      stdin: { contents: widgetApiModuleSource(), resolveDir: here },
+      outfile: join(outdir, "smoke-widget/matrix-widget-api.js"),
     }),
-    copyFile(join(here, "index.html"), join(DIST, "index.html")),
-    copyFile(join(here, "smoke-widget/index.html"), join(DIST, "smoke-widget/index.html")),
-    copyFile(join(here, "smoke-widget/widget.js"), join(DIST, "smoke-widget/widget.js")),
+    copyFile(join(here, "index.html"), join(outdir, "index.html")),
+    copyFile(join(here, "smoke-widget/index.html"), join(outdir, "smoke-widget/index.html")),
+    copyFile(join(here, "smoke-widget/widget.js"), join(outdir, "smoke-widget/widget.js")),
   ]);
-  return DIST;
+  return outdir;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -4,8 +4,8 @@
 
 import { MatrixCapabilities, WidgetApi } from "./matrix-widget-api.js";
 
-export const SMOKE_EVENT = "org.potluck.smoke";
-export const NODE_EVENT = "org.potluck.node";
+const SMOKE_EVENT = "org.potluck.smoke";
+const NODE_EVENT = "org.potluck.node";
 
 const params = new URLSearchParams(location.search);
 const userId = params.get("user"); // from the $matrix_user_id template variable

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the widget and its worker into dist/, ready to serve as static files.
+#   scripts/build.sh          release: size-optimised, wasm-opt -Oz
+#   scripts/build.sh --dev    debug: fast, unoptimised
+# Offline once `scripts/setup.sh` has fetched the dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+profile=release
+[ "${1:-}" = "--dev" ] && profile=dev
+out=dist
+target_dir=target/wasm32-unknown-unknown/$([ "$profile" = dev ] && echo debug || echo release)
+
+want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+if [ "$have" != "$want" ]; then
+  echo "wasm-bindgen CLI is '$have' but Cargo.lock pins $want: run scripts/setup.sh" >&2
+  exit 1
+fi
+
+t0=$(date +%s.%N)
+cargo build --offline --locked --profile "$profile" --target wasm32-unknown-unknown \
+  -p potluck-widget --bin potluck-widget -p potluck-worker --lib
+t1=$(date +%s.%N)
+
+rm -rf "$out" && mkdir -p "$out"
+wasm-bindgen --no-typescript --target web --out-dir "$out" "$target_dir/potluck-widget.wasm"
+wasm-bindgen --no-typescript --target no-modules --out-dir "$out" "$target_dir/potluck_worker.wasm"
+
+if [ "$profile" = release ]; then
+  for wasm in "$out"/*_bg.wasm; do
+    node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+      --enable-reference-types --enable-sign-ext --enable-mutable-globals --enable-multivalue \
+      "$wasm" -o "$wasm"
+  done
+fi
+
+# The real matrix-widget-api, as the global `mxwidgets` the Rust bindings use.
+node_modules/.bin/esbuild node_modules/matrix-widget-api/lib/index.js --bundle --minify \
+  --format=iife --global-name=mxwidgets --log-level=warning --outfile="$out/matrix-widget-api.js"
+cp static/* "$out/"
+t2=$(date +%s.%N)
+
+printf 'built %s in %.1f s (cargo %.1f s)\n' "$profile" "$(echo "$t2 - $t0" | bc)" "$(echo "$t1 - $t0" | bc)"
+for f in "$out"/potluck-widget_bg.wasm "$out"/potluck_worker_bg.wasm "$out"/matrix-widget-api.js; do
+  printf '  %-32s %8d bytes, %7d gzipped\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(gzip -9c "$f" | wc -c)"
+done

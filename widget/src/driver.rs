@@ -1,0 +1,376 @@
+//! The node's loop: feeds the `NodeMachine` what the room, the timer and the
+//! workers say, and carries out the actions it returns. No decisions here.
+
+use crate::clock::ServerClock;
+use crate::host::capabilities;
+use crate::host::params::WidgetParams;
+use crate::host::room::{self, Room};
+use crate::host::widget_api::WidgetApi;
+use crate::pool::machine_info;
+use crate::pool::workers::{JobEvent, WorkerPool};
+use gloo::timers::callback::Interval;
+use js_sys::{Array, Function, Reflect};
+use manifest::events::{event_type, Outcome, Outgoing, TaskSpec};
+use manifest::ids::{EventId, NodeId, UserId};
+use manifest::limits::NODE_TIMEOUT_MS;
+use manifest::machine::{Action, Input, NodeMachine};
+use manifest::view::PoolView;
+use manifest::worker_protocol::JobId;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+
+/// How often the machine gets a `Tick`: heartbeats, leases and batches are
+/// measured in seconds, so once a second is plenty.
+const TICK_MS: u32 = 1_000;
+/// How long to wait for the host's "ready" before telling the friend.
+const READY_TIMEOUT_MS: u32 = 15_000;
+
+/// What the UI renders.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    pub me: String,
+    pub view: PoolView,
+    pub node: Option<NodeId>,
+    pub workers: u32,
+    /// Progress of the chunks running in this browser: (task, chunk, fraction).
+    pub local_jobs: Vec<(EventId, u32, f32)>,
+    /// The latest problem talking to the host, shown until things work again.
+    pub problem: Option<String>,
+}
+
+struct State {
+    machine: NodeMachine,
+    clock: ServerClock,
+    pool: Option<WorkerPool>,
+    delay_id: Option<String>,
+    jobs: BTreeMap<JobId, (EventId, u32, f32)>,
+    problem: Option<String>,
+    on_change: Rc<dyn Fn(Snapshot)>,
+}
+
+pub struct Driver {
+    room: Room,
+    state: RefCell<State>,
+    _listeners: RefCell<Vec<Closure<dyn FnMut(JsValue)>>>,
+    _ticker: RefCell<Option<Interval>>,
+}
+
+fn local_now() -> f64 {
+    js_sys::Date::now()
+}
+
+impl Driver {
+    /// Connects to the host, checks the capabilities and reads what the room
+    /// already holds. On error, the message says what the friend can do.
+    pub async fn connect(params: WidgetParams, on_change: impl Fn(Snapshot) + 'static) -> Result<Rc<Self>, String> {
+        let me = UserId::parse(params.user_id.clone()).map_err(|e| e.to_string())?;
+        let api = WidgetApi::new(&params.widget_id, &params.parent_origin);
+        let wanted: Array = capabilities::requested().iter().map(|c| JsValue::from_str(&c.id)).collect();
+        api.request_capabilities(&wanted);
+        let driver = Rc::new(Self {
+            room: Room::new(api),
+            state: RefCell::new(State {
+                machine: NodeMachine::new(me),
+                clock: ServerClock::default(),
+                pool: None,
+                delay_id: None,
+                jobs: BTreeMap::new(),
+                problem: None,
+                on_change: Rc::new(on_change),
+            }),
+            _listeners: RefCell::new(Vec::new()),
+            _ticker: RefCell::new(None),
+        });
+        let ready = driver.listen_and_start();
+        wait_ready(ready).await?;
+
+        let missing = capabilities::missing(|id| driver.room.api().has_capability(id));
+        if !missing.is_empty() {
+            let list: Vec<String> = missing.iter().map(|c| format!("• {} ({})", c.why, c.id)).collect();
+            return Err(format!(
+                "Potluck was not allowed what it needs, so it does nothing. Remove and add the widget again and approve:\n{}",
+                list.join("\n")
+            ));
+        }
+        driver.load_history().await;
+        driver.start_ticking();
+        driver.publish();
+        Ok(driver)
+    }
+
+    /// Registers the host's pushes, starts the API; resolves on "ready".
+    fn listen_and_start(self: &Rc<Self>) -> js_sys::Promise {
+        let api = self.room.api();
+        let mut listeners = self._listeners.borrow_mut();
+        for action in ["action:send_event", "action:update_state"] {
+            let weak = Rc::downgrade(self);
+            let listener = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+                let Some(driver) = weak.upgrade() else { return };
+                // Tell the host we handled it, as the widget API requires.
+                event.unchecked_ref::<web_sys::CustomEvent>().prevent_default();
+                let detail = Reflect::get(&event, &"detail".into()).unwrap_or(JsValue::UNDEFINED);
+                driver.room.api().transport().reply(&detail, &js_sys::Object::new());
+                let data = room::to_json(&Reflect::get(&detail, &"data".into()).unwrap_or(JsValue::UNDEFINED));
+                driver.on_live(data);
+            });
+            api.on(action, listener.as_ref().unchecked_ref());
+            listeners.push(listener);
+        }
+        let ready = js_sys::Promise::new(&mut |resolve: Function, _reject| {
+            let on_ready = Closure::once_into_js(move || {
+                let _ = resolve.call0(&JsValue::NULL);
+            });
+            api.on("ready", on_ready.unchecked_ref());
+        });
+        api.start();
+        ready
+    }
+
+    /// A live push: one event (`send_event`) or a batch of state (`update_state`).
+    fn on_live(self: &Rc<Self>, data: Value) {
+        let events = match data.get("state").and_then(Value::as_array) {
+            Some(state) => state.clone(),
+            None => vec![data],
+        };
+        for event in events {
+            if let Some(ts) = event.get("origin_server_ts").and_then(Value::as_u64) {
+                self.state.borrow_mut().clock.observe(ts, local_now());
+            }
+            self.handle(Input::RoomEvent(event));
+        }
+    }
+
+    /// Rebuilds the pool from what the host lets us read: node state, the tasks
+    /// in its timeline, and everything that references each task.
+    async fn load_history(self: &Rc<Self>) {
+        let mut problems = Vec::new();
+        match self.room.read_state(event_type::NODE).await {
+            Ok(events) => events.into_iter().for_each(|e| self.handle(Input::RoomEvent(e))),
+            Err(e) => problems.push(format!("could not read who contributes: {e}")),
+        }
+        match self.room.read_timeline(event_type::TASK).await {
+            Ok(tasks) => {
+                for task in tasks {
+                    let id = task.get("event_id").and_then(Value::as_str).map(str::to_owned);
+                    self.handle(Input::RoomEvent(task));
+                    let Some(id) = id else { continue };
+                    match self.room.read_references(&id).await {
+                        Ok(related) => related.into_iter().for_each(|e| self.handle(Input::RoomEvent(e))),
+                        Err(e) => problems.push(format!("could not read the history of task {id}: {e}")),
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("could not read earlier tasks: {e}")),
+        }
+        if !problems.is_empty() {
+            self.state.borrow_mut().problem = Some(problems.join("; "));
+        }
+    }
+
+    fn start_ticking(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let ticker = Interval::new(TICK_MS, move || {
+            if let Some(driver) = weak.upgrade() {
+                driver.handle(Input::Tick);
+            }
+        });
+        *self._ticker.borrow_mut() = Some(ticker);
+    }
+
+    fn now(&self) -> u64 {
+        self.state.borrow().clock.now(local_now())
+    }
+
+    /// The one place inputs enter the machine.
+    pub fn handle(self: &Rc<Self>, input: Input) {
+        let now = self.now();
+        let actions = self.state.borrow_mut().machine.process(input, now);
+        for action in actions {
+            self.execute(action);
+        }
+        self.publish();
+    }
+
+    fn execute(self: &Rc<Self>, action: Action) {
+        match action {
+            Action::Send(out) => self.send(out),
+            Action::ArmDeadManSwitch { gone, .. } => {
+                let driver = self.clone();
+                spawn_local(async move {
+                    match driver.room.send_delayed_state(&gone, NODE_TIMEOUT_MS).await {
+                        Ok(id) => driver.state.borrow_mut().delay_id = Some(id),
+                        Err(e) => driver.report(format!("could not arm the leave notice: {e}")),
+                    }
+                });
+            }
+            Action::RestartDeadManSwitch => {
+                let Some(id) = self.state.borrow().delay_id.clone() else { return };
+                let driver = self.clone();
+                spawn_local(async move {
+                    // If it already fired, the machine sees us gone and announces again.
+                    if let Err(e) = driver.room.restart_delayed(&id).await {
+                        web_sys::console::warn_1(&format!("heartbeat: {e}").into());
+                    }
+                });
+            }
+            Action::FireDeadManSwitch => {
+                let id = self.state.borrow_mut().delay_id.take();
+                let driver = self.clone();
+                spawn_local(async move {
+                    if let Some(id) = id {
+                        if driver.room.send_delayed_now(&id).await.is_ok() {
+                            return;
+                        }
+                    }
+                    if let Some(node) = driver.state.borrow().machine.node().cloned() {
+                        driver.send(Outgoing::node_gone(&node));
+                    }
+                });
+            }
+            Action::RunChunk { job, task, chunk, work, .. } => {
+                let mut state = self.state.borrow_mut();
+                state.jobs.insert(job, (task, chunk, 0.0));
+                if let Some(pool) = &state.pool {
+                    pool.run(job, work);
+                }
+            }
+            Action::AbortJob { job } => {
+                let mut state = self.state.borrow_mut();
+                state.jobs.remove(&job);
+                if let Some(pool) = &state.pool {
+                    pool.abort(job);
+                }
+            }
+            Action::Rejected(rejection) => {
+                web_sys::console::warn_1(&format!("Potluck ignored an event: {rejection}").into());
+            }
+        }
+    }
+
+    fn send(self: &Rc<Self>, out: Outgoing) {
+        let driver = self.clone();
+        spawn_local(async move {
+            match driver.room.send(&out).await {
+                Ok(()) => driver.state.borrow_mut().problem = None,
+                Err(e) => driver.report(format!("could not send {}: {e}", out.event_type)),
+            }
+        });
+    }
+
+    fn report(self: &Rc<Self>, problem: String) {
+        web_sys::console::error_1(&problem.clone().into());
+        self.state.borrow_mut().problem = Some(problem);
+        self.publish();
+    }
+
+    fn on_job(self: &Rc<Self>, job: JobId, event: JobEvent) {
+        let outcome = match event {
+            JobEvent::Progress(fraction) => {
+                if let Some(entry) = self.state.borrow_mut().jobs.get_mut(&job) {
+                    entry.2 = fraction;
+                }
+                return self.publish();
+            }
+            JobEvent::Done(output) => Outcome::Output(output),
+            JobEvent::Failed(reason) => Outcome::Error { reason, retriable: false },
+            JobEvent::Crashed(reason) => Outcome::Error { reason, retriable: true },
+        };
+        self.state.borrow_mut().jobs.remove(&job);
+        self.handle(Input::WorkerFinished { job, outcome });
+    }
+
+    /// Starts contributing this machine with `workers` Web Workers.
+    pub async fn contribute(self: &Rc<Self>, workers: u32) -> Result<(), String> {
+        let weak = Rc::downgrade(self);
+        let pool = WorkerPool::new(workers, move |job, event| {
+            if let Some(driver) = weak.upgrade() {
+                driver.on_job(job, event);
+            }
+        })?;
+        let webgpu = machine_info::has_webgpu().await;
+        let me = self.state.borrow().machine.me().cloned().ok_or("no user")?;
+        let node = NodeId::new(&me, &node_tag()).map_err(|e| e.to_string())?;
+        self.state.borrow_mut().pool = Some(pool);
+        self.handle(Input::StartContributing {
+            node,
+            caps: machine_info::caps(workers, webgpu),
+        });
+        Ok(())
+    }
+
+    pub fn stop_contributing(self: &Rc<Self>) {
+        self.handle(Input::StopContributing);
+        let pool = self.state.borrow_mut().pool.take();
+        if let Some(pool) = pool {
+            pool.shutdown();
+        }
+        self.state.borrow_mut().jobs.clear();
+        self.publish();
+    }
+
+    pub fn submit(self: &Rc<Self>, spec: TaskSpec) {
+        self.handle(Input::Submit(spec));
+    }
+
+    pub fn cancel(self: &Rc<Self>, task: EventId) {
+        self.handle(Input::Cancel { task, reason: None });
+    }
+
+    /// The tab is going away: say so now instead of waiting for the switch.
+    pub fn leave(self: &Rc<Self>) {
+        if self.state.borrow().machine.node().is_some() {
+            self.handle(Input::StopContributing);
+        }
+    }
+
+    fn publish(&self) {
+        let now = self.now();
+        let (snapshot, on_change) = {
+            let state = self.state.borrow();
+            let node = state.machine.node().cloned();
+            let snapshot = Snapshot {
+                me: state.machine.me().map(|u| u.to_string()).unwrap_or_default(),
+                view: PoolView::build(state.machine.ledger(), node.as_ref(), now),
+                workers: state.pool.as_ref().map_or(0, |p| p.size() as u32),
+                node,
+                local_jobs: state.jobs.values().cloned().collect(),
+                problem: state.problem.clone(),
+            };
+            (snapshot, state.on_change.clone())
+        };
+        on_change(snapshot);
+    }
+}
+
+async fn wait_ready(ready: js_sys::Promise) -> Result<(), String> {
+    let timeout = js_sys::Promise::new(&mut |_resolve, reject: Function| {
+        let on_timeout = Closure::once_into_js(move || {
+            let _ = reject.call0(&JsValue::NULL);
+        });
+        let _ = gloo::utils::window().set_timeout_with_callback_and_timeout_and_arguments_0(
+            on_timeout.unchecked_ref(),
+            READY_TIMEOUT_MS as i32,
+        );
+    });
+    let race = js_sys::Promise::race(&Array::of2(&ready, &timeout));
+    wasm_bindgen_futures::JsFuture::from(race).await.map(|_| ()).map_err(|_| {
+        "The Matrix client did not answer. Potluck must be opened as a widget in a room (Element: /addwidget).".into()
+    })
+}
+
+/// This tab's node tag: kept for the tab's life in sessionStorage where the
+/// browser allows it (so a reload is the same node), else new each load.
+fn node_tag() -> String {
+    use gloo::storage::{SessionStorage, Storage};
+    const KEY: &str = "potluck.node_tag";
+    if let Ok(tag) = SessionStorage::get::<String>(KEY) {
+        return tag;
+    }
+    let tag = format!("{:08x}", (js_sys::Math::random() * u32::MAX as f64) as u32);
+    let _ = SessionStorage::set(KEY, &tag);
+    tag
+}

@@ -1,0 +1,69 @@
+//! The capabilities Potluck asks its host for, and why, in words for the
+//! friend who must approve them. Only what the pool needs: its own event
+//! types in this room, its node state, and delayed events for the dead-man switch.
+
+use manifest::events::event_type;
+
+pub struct Capability {
+    pub id: String,
+    pub why: &'static str,
+}
+
+pub fn requested() -> Vec<Capability> {
+    let mut caps = Vec::new();
+    for (ty, why) in [
+        (event_type::TASK, "submit tasks and see friends' tasks"),
+        (event_type::ASSIGN, "hand out and receive work"),
+        (event_type::RESULT, "post and read results"),
+        (event_type::CANCEL, "cancel tasks"),
+    ] {
+        caps.push(Capability { id: format!("org.matrix.msc2762.send.event:{ty}"), why });
+        caps.push(Capability { id: format!("org.matrix.msc2762.receive.event:{ty}"), why });
+    }
+    let node = event_type::NODE;
+    caps.push(Capability {
+        id: format!("org.matrix.msc2762.send.state_event:{node}"),
+        why: "announce this computer when you contribute",
+    });
+    caps.push(Capability {
+        id: format!("org.matrix.msc2762.receive.state_event:{node}"),
+        why: "see who contributes",
+    });
+    caps.push(Capability {
+        id: "org.matrix.msc4157.send.delayed_event".into(),
+        why: "let the homeserver say your computer left if your tab closes",
+    });
+    caps.push(Capability {
+        id: "org.matrix.msc4157.update_delayed_event".into(),
+        why: "keep that notice from going out while your tab is open",
+    });
+    caps
+}
+
+/// The capabilities the host did not grant, each with the reason we need it.
+pub fn missing(granted: impl Fn(&str) -> bool) -> Vec<Capability> {
+    requested().into_iter().filter(|c| !granted(&c.id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asks_only_for_potluck_types_and_delayed_events() {
+        for cap in requested() {
+            assert!(
+                cap.id.contains("org.potluck.") || cap.id.starts_with("org.matrix.msc4157."),
+                "{} is more than Potluck needs",
+                cap.id
+            );
+        }
+    }
+
+    #[test]
+    fn reports_what_was_denied() {
+        let denied = missing(|id| !id.contains("delayed_event"));
+        assert_eq!(denied.len(), 2);
+        assert!(missing(|_| true).is_empty());
+    }
+}

@@ -1,0 +1,123 @@
+//! The room, as Potluck uses it: typed, async calls over the widget API, with
+//! errors a friend can read. Content crosses the boundary as JSON text.
+
+use super::widget_api::WidgetApi;
+use js_sys::{Array, Reflect, JSON};
+use manifest::events::Outgoing;
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+/// Relations read back per request; the host pages through the rest.
+const RELATIONS_PAGE: u32 = 100;
+/// Tasks read from the host's timeline when the widget opens.
+const TASKS_ON_OPEN: u32 = 200;
+
+pub struct Room {
+    api: WidgetApi,
+}
+
+fn to_js(value: &Value) -> JsValue {
+    JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
+}
+
+pub fn to_json(value: &JsValue) -> Value {
+    JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The message of a rejected widget-API promise.
+pub fn describe_error(error: &JsValue) -> String {
+    if let Some(message) = Reflect::get(error, &"message".into()).ok().and_then(|m| m.as_string()) {
+        return message;
+    }
+    error.as_string().unwrap_or_else(|| "the host gave no reason".into())
+}
+
+async fn call(promise: js_sys::Promise) -> Result<JsValue, String> {
+    JsFuture::from(promise).await.map_err(|e| describe_error(&e))
+}
+
+impl Room {
+    pub fn new(api: WidgetApi) -> Self {
+        Self { api }
+    }
+    pub fn api(&self) -> &WidgetApi {
+        &self.api
+    }
+
+    pub async fn send(&self, out: &Outgoing) -> Result<(), String> {
+        let content = to_js(&out.content);
+        let promise = match &out.state_key {
+            Some(key) => self.api.send_state_event(out.event_type, key, &content, &JsValue::UNDEFINED, &JsValue::UNDEFINED),
+            None => self.api.send_room_event(out.event_type, &content),
+        };
+        call(promise).await.map(|_| ())
+    }
+
+    /// Schedules a state event the homeserver sends after `delay_ms` unless restarted.
+    pub async fn send_delayed_state(&self, out: &Outgoing, delay_ms: u64) -> Result<String, String> {
+        let key = out.state_key.as_deref().unwrap_or_default();
+        let promise = self.api.send_state_event(
+            out.event_type,
+            key,
+            &to_js(&out.content),
+            &JsValue::UNDEFINED,
+            &JsValue::from_f64(delay_ms as f64),
+        );
+        let response = call(promise).await?;
+        Reflect::get(&response, &"delay_id".into())
+            .ok()
+            .and_then(|id| id.as_string())
+            .ok_or_else(|| "the host did not schedule the delayed event (no delay_id)".into())
+    }
+
+    pub async fn restart_delayed(&self, delay_id: &str) -> Result<(), String> {
+        call(self.api.restart_delayed_event(delay_id)).await.map(|_| ())
+    }
+
+    pub async fn send_delayed_now(&self, delay_id: &str) -> Result<(), String> {
+        call(self.api.send_delayed_event_now(delay_id)).await.map(|_| ())
+    }
+
+    pub async fn read_state(&self, event_type: &str) -> Result<Vec<Value>, String> {
+        Ok(array_of(&call(self.api.read_state_events(event_type)).await?))
+    }
+
+    pub async fn read_timeline(&self, event_type: &str) -> Result<Vec<Value>, String> {
+        Ok(array_of(&call(self.api.read_room_events(event_type, TASKS_ON_OPEN)).await?))
+    }
+
+    /// Every event that references `event_id`, following the host's pages.
+    pub async fn read_references(&self, event_id: &str) -> Result<Vec<Value>, String> {
+        let mut events = Vec::new();
+        let mut from = JsValue::UNDEFINED;
+        loop {
+            let page = call(self.api.read_event_relations(
+                event_id,
+                &JsValue::UNDEFINED,
+                "m.reference",
+                &JsValue::UNDEFINED,
+                RELATIONS_PAGE,
+                &from,
+            ))
+            .await?;
+            let chunk = Reflect::get(&page, &"chunk".into()).unwrap_or(JsValue::UNDEFINED);
+            events.extend(array_of(&chunk));
+            match Reflect::get(&page, &"next_batch".into()).ok().and_then(|b| b.as_string()) {
+                Some(next) => from = JsValue::from_str(&next),
+                None => return Ok(events),
+            }
+        }
+    }
+}
+
+fn array_of(value: &JsValue) -> Vec<Value> {
+    if !Array::is_array(value) {
+        return Vec::new();
+    }
+    Array::from(value).iter().map(|v| to_json(&v)).collect()
+}

@@ -1,0 +1,189 @@
+//! A pool of Web Workers running the `worker` crate. One job per worker at a
+//! time; a job is stopped by terminating its worker and starting a fresh one,
+//! the only way to stop wasm that is busy computing.
+
+use manifest::task_kind::TaskKind;
+use manifest::worker_protocol::{FromWorker, JobId, ToWorker};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+
+/// The bootstrap script that loads the worker's wasm (see `static/worker.js`).
+const WORKER_SCRIPT: &str = "./worker.js";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    Progress(f32),
+    Done(Value),
+    /// The task's code failed: running it again would fail again.
+    Failed(String),
+    /// The worker itself died (out of memory, a browser error): worth retrying elsewhere.
+    Crashed(String),
+}
+
+type Listener = Rc<dyn Fn(JobId, JobEvent)>;
+
+struct Slot {
+    worker: Worker,
+    ready: bool,
+    job: Option<JobId>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+struct Inner {
+    slots: Vec<Slot>,
+    queue: VecDeque<(JobId, TaskKind)>,
+    listener: Listener,
+}
+
+#[derive(Clone)]
+pub struct WorkerPool(Rc<RefCell<Inner>>);
+
+impl WorkerPool {
+    pub fn new(size: u32, listener: impl Fn(JobId, JobEvent) + 'static) -> Result<Self, String> {
+        let pool = Self(Rc::new(RefCell::new(Inner {
+            slots: Vec::new(),
+            queue: VecDeque::new(),
+            listener: Rc::new(listener),
+        })));
+        for index in 0..size as usize {
+            let slot = pool.spawn(index)?;
+            pool.0.borrow_mut().slots.push(slot);
+        }
+        Ok(pool)
+    }
+
+    fn spawn(&self, index: usize) -> Result<Slot, String> {
+        let worker = Worker::new(WORKER_SCRIPT).map_err(|e| format!("cannot start a Web Worker: {e:?}"))?;
+        let weak = Rc::downgrade(&self.0);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let text = event.data().as_string().unwrap_or_default();
+            match serde_json::from_str::<FromWorker>(&text) {
+                Ok(message) => Self::on_message(&weak, index, message),
+                Err(e) => web_sys::console::error_1(&format!("unreadable worker message: {e}").into()),
+            }
+        });
+        let weak = Rc::downgrade(&self.0);
+        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            Self::on_crash(&weak, index, format!("the worker crashed: {}", event.message()));
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Ok(Slot {
+            worker,
+            ready: false,
+            job: None,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
+    }
+
+    fn on_message(weak: &Weak<RefCell<Inner>>, index: usize, message: FromWorker) {
+        let Some(inner) = weak.upgrade() else { return };
+        let (job, event) = {
+            let mut inner = inner.borrow_mut();
+            let Some(slot) = inner.slots.get_mut(index) else { return };
+            match message {
+                FromWorker::Ready => {
+                    slot.ready = true;
+                    (None, None)
+                }
+                FromWorker::Progress { job, fraction } => (Some(job), Some(JobEvent::Progress(fraction))),
+                FromWorker::Done { job, output } => {
+                    slot.job = None;
+                    (Some(job), Some(JobEvent::Done(output)))
+                }
+                FromWorker::Failed { job, reason } => {
+                    slot.job = None;
+                    (Some(job), Some(JobEvent::Failed(reason)))
+                }
+            }
+        };
+        let pool = WorkerPool(inner);
+        // The listener may start jobs: call it with no borrow held.
+        if let (Some(job), Some(event)) = (job, event) {
+            let listener = pool.0.borrow().listener.clone();
+            listener(job, event);
+        }
+        pool.dispatch();
+    }
+
+    fn on_crash(weak: &Weak<RefCell<Inner>>, index: usize, reason: String) {
+        let Some(inner) = weak.upgrade() else { return };
+        let pool = WorkerPool(inner);
+        let job = pool.0.borrow().slots.get(index).and_then(|s| s.job);
+        pool.replace(index);
+        if let Some(job) = job {
+            let listener = pool.0.borrow().listener.clone();
+            listener(job, JobEvent::Crashed(reason));
+        }
+        pool.dispatch();
+    }
+
+    /// Terminates the worker in `index` and puts a fresh one in its place.
+    fn replace(&self, index: usize) {
+        let fresh = self.spawn(index);
+        let mut inner = self.0.borrow_mut();
+        if let Some(old) = inner.slots.get(index) {
+            old.worker.terminate();
+        }
+        match fresh {
+            Ok(slot) => {
+                let old = std::mem::replace(&mut inner.slots[index], slot);
+                // Its handlers may be on the stack right now: drop them on a later turn.
+                gloo::timers::callback::Timeout::new(0, move || drop(old)).forget();
+            }
+            Err(e) => web_sys::console::error_1(&e.into()),
+        }
+    }
+
+    /// Queues a job; it starts as soon as a worker is free.
+    pub fn run(&self, job: JobId, work: TaskKind) {
+        self.0.borrow_mut().queue.push_back((job, work));
+        self.dispatch();
+    }
+
+    /// Stops a job, queued or running.
+    pub fn abort(&self, job: JobId) {
+        let running_in = {
+            let mut inner = self.0.borrow_mut();
+            inner.queue.retain(|(queued, _)| *queued != job);
+            inner.slots.iter().position(|s| s.job == Some(job))
+        };
+        if let Some(index) = running_in {
+            self.replace(index);
+        }
+    }
+
+    fn dispatch(&self) {
+        let mut inner = self.0.borrow_mut();
+        while let Some(index) = inner.slots.iter().position(|s| s.ready && s.job.is_none()) {
+            let Some((job, work)) = inner.queue.pop_front() else { return };
+            let message = serde_json::to_string(&ToWorker::Run { job, work }).unwrap_or_default();
+            let slot = &mut inner.slots[index];
+            slot.job = Some(job);
+            if let Err(e) = slot.worker.post_message(&JsValue::from_str(&message)) {
+                slot.job = None;
+                web_sys::console::error_1(&e);
+            }
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.0.borrow().slots.len()
+    }
+
+    /// Terminates every worker.
+    pub fn shutdown(&self) {
+        let mut inner = self.0.borrow_mut();
+        for slot in inner.slots.drain(..) {
+            slot.worker.terminate();
+        }
+        inner.queue.clear();
+    }
+}

@@ -1,0 +1,153 @@
+//! The root: connects to the host, then renders the snapshot the driver publishes.
+
+use super::contribute::Contribute;
+use super::pool_list::PoolList;
+use super::submit_form::SubmitForm;
+use super::task_list::TaskList;
+use crate::driver::{Driver, Snapshot};
+use crate::host::params::{self, Theme};
+use crate::pool::machine_info;
+use manifest::events::TaskSpec;
+use manifest::ids::EventId;
+use std::rc::Rc;
+use yew::prelude::*;
+
+#[derive(Clone, PartialEq)]
+enum Phase {
+    Connecting,
+    /// Opened outside a host, or the host refused: a message, and nothing is sent.
+    Stopped(String),
+    Running(Snapshot),
+}
+
+fn url_pairs() -> Vec<(String, String)> {
+    let search = gloo::utils::window().location().search().unwrap_or_default();
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()
+        .map(|params| {
+            js_sys::try_iter(&params)
+                .ok()
+                .flatten()
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| {
+                    let pair = js_sys::Array::from(&entry.ok()?);
+                    Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[function_component(App)]
+pub fn app() -> Html {
+    let pairs = use_memo((), |_| url_pairs());
+    let parsed = use_memo((), {
+        let pairs = pairs.clone();
+        move |_| params::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    });
+    let phase = use_state(|| Phase::Connecting);
+    let driver = use_state(|| None::<Rc<Driver>>);
+    let cores = machine_info::logical_cores();
+    let workers = use_state(|| machine_info::default_slots(cores));
+    let busy = use_state(|| false);
+
+    {
+        let phase = phase.clone();
+        let driver = driver.clone();
+        let parsed = parsed.clone();
+        use_effect_with((), move |_| {
+            match (*parsed).clone() {
+                Err(e) => phase.set(Phase::Stopped(e.to_string())),
+                Ok(params) => wasm_bindgen_futures::spawn_local(async move {
+                    let on_change = {
+                        let phase = phase.clone();
+                        move |snapshot| phase.set(Phase::Running(snapshot))
+                    };
+                    match Driver::connect(params, on_change).await {
+                        Ok(d) => {
+                            let leaving = d.clone();
+                            gloo::events::EventListener::new(&gloo::utils::window(), "pagehide", move |_| leaving.leave()).forget();
+                            driver.set(Some(d));
+                        }
+                        Err(e) => phase.set(Phase::Stopped(e)),
+                    }
+                }),
+            }
+        });
+    }
+
+    let theme = parsed.as_ref().as_ref().map_or(Theme::Light, |p| p.theme);
+    let body = match &*phase {
+        Phase::Connecting => html! { <p class="notice" data-testid="connecting">{ "Connecting to the room…" }</p> },
+        Phase::Stopped(message) => html! {
+            <div class="notice stopped" role="alert" data-testid="stopped">
+                <h2>{ "Potluck is not running" }</h2>
+                { for message.lines().map(|line| html! { <p>{ line }</p> }) }
+            </div>
+        },
+        Phase::Running(snapshot) => {
+            let contributing = snapshot.node.is_some();
+            let on_toggle = {
+                let driver = driver.clone();
+                let workers = workers.clone();
+                let busy = busy.clone();
+                Callback::from(move |on: bool| {
+                    let Some(d) = (*driver).clone() else { return };
+                    if on {
+                        let busy = busy.clone();
+                        let count = *workers;
+                        busy.set(true);
+                        wasm_bindgen_futures::spawn_local(async move {
+                            if let Err(e) = d.contribute(count).await {
+                                web_sys::console::error_1(&e.into());
+                            }
+                            busy.set(false);
+                        });
+                    } else {
+                        d.stop_contributing();
+                    }
+                })
+            };
+            let on_workers = {
+                let workers = workers.clone();
+                Callback::from(move |n: u32| workers.set(n))
+            };
+            let on_submit = {
+                let driver = driver.clone();
+                Callback::from(move |spec: TaskSpec| {
+                    if let Some(d) = &*driver {
+                        d.submit(spec);
+                    }
+                })
+            };
+            let on_cancel = {
+                let driver = driver.clone();
+                Callback::from(move |task: EventId| {
+                    if let Some(d) = &*driver {
+                        d.cancel(task);
+                    }
+                })
+            };
+            html! {
+                <>
+                    if let Some(problem) = &snapshot.problem {
+                        <p class="notice problem" role="status" data-testid="problem">{ problem }</p>
+                    }
+                    <Contribute {contributing} busy={*busy} workers={*workers} max={cores}
+                        idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
+                        {on_toggle} {on_workers} />
+                    <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
+                    <SubmitForm {on_submit} />
+                    <TaskList tasks={snapshot.view.tasks.clone()} me={snapshot.me.clone()} {on_cancel} />
+                </>
+            }
+        }
+    };
+    html! {
+        <div class={classes!("potluck", theme.class())}>
+            <header><h1>{ "Potluck" }</h1><span class="tagline">{ "friends' idle computers, pooled" }</span></header>
+            { body }
+        </div>
+    }
+}

@@ -1,0 +1,7 @@
+//! Yew components: small and dumb. `app` owns the state; the rest render props.
+
+pub mod app;
+pub mod contribute;
+pub mod pool_list;
+pub mod submit_form;
+pub mod task_list;

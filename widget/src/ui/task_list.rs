@@ -1,0 +1,53 @@
+//! Every task in the room, newest first, with its progress and result.
+
+use manifest::ids::EventId;
+use manifest::ledger::TaskStatus;
+use manifest::view::TaskView;
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub tasks: Vec<TaskView>,
+    pub me: String,
+    pub on_cancel: Callback<EventId>,
+}
+
+fn status_text(status: &TaskStatus) -> (String, &'static str) {
+    match status {
+        TaskStatus::Queued => ("queued".into(), "queued"),
+        TaskStatus::Running { done, total } => (format!("running ({done}/{total} chunks)"), "running"),
+        TaskStatus::Done { result } => (format!("done: {}", result.get("count").map_or(result.to_string(), |c| format!("{c} primes"))), "done"),
+        TaskStatus::Failed { reason } => (format!("failed: {reason}"), "failed"),
+        TaskStatus::Cancelled { .. } => ("cancelled".into(), "cancelled"),
+    }
+}
+
+#[function_component(TaskList)]
+pub fn task_list(props: &Props) -> Html {
+    html! {
+        <section class="tasks" aria-label="Tasks">
+            <h2>{ format!("Tasks ({})", props.tasks.len()) }</h2>
+            <ul>
+                { for props.tasks.iter().map(|t| {
+                    let (text, class) = status_text(&t.status);
+                    let mine = t.submitter.as_str() == props.me;
+                    let cancel = {
+                        let on_cancel = props.on_cancel.clone();
+                        let id = t.id.clone();
+                        Callback::from(move |_| on_cancel.emit(id.clone()))
+                    };
+                    html! {
+                        <li class={classes!("task", class)} data-testid="task" data-task-id={t.id.to_string()} data-status={class}>
+                            <div class="what">{ &t.description }<span class="who">{ format!(" · {}", t.submitter.localpart()) }</span></div>
+                            <progress max={t.chunks_total.to_string()} value={t.chunks_done.to_string()} />
+                            <span class="status" data-testid="task-status">{ text }</span>
+                            if mine && !t.status.is_terminal() {
+                                <button class="cancel" onclick={cancel}>{ "Cancel" }</button>
+                            }
+                        </li>
+                    }
+                }) }
+            </ul>
+        </section>
+    }
+}

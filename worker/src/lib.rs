@@ -1,0 +1,11 @@
+//! What runs inside a Potluck Web Worker.
+//!
+//! The runners are plain Rust, tested natively; `entry` (wasm only) just moves
+//! messages between `postMessage` and them. A worker runs one job at a time and
+//! blocks while it does: the widget stops a job by terminating the worker.
+
+pub mod primes;
+pub mod runner;
+
+#[cfg(target_arch = "wasm32")]
+mod entry;

@@ -1,0 +1,69 @@
+//! Runs one job: from a `ToWorker` message to the `FromWorker` messages it produces.
+
+use crate::primes::count_primes;
+use manifest::task_kind::TaskKind;
+use manifest::worker_protocol::{FromWorker, ToWorker};
+use serde_json::json;
+
+/// Progress is reported at most this often (as a fraction of the job), so a
+/// fast job does not flood the widget with messages.
+const PROGRESS_STEP: f32 = 0.02;
+
+/// Handles one message from the widget, sending replies through `post`.
+pub fn handle(message: &str, mut post: impl FnMut(FromWorker)) {
+    let request: ToWorker = match serde_json::from_str(message) {
+        Ok(request) => request,
+        Err(e) => {
+            post(FromWorker::Failed {
+                job: 0,
+                reason: format!("the worker could not read its job: {e}"),
+            });
+            return;
+        }
+    };
+    match request {
+        ToWorker::Run { job, work } => match work {
+            TaskKind::Primes { start, end } => {
+                let mut reported = 0.0;
+                let count = count_primes(start, end, |fraction| {
+                    if fraction - reported >= PROGRESS_STEP {
+                        reported = fraction;
+                        post(FromWorker::Progress { job, fraction });
+                    }
+                });
+                post(FromWorker::Done {
+                    job,
+                    output: json!({ "count": count }),
+                });
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_primes_job_reports_progress_then_its_count() {
+        let mut replies = vec![];
+        let job = serde_json::to_string(&ToWorker::Run {
+            job: 7,
+            work: TaskKind::Primes { start: 0, end: 2_000_000 },
+        })
+        .unwrap();
+        handle(&job, |reply| replies.push(reply));
+        assert!(matches!(replies[0], FromWorker::Progress { job: 7, .. }));
+        assert_eq!(
+            replies.last(),
+            Some(&FromWorker::Done { job: 7, output: json!({"count": 148_933}) })
+        );
+    }
+
+    #[test]
+    fn an_unreadable_message_is_a_failure_not_a_crash() {
+        let mut replies = vec![];
+        handle("{\"type\": \"dance\"}", |reply| replies.push(reply));
+        assert!(matches!(&replies[..], [FromWorker::Failed { reason, .. }] if reason.contains("could not read")));
+    }
+}
