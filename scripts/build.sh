@@ -40,6 +40,7 @@ fi
 node_modules/.bin/esbuild node_modules/matrix-widget-api/lib/index.js --bundle --minify \
   --format=iife --global-name=mxwidgets --log-level=warning --outfile="$out/matrix-widget-api.js"
 cp static/* "$out/"
+cargo run --offline --locked --quiet -p potluck-manifest --bin potluck-capabilities > "$out/capabilities.js"
 t2=$(date +%s.%N)
 
 printf 'built %s in %.1f s (cargo %.1f s)\n' "$profile" "$(echo "$t2 - $t0" | bc)" "$(echo "$t1 - $t0" | bc)"

@@ -11,7 +11,7 @@ pub enum IdError {
     User(String),
     #[error("'{0}' is not a Matrix event id (expected $…)")]
     Event(String),
-    #[error("'{0}' is not a Potluck node id (expected @name:server|tag)")]
+    #[error("'{0}' is not a Potluck node id (expected tag|@name:server)")]
     Node(String),
     #[error("id is longer than {max} bytes")]
     TooLong { max: usize },
@@ -75,21 +75,23 @@ impl EventId {
     }
 }
 
-/// One browser tab contributing compute: `<user id>|<tag>`. The user id prefix
-/// lets every node check that a node's events come from the account that owns it.
+/// One browser tab contributing compute: `<tag>|<user id>`. The user id lets
+/// every node check that a node's events come from the account that owns it.
+/// It comes last because homeservers refuse state keys that start with `@`
+/// unless they are exactly the sender's id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct NodeId(String);
 
 impl NodeId {
     pub fn new(owner: &UserId, tag: &str) -> Result<Self, IdError> {
-        Self::parse(format!("{}|{}", owner.as_str(), tag))
+        Self::parse(format!("{}|{}", tag, owner.as_str()))
     }
     pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
         let s = s.into();
         check_len(&s)?;
         match s.split_once('|') {
-            Some((user, tag))
+            Some((tag, user))
                 if UserId::parse(user).is_ok()
                     && !tag.is_empty()
                     && tag
@@ -106,11 +108,11 @@ impl NodeId {
     }
     /// The account that owns this node.
     pub fn owner(&self) -> UserId {
-        let user = self.0.split('|').next().unwrap_or_default();
+        let user = self.0.split_once('|').map_or("", |(_, user)| user);
         UserId(user.to_owned())
     }
     pub fn is_owned_by(&self, user: &UserId) -> bool {
-        self.0.split('|').next() == Some(user.as_str())
+        self.0.split_once('|').map(|(_, owner)| owner) == Some(user.as_str())
     }
 }
 
@@ -163,15 +165,16 @@ mod tests {
     fn node_ids_name_their_owner() {
         let alice = UserId::parse("@alice:localhost").unwrap();
         let node = NodeId::new(&alice, "tab1").unwrap();
-        assert_eq!(node.as_str(), "@alice:localhost|tab1");
+        assert_eq!(node.as_str(), "tab1|@alice:localhost");
         assert!(node.is_owned_by(&alice));
         assert!(!node.is_owned_by(&UserId::parse("@alice:localhost.evil").unwrap()));
         assert_eq!(node.owner(), alice);
         for bad in [
             "@alice:localhost",
-            "@alice:localhost|",
-            "alice|x",
-            "@a:b|x y",
+            "|@alice:localhost",
+            "x|alice",
+            "x y|@a:b",
+            "@a:b|x",
         ] {
             assert!(NodeId::parse(bad).is_err(), "{bad} accepted");
         }

@@ -369,18 +369,18 @@ mod tests {
         let raw = envelope(
             "org.potluck.node",
             "@mallory:hs",
-            Some("@alice:hs|t1"),
+            Some("t1|@alice:hs"),
             gone.clone(),
         );
         assert!(reason(&raw).contains("cannot speak for"));
-        let ok = envelope("org.potluck.node", "@alice:hs", Some("@alice:hs|t1"), gone);
+        let ok = envelope("org.potluck.node", "@alice:hs", Some("t1|@alice:hs"), gone);
         assert!(matches!(
             parse_event(&ok).unwrap().event,
             PotluckEvent::NodeGone { .. }
         ));
 
         let result = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
-            "node": "@alice:hs|t1", "outcomes": [{"chunk": 0, "attempt": 1, "output": {"count": 1}}]});
+            "node": "t1|@alice:hs", "outcomes": [{"chunk": 0, "attempt": 1, "output": {"count": 1}}]});
         assert!(
             reason(&envelope("org.potluck.result", "@mallory:hs", None, result))
                 .contains("not theirs")
@@ -390,14 +390,14 @@ mod tests {
     #[test]
     fn oversized_content_is_rejected() {
         let big = json!({"v": 1, "online": false, "pad": "x".repeat(MAX_CONTENT_BYTES)});
-        let raw = envelope("org.potluck.node", "@alice:hs", Some("@alice:hs|t1"), big);
+        let raw = envelope("org.potluck.node", "@alice:hs", Some("t1|@alice:hs"), big);
         assert!(reason(&raw).contains("bytes"));
     }
 
     #[test]
     fn impossible_values_are_rejected() {
         let no_slots = json!({"v": 1, "online": true, "caps": {"cores": 4, "slots": 0}});
-        let raw = envelope("org.potluck.node", "@a:hs", Some("@a:hs|t"), no_slots);
+        let raw = envelope("org.potluck.node", "@a:hs", Some("t|@a:hs"), no_slots);
         assert!(reason(&raw).contains("worker slots"));
         let zero_chunks =
             json!({"v": 1, "kind": "primes", "params": {"start": 0, "end": 9}, "chunks": 0});
@@ -405,7 +405,7 @@ mod tests {
             reason(&envelope("org.potluck.task", "@a:hs", None, zero_chunks)).contains("chunks")
         );
         let attempt0 = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
-            "assignments": [{"chunk": 0, "node": "@a:hs|t", "attempt": 0}]});
+            "assignments": [{"chunk": 0, "node": "t|@a:hs", "attempt": 0}]});
         assert!(
             reason(&envelope("org.potluck.assign", "@a:hs", None, attempt0)).contains("attempts")
         );

@@ -5,7 +5,8 @@
 
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtemp, open, readFile, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -135,18 +136,24 @@ async function api(baseUrl, method, path, { accessToken, body } = {}) {
  * once it answers /_matrix/client/versions.
  *
  * @param {object} opts
- * @param {string} [opts.dir] where homeserver.yaml, the database, media and homeserver.log go
+ * @param {string} [opts.dir] where homeserver.yaml, the database, media and homeserver.log go;
+ *   when omitted, a temporary folder that stop() removes (POTLUCK_KEEP_TMP=1 keeps it)
  * @param {number} [opts.port] listener port on 127.0.0.1; a free one when omitted
  * @param {boolean} [opts.defaultRateLimits] keep Synapse's default rate limits (for tests about them)
  * @param {string|number} [opts.roomVersion] default_room_version for new rooms
  */
 export async function startSynapse({ dir, port, defaultRateLimits = false, roomVersion } = {}) {
+  const python = synapsePython();
+  await access(python, constants.X_OK).catch(() => {
+    throw new Error(`no Synapse at ${python}: run scripts/setup.sh, or set SYNAPSE_VENV`);
+  });
+  // A folder we made ourselves is ours to remove on stop(), unless asked to keep it.
+  const ownsDir = !dir;
   dir ??= await mkdtemp(join(tmpdir(), "potluck-synapse-"));
   port ??= await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const configPath = join(dir, "homeserver.yaml");
   const logPath = join(dir, "homeserver.log");
-  const python = synapsePython();
 
   // JSON is valid YAML, and spares us a YAML writer.
   const config = homeserverConfig({ dir, port, defaultRateLimits, roomVersion });
@@ -156,8 +163,10 @@ export async function startSynapse({ dir, port, defaultRateLimits = false, roomV
   const keygen = run(python, ["-c", configPath, "--generate-keys"], { cwd: dir, logFd: log.fd });
   const keygenCode = await new Promise((resolve) => keygen.on("exit", resolve));
   if (keygenCode !== 0) {
+    const tail = await logTail(logPath);
     await log.close();
-    throw new Error(`synapse --generate-keys exited ${keygenCode}:\n${await logTail(logPath)}`);
+    if (ownsDir) await rm(dir, { recursive: true, force: true });
+    throw new Error(`synapse --generate-keys exited ${keygenCode}:\n${tail}`);
   }
 
   const child = run(python, ["-c", configPath], { cwd: dir, logFd: log.fd });
@@ -179,19 +188,23 @@ export async function startSynapse({ dir, port, defaultRateLimits = false, roomV
       clearTimeout(timer);
     }
     await log.close().catch(() => {});
+    if (ownsDir && process.env.POTLUCK_KEEP_TMP !== "1") await rm(dir, { recursive: true, force: true });
   }
 
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
+    // Read the log before stop(), which may remove the folder.
     if (exitCode !== null) {
+      const tail = await logTail(logPath);
       await stop();
-      throw new Error(`synapse exited (${exitCode}) while starting:\n${await logTail(logPath)}`);
+      throw new Error(`synapse exited (${exitCode}) while starting:\n${tail}`);
     }
     const up = await fetch(`${baseUrl}/_matrix/client/versions`).then((r) => r.ok, () => false);
     if (up) break;
     if (Date.now() > deadline) {
+      const tail = await logTail(logPath);
       await stop();
-      throw new Error(`synapse did not answer within ${START_TIMEOUT_MS} ms:\n${await logTail(logPath)}`);
+      throw new Error(`synapse did not answer within ${START_TIMEOUT_MS} ms:\n${tail}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

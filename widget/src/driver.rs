@@ -2,14 +2,14 @@
 //! workers say, and carries out the actions it returns. No decisions here.
 
 use crate::clock::ServerClock;
-use crate::host::capabilities;
-use crate::host::params::WidgetParams;
+use crate::host::params::{ParamsError, Theme, WidgetParams};
 use crate::host::room::{self, Room};
-use crate::host::widget_api::WidgetApi;
+use crate::host::widget_api;
 use crate::pool::machine_info;
 use crate::pool::workers::{JobEvent, WorkerPool};
 use gloo::timers::callback::Interval;
-use js_sys::{Array, Function, Reflect};
+use js_sys::{Array, Function};
+use manifest::capabilities;
 use manifest::events::{event_type, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub local_jobs: Vec<(EventId, u32, f32)>,
     /// The latest problem talking to the host, shown until things work again.
     pub problem: Option<String>,
+    /// Follows the client's light or dark theme.
+    pub theme: Option<Theme>,
 }
 
 struct State {
@@ -49,6 +51,7 @@ struct State {
     delay_id: Option<String>,
     jobs: BTreeMap<JobId, (EventId, u32, f32)>,
     problem: Option<String>,
+    theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
 }
 
@@ -68,9 +71,7 @@ impl Driver {
     /// already holds. On error, the message says what the friend can do.
     pub async fn connect(params: WidgetParams, on_change: impl Fn(Snapshot) + 'static) -> Result<Rc<Self>, String> {
         let me = UserId::parse(params.user_id.clone()).map_err(|e| e.to_string())?;
-        let api = WidgetApi::new(&params.widget_id, &params.parent_origin);
-        let wanted: Array = capabilities::requested().iter().map(|c| JsValue::from_str(&c.id)).collect();
-        api.request_capabilities(&wanted);
+        let api = widget_api::boot_widget_api().ok_or_else(|| ParamsError::OutsideHost.to_string())?;
         let driver = Rc::new(Self {
             room: Room::new(api),
             state: RefCell::new(State {
@@ -80,13 +81,13 @@ impl Driver {
                 delay_id: None,
                 jobs: BTreeMap::new(),
                 problem: None,
+                theme: params.theme,
                 on_change: Rc::new(on_change),
             }),
             _listeners: RefCell::new(Vec::new()),
             _ticker: RefCell::new(None),
         });
-        let ready = driver.listen_and_start();
-        wait_ready(ready).await?;
+        wait_ready(widget_api::boot_when_ready()).await?;
 
         let missing = capabilities::missing(|id| driver.room.api().has_capability(id));
         if !missing.is_empty() {
@@ -96,42 +97,32 @@ impl Driver {
                 list.join("\n")
             ));
         }
+        driver.listen();
         driver.load_history().await;
         driver.start_ticking();
         driver.publish();
         Ok(driver)
     }
 
-    /// Registers the host's pushes, starts the API; resolves on "ready".
-    fn listen_and_start(self: &Rc<Self>) -> js_sys::Promise {
-        let api = self.room.api();
-        let mut listeners = self._listeners.borrow_mut();
-        for action in ["action:send_event", "action:update_state"] {
-            let weak = Rc::downgrade(self);
-            let listener = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-                let Some(driver) = weak.upgrade() else { return };
-                // Tell the host we handled it, as the widget API requires.
-                event.unchecked_ref::<web_sys::CustomEvent>().prevent_default();
-                let detail = Reflect::get(&event, &"detail".into()).unwrap_or(JsValue::UNDEFINED);
-                driver.room.api().transport().reply(&detail, &js_sys::Object::new());
-                let data = room::to_json(&Reflect::get(&detail, &"data".into()).unwrap_or(JsValue::UNDEFINED));
-                driver.on_live(data);
-            });
-            api.on(action, listener.as_ref().unchecked_ref());
-            listeners.push(listener);
-        }
-        let ready = js_sys::Promise::new(&mut |resolve: Function, _reject| {
-            let on_ready = Closure::once_into_js(move || {
-                let _ = resolve.call0(&JsValue::NULL);
-            });
-            api.on("ready", on_ready.unchecked_ref());
+    /// Takes the host's pushes from the bootstrap script.
+    fn listen(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let listener = Closure::<dyn FnMut(JsValue)>::new(move |data: JsValue| {
+            if let Some(driver) = weak.upgrade() {
+                driver.on_push(room::to_json(&data));
+            }
         });
-        api.start();
-        ready
+        widget_api::boot_on_push(listener.as_ref().unchecked_ref());
+        self._listeners.borrow_mut().push(listener);
     }
 
-    /// A live push: one event (`send_event`) or a batch of state (`update_state`).
-    fn on_live(self: &Rc<Self>, data: Value) {
+    /// A push: one event (`send_event`), a batch of state (`update_state`) or
+    /// the client's new theme (`theme_change`).
+    fn on_push(self: &Rc<Self>, data: Value) {
+        if let (Some(theme), None) = (data.get("name").and_then(Value::as_str), data.get("type")) {
+            self.state.borrow_mut().theme = Theme::from_client(theme);
+            return self.publish();
+        }
         let events = match data.get("state").and_then(Value::as_array) {
             Some(state) => state.clone(),
             None => vec![data],
@@ -339,6 +330,7 @@ impl Driver {
                 node,
                 local_jobs: state.jobs.values().cloned().collect(),
                 problem: state.problem.clone(),
+                theme: Some(state.theme),
             };
             (snapshot, state.on_change.clone())
         };
@@ -365,12 +357,15 @@ async fn wait_ready(ready: js_sys::Promise) -> Result<(), String> {
 /// This tab's node tag: kept for the tab's life in sessionStorage where the
 /// browser allows it (so a reload is the same node), else new each load.
 fn node_tag() -> String {
-    use gloo::storage::{SessionStorage, Storage};
     const KEY: &str = "potluck.node_tag";
-    if let Ok(tag) = SessionStorage::get::<String>(KEY) {
+    // A widget on another site than its host is refused storage: that throws.
+    let storage = gloo::utils::window().session_storage().ok().flatten();
+    if let Some(tag) = storage.as_ref().and_then(|s| s.get_item(KEY).ok().flatten()) {
         return tag;
     }
     let tag = format!("{:08x}", (js_sys::Math::random() * u32::MAX as f64) as u32);
-    let _ = SessionStorage::set(KEY, &tag);
+    if let Some(storage) = storage {
+        let _ = storage.set_item(KEY, &tag);
+    }
     tag
 }

@@ -1,8 +1,8 @@
-//! Bindings to npm `matrix-widget-api`'s `WidgetApi`, which `static/index.html`
-//! loads as the global `mxwidgets` (bundled by `scripts/build.sh`). Only what
-//! Potluck calls is bound.
+//! Bindings to npm `matrix-widget-api`'s `WidgetApi` (bundled by
+//! `scripts/build.sh` as the global `mxwidgets`), as started by
+//! `static/boot.js` before the wasm loaded. Only what Potluck calls is bound.
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -10,21 +10,21 @@ extern "C" {
     #[wasm_bindgen(js_namespace = mxwidgets, js_name = WidgetApi)]
     pub type WidgetApi;
 
-    #[wasm_bindgen(constructor, js_namespace = mxwidgets, js_class = "WidgetApi")]
-    pub fn new(widget_id: &str, client_origin: &str) -> WidgetApi;
+    /// The API `boot.js` started, or null when the page is not in a host.
+    #[wasm_bindgen(js_namespace = potluckBoot, js_name = widgetApi)]
+    pub fn boot_widget_api() -> Option<WidgetApi>;
 
-    #[wasm_bindgen(method, js_name = requestCapabilities)]
-    pub fn request_capabilities(this: &WidgetApi, capabilities: &Array);
+    /// Resolves `true` once the host has answered the capability request.
+    #[wasm_bindgen(js_namespace = potluckBoot, js_name = whenReady)]
+    pub fn boot_when_ready() -> Promise;
+
+    /// Hands every push from the host (`send_event`, `update_state`,
+    /// `theme_change` data), the held ones first, to `handler`.
+    #[wasm_bindgen(js_namespace = potluckBoot, js_name = onPush)]
+    pub fn boot_on_push(handler: &Function);
 
     #[wasm_bindgen(method, js_name = hasCapability)]
     pub fn has_capability(this: &WidgetApi, capability: &str) -> bool;
-
-    #[wasm_bindgen(method)]
-    pub fn start(this: &WidgetApi);
-
-    /// EventEmitter: `ready`, `action:send_event`, `action:update_state`, `action:theme_change`.
-    #[wasm_bindgen(method)]
-    pub fn on(this: &WidgetApi, event: &str, listener: &Function);
 
     #[wasm_bindgen(method, js_name = sendRoomEvent)]
     pub fn send_room_event(this: &WidgetApi, event_type: &str, content: &JsValue) -> Promise;
@@ -61,13 +61,4 @@ extern "C" {
         limit: u32,
         from: &JsValue,
     ) -> Promise;
-
-    #[wasm_bindgen(method, getter)]
-    pub fn transport(this: &WidgetApi) -> Transport;
-
-    pub type Transport;
-
-    /// Acknowledges a request from the host; without it the host logs an error.
-    #[wasm_bindgen(method)]
-    pub fn reply(this: &Transport, request: &JsValue, response: &JsValue);
 }

@@ -77,7 +77,10 @@ pub fn app() -> Html {
         });
     }
 
-    let theme = parsed.as_ref().as_ref().map_or(Theme::Light, |p| p.theme);
+    let theme = match &*phase {
+        Phase::Running(Snapshot { theme: Some(theme), .. }) => *theme,
+        _ => parsed.as_ref().as_ref().map_or(Theme::Light, |p| p.theme),
+    };
     let body = match &*phase {
         Phase::Connecting => html! { <p class="notice" data-testid="connecting">{ "Connecting to the room…" }</p> },
         Phase::Stopped(message) => html! {

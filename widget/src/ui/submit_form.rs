@@ -1,6 +1,8 @@
-//! The form that submits a "count primes" task.
+//! The form that submits a "count primes" task. Its fields keep their own
+//! state, so the pool's frequent re-renders never reset what a friend typed.
 
 use manifest::events::{Requirements, TaskSpec};
+use manifest::limits::MAX_CHUNKS;
 use manifest::task_kind::TaskKind;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -10,31 +12,39 @@ pub struct Props {
     pub on_submit: Callback<TaskSpec>,
 }
 
+/// Reads the three fields into a task, or says what is wrong.
+fn to_spec(start: &str, end: &str, chunks: &str) -> Result<TaskSpec, String> {
+    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| format!("'{s}' is not a whole number."));
+    let (start, end) = (number(start)?, number(end)?);
+    let chunks = chunks.trim().parse::<u32>().ok().filter(|c| (1..=MAX_CHUNKS).contains(c));
+    let chunks = chunks.ok_or(format!("Use 1 to {MAX_CHUNKS} chunks."))?;
+    let kind = TaskKind::Primes { start, end };
+    kind.validate(chunks).map_err(|e| e.to_string())?;
+    Ok(TaskSpec { kind, chunks, priority: 0, requirements: Requirements::default() })
+}
+
+fn bind(field: &UseStateHandle<String>) -> Callback<InputEvent> {
+    let field = field.clone();
+    Callback::from(move |e: InputEvent| field.set(e.target_unchecked_into::<HtmlInputElement>().value()))
+}
+
 #[function_component(SubmitForm)]
 pub fn submit_form(props: &Props) -> Html {
-    let start = use_node_ref();
-    let end = use_node_ref();
-    let chunks = use_node_ref();
+    let start = use_state(|| "0".to_string());
+    let end = use_state(|| "50000000".to_string());
+    let chunks = use_state(|| "4".to_string());
     let error = use_state(|| None::<String>);
     let onsubmit = {
         let (start, end, chunks, error) = (start.clone(), end.clone(), chunks.clone(), error.clone());
         let on_submit = props.on_submit.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let read = |r: &NodeRef| r.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
-            let parsed = (read(&start).parse::<u64>(), read(&end).parse::<u64>(), read(&chunks).parse::<u32>());
-            let (Ok(start), Ok(end), Ok(chunks)) = parsed else {
-                error.set(Some("Enter whole numbers.".into()));
-                return;
-            };
-            let spec = TaskSpec { kind: TaskKind::Primes { start, end }, chunks, priority: 0, requirements: Requirements::default() };
-            match spec.kind.validate(chunks) {
-                Ok(()) if (1..=manifest::limits::MAX_CHUNKS).contains(&chunks) => {
+            match to_spec(&start, &end, &chunks) {
+                Ok(spec) => {
                     error.set(None);
                     on_submit.emit(spec);
                 }
-                Ok(()) => error.set(Some(format!("Use 1 to {} chunks.", manifest::limits::MAX_CHUNKS))),
-                Err(e) => error.set(Some(e.to_string())),
+                Err(message) => error.set(Some(message)),
             }
         })
     };
@@ -43,15 +53,30 @@ pub fn submit_form(props: &Props) -> Html {
             <h2>{ "Submit a task" }</h2>
             <form {onsubmit} data-testid="submit-form">
                 { "Count primes from " }
-                <input ref={start} type="number" min="0" value="0" aria-label="from" data-testid="start" />
+                <input type="number" min="0" value={(*start).clone()} oninput={bind(&start)} aria-label="from" data-testid="start" />
                 { " to " }
-                <input ref={end} type="number" min="1" value="50000000" aria-label="to" data-testid="end" />
+                <input type="number" min="1" value={(*end).clone()} oninput={bind(&end)} aria-label="to" data-testid="end" />
                 { " in " }
-                <input ref={chunks} type="number" min="1" max="1000" value="4" aria-label="chunks" data-testid="chunks" />
+                <input type="number" min="1" max={MAX_CHUNKS.to_string()} value={(*chunks).clone()} oninput={bind(&chunks)} aria-label="chunks" data-testid="chunks" />
                 { " chunks " }
                 <button type="submit" data-testid="submit">{ "Submit" }</button>
             </form>
-            if let Some(e) = &*error { <p class="error" role="alert">{ e }</p> }
+            if let Some(e) = &*error { <p class="error" role="alert" data-testid="submit-error">{ e }</p> }
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_fields_become_a_task_or_a_reason() {
+        let spec = to_spec("10", " 1000 ", "3").unwrap();
+        assert_eq!(spec.kind, TaskKind::Primes { start: 10, end: 1000 });
+        assert_eq!(spec.chunks, 3);
+        assert!(to_spec("ten", "1000", "3").unwrap_err().contains("not a whole number"));
+        assert!(to_spec("0", "1000", "0").unwrap_err().contains("chunks"));
+        assert!(to_spec("5", "5", "1").unwrap_err().contains("empty"));
     }
 }

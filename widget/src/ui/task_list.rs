@@ -37,7 +37,8 @@ pub fn task_list(props: &Props) -> Html {
                         Callback::from(move |_| on_cancel.emit(id.clone()))
                     };
                     html! {
-                        <li class={classes!("task", class)} data-testid="task" data-task-id={t.id.to_string()} data-status={class}>
+                        <li class={classes!("task", class)} data-testid="task" data-task-id={t.id.to_string()} data-status={class}
+                            data-done-by={t.done_by.iter().map(|n| n.owner().to_string()).collect::<Vec<_>>().join(",")}>
                             <div class="what">{ &t.description }<span class="who">{ format!(" · {}", t.submitter.localpart()) }</span></div>
                             <progress max={t.chunks_total.to_string()} value={t.chunks_done.to_string()} />
                             <span class="status" data-testid="task-status">{ text }</span>

@@ -1,8 +1,10 @@
-//! The capabilities Potluck asks its host for, and why, in words for the
-//! friend who must approve them. Only what the pool needs: its own event
-//! types in this room, its node state, and delayed events for the dead-man switch.
+//! The widget-API capabilities Potluck asks its host for, and why, in words
+//! for the friend who must approve them. Only what the pool needs: its own
+//! event types in this room, its node state, and delayed events for the
+//! dead-man switch. `potluck-capabilities` prints them for the widget's
+//! bootstrap script, so this list is the only one.
 
-use manifest::events::event_type;
+use crate::events::event_type;
 
 pub struct Capability {
     pub id: String,
