@@ -217,7 +217,7 @@ pub fn explain_idle(ledger: &Ledger, node: &NodeId, now: u64) -> IdleReason {
         }
         if !task.spec.requirements.met_by(&record.caps) {
             unmet += 1;
-        } else if waiting.iter().any(|s| *s == ChunkStatus::Ready) {
+        } else if waiting.contains(&ChunkStatus::Ready) {
             runnable = true;
         } else {
             backing_off = true;

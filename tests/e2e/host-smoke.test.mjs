@@ -12,19 +12,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { chromium } from "playwright-core";
 
 import { buildHost } from "../host/build.mjs";
+import { WAIT_MS, launchBrowser, openHost as openHostPage, widgetFrame } from "../support/browser.mjs";
 import { serveStatic } from "../support/static-server.mjs";
 import { startSynapse } from "../support/synapse.mjs";
 
 const SMOKE_EVENT = "org.potluck.smoke";
 const NODE_EVENT = "org.potluck.node";
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const WAIT_MS = 15_000;
-
 // Element's template variables, filled in by the host.
 const WIDGET_QUERY = "user=$matrix_user_id&room=$matrix_room_id&widget=$matrix_widget_id"
   + "&theme=$org.matrix.msc2873.client_theme&lang=$org.matrix.msc2873.client_language"
@@ -36,29 +31,11 @@ describe("test host + Synapse + smoke widget", () => {
   let alicePage, aliceWidget, bobWidget;
 
   /** Opens the host page for one user in a fresh browser profile; returns the page. */
-  async function openHost(user, { widgetId = "smoke", autoApprove = false } = {}) {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    // Errors always; everything with POTLUCK_E2E_CONSOLE=all.
-    page.on("console", (msg) => {
-      if (msg.type() === "error" || process.env.POTLUCK_E2E_CONSOLE === "all") {
-        console.error(`[${user.name} console.${msg.type()}] ${msg.text()}`);
-      }
+  function openHost(user, { widgetId = "smoke", autoApprove = false } = {}) {
+    return openHostPage(browser, {
+      hostUrl: hostServer.url, hsUrl: synapse.baseUrl, user, roomId,
+      widgetUrl: `${widgetServer.url}index.html?${WIDGET_QUERY}`, widgetId, autoApprove,
     });
-    page.on("pageerror", (error) => console.error(`[${user.name} pageerror] ${error.message}`));
-    const query = new URLSearchParams({
-      hs: synapse.baseUrl, user: user.name, password: user.password, room: roomId,
-      widget: `${widgetServer.url}index.html?${WIDGET_QUERY}`, widgetId,
-      autoApprove: autoApprove ? "1" : "0",
-    });
-    await page.goto(`${hostServer.url}?${query}`);
-    return page;
-  }
-
-  /** The widget's frame, once the iframe is in the page. */
-  async function widgetFrame(page) {
-    const handle = await page.locator("#widget-frame").elementHandle({ timeout: WAIT_MS });
-    return handle.contentFrame();
   }
 
   /**
@@ -88,7 +65,7 @@ describe("test host + Synapse + smoke widget", () => {
     Object.assign(bob, await synapse.registerUser(bob.name, bob.password));
     roomId = await synapse.createRoom(alice.accessToken, { members: [bob], body: { name: "smoke" } });
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchBrowser();
   });
 
   after(async () => {

@@ -55,10 +55,13 @@ struct State {
     on_change: Rc<dyn Fn(Snapshot)>,
 }
 
+/// Kept alive as long as the driver: the host's pushes go through it.
+type PushListener = Closure<dyn FnMut(JsValue)>;
+
 pub struct Driver {
     room: Room,
     state: RefCell<State>,
-    _listeners: RefCell<Vec<Closure<dyn FnMut(JsValue)>>>,
+    push_listener: RefCell<Option<PushListener>>,
     _ticker: RefCell<Option<Interval>>,
 }
 
@@ -84,7 +87,7 @@ impl Driver {
                 theme: params.theme,
                 on_change: Rc::new(on_change),
             }),
-            _listeners: RefCell::new(Vec::new()),
+            push_listener: RefCell::new(None),
             _ticker: RefCell::new(None),
         });
         wait_ready(widget_api::boot_when_ready()).await?;
@@ -113,7 +116,7 @@ impl Driver {
             }
         });
         widget_api::boot_on_push(listener.as_ref().unchecked_ref());
-        self._listeners.borrow_mut().push(listener);
+        *self.push_listener.borrow_mut() = Some(listener);
     }
 
     /// A push: one event (`send_event`), a batch of state (`update_state`) or

@@ -1,0 +1,66 @@
+// The local demo: its own Synapse, three friends in one room with the Potluck
+// widget added, the host page and the widget served, until Ctrl-C.
+// Run through scripts/demo.sh, which installs and builds first.
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { buildHost } from "../tests/host/build.mjs";
+import { WIDGET_QUERY } from "../tests/support/browser.mjs";
+import { serveStatic } from "../tests/support/static-server.mjs";
+import { startSynapse } from "../tests/support/synapse.mjs";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const port = (name, fallback) => Number(process.env[name] ?? fallback);
+const FRIENDS = ["alice", "bob", "carol"];
+const WIDGET_ID = "potluck";
+
+const dir = await mkdtemp(join(tmpdir(), "potluck-demo-"));
+const synapse = await startSynapse({ dir, port: port("POTLUCK_HS_PORT", 8008) });
+const host = await serveStatic({ root: await buildHost(join(dir, "host")), port: port("POTLUCK_HOST_PORT", 8080) });
+// Another site than the host page, as in every real deployment.
+const widget = await serveStatic({ root: join(ROOT, "dist"), host: "localhost", port: port("POTLUCK_WIDGET_PORT", 8081) });
+const widgetUrl = `${widget.url}index.html?${WIDGET_QUERY}`;
+
+const users = [];
+for (const name of FRIENDS) {
+  const password = `${name}-password`;
+  users.push({ name, password, ...(await synapse.registerUser(name, password)) });
+}
+const [alice, ...others] = users;
+const roomId = await synapse.createRoom(alice.accessToken, { members: others, body: { name: "Potluck demo" } });
+
+// Add the widget to the room the way Element's /addwidget does, so a real
+// Element pointed at this homeserver shows it too.
+await fetch(`${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/im.vector.modular.widgets/${WIDGET_ID}`, {
+  method: "PUT",
+  headers: { Authorization: `Bearer ${alice.accessToken}`, "Content-Type": "application/json" },
+  body: JSON.stringify({ type: "m.custom", url: widgetUrl, name: "Potluck", data: {}, id: WIDGET_ID, creatorUserId: alice.userId }),
+}).then((r) => { if (!r.ok) throw new Error(`adding the widget: ${r.status}`); });
+
+console.log(`
+Potluck demo is running (Ctrl-C stops it and deletes its data).
+
+  homeserver   ${synapse.baseUrl}   (server name: localhost)
+  room         ${roomId}
+  widget       ${widgetUrl}
+
+Open one link per friend, each in its own browser profile or private window:
+`);
+for (const user of users) {
+  const query = new URLSearchParams({
+    hs: synapse.baseUrl, user: user.name, password: user.password, room: roomId, widget: widgetUrl, widgetId: WIDGET_ID,
+  });
+  console.log(`  ${user.name.padEnd(6)} (${user.userId}, password ${user.password})\n    ${host.url}?${query}\n`);
+}
+console.log("Approve the capabilities, click Contribute compute in two of them, and submit tasks from the third.");
+
+async function shutdown() {
+  await Promise.allSettled([host.close(), widget.close(), synapse.stop()]);
+  await rm(dir, { recursive: true, force: true });
+  process.exit(0);
+}
+process.on("SIGINT", shutdown);
+process.on("SIGTERM", shutdown);

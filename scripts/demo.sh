@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds the widget and runs the local demo until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh
+exec node scripts/demo.mjs

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every Potluck test on a fresh Debian 12 machine: installs what is
+# needed, checks formatting and lints, runs the native tests, the wasm tests in
+# headless Chromium (page and Web Worker), builds the release widget and runs
+# the end-to-end tests against a real Synapse in real browsers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+
+stage() { printf '\n== %s\n' "$*"; SECONDS_AT=$SECONDS; }
+took() { printf -- '-- %s: %d s\n' "$1" $((SECONDS - SECONDS_AT)); }
+
+stage "format and lints"
+cargo fmt --all -- --check
+cargo clippy --offline --locked --workspace --all-targets -- -D warnings
+cargo clippy --offline --locked --target wasm32-unknown-unknown -p potluck-widget -p potluck-worker --all-targets -- -D warnings
+took lints
+
+stage "native tests (manifest, worker, widget logic)"
+cargo test --offline --locked --workspace
+took "native tests"
+
+stage "wasm tests in headless Chromium (page and dedicated worker)"
+cargo test --offline --locked --target wasm32-unknown-unknown -p potluck-widget --test in_browser -p potluck-worker --test in_worker
+took "wasm tests"
+
+stage "release build"
+scripts/build.sh
+cargo build --offline --locked --release -p potluck-worker --bin count-primes
+took build
+
+stage "end-to-end: Synapse + test host + Chromium"
+mkdir -p test-artifacts
+node --test --test-concurrency=1 tests/e2e/
+took e2e
+echo "all tests passed; screenshots in test-artifacts/"
