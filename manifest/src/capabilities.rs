@@ -19,8 +19,14 @@ pub fn requested() -> Vec<Capability> {
         (event_type::RESULT, "post and read results"),
         (event_type::CANCEL, "cancel tasks"),
     ] {
-        caps.push(Capability { id: format!("org.matrix.msc2762.send.event:{ty}"), why });
-        caps.push(Capability { id: format!("org.matrix.msc2762.receive.event:{ty}"), why });
+        caps.push(Capability {
+            id: format!("org.matrix.msc2762.send.event:{ty}"),
+            why,
+        });
+        caps.push(Capability {
+            id: format!("org.matrix.msc2762.receive.event:{ty}"),
+            why,
+        });
     }
     let node = event_type::NODE;
     caps.push(Capability {
@@ -44,7 +50,10 @@ pub fn requested() -> Vec<Capability> {
 
 /// The capabilities the host did not grant, each with the reason we need it.
 pub fn missing(granted: impl Fn(&str) -> bool) -> Vec<Capability> {
-    requested().into_iter().filter(|c| !granted(&c.id)).collect()
+    requested()
+        .into_iter()
+        .filter(|c| !granted(&c.id))
+        .collect()
 }
 
 #[cfg(test)]

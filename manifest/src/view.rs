@@ -66,12 +66,18 @@ impl PoolView {
                 status: ledger.task_status(t, now),
                 chunks_done: t.chunks.iter().filter(|c| c.done.is_some()).count() as u32,
                 chunks_total: t.spec.chunks,
-                done_by: t.chunks.iter().filter_map(|c| c.done.as_ref().map(|d| d.node.clone())).collect(),
+                done_by: t
+                    .chunks
+                    .iter()
+                    .filter_map(|c| c.done.as_ref().map(|d| d.node.clone()))
+                    .collect(),
             })
             .collect();
         tasks.sort_by_key(|t| std::cmp::Reverse(ledger.task(&t.id).map_or(0, |r| r.submitted_at)));
         let idle_reason = me.and_then(|node| {
-            let busy = ledger.online_nodes().any(|n| &n.id == node && !work_of(ledger, n, now).is_empty());
+            let busy = ledger
+                .online_nodes()
+                .any(|n| &n.id == node && !work_of(ledger, n, now).is_empty());
             (!busy).then(|| explain_idle(ledger, node, now).describe())
         });
         Self {

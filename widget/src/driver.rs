@@ -72,9 +72,13 @@ fn local_now() -> f64 {
 impl Driver {
     /// Connects to the host, checks the capabilities and reads what the room
     /// already holds. On error, the message says what the friend can do.
-    pub async fn connect(params: WidgetParams, on_change: impl Fn(Snapshot) + 'static) -> Result<Rc<Self>, String> {
+    pub async fn connect(
+        params: WidgetParams,
+        on_change: impl Fn(Snapshot) + 'static,
+    ) -> Result<Rc<Self>, String> {
         let me = UserId::parse(params.user_id.clone()).map_err(|e| e.to_string())?;
-        let api = widget_api::boot_widget_api().ok_or_else(|| ParamsError::OutsideHost.to_string())?;
+        let api =
+            widget_api::boot_widget_api().ok_or_else(|| ParamsError::OutsideHost.to_string())?;
         let driver = Rc::new(Self {
             room: Room::new(api),
             state: RefCell::new(State {
@@ -94,7 +98,10 @@ impl Driver {
 
         let missing = capabilities::missing(|id| driver.room.api().has_capability(id));
         if !missing.is_empty() {
-            let list: Vec<String> = missing.iter().map(|c| format!("• {} ({})", c.why, c.id)).collect();
+            let list: Vec<String> = missing
+                .iter()
+                .map(|c| format!("• {} ({})", c.why, c.id))
+                .collect();
             return Err(format!(
                 "Potluck was not allowed what it needs, so it does nothing. Remove and add the widget again and approve:\n{}",
                 list.join("\n")
@@ -143,18 +150,27 @@ impl Driver {
     async fn load_history(self: &Rc<Self>) {
         let mut problems = Vec::new();
         match self.room.read_state(event_type::NODE).await {
-            Ok(events) => events.into_iter().for_each(|e| self.handle(Input::RoomEvent(e))),
+            Ok(events) => events
+                .into_iter()
+                .for_each(|e| self.handle(Input::RoomEvent(e))),
             Err(e) => problems.push(format!("could not read who contributes: {e}")),
         }
         match self.room.read_timeline(event_type::TASK).await {
             Ok(tasks) => {
                 for task in tasks {
-                    let id = task.get("event_id").and_then(Value::as_str).map(str::to_owned);
+                    let id = task
+                        .get("event_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
                     self.handle(Input::RoomEvent(task));
                     let Some(id) = id else { continue };
                     match self.room.read_references(&id).await {
-                        Ok(related) => related.into_iter().for_each(|e| self.handle(Input::RoomEvent(e))),
-                        Err(e) => problems.push(format!("could not read the history of task {id}: {e}")),
+                        Ok(related) => related
+                            .into_iter()
+                            .for_each(|e| self.handle(Input::RoomEvent(e))),
+                        Err(e) => {
+                            problems.push(format!("could not read the history of task {id}: {e}"))
+                        }
                     }
                 }
             }
@@ -202,7 +218,9 @@ impl Driver {
                 });
             }
             Action::RestartDeadManSwitch => {
-                let Some(id) = self.state.borrow().delay_id.clone() else { return };
+                let Some(id) = self.state.borrow().delay_id.clone() else {
+                    return;
+                };
                 let driver = self.clone();
                 spawn_local(async move {
                     // If it already fired, the machine sees us gone and announces again.
@@ -225,7 +243,13 @@ impl Driver {
                     }
                 });
             }
-            Action::RunChunk { job, task, chunk, work, .. } => {
+            Action::RunChunk {
+                job,
+                task,
+                chunk,
+                work,
+                ..
+            } => {
                 let mut state = self.state.borrow_mut();
                 state.jobs.insert(job, (task, chunk, 0.0));
                 if let Some(pool) = &state.pool {
@@ -270,8 +294,14 @@ impl Driver {
                 return self.publish();
             }
             JobEvent::Done(output) => Outcome::Output(output),
-            JobEvent::Failed(reason) => Outcome::Error { reason, retriable: false },
-            JobEvent::Crashed(reason) => Outcome::Error { reason, retriable: true },
+            JobEvent::Failed(reason) => Outcome::Error {
+                reason,
+                retriable: false,
+            },
+            JobEvent::Crashed(reason) => Outcome::Error {
+                reason,
+                retriable: true,
+            },
         };
         self.state.borrow_mut().jobs.remove(&job);
         self.handle(Input::WorkerFinished { job, outcome });
@@ -327,7 +357,11 @@ impl Driver {
             let state = self.state.borrow();
             let node = state.machine.node().cloned();
             let snapshot = Snapshot {
-                me: state.machine.me().map(|u| u.to_string()).unwrap_or_default(),
+                me: state
+                    .machine
+                    .me()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
                 view: PoolView::build(state.machine.ledger(), node.as_ref(), now),
                 workers: state.pool.as_ref().map_or(0, |p| p.size() as u32),
                 node,
@@ -363,7 +397,10 @@ fn node_tag() -> String {
     const KEY: &str = "potluck.node_tag";
     // A widget on another site than its host is refused storage: that throws.
     let storage = gloo::utils::window().session_storage().ok().flatten();
-    if let Some(tag) = storage.as_ref().and_then(|s| s.get_item(KEY).ok().flatten()) {
+    if let Some(tag) = storage
+        .as_ref()
+        .and_then(|s| s.get_item(KEY).ok().flatten())
+    {
         return tag;
     }
     let tag = format!("{:08x}", (js_sys::Math::random() * u32::MAX as f64) as u32);

@@ -23,7 +23,10 @@ async fn opened_outside_a_matrix_client_it_explains_and_sends_nothing() {
     let text = root.text_content().unwrap_or_default();
     assert!(text.contains("Potluck is not running"), "{text}");
     assert!(text.contains("/addwidget"), "{text}");
-    assert!(root.query_selector("[data-testid=contribute]").unwrap().is_none());
+    assert!(root
+        .query_selector("[data-testid=contribute]")
+        .unwrap()
+        .is_none());
 }
 
 #[wasm_bindgen_test]

@@ -72,7 +72,9 @@ mod tests {
     use super::*;
 
     fn naive(start: u64, end: u64) -> u64 {
-        (start..end).filter(|&n| n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)).count() as u64
+        (start..end)
+            .filter(|&n| n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0))
+            .count() as u64
     }
 
     #[test]
@@ -84,8 +86,20 @@ mod tests {
 
     #[test]
     fn arbitrary_ranges_match_trial_division() {
-        for (start, end) in [(0, 2), (2, 3), (0, 3), (90, 97), (90, 98), (65_530, 131_090), (999_000, 1_001_000)] {
-            assert_eq!(count_primes(start, end, |_| {}), naive(start, end), "[{start}, {end})");
+        for (start, end) in [
+            (0, 2),
+            (2, 3),
+            (0, 3),
+            (90, 97),
+            (90, 98),
+            (65_530, 131_090),
+            (999_000, 1_001_000),
+        ] {
+            assert_eq!(
+                count_primes(start, end, |_| {}),
+                naive(start, end),
+                "[{start}, {end})"
+            );
         }
     }
 

@@ -49,14 +49,20 @@ mod tests {
         let mut replies = vec![];
         let job = serde_json::to_string(&ToWorker::Run {
             job: 7,
-            work: TaskKind::Primes { start: 0, end: 2_000_000 },
+            work: TaskKind::Primes {
+                start: 0,
+                end: 2_000_000,
+            },
         })
         .unwrap();
         handle(&job, |reply| replies.push(reply));
         assert!(matches!(replies[0], FromWorker::Progress { job: 7, .. }));
         assert_eq!(
             replies.last(),
-            Some(&FromWorker::Done { job: 7, output: json!({"count": 148_933}) })
+            Some(&FromWorker::Done {
+                job: 7,
+                output: json!({"count": 148_933})
+            })
         );
     }
 
@@ -64,6 +70,8 @@ mod tests {
     fn an_unreadable_message_is_a_failure_not_a_crash() {
         let mut replies = vec![];
         handle("{\"type\": \"dance\"}", |reply| replies.push(reply));
-        assert!(matches!(&replies[..], [FromWorker::Failed { reason, .. }] if reason.contains("could not read")));
+        assert!(
+            matches!(&replies[..], [FromWorker::Failed { reason, .. }] if reason.contains("could not read"))
+        );
     }
 }

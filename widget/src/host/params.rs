@@ -47,7 +47,9 @@ pub enum ParamsError {
 }
 
 /// Reads the parameters from `(name, value)` pairs of the query string.
-pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<WidgetParams, ParamsError> {
+pub fn parse<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<WidgetParams, ParamsError> {
     let mut widget_id = None;
     let mut parent_url = None;
     let mut user_id = None;

@@ -31,14 +31,21 @@ pub fn to_json(value: &JsValue) -> Value {
 
 /// The message of a rejected widget-API promise.
 pub fn describe_error(error: &JsValue) -> String {
-    if let Some(message) = Reflect::get(error, &"message".into()).ok().and_then(|m| m.as_string()) {
+    if let Some(message) = Reflect::get(error, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+    {
         return message;
     }
-    error.as_string().unwrap_or_else(|| "the host gave no reason".into())
+    error
+        .as_string()
+        .unwrap_or_else(|| "the host gave no reason".into())
 }
 
 async fn call(promise: js_sys::Promise) -> Result<JsValue, String> {
-    JsFuture::from(promise).await.map_err(|e| describe_error(&e))
+    JsFuture::from(promise)
+        .await
+        .map_err(|e| describe_error(&e))
 }
 
 impl Room {
@@ -52,14 +59,24 @@ impl Room {
     pub async fn send(&self, out: &Outgoing) -> Result<(), String> {
         let content = to_js(&out.content);
         let promise = match &out.state_key {
-            Some(key) => self.api.send_state_event(out.event_type, key, &content, &JsValue::UNDEFINED, &JsValue::UNDEFINED),
+            Some(key) => self.api.send_state_event(
+                out.event_type,
+                key,
+                &content,
+                &JsValue::UNDEFINED,
+                &JsValue::UNDEFINED,
+            ),
             None => self.api.send_room_event(out.event_type, &content),
         };
         call(promise).await.map(|_| ())
     }
 
     /// Schedules a state event the homeserver sends after `delay_ms` unless restarted.
-    pub async fn send_delayed_state(&self, out: &Outgoing, delay_ms: u64) -> Result<String, String> {
+    pub async fn send_delayed_state(
+        &self,
+        out: &Outgoing,
+        delay_ms: u64,
+    ) -> Result<String, String> {
         let key = out.state_key.as_deref().unwrap_or_default();
         let promise = self.api.send_state_event(
             out.event_type,
@@ -76,19 +93,27 @@ impl Room {
     }
 
     pub async fn restart_delayed(&self, delay_id: &str) -> Result<(), String> {
-        call(self.api.restart_delayed_event(delay_id)).await.map(|_| ())
+        call(self.api.restart_delayed_event(delay_id))
+            .await
+            .map(|_| ())
     }
 
     pub async fn send_delayed_now(&self, delay_id: &str) -> Result<(), String> {
-        call(self.api.send_delayed_event_now(delay_id)).await.map(|_| ())
+        call(self.api.send_delayed_event_now(delay_id))
+            .await
+            .map(|_| ())
     }
 
     pub async fn read_state(&self, event_type: &str) -> Result<Vec<Value>, String> {
-        Ok(array_of(&call(self.api.read_state_events(event_type)).await?))
+        Ok(array_of(
+            &call(self.api.read_state_events(event_type)).await?,
+        ))
     }
 
     pub async fn read_timeline(&self, event_type: &str) -> Result<Vec<Value>, String> {
-        Ok(array_of(&call(self.api.read_room_events(event_type, TASKS_ON_OPEN)).await?))
+        Ok(array_of(
+            &call(self.api.read_room_events(event_type, TASKS_ON_OPEN)).await?,
+        ))
     }
 
     /// Every event that references `event_id`, following the host's pages.
@@ -107,7 +132,10 @@ impl Room {
             .await?;
             let chunk = Reflect::get(&page, &"chunk".into()).unwrap_or(JsValue::UNDEFINED);
             events.extend(array_of(&chunk));
-            match Reflect::get(&page, &"next_batch".into()).ok().and_then(|b| b.as_string()) {
+            match Reflect::get(&page, &"next_batch".into())
+                .ok()
+                .and_then(|b| b.as_string())
+            {
                 Some(next) => from = JsValue::from_str(&next),
                 None => return Ok(events),
             }

@@ -26,13 +26,19 @@ fn memory_mb() -> Option<u32> {
 /// Whether a WebGPU adapter is available (asks for one; `navigator.gpu` alone is not enough).
 pub async fn has_webgpu() -> bool {
     let navigator = gloo::utils::window().navigator();
-    let Ok(gpu) = js_sys::Reflect::get(&navigator, &"gpu".into()) else { return false };
+    let Ok(gpu) = js_sys::Reflect::get(&navigator, &"gpu".into()) else {
+        return false;
+    };
     if gpu.is_undefined() {
         return false;
     }
     // Called through Reflect: web-sys's WebGPU types need an unstable cfg flag.
-    let Ok(request) = js_sys::Reflect::get(&gpu, &"requestAdapter".into()) else { return false };
-    let Ok(promise) = request.unchecked_ref::<js_sys::Function>().call0(&gpu) else { return false };
+    let Ok(request) = js_sys::Reflect::get(&gpu, &"requestAdapter".into()) else {
+        return false;
+    };
+    let Ok(promise) = request.unchecked_ref::<js_sys::Function>().call0(&gpu) else {
+        return false;
+    };
     match wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise)).await {
         Ok(adapter) => !adapter.is_null() && !adapter.is_undefined(),
         Err(_) => false,

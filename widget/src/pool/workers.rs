@@ -59,18 +59,25 @@ impl WorkerPool {
     }
 
     fn spawn(&self, index: usize) -> Result<Slot, String> {
-        let worker = Worker::new(WORKER_SCRIPT).map_err(|e| format!("cannot start a Web Worker: {e:?}"))?;
+        let worker =
+            Worker::new(WORKER_SCRIPT).map_err(|e| format!("cannot start a Web Worker: {e:?}"))?;
         let weak = Rc::downgrade(&self.0);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let text = event.data().as_string().unwrap_or_default();
             match serde_json::from_str::<FromWorker>(&text) {
                 Ok(message) => Self::on_message(&weak, index, message),
-                Err(e) => web_sys::console::error_1(&format!("unreadable worker message: {e}").into()),
+                Err(e) => {
+                    web_sys::console::error_1(&format!("unreadable worker message: {e}").into())
+                }
             }
         });
         let weak = Rc::downgrade(&self.0);
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-            Self::on_crash(&weak, index, format!("the worker crashed: {}", event.message()));
+            Self::on_crash(
+                &weak,
+                index,
+                format!("the worker crashed: {}", event.message()),
+            );
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -87,13 +94,17 @@ impl WorkerPool {
         let Some(inner) = weak.upgrade() else { return };
         let (job, event) = {
             let mut inner = inner.borrow_mut();
-            let Some(slot) = inner.slots.get_mut(index) else { return };
+            let Some(slot) = inner.slots.get_mut(index) else {
+                return;
+            };
             match message {
                 FromWorker::Ready => {
                     slot.ready = true;
                     (None, None)
                 }
-                FromWorker::Progress { job, fraction } => (Some(job), Some(JobEvent::Progress(fraction))),
+                FromWorker::Progress { job, fraction } => {
+                    (Some(job), Some(JobEvent::Progress(fraction)))
+                }
                 FromWorker::Done { job, output } => {
                     slot.job = None;
                     (Some(job), Some(JobEvent::Done(output)))
@@ -163,7 +174,9 @@ impl WorkerPool {
     fn dispatch(&self) {
         let mut inner = self.0.borrow_mut();
         while let Some(index) = inner.slots.iter().position(|s| s.ready && s.job.is_none()) {
-            let Some((job, work)) = inner.queue.pop_front() else { return };
+            let Some((job, work)) = inner.queue.pop_front() else {
+                return;
+            };
             let message = serde_json::to_string(&ToWorker::Run { job, work }).unwrap_or_default();
             let slot = &mut inner.slots[index];
             slot.job = Some(job);

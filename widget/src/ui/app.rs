@@ -21,7 +21,10 @@ enum Phase {
 }
 
 fn url_pairs() -> Vec<(String, String)> {
-    let search = gloo::utils::window().location().search().unwrap_or_default();
+    let search = gloo::utils::window()
+        .location()
+        .search()
+        .unwrap_or_default();
     web_sys::UrlSearchParams::new_with_str(&search)
         .ok()
         .map(|params| {
@@ -56,33 +59,40 @@ pub fn app() -> Html {
         let phase = phase.clone();
         let driver = driver.clone();
         let parsed = parsed.clone();
-        use_effect_with((), move |_| {
-            match (*parsed).clone() {
-                Err(e) => phase.set(Phase::Stopped(e.to_string())),
-                Ok(params) => wasm_bindgen_futures::spawn_local(async move {
-                    let on_change = {
-                        let phase = phase.clone();
-                        move |snapshot| phase.set(Phase::Running(snapshot))
-                    };
-                    match Driver::connect(params, on_change).await {
-                        Ok(d) => {
-                            let leaving = d.clone();
-                            gloo::events::EventListener::new(&gloo::utils::window(), "pagehide", move |_| leaving.leave()).forget();
-                            driver.set(Some(d));
-                        }
-                        Err(e) => phase.set(Phase::Stopped(e)),
+        use_effect_with((), move |_| match (*parsed).clone() {
+            Err(e) => phase.set(Phase::Stopped(e.to_string())),
+            Ok(params) => wasm_bindgen_futures::spawn_local(async move {
+                let on_change = {
+                    let phase = phase.clone();
+                    move |snapshot| phase.set(Phase::Running(snapshot))
+                };
+                match Driver::connect(params, on_change).await {
+                    Ok(d) => {
+                        let leaving = d.clone();
+                        gloo::events::EventListener::new(
+                            &gloo::utils::window(),
+                            "pagehide",
+                            move |_| leaving.leave(),
+                        )
+                        .forget();
+                        driver.set(Some(d));
                     }
-                }),
-            }
+                    Err(e) => phase.set(Phase::Stopped(e)),
+                }
+            }),
         });
     }
 
     let theme = match &*phase {
-        Phase::Running(Snapshot { theme: Some(theme), .. }) => *theme,
+        Phase::Running(Snapshot {
+            theme: Some(theme), ..
+        }) => *theme,
         _ => parsed.as_ref().as_ref().map_or(Theme::Light, |p| p.theme),
     };
     let body = match &*phase {
-        Phase::Connecting => html! { <p class="notice" data-testid="connecting">{ "Connecting to the room…" }</p> },
+        Phase::Connecting => {
+            html! { <p class="notice" data-testid="connecting">{ "Connecting to the room…" }</p> }
+        }
         Phase::Stopped(message) => html! {
             <div class="notice stopped" role="alert" data-testid="stopped">
                 <h2>{ "Potluck is not running" }</h2>

@@ -14,18 +14,33 @@ pub struct Props {
 
 /// Reads the three fields into a task, or says what is wrong.
 fn to_spec(start: &str, end: &str, chunks: &str) -> Result<TaskSpec, String> {
-    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| format!("'{s}' is not a whole number."));
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("'{s}' is not a whole number."))
+    };
     let (start, end) = (number(start)?, number(end)?);
-    let chunks = chunks.trim().parse::<u32>().ok().filter(|c| (1..=MAX_CHUNKS).contains(c));
+    let chunks = chunks
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|c| (1..=MAX_CHUNKS).contains(c));
     let chunks = chunks.ok_or(format!("Use 1 to {MAX_CHUNKS} chunks."))?;
     let kind = TaskKind::Primes { start, end };
     kind.validate(chunks).map_err(|e| e.to_string())?;
-    Ok(TaskSpec { kind, chunks, priority: 0, requirements: Requirements::default() })
+    Ok(TaskSpec {
+        kind,
+        chunks,
+        priority: 0,
+        requirements: Requirements::default(),
+    })
 }
 
 fn bind(field: &UseStateHandle<String>) -> Callback<InputEvent> {
     let field = field.clone();
-    Callback::from(move |e: InputEvent| field.set(e.target_unchecked_into::<HtmlInputElement>().value()))
+    Callback::from(move |e: InputEvent| {
+        field.set(e.target_unchecked_into::<HtmlInputElement>().value())
+    })
 }
 
 #[function_component(SubmitForm)]
@@ -35,7 +50,8 @@ pub fn submit_form(props: &Props) -> Html {
     let chunks = use_state(|| "4".to_string());
     let error = use_state(|| None::<String>);
     let onsubmit = {
-        let (start, end, chunks, error) = (start.clone(), end.clone(), chunks.clone(), error.clone());
+        let (start, end, chunks, error) =
+            (start.clone(), end.clone(), chunks.clone(), error.clone());
         let on_submit = props.on_submit.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
@@ -73,9 +89,17 @@ mod tests {
     #[test]
     fn typed_fields_become_a_task_or_a_reason() {
         let spec = to_spec("10", " 1000 ", "3").unwrap();
-        assert_eq!(spec.kind, TaskKind::Primes { start: 10, end: 1000 });
+        assert_eq!(
+            spec.kind,
+            TaskKind::Primes {
+                start: 10,
+                end: 1000
+            }
+        );
         assert_eq!(spec.chunks, 3);
-        assert!(to_spec("ten", "1000", "3").unwrap_err().contains("not a whole number"));
+        assert!(to_spec("ten", "1000", "3")
+            .unwrap_err()
+            .contains("not a whole number"));
         assert!(to_spec("0", "1000", "0").unwrap_err().contains("chunks"));
         assert!(to_spec("5", "5", "1").unwrap_err().contains("empty"));
     }

@@ -15,8 +15,18 @@ pub struct Props {
 fn status_text(status: &TaskStatus) -> (String, &'static str) {
     match status {
         TaskStatus::Queued => ("queued".into(), "queued"),
-        TaskStatus::Running { done, total } => (format!("running ({done}/{total} chunks)"), "running"),
-        TaskStatus::Done { result } => (format!("done: {}", result.get("count").map_or(result.to_string(), |c| format!("{c} primes"))), "done"),
+        TaskStatus::Running { done, total } => {
+            (format!("running ({done}/{total} chunks)"), "running")
+        }
+        TaskStatus::Done { result } => (
+            format!(
+                "done: {}",
+                result
+                    .get("count")
+                    .map_or(result.to_string(), |c| format!("{c} primes"))
+            ),
+            "done",
+        ),
         TaskStatus::Failed { reason } => (format!("failed: {reason}"), "failed"),
         TaskStatus::Cancelled { .. } => ("cancelled".into(), "cancelled"),
     }
