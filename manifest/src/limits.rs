@@ -19,6 +19,10 @@ pub const NODE_TIMEOUT_MS: u64 = 3 * HEARTBEAT_MS;
 pub const LEASE_SOFT_MS: u64 = 120_000;
 /// The hard deadline: results after this are dropped.
 pub const LEASE_HARD_MS: u64 = 600_000;
+/// A node may hold leases on this many chunks per worker slot: the extra ones
+/// wait in its queue. Handing out a few chunks ahead means fewer, larger
+/// assignment events, which matters at one event per 5 s.
+pub const LEASES_PER_SLOT: u32 = 2;
 /// A chunk that failed or timed out this many times fails its task.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Back-off after a retriable failure: `BACKOFF_BASE_MS * 2^(attempt-1)`.

@@ -7,6 +7,7 @@
 use crate::events::Assignment;
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Ledger, NodeRecord, TaskRecord, TaskStatus};
+use crate::limits::LEASES_PER_SLOT;
 use std::collections::{BTreeMap, VecDeque};
 
 /// One chunk waiting for a node.
@@ -17,7 +18,8 @@ struct ReadyChunk<'a> {
     attempt: u32,
 }
 
-/// Free worker slots per online node: announced slots minus live leases.
+/// Room for more leases per online node: `LEASES_PER_SLOT` per announced
+/// slot, minus the live leases it holds.
 pub fn free_slots(ledger: &Ledger, now: u64) -> BTreeMap<NodeId, u32> {
     let mut busy: BTreeMap<&NodeId, u32> = BTreeMap::new();
     for task in ledger.tasks() {
@@ -33,7 +35,8 @@ pub fn free_slots(ledger: &Ledger, now: u64) -> BTreeMap<NodeId, u32> {
         .online_nodes()
         .map(|n| {
             let used = busy.get(&n.id).copied().unwrap_or(0);
-            (n.id.clone(), n.caps.slots.saturating_sub(used))
+            let capacity = n.caps.slots.saturating_mul(LEASES_PER_SLOT);
+            (n.id.clone(), capacity.saturating_sub(used))
         })
         .collect()
 }
@@ -158,7 +161,7 @@ fn best_node(ledger: &Ledger, free: &BTreeMap<NodeId, u32>, ready: &ReadyChunk) 
 pub enum IdleReason {
     /// The node is not (or no longer) announced in the room.
     NotContributing,
-    /// Every slot has a chunk.
+    /// Every slot has a chunk, and its queue is full.
     AllSlotsBusy,
     /// Nothing is waiting.
     NoWork,

@@ -1,31 +1,26 @@
 // The compute pool end to end: a real Synapse, the test host (Element's way of
 // embedding widgets) on http://127.0.0.1, the release build of the Potluck
-// widget on http://localhost (another site), three friends in three browser
+// widget on http://localhost (another site), friends in separate browser
 // contexts. Two contribute, one submits ten tasks; one contributor's page is
 // closed in the middle of a chunk, and every task still completes, once.
 //
-// Needs `scripts/build.sh` to have built dist/ (tests/run.sh does).
+// Needs dist/ and target/release/count-primes (tests/run.sh builds both).
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { buildHost } from "../host/build.mjs";
-import { WAIT_MS, WIDGET_QUERY, launchBrowser, openHost, widgetFrame } from "../support/browser.mjs";
-import { serveStatic } from "../support/static-server.mjs";
-import { startSynapse } from "../support/synapse.mjs";
+import { WAIT_MS, widgetFrame } from "../support/browser.mjs";
+import {
+  ARTIFACTS, ROOT, chunkOutputs, contribute, shownTasks, startPoolRoom, submitPrimes, waitAllDone,
+} from "../support/pool-room.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const ARTIFACTS = join(ROOT, "test-artifacts");
 const TASKS = 10;
 const CHUNKS = 2;
-// Each task counts primes in its own 4e8-wide range: about a second per chunk
-// in a worker, long enough to close a tab in the middle of one.
-const RANGE = 400_000_000;
+// Each task counts primes in its own range, a second or so per chunk in a
+// worker: long enough to close a tab in the middle of one.
+const RANGE = 300_000_000;
 // Bob's node must be gone from everyone's view within one node timeout
 // (manifest::limits::NODE_TIMEOUT_MS = 15 s) plus delivery.
 const GONE_WITHIN_MS = 15_000 + 10_000;
@@ -35,49 +30,21 @@ function expectedCount(start, end) {
   return Number(execFileSync(bin, [String(start), String(end)]).toString().trim());
 }
 
+const nodeCount = (widget, n, timeout = WAIT_MS) => widget.waitForFunction(
+  (want) => document.querySelectorAll("[data-testid=node]").length === want, n, { timeout });
+
 describe("the compute pool", () => {
-  let dir, synapse, hostServer, widgetServer, browser;
-  const users = {
-    alice: { name: "alice", password: "alice-password" },
-    bob: { name: "bob", password: "bob-password" },
-    carol: { name: "carol", password: "carol-password" },
-  };
-  let roomId;
+  let room;
   const pages = {};
   const widgets = {};
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "potluck-pool-"));
-    const [hs, hostDist] = await Promise.all([startSynapse({ dir }), buildHost(join(dir, "dist-host"))]);
-    synapse = hs;
-    hostServer = await serveStatic({ root: hostDist });
-    widgetServer = await serveStatic({ root: join(ROOT, "dist"), host: "localhost" });
-    for (const user of Object.values(users)) {
-      Object.assign(user, await synapse.registerUser(user.name, user.password));
-    }
-    roomId = await synapse.createRoom(users.alice.accessToken, {
-      members: [users.bob, users.carol], body: { name: "Potluck friends" },
-    });
-    browser = await launchBrowser();
-    await mkdir(ARTIFACTS, { recursive: true });
+    room = await startPoolRoom({ names: ["alice", "bob", "carol", "dave"] });
   });
+  after(() => room?.close());
 
-  after(async () => {
-    await browser?.close();
-    await hostServer?.close();
-    await widgetServer?.close();
-    await synapse?.stop();
-    if (dir && process.env.POTLUCK_KEEP_TMP !== "1") await rm(dir, { recursive: true, force: true });
-  });
-
-  const open = (name, opts = {}) => openHost(browser, {
-    hostUrl: hostServer.url, hsUrl: synapse.baseUrl, user: users[name], roomId,
-    widgetUrl: `${widgetServer.url}index.html?${WIDGET_QUERY}`, ...opts,
-  });
-
-  test("each friend approves the widget's capabilities and sees the pool", async () => {
-    // Alice approves in the dialog, as a friend would; the others' hosts remember.
-    pages.alice = await open("alice");
+  test("a friend approves the widget's capabilities in the host's dialog", async () => {
+    pages.alice = await room.open("alice");
     const dialog = pages.alice.locator("#capability-dialog");
     await dialog.waitFor({ state: "visible", timeout: WAIT_MS });
     const asked = await dialog.locator("input[type=checkbox]").evaluateAll((boxes) => boxes.map((b) => b.value));
@@ -86,34 +53,39 @@ describe("the compute pool", () => {
       `asks for more than it needs: ${asked.join()}`);
     await dialog.getByRole("button", { name: "Approve" }).click();
     widgets.alice = await widgetFrame(pages.alice);
+    await widgets.alice.getByTestId("contribute").waitFor({ timeout: WAIT_MS });
     for (const name of ["bob", "carol"]) {
-      pages[name] = await open(name, { autoApprove: true });
-      widgets[name] = await widgetFrame(pages[name]);
+      ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name));
     }
-    for (const widget of Object.values(widgets)) {
-      await widget.getByTestId("contribute").waitFor({ timeout: WAIT_MS });
-    }
+  });
+
+  test("a friend who denies the capabilities gets an explanation, and the widget sends nothing", async () => {
+    const page = await room.open("dave");
+    const dialog = page.locator("#capability-dialog");
+    await dialog.waitFor({ state: "visible", timeout: WAIT_MS });
+    await dialog.getByRole("button", { name: "Deny" }).click();
+    const widget = await widgetFrame(page);
+    const stopped = widget.getByTestId("stopped");
+    await stopped.waitFor({ timeout: WAIT_MS });
+    assert.match(await stopped.textContent(), /not allowed what it needs/);
+    assert.equal(await widget.getByTestId("contribute").count(), 0);
+    await page.context().close();
+    const fromDave = (await room.roomEvents()).filter((e) => e.sender === room.users.dave.userId && e.type.startsWith("org.potluck."));
+    assert.deepEqual(fromDave, []);
   });
 
   test("two friends contribute and everyone sees them", async () => {
-    for (const name of ["alice", "bob"]) {
-      await widgets[name].getByTestId("contribute").click();
-      await widgets[name].getByText("Stop contributing").waitFor({ timeout: WAIT_MS });
-    }
-    const nodes = widgets.carol.getByTestId("node");
-    await widgets.carol.waitForFunction(() => document.querySelectorAll("[data-testid=node]").length === 2,
-      null, { timeout: WAIT_MS });
-    const owners = await nodes.evaluateAll((els) => els.map((e) => e.dataset.owner).sort());
-    assert.deepEqual(owners, [users.alice.userId, users.bob.userId]);
+    await contribute(widgets.alice);
+    await contribute(widgets.bob);
+    await nodeCount(widgets.carol, 2);
+    const owners = await widgets.carol.getByTestId("node").evaluateAll((els) => els.map((e) => e.dataset.owner).sort());
+    assert.deepEqual(owners, [room.users.alice.userId, room.users.bob.userId]);
   });
 
   test("ten tasks complete once each, even when a contributor's tab closes mid-chunk", async () => {
-    const form = widgets.carol.getByTestId("submit-form");
+    const started = Date.now();
     for (let k = 0; k < TASKS; k++) {
-      await form.getByTestId("start").fill(String(k * RANGE));
-      await form.getByTestId("end").fill(String((k + 1) * RANGE));
-      await form.getByTestId("chunks").fill(String(CHUNKS));
-      await form.getByTestId("submit").click();
+      await submitPrimes(widgets.carol, { start: k * RANGE, end: (k + 1) * RANGE, chunks: CHUNKS });
     }
     await widgets.carol.waitForFunction((n) => document.querySelectorAll("[data-testid=task]").length === n,
       TASKS, { timeout: WAIT_MS });
@@ -121,7 +93,7 @@ describe("the compute pool", () => {
     // Once Bob has finished a chunk, close his whole page while his worker is
     // in the middle of another.
     await widgets.carol.waitForFunction((bob) => [...document.querySelectorAll("[data-testid=task]")]
-      .some((t) => t.dataset.doneBy.split(",").includes(bob)), users.bob.userId, { timeout: 120_000 });
+      .some((t) => t.dataset.doneBy.split(",").includes(bob)), room.users.bob.userId, { timeout: 120_000 });
     const bobJob = widgets.bob.getByTestId("local-job").first();
     await bobJob.waitFor({ timeout: 60_000 });
     const orphanedTask = await bobJob.getAttribute("data-task-id");
@@ -130,19 +102,14 @@ describe("the compute pool", () => {
     const closedAt = Date.now();
 
     // The homeserver's delayed "node gone" event tells everyone he left.
-    await widgets.carol.waitForFunction(() => document.querySelectorAll("[data-testid=node]").length === 1,
-      null, { timeout: GONE_WITHIN_MS });
+    await nodeCount(widgets.carol, 1, GONE_WITHIN_MS);
     const goneAfterMs = Date.now() - closedAt;
 
-    await widgets.carol.waitForFunction((n) =>
-      [...document.querySelectorAll("[data-testid=task]")].filter((t) => t.dataset.status === "done").length === n,
-    TASKS, { timeout: 240_000, polling: 500 });
+    await waitAllDone(widgets.carol, TASKS, 240_000);
+    const tookMs = Date.now() - started;
     await widgets.carol.locator("body").screenshot({ path: join(ARTIFACTS, "widget-pool.png") });
 
-    const tasks = await widgets.carol.getByTestId("task").evaluateAll((els) => els.map((e) => ({
-      id: e.dataset.taskId, status: e.querySelector("[data-testid=task-status]").textContent,
-      doneBy: e.dataset.doneBy.split(",").filter(Boolean), what: e.querySelector(".what").textContent,
-    })));
+    const tasks = await shownTasks(widgets.carol);
     for (const task of tasks) {
       const [, start, end] = task.what.match(/\[(\d+), (\d+)\)/);
       const want = expectedCount(Number(start), Number(end));
@@ -150,23 +117,26 @@ describe("the compute pool", () => {
       assert.equal(task.doneBy.length, CHUNKS, `one accepted result per chunk: ${task.doneBy}`);
     }
     const orphan = tasks.find((t) => t.id === orphanedTask);
-    assert.equal(orphan.doneBy[orphanedChunk], users.alice.userId, "Alice finished the chunk Bob left");
+    assert.equal(orphan.doneBy[orphanedChunk], room.users.alice.userId, "Alice finished the chunk Bob left");
 
-    // Every result event in the room, as Synapse stores it: nothing accepted twice.
-    const outputs = await roomResultOutputs();
+    // Every chunk's output is in the room; Bob's unfinished chunk has none from him.
+    const events = await room.roomEvents();
+    const outputs = chunkOutputs(events);
     for (const task of tasks) {
       const chunks = outputs.filter((o) => o.task === task.id).map((o) => o.chunk);
       assert.deepEqual([...new Set(chunks)].sort(), [...Array(CHUNKS).keys()], `task ${task.id} chunks`);
     }
-    console.log(`# bob's node gone after ${goneAfterMs} ms; results in room: ${outputs.length} for ${TASKS * CHUNKS} chunks`);
+    const potluckEvents = events.filter((e) => e.type.startsWith("org.potluck.")).length;
+    console.log(`# ${TASKS} tasks x ${CHUNKS} chunks in ${tookMs} ms; bob's node gone after ${goneAfterMs} ms; `
+      + `${outputs.length} chunk outputs, ${potluckEvents} Potluck events in the room`);
   });
 
-  /** Every chunk output posted to the room, read from Synapse directly. */
-  async function roomResultOutputs() {
-    const url = `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1000`;
-    const response = await fetch(url, { headers: { Authorization: `Bearer ${users.alice.accessToken}` } });
-    const { chunk } = await response.json();
-    return chunk.filter((e) => e.type === "org.potluck.result").flatMap((e) =>
-      e.content.outcomes.filter((o) => "output" in o).map((o) => ({ task: e.content["m.relates_to"].event_id, chunk: o.chunk })));
-  }
+  test("switching contributing off removes the node from everyone's view at once", async () => {
+    await widgets.alice.getByTestId("contribute").click();
+    await widgets.alice.getByText("Contribute compute").waitFor({ timeout: WAIT_MS });
+    const started = Date.now();
+    await nodeCount(widgets.carol, 0);
+    // Well under the 15 s timeout: the node sent its leave notice itself.
+    assert.ok(Date.now() - started < 10_000, `gone after ${Date.now() - started} ms`);
+  });
 });

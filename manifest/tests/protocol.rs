@@ -1,0 +1,449 @@
+//! The protocol's rules, each as a scripted sequence of room events: what a
+//! node sees, and what the ledger and the scheduler make of it.
+
+use manifest::events::{
+    Assignment, ChunkOutcome, NodeCaps, Outcome, Outgoing, Requirements, TaskSpec,
+};
+use manifest::ids::{EventId, NodeId, UserId};
+use manifest::ledger::{Ledger, TaskStatus};
+use manifest::limits::{LEASE_HARD_MS, LEASE_SOFT_MS, MAX_ATTEMPTS};
+use manifest::scheduler::{explain_idle, plan, IdleReason};
+use manifest::task_kind::TaskKind;
+use serde_json::{json, Value};
+
+/// A room: stamps events with ids and homeserver times, feeds one ledger.
+struct Room {
+    ledger: Ledger,
+    next: u64,
+}
+
+fn user(name: &str) -> UserId {
+    UserId::parse(format!("@{name}:hs")).unwrap()
+}
+fn node(name: &str) -> NodeId {
+    NodeId::new(&user(name), "t").unwrap()
+}
+fn caps(slots: u32, webgpu: bool) -> NodeCaps {
+    NodeCaps {
+        cores: slots + 1,
+        slots,
+        memory_mb: None,
+        webgpu,
+        models: vec![],
+    }
+}
+fn primes(chunks: u32) -> TaskSpec {
+    TaskSpec {
+        kind: TaskKind::Primes {
+            start: 0,
+            end: 1_000,
+        },
+        chunks,
+        priority: 0,
+        requirements: Requirements::default(),
+    }
+}
+fn count(n: u64) -> Outcome {
+    Outcome::Output(json!({ "count": n }))
+}
+
+impl Room {
+    fn new() -> Self {
+        Self {
+            ledger: Ledger::new(),
+            next: 0,
+        }
+    }
+
+    fn raw(&mut self, sender: &str, out: &Outgoing, ts: u64) -> (EventId, Value) {
+        self.next += 1;
+        let id = format!("$e{:04}", self.next);
+        let mut raw = json!({"type": out.event_type, "event_id": id, "sender": format!("@{sender}:hs"),
+            "origin_server_ts": ts, "content": out.content});
+        if let Some(key) = &out.state_key {
+            raw["state_key"] = json!(key);
+        }
+        (EventId::parse(id).unwrap(), raw)
+    }
+
+    fn send(&mut self, sender: &str, out: &Outgoing, ts: u64) -> EventId {
+        let (id, raw) = self.raw(sender, out, ts);
+        self.ledger
+            .ingest(&raw)
+            .unwrap_or_else(|r| panic!("rejected: {r}"));
+        id
+    }
+
+    fn send_rejected(&mut self, sender: &str, out: &Outgoing, ts: u64) -> String {
+        let (_, raw) = self.raw(sender, out, ts);
+        self.ledger.ingest(&raw).expect("validation passes");
+        self.ledger
+            .rejections()
+            .last()
+            .expect("the ledger rejects it")
+            .reason
+            .clone()
+    }
+
+    fn online(&mut self, name: &str, caps: NodeCaps, ts: u64) {
+        self.send(name, &Outgoing::node_online(&node(name), &caps), ts);
+    }
+
+    fn assign(
+        &mut self,
+        coordinator: &str,
+        task: &EventId,
+        chunk: u32,
+        to: &str,
+        attempt: u32,
+        ts: u64,
+    ) {
+        let a = Assignment {
+            chunk,
+            node: node(to),
+            attempt,
+        };
+        self.send(coordinator, &Outgoing::assign(task, &[a]), ts);
+    }
+
+    fn result(
+        &mut self,
+        name: &str,
+        task: &EventId,
+        chunk: u32,
+        attempt: u32,
+        outcome: Outcome,
+        ts: u64,
+    ) -> EventId {
+        self.send(
+            name,
+            &Outgoing::result(
+                task,
+                &node(name),
+                &[ChunkOutcome {
+                    chunk,
+                    attempt,
+                    outcome,
+                }],
+            ),
+            ts,
+        )
+    }
+
+    fn status(&self, task: &EventId, now: u64) -> TaskStatus {
+        self.ledger
+            .task_status(self.ledger.task(task).unwrap(), now)
+    }
+}
+
+#[test]
+fn the_oldest_online_node_coordinates_and_the_next_takes_over_when_it_leaves() {
+    let mut room = Room::new();
+    room.online("bob", caps(1, false), 10);
+    room.online("alice", caps(1, false), 20);
+    assert_eq!(room.ledger.coordinator(), Some(&node("bob")));
+    room.send("bob", &Outgoing::node_gone(&node("bob")), 30);
+    assert_eq!(room.ledger.coordinator(), Some(&node("alice")));
+}
+
+#[test]
+fn chunks_of_a_vanished_node_are_ready_again_at_once() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    let task = room.send("carol", &Outgoing::task(&primes(1)), 3);
+    room.assign("alice", &task, 0, "bob", 1, 4);
+    assert!(
+        plan(&room.ledger, 5, &|_, _| false).is_empty(),
+        "leased to a live node"
+    );
+    room.send("bob", &Outgoing::node_gone(&node("bob")), 6);
+    let replan = plan(&room.ledger, 7, &|_, _| false);
+    assert_eq!(
+        replan,
+        vec![(
+            task,
+            vec![Assignment {
+                chunk: 0,
+                node: node("alice"),
+                attempt: 2
+            }]
+        )]
+    );
+}
+
+#[test]
+fn after_the_soft_timeout_a_chunk_is_reissued_but_a_late_original_result_still_wins() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    let task = room.send("carol", &Outgoing::task(&primes(1)), 3);
+    room.assign("alice", &task, 0, "bob", 1, 10);
+    let soft = 10 + LEASE_SOFT_MS;
+    let reissue = plan(&room.ledger, soft, &|_, _| false);
+    assert_eq!(reissue[0].1[0].attempt, 2);
+    room.assign("alice", &task, 0, "alice", 2, soft);
+    // Bob's first attempt arrives late but first: accepted; Alice's is ignored.
+    room.result("bob", &task, 0, 1, count(168), soft + 5);
+    room.result("alice", &task, 0, 2, count(999), soft + 6);
+    assert_eq!(
+        room.status(&task, soft + 7),
+        TaskStatus::Done {
+            result: json!({"count": 168})
+        }
+    );
+    assert_eq!(
+        room.ledger.task(&task).unwrap().chunks[0]
+            .done
+            .as_ref()
+            .unwrap()
+            .node,
+        node("bob")
+    );
+}
+
+#[test]
+fn results_after_the_hard_deadline_are_dropped() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    let task = room.send("carol", &Outgoing::task(&primes(1)), 2);
+    room.assign("alice", &task, 0, "alice", 1, 3);
+    let late = Outgoing::result(
+        &task,
+        &node("alice"),
+        &[ChunkOutcome {
+            chunk: 0,
+            attempt: 1,
+            outcome: count(1),
+        }],
+    );
+    let reason = room.send_rejected("alice", &late, 3 + LEASE_HARD_MS + 1);
+    assert!(reason.contains("hard deadline"), "{reason}");
+}
+
+#[test]
+fn a_result_from_a_node_without_a_lease_is_rejected_and_changes_nothing() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("mallory", caps(1, false), 2);
+    let task = room.send("carol", &Outgoing::task(&primes(1)), 3);
+    room.assign("alice", &task, 0, "alice", 1, 4);
+    let forged = Outgoing::result(
+        &task,
+        &node("mallory"),
+        &[ChunkOutcome {
+            chunk: 0,
+            attempt: 1,
+            outcome: count(7),
+        }],
+    );
+    let reason = room.send_rejected("mallory", &forged, 5);
+    assert!(reason.contains("holds no lease"), "{reason}");
+    assert!(matches!(
+        room.status(&task, 6),
+        TaskStatus::Running { done: 0, .. }
+    ));
+}
+
+#[test]
+fn retriable_failures_back_off_then_give_up_after_the_maximum_attempts() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    let task = room.send("carol", &Outgoing::task(&primes(1)), 2);
+    let mut now = 10;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let planned = plan(&room.ledger, now, &|_, _| false);
+        assert_eq!(
+            planned[0].1[0].attempt, attempt,
+            "attempt {attempt} is planned"
+        );
+        room.assign("alice", &task, 0, "alice", attempt, now);
+        let crashed = Outcome::Error {
+            reason: "worker crashed".into(),
+            retriable: true,
+        };
+        room.result("alice", &task, 0, attempt, crashed, now + 1);
+        assert!(
+            plan(&room.ledger, now + 2, &|_, _| false).is_empty(),
+            "backing off"
+        );
+        now += 100_000;
+    }
+    assert_eq!(
+        room.status(&task, now),
+        TaskStatus::Failed {
+            reason: format!("chunk 1 of 1: gave up after {MAX_ATTEMPTS} attempts")
+        }
+    );
+}
+
+#[test]
+fn a_non_retriable_failure_fails_the_task_with_its_reason() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    let task = room.send("carol", &Outgoing::task(&primes(2)), 2);
+    room.assign("alice", &task, 1, "alice", 1, 3);
+    let bad = Outcome::Error {
+        reason: "input is not audio".into(),
+        retriable: false,
+    };
+    room.result("alice", &task, 1, 1, bad, 4);
+    assert_eq!(
+        room.status(&task, 5),
+        TaskStatus::Failed {
+            reason: "chunk 2 of 2: input is not audio".into()
+        }
+    );
+}
+
+#[test]
+fn only_the_submitter_can_cancel() {
+    let mut room = Room::new();
+    let task = room.send("carol", &Outgoing::task(&primes(1)), 1);
+    let reason = room.send_rejected("mallory", &Outgoing::cancel(&task, None), 2);
+    assert!(reason.contains("only @carol:hs can cancel"), "{reason}");
+    room.send("carol", &Outgoing::cancel(&task, Some("typo")), 3);
+    assert_eq!(
+        room.status(&task, 4),
+        TaskStatus::Cancelled {
+            reason: Some("typo".into())
+        }
+    );
+}
+
+#[test]
+fn a_friend_with_a_thousand_chunks_queued_does_not_hold_up_another_friends_one() {
+    let mut room = Room::new();
+    room.online("alice", caps(2, false), 1);
+    let flood = room.send(
+        "carol",
+        &Outgoing::task(&TaskSpec {
+            chunks: 1_000,
+            ..primes(1)
+        }),
+        2,
+    );
+    let first = plan(&room.ledger, 3, &|_, _| false);
+    for a in &first[0].1 {
+        room.assign("alice", &flood, a.chunk, "alice", 1, 3);
+    }
+    let single = room.send("dan", &Outgoing::task(&primes(1)), 4);
+    // The next slot that frees goes to Dan, not to Carol's 997 waiting chunks.
+    room.result("alice", &flood, 0, 1, count(1), 5);
+    let next = plan(&room.ledger, 6, &|_, _| false);
+    assert_eq!(
+        next,
+        vec![(
+            single,
+            vec![Assignment {
+                chunk: 0,
+                node: node("alice"),
+                attempt: 1
+            }]
+        )]
+    );
+}
+
+#[test]
+fn webgpu_work_goes_only_to_webgpu_nodes_and_others_say_why_they_idle() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    let spec = TaskSpec {
+        requirements: Requirements {
+            webgpu: true,
+            min_memory_mb: None,
+        },
+        ..primes(1)
+    };
+    room.send("carol", &Outgoing::task(&spec), 2);
+    assert!(plan(&room.ledger, 3, &|_, _| false).is_empty());
+    assert_eq!(
+        explain_idle(&room.ledger, &node("alice"), 3),
+        IdleReason::MissingCapability { tasks: 1 }
+    );
+    room.online("bob", caps(1, true), 4);
+    let planned = plan(&room.ledger, 5, &|_, _| false);
+    assert_eq!(planned[0].1[0].node, node("bob"));
+}
+
+#[test]
+fn an_idle_node_says_there_is_no_work() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    assert_eq!(
+        explain_idle(&room.ledger, &node("alice"), 2),
+        IdleReason::NoWork
+    );
+    assert_eq!(
+        explain_idle(&room.ledger, &node("bob"), 2),
+        IdleReason::NotContributing
+    );
+}
+
+#[test]
+fn events_seen_in_any_order_or_twice_give_the_same_ledger() {
+    let mut room = Room::new();
+    let mut log = Vec::new();
+    let mut push = |room: &mut Room, sender: &str, out: Outgoing, ts: u64| {
+        let (id, raw) = room.raw(sender, &out, ts);
+        log.push(raw);
+        id
+    };
+    push(
+        &mut room,
+        "alice",
+        Outgoing::node_online(&node("alice"), &caps(2, false)),
+        1,
+    );
+    let task = push(&mut room, "carol", Outgoing::task(&primes(2)), 2);
+    let both = [
+        Assignment {
+            chunk: 0,
+            node: node("alice"),
+            attempt: 1,
+        },
+        Assignment {
+            chunk: 1,
+            node: node("alice"),
+            attempt: 1,
+        },
+    ];
+    push(&mut room, "alice", Outgoing::assign(&task, &both), 3);
+    let outcomes = [
+        ChunkOutcome {
+            chunk: 0,
+            attempt: 1,
+            outcome: count(3),
+        },
+        ChunkOutcome {
+            chunk: 1,
+            attempt: 1,
+            outcome: count(4),
+        },
+    ];
+    push(
+        &mut room,
+        "alice",
+        Outgoing::result(&task, &node("alice"), &outcomes),
+        4,
+    );
+
+    let fold = |events: &[Value]| {
+        let mut ledger = Ledger::new();
+        events.iter().for_each(|e| drop(ledger.ingest(e)));
+        ledger
+            .tasks()
+            .map(|t| ledger.task_status(t, 10))
+            .collect::<Vec<_>>()
+    };
+    let in_order = fold(&log);
+    assert_eq!(
+        in_order,
+        vec![TaskStatus::Done {
+            result: json!({"count": 7})
+        }]
+    );
+    let mut shuffled: Vec<Value> = log.iter().rev().cloned().collect();
+    shuffled.extend(log.iter().cloned());
+    assert_eq!(fold(&shuffled), in_order);
+}

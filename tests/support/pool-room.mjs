@@ -1,0 +1,108 @@
+// One room of friends for end-to-end tests of the Potluck widget: a Synapse,
+// the test host on http://127.0.0.1, the release widget (dist/) on
+// http://localhost, and a browser to put each friend in front of it.
+
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { buildHost } from "../host/build.mjs";
+import { WAIT_MS, WIDGET_QUERY, launchBrowser, openHost, widgetFrame } from "./browser.mjs";
+import { serveStatic } from "./static-server.mjs";
+import { startSynapse } from "./synapse.mjs";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
+export const ARTIFACTS = join(ROOT, "test-artifacts");
+
+/**
+ * Starts everything for friends `names` (the first creates the room).
+ * `defaultRateLimits` keeps Synapse's own limits, as on a real homeserver.
+ */
+export async function startPoolRoom({ names, defaultRateLimits = false }) {
+  const dir = await mkdtemp(join(tmpdir(), "potluck-e2e-"));
+  const [synapse, hostDist] = await Promise.all([
+    startSynapse({ dir, defaultRateLimits }), buildHost(join(dir, "dist-host")),
+  ]);
+  const hostServer = await serveStatic({ root: hostDist });
+  const widgetServer = await serveStatic({ root: join(ROOT, "dist"), host: "localhost" });
+  const users = {};
+  for (const name of names) {
+    const password = `${name}-password`;
+    users[name] = { name, password, ...(await synapse.registerUser(name, password)) };
+  }
+  const [creator, ...members] = names.map((n) => users[n]);
+  const roomId = await synapse.createRoom(creator.accessToken, { members, body: { name: "Potluck friends" } });
+  const browser = await launchBrowser();
+  await mkdir(ARTIFACTS, { recursive: true });
+
+  return {
+    synapse, users, roomId,
+
+    /** Opens the host page for `name`; returns the page. */
+    open: (name, opts = {}) => openHost(browser, {
+      hostUrl: hostServer.url, hsUrl: synapse.baseUrl, user: users[name], roomId,
+      widgetUrl: `${widgetServer.url}index.html?${WIDGET_QUERY}`, ...opts,
+    }),
+
+    /** Opens `name`'s page with capabilities approved; returns the widget's frame once it runs. */
+    async openWidget(name) {
+      const page = await this.open(name, { autoApprove: true });
+      const widget = await widgetFrame(page);
+      await widget.getByTestId("contribute").waitFor({ timeout: WAIT_MS });
+      return { page, widget };
+    },
+
+    /** Every event in the room, oldest first, read from Synapse directly. */
+    async roomEvents() {
+      const url = `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=1000`;
+      const response = await fetch(url, { headers: { Authorization: `Bearer ${creator.accessToken}` } });
+      return (await response.json()).chunk;
+    },
+
+    async close() {
+      await browser.close();
+      await Promise.allSettled([hostServer.close(), widgetServer.close()]);
+      await synapse.stop();
+      if (process.env.POTLUCK_KEEP_TMP !== "1") await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The chunk outputs posted to the room: one entry per `output` outcome. */
+export function chunkOutputs(events) {
+  return events.filter((e) => e.type === "org.potluck.result").flatMap((e) =>
+    e.content.outcomes.filter((o) => "output" in o)
+      .map((o) => ({ task: e.content["m.relates_to"].event_id, chunk: o.chunk, sender: e.sender })));
+}
+
+/** Submits a "count primes" task from `widget`'s form. */
+export async function submitPrimes(widget, { start, end, chunks }) {
+  const form = widget.getByTestId("submit-form");
+  await form.getByTestId("start").fill(String(start));
+  await form.getByTestId("end").fill(String(end));
+  await form.getByTestId("chunks").fill(String(chunks));
+  await form.getByTestId("submit").click();
+}
+
+/** Waits until `widget` shows `count` tasks, all done. */
+export function waitAllDone(widget, count, timeout) {
+  return widget.waitForFunction((n) => {
+    const tasks = [...document.querySelectorAll("[data-testid=task]")];
+    return tasks.length === n && tasks.every((t) => t.dataset.status === "done");
+  }, count, { timeout, polling: 500 });
+}
+
+/** The tasks as `widget` shows them. */
+export function shownTasks(widget) {
+  return widget.getByTestId("task").evaluateAll((els) => els.map((e) => ({
+    id: e.dataset.taskId, status: e.querySelector("[data-testid=task-status]").textContent,
+    doneBy: e.dataset.doneBy.split(",").filter(Boolean), what: e.querySelector(".what").textContent,
+  })));
+}
+
+/** Clicks Contribute compute and waits until the widget says it contributes. */
+export async function contribute(widget) {
+  await widget.getByTestId("contribute").click();
+  await widget.getByText("Stop contributing").waitFor({ timeout: WAIT_MS });
+}
