@@ -207,18 +207,10 @@ impl Ledger {
     /// the coordinator's tab closes the homeserver's "node gone" event hands the
     /// role to the next one.
     pub fn coordinator(&self) -> Option<&NodeId> {
-        self.online_nodes()
-            .min_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)))
-            .map(|n| &n.id)
+        self.state.coordinator()
     }
 
-    pub fn chunk_status<'a>(
-        &'a self,
-        task: &TaskRecord,
-        chunk: &'a ChunkRecord,
-        now: u64,
-    ) -> ChunkStatus<'a> {
-        let _ = task;
+    pub fn chunk_status<'a>(&'a self, chunk: &'a ChunkRecord, now: u64) -> ChunkStatus<'a> {
         if let Some(done) = &chunk.done {
             return ChunkStatus::Done(done);
         }
@@ -261,7 +253,7 @@ impl Ledger {
         let mut done = 0;
         let mut started = false;
         for (index, chunk) in task.chunks.iter().enumerate() {
-            match self.chunk_status(task, chunk, now) {
+            match self.chunk_status(chunk, now) {
                 ChunkStatus::Done(_) => done += 1,
                 ChunkStatus::Failed(reason) => {
                     return TaskStatus::Failed {
@@ -296,6 +288,14 @@ impl Ledger {
 }
 
 impl State {
+    fn coordinator(&self) -> Option<&NodeId> {
+        self.nodes
+            .values()
+            .filter(|n| n.online)
+            .min_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)))
+            .map(|n| &n.id)
+    }
+
     fn remember(&mut self, rejection: Rejection) {
         if self.rejections.len() == MAX_REJECTIONS_KEPT {
             self.rejections.pop_front();
@@ -387,12 +387,14 @@ impl State {
     }
 
     fn apply_assign(&mut self, event: &SeenEvent, task: &EventId, assignments: &[Assignment]) {
-        let sender_has_node = self
-            .nodes
-            .values()
-            .any(|n| n.online && n.id.is_owned_by(&event.sender));
-        if !sender_has_node {
-            let reason = format!("{} assigned work without an online node", event.sender);
+        // One coordinator at a time, decided by the events before this one:
+        // a node that wrongly thought itself coordinator (it had not yet seen
+        // an older node) assigns nothing.
+        if !self
+            .coordinator()
+            .is_some_and(|c| c.is_owned_by(&event.sender))
+        {
+            let reason = format!("{} assigned work but is not the coordinator", event.sender);
             return self.reject(event, reason);
         }
         for a in assignments {

@@ -13,6 +13,10 @@ pub const HEARTBEAT_MS: u64 = 5_000;
 /// the last heartbeat: three missed heartbeats, so one slow timer is no outage.
 pub const NODE_TIMEOUT_MS: u64 = 3 * HEARTBEAT_MS;
 
+/// A node acts as coordinator only once it has been online this long, so it
+/// has seen the announcements of older nodes first (tabs see events late).
+pub const COORDINATOR_SETTLE_MS: u64 = 3_000;
+
 /// A lease's soft timeout: after this the chunk is issued again (Folding@home's
 /// first stage), though a late result from the original node still counts if it
 /// arrives first.
@@ -22,7 +26,7 @@ pub const LEASE_HARD_MS: u64 = 600_000;
 /// A node may hold leases on this many chunks per worker slot: the extra ones
 /// wait in its queue. Handing out a few chunks ahead means fewer, larger
 /// assignment events, which matters at one event per 5 s.
-pub const LEASES_PER_SLOT: u32 = 2;
+pub const LEASES_PER_SLOT: u32 = 1;
 /// A chunk that failed or timed out this many times fails its task.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Back-off after a retriable failure: `BACKOFF_BASE_MS * 2^(attempt-1)`.

@@ -8,9 +8,9 @@
 use crate::events::{ChunkOutcome, NodeCaps, Outcome, Outgoing, TaskSpec};
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Ledger};
-use crate::limits::{HEARTBEAT_MS, RESEND_AFTER_MS, RESULT_BATCH_MS};
+use crate::limits::{COORDINATOR_SETTLE_MS, HEARTBEAT_MS, RESEND_AFTER_MS, RESULT_BATCH_MS};
 use crate::rate::RateBudget;
-use crate::scheduler;
+use crate::scheduler::{self, InFlight};
 use crate::task_kind::TaskKind;
 use crate::validate::Rejection;
 use crate::worker_protocol::JobId;
@@ -97,8 +97,8 @@ pub struct NodeMachine {
     contribution: Option<Contribution>,
     running: BTreeMap<JobId, RunningChunk>,
     finished: Vec<FinishedChunk>,
-    /// Assignments sent and not yet seen back, with when they were sent.
-    assigning: BTreeMap<(EventId, u32), u64>,
+    /// Assignments sent and not yet seen back: chunk → (node, sent at).
+    assigning: BTreeMap<(EventId, u32), (NodeId, u64)>,
     outbox: VecDeque<Outgoing>,
     budget: RateBudget,
     next_job: JobId,
@@ -183,8 +183,10 @@ impl NodeMachine {
         self.keep_alive(now, actions);
         self.abort_obsolete(now, actions);
         self.start_assigned(now, actions);
-        self.send_results(now, actions);
+        // Assignments first: they keep the whole pool busy; results that wait
+        // for send budget only grow their batch.
         self.coordinate(now, actions);
+        self.send_results(now, actions);
         while !self.outbox.is_empty() && self.budget.try_take(now) {
             if let Some(out) = self.outbox.pop_front() {
                 actions.push(Action::Send(out));
@@ -243,14 +245,19 @@ impl NodeMachine {
     /// Runs chunks the coordinator gave this node, up to its slots.
     fn start_assigned(&mut self, now: u64, actions: &mut Vec<Action>) {
         let Some(c) = &self.contribution else { return };
+        if self.running.len() >= c.caps.slots as usize {
+            return;
+        }
+        // Queued chunks start in the scheduler's fairness order: the friend
+        // with the fewest chunks in the pool first, then the oldest lease.
+        let held = scheduler::running_by_submitter(&self.ledger, now);
         let mut starts = Vec::new();
         for task in self.ledger.tasks() {
             if self.ledger.task_status(task, now).is_terminal() {
                 continue;
             }
             for (index, chunk) in task.chunks.iter().enumerate() {
-                let ChunkStatus::Running(leases) = self.ledger.chunk_status(task, chunk, now)
-                else {
+                let ChunkStatus::Running(leases) = self.ledger.chunk_status(chunk, now) else {
                     continue;
                 };
                 let Some(lease) = leases.iter().find(|l| l.node == c.node) else {
@@ -267,7 +274,9 @@ impl NodeMachine {
                             && f.outcome.attempt == lease.attempt
                     });
                 if !already {
+                    let share = held.get(&task.submitter).copied().unwrap_or(0);
                     starts.push((
+                        (share, lease.granted_at),
                         task.id.clone(),
                         index,
                         lease.attempt,
@@ -276,7 +285,8 @@ impl NodeMachine {
                 }
             }
         }
-        for (task, chunk, attempt, work) in starts {
+        starts.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        for (_, task, chunk, attempt, work) in starts {
             if self.running.len() >= c.caps.slots as usize {
                 break;
             }
@@ -346,32 +356,38 @@ impl NodeMachine {
     /// If this node is the coordinator, hands ready chunks to nodes.
     fn coordinate(&mut self, now: u64, actions: &mut Vec<Action>) {
         let Some(c) = &self.contribution else { return };
-        if self.ledger.coordinator() != Some(&c.node) {
+        let settled = self
+            .ledger
+            .node(&c.node)
+            .is_some_and(|n| now >= n.since + COORDINATOR_SETTLE_MS);
+        if self.ledger.coordinator() != Some(&c.node) || !settled {
             self.assigning.clear();
             return;
         }
         let ledger = &self.ledger;
         // Forget assignments that came back (the chunk is leased or settled) or went missing.
-        self.assigning.retain(|(task, chunk), sent| {
+        self.assigning.retain(|(task, chunk), (_, sent)| {
             let Some(record) = ledger.task(task) else {
                 return false;
             };
             let status = record
                 .chunks
                 .get(*chunk as usize)
-                .map(|c| ledger.chunk_status(record, c, now));
+                .map(|c| ledger.chunk_status(c, now));
             matches!(status, Some(ChunkStatus::Ready)) && now < *sent + RESEND_AFTER_MS
         });
-        let assigning = &self.assigning;
-        let plan = scheduler::plan(ledger, now, &|task, chunk| {
-            assigning.contains_key(&(task.clone(), chunk))
-        });
-        for (task, assignments) in plan {
+        let in_flight: InFlight = self
+            .assigning
+            .iter()
+            .map(|(chunk, (node, _))| (chunk.clone(), node.clone()))
+            .collect();
+        for (task, assignments) in scheduler::plan(ledger, now, &in_flight) {
             if !self.budget.try_take(now) {
                 break;
             }
             for a in &assignments {
-                self.assigning.insert((task.clone(), a.chunk), now);
+                self.assigning
+                    .insert((task.clone(), a.chunk), (a.node.clone(), now));
             }
             actions.push(Action::Send(Outgoing::assign(&task, &assignments)));
         }

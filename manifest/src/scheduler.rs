@@ -18,13 +18,19 @@ struct ReadyChunk<'a> {
     attempt: u32,
 }
 
+/// Assignments the coordinator sent and has not seen back yet: chunk → node.
+pub type InFlight = BTreeMap<(EventId, u32), NodeId>;
+
 /// Room for more leases per online node: `LEASES_PER_SLOT` per announced
-/// slot, minus the live leases it holds.
-pub fn free_slots(ledger: &Ledger, now: u64) -> BTreeMap<NodeId, u32> {
+/// slot, minus the live leases it holds and the assignments on their way to it.
+pub fn free_slots(ledger: &Ledger, now: u64, in_flight: &InFlight) -> BTreeMap<NodeId, u32> {
     let mut busy: BTreeMap<&NodeId, u32> = BTreeMap::new();
+    for node in in_flight.values() {
+        *busy.entry(node).or_default() += 1;
+    }
     for task in ledger.tasks() {
         for chunk in &task.chunks {
-            if let ChunkStatus::Running(leases) = ledger.chunk_status(task, chunk, now) {
+            if let ChunkStatus::Running(leases) = ledger.chunk_status(chunk, now) {
                 for lease in leases {
                     *busy.entry(&lease.node).or_default() += 1;
                 }
@@ -46,7 +52,7 @@ pub fn free_slots(ledger: &Ledger, now: u64) -> BTreeMap<NodeId, u32> {
 fn ready_by_submitter<'a>(
     ledger: &'a Ledger,
     now: u64,
-    in_flight: &dyn Fn(&EventId, u32) -> bool,
+    in_flight: &InFlight,
 ) -> BTreeMap<&'a UserId, VecDeque<ReadyChunk<'a>>> {
     let mut tasks: Vec<&TaskRecord> = ledger
         .tasks()
@@ -57,8 +63,8 @@ fn ready_by_submitter<'a>(
     for task in tasks {
         for (index, chunk) in task.chunks.iter().enumerate() {
             let index = index as u32;
-            if ledger.chunk_status(task, chunk, now) == ChunkStatus::Ready
-                && !in_flight(&task.id, index)
+            if ledger.chunk_status(chunk, now) == ChunkStatus::Ready
+                && !in_flight.contains_key(&(task.id.clone(), index))
             {
                 queues
                     .entry(&task.submitter)
@@ -74,14 +80,14 @@ fn ready_by_submitter<'a>(
     queues
 }
 
-/// Chunks currently running per submitter: the first key of fairness.
-fn running_by_submitter(ledger: &Ledger, now: u64) -> BTreeMap<UserId, u32> {
+/// Chunks currently leased per submitter: the first key of fairness.
+pub fn running_by_submitter(ledger: &Ledger, now: u64) -> BTreeMap<UserId, u32> {
     let mut running = BTreeMap::new();
     for task in ledger.tasks() {
         let count = task
             .chunks
             .iter()
-            .filter(|c| matches!(ledger.chunk_status(task, c, now), ChunkStatus::Running(_)))
+            .filter(|c| matches!(ledger.chunk_status(c, now), ChunkStatus::Running(_)))
             .count() as u32;
         if count > 0 {
             *running.entry(task.submitter.clone()).or_default() += count;
@@ -92,14 +98,11 @@ fn running_by_submitter(ledger: &Ledger, now: u64) -> BTreeMap<UserId, u32> {
 
 /// The assignments to make now, grouped by task (one event per task).
 ///
-/// `in_flight` says which chunks the coordinator already assigned but has not
-/// seen come back from the homeserver yet, so it does not assign them twice.
-pub fn plan(
-    ledger: &Ledger,
-    now: u64,
-    in_flight: &dyn Fn(&EventId, u32) -> bool,
-) -> Vec<(EventId, Vec<Assignment>)> {
-    let mut free = free_slots(ledger, now);
+/// `in_flight` holds what the coordinator already assigned but has not seen
+/// come back from the homeserver yet, so it neither assigns those chunks twice
+/// nor fills the same slots again.
+pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Vec<Assignment>)> {
+    let mut free = free_slots(ledger, now, in_flight);
     let mut queues = ready_by_submitter(ledger, now, in_flight);
     let mut running = running_by_submitter(ledger, now);
     let mut plan: BTreeMap<EventId, Vec<Assignment>> = BTreeMap::new();
@@ -199,7 +202,12 @@ pub fn explain_idle(ledger: &Ledger, node: &NodeId, now: u64) -> IdleReason {
     let Some(record) = ledger.node(node).filter(|n| n.online) else {
         return IdleReason::NotContributing;
     };
-    if free_slots(ledger, now).get(node).copied().unwrap_or(0) == 0 {
+    if free_slots(ledger, now, &InFlight::new())
+        .get(node)
+        .copied()
+        .unwrap_or(0)
+        == 0
+    {
         return IdleReason::AllSlotsBusy;
     }
     let mut unmet = 0;
@@ -212,7 +220,7 @@ pub fn explain_idle(ledger: &Ledger, node: &NodeId, now: u64) -> IdleReason {
         let waiting: Vec<ChunkStatus> = task
             .chunks
             .iter()
-            .map(|c| ledger.chunk_status(task, c, now))
+            .map(|c| ledger.chunk_status(c, now))
             .filter(|s| matches!(s, ChunkStatus::Ready | ChunkStatus::BackingOff { .. }))
             .collect();
         if waiting.is_empty() {
@@ -227,7 +235,7 @@ pub fn explain_idle(ledger: &Ledger, node: &NodeId, now: u64) -> IdleReason {
         }
     }
     if runnable {
-        let planned_here = plan(ledger, now, &|_, _| false)
+        let planned_here = plan(ledger, now, &InFlight::new())
             .iter()
             .any(|(_, assignments)| assignments.iter().any(|a| &a.node == node));
         return if planned_here {
@@ -253,7 +261,7 @@ pub fn work_of(ledger: &Ledger, node: &NodeRecord, now: u64) -> Vec<(EventId, u3
             continue;
         }
         for (index, chunk) in task.chunks.iter().enumerate() {
-            if let ChunkStatus::Running(leases) = ledger.chunk_status(task, chunk, now) {
+            if let ChunkStatus::Running(leases) = ledger.chunk_status(chunk, now) {
                 if leases.iter().any(|l| l.node == node.id) {
                     work.push((task.id.clone(), index as u32));
                 }

@@ -7,7 +7,7 @@ use manifest::events::{
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
 use manifest::limits::{LEASE_HARD_MS, LEASE_SOFT_MS, MAX_ATTEMPTS};
-use manifest::scheduler::{explain_idle, plan, IdleReason};
+use manifest::scheduler::{explain_idle, plan, IdleReason, InFlight};
 use manifest::task_kind::TaskKind;
 use serde_json::{json, Value};
 
@@ -154,11 +154,11 @@ fn chunks_of_a_vanished_node_are_ready_again_at_once() {
     let task = room.send("carol", &Outgoing::task(&primes(1)), 3);
     room.assign("alice", &task, 0, "bob", 1, 4);
     assert!(
-        plan(&room.ledger, 5, &|_, _| false).is_empty(),
+        plan(&room.ledger, 5, &InFlight::new()).is_empty(),
         "leased to a live node"
     );
     room.send("bob", &Outgoing::node_gone(&node("bob")), 6);
-    let replan = plan(&room.ledger, 7, &|_, _| false);
+    let replan = plan(&room.ledger, 7, &InFlight::new());
     assert_eq!(
         replan,
         vec![(
@@ -180,7 +180,7 @@ fn after_the_soft_timeout_a_chunk_is_reissued_but_a_late_original_result_still_w
     let task = room.send("carol", &Outgoing::task(&primes(1)), 3);
     room.assign("alice", &task, 0, "bob", 1, 10);
     let soft = 10 + LEASE_SOFT_MS;
-    let reissue = plan(&room.ledger, soft, &|_, _| false);
+    let reissue = plan(&room.ledger, soft, &InFlight::new());
     assert_eq!(reissue[0].1[0].attempt, 2);
     room.assign("alice", &task, 0, "alice", 2, soft);
     // Bob's first attempt arrives late but first: accepted; Alice's is ignored.
@@ -252,7 +252,7 @@ fn retriable_failures_back_off_then_give_up_after_the_maximum_attempts() {
     let task = room.send("carol", &Outgoing::task(&primes(1)), 2);
     let mut now = 10;
     for attempt in 1..=MAX_ATTEMPTS {
-        let planned = plan(&room.ledger, now, &|_, _| false);
+        let planned = plan(&room.ledger, now, &InFlight::new());
         assert_eq!(
             planned[0].1[0].attempt, attempt,
             "attempt {attempt} is planned"
@@ -264,7 +264,7 @@ fn retriable_failures_back_off_then_give_up_after_the_maximum_attempts() {
         };
         room.result("alice", &task, 0, attempt, crashed, now + 1);
         assert!(
-            plan(&room.ledger, now + 2, &|_, _| false).is_empty(),
+            plan(&room.ledger, now + 2, &InFlight::new()).is_empty(),
             "backing off"
         );
         now += 100_000;
@@ -323,14 +323,14 @@ fn a_friend_with_a_thousand_chunks_queued_does_not_hold_up_another_friends_one()
         }),
         2,
     );
-    let first = plan(&room.ledger, 3, &|_, _| false);
+    let first = plan(&room.ledger, 3, &InFlight::new());
     for a in &first[0].1 {
         room.assign("alice", &flood, a.chunk, "alice", 1, 3);
     }
     let single = room.send("dan", &Outgoing::task(&primes(1)), 4);
     // The next slot that frees goes to Dan, not to Carol's 997 waiting chunks.
     room.result("alice", &flood, 0, 1, count(1), 5);
-    let next = plan(&room.ledger, 6, &|_, _| false);
+    let next = plan(&room.ledger, 6, &InFlight::new());
     assert_eq!(
         next,
         vec![(
@@ -356,13 +356,13 @@ fn webgpu_work_goes_only_to_webgpu_nodes_and_others_say_why_they_idle() {
         ..primes(1)
     };
     room.send("carol", &Outgoing::task(&spec), 2);
-    assert!(plan(&room.ledger, 3, &|_, _| false).is_empty());
+    assert!(plan(&room.ledger, 3, &InFlight::new()).is_empty());
     assert_eq!(
         explain_idle(&room.ledger, &node("alice"), 3),
         IdleReason::MissingCapability { tasks: 1 }
     );
     room.online("bob", caps(1, true), 4);
-    let planned = plan(&room.ledger, 5, &|_, _| false);
+    let planned = plan(&room.ledger, 5, &InFlight::new());
     assert_eq!(planned[0].1[0].node, node("bob"));
 }
 

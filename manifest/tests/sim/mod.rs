@@ -1,0 +1,456 @@
+//! A seeded, deterministic simulation of a Potluck room, shared by the
+//! simulation test and the pool benchmark.
+//!
+//! The homeserver stamps and orders events, enforces each account's
+//! `rc_message` limit (0.2 events/s, burst 10; refused sends are retried, as
+//! the widget does) and fires delayed events. Every tab sees the timeline with
+//! its own random delays, some events twice and so in its own order. Nodes
+//! join, crash mid-chunk (their dead-man switch fires later), the coordinator
+//! crashes, crashed friends come back as new nodes. One friend floods the pool;
+//! another submits a single task in the middle of the flood.
+
+#![allow(dead_code)] // Each user of this module reads a different part of the report.
+
+use manifest::events::{NodeCaps, Outcome, Outgoing, Requirements, TaskSpec};
+use manifest::ids::{NodeId, UserId};
+use manifest::ledger::{Ledger, TaskStatus};
+use manifest::limits::{NODE_TIMEOUT_MS, RATE_BURST, RATE_EVENTS_PER_SECOND};
+use manifest::machine::{Action, Input, NodeMachine};
+use manifest::task_kind::TaskKind;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// xorshift64*: small, seeded, no dependency.
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub seed: u64,
+    pub contributors: usize,
+    pub slots: u32,
+    /// Tasks the flooding friend submits at the start.
+    pub flood_tasks: usize,
+    pub chunks: u32,
+    /// Milliseconds one chunk takes in a worker, at least and at most.
+    pub chunk_ms: (u64, u64),
+    /// Percent chance per second that some contributor's tab closes.
+    pub crash_percent_per_s: u64,
+    pub crash_coordinator: bool,
+    /// Each tab sees each event up to this late.
+    pub max_lag_ms: u64,
+    /// Percent of events a tab sees twice.
+    pub duplicate_percent: u64,
+    pub give_up_after_ms: u64,
+}
+
+impl Config {
+    pub fn hostile(seed: u64) -> Self {
+        Self {
+            seed,
+            contributors: 3,
+            slots: 2,
+            flood_tasks: 6,
+            chunks: 3,
+            chunk_ms: (2_000, 20_000),
+            crash_percent_per_s: 2,
+            crash_coordinator: true,
+            max_lag_ms: 3_000,
+            duplicate_percent: 10,
+            give_up_after_ms: 3 * 3_600_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Report {
+    /// Each observer's view: every task's status, and who did each chunk.
+    pub views: Vec<Vec<(TaskStatus, Vec<Option<NodeId>>)>>,
+    pub tasks: usize,
+    pub chunks_total: usize,
+    pub chunks_accepted: usize,
+    pub events_total: u64,
+    pub events_by_type: BTreeMap<String, u64>,
+    /// Minutes of contributing, summed over nodes.
+    pub node_minutes: f64,
+    pub finished_at_ms: u64,
+    /// From the single task's submission to its completion.
+    pub single_task_wait_ms: Option<u64>,
+    pub crashes: u32,
+}
+
+struct Homeserver {
+    timeline: Vec<Value>,
+    next_id: u64,
+    tokens: BTreeMap<String, (f64, u64)>,
+    /// Dead-man switches: node → (fires at, owner, content).
+    delayed: BTreeMap<String, (u64, String, Outgoing)>,
+    events_by_type: BTreeMap<String, u64>,
+}
+
+impl Homeserver {
+    fn allow(&mut self, sender: &str, now: u64) -> bool {
+        let (tokens, at) = self
+            .tokens
+            .entry(sender.into())
+            .or_insert((RATE_BURST, now));
+        *tokens = (*tokens + (now - *at) as f64 / 1000.0 * RATE_EVENTS_PER_SECOND).min(RATE_BURST);
+        *at = now;
+        let allowed = *tokens >= 1.0;
+        if allowed {
+            *tokens -= 1.0;
+        }
+        allowed
+    }
+
+    fn append(&mut self, sender: &str, out: &Outgoing, now: u64) {
+        self.next_id += 1;
+        let mut event = json!({
+            "type": out.event_type, "event_id": format!("$ev{:06}", self.next_id),
+            "sender": sender, "origin_server_ts": now, "content": out.content,
+        });
+        if let Some(key) = &out.state_key {
+            event["state_key"] = json!(key);
+        }
+        *self
+            .events_by_type
+            .entry(out.event_type.to_owned())
+            .or_default() += 1;
+        self.timeline.push(event);
+    }
+
+    fn send(&mut self, sender: &str, out: &Outgoing, now: u64) -> bool {
+        let allowed = self.allow(sender, now);
+        if allowed {
+            self.append(sender, out, now);
+        }
+        allowed
+    }
+
+    fn fire_due(&mut self, now: u64) {
+        let due: Vec<String> = self
+            .delayed
+            .iter()
+            .filter(|(_, d)| d.0 <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some((_, sender, out)) = self.delayed.remove(&key) {
+                self.append(&sender, &out, now);
+            }
+        }
+    }
+}
+
+/// One browser tab: a machine, its view of the timeline, its workers.
+struct Tab {
+    user: UserId,
+    machine: NodeMachine,
+    node: Option<NodeId>,
+    /// Events on their way to this tab: (visible at, index in the timeline).
+    inbox: Vec<(u64, usize)>,
+    delivered_up_to: usize,
+    jobs: BTreeMap<u64, u64>,
+    retry: Vec<Action>,
+    joined_at: u64,
+}
+
+impl Tab {
+    fn new(user: UserId, now: u64) -> Self {
+        Self {
+            machine: NodeMachine::new(user.clone()),
+            user,
+            node: None,
+            inbox: Vec::new(),
+            delivered_up_to: 0,
+            jobs: BTreeMap::new(),
+            retry: Vec::new(),
+            joined_at: now,
+        }
+    }
+
+    /// Schedules delivery of new timeline events with this tab's own lag.
+    fn receive(&mut self, hs: &Homeserver, now: u64, rng: &mut Rng, config: &Config) {
+        while self.delivered_up_to < hs.timeline.len() {
+            let index = self.delivered_up_to;
+            self.inbox
+                .push((now + rng.below(config.max_lag_ms + 1), index));
+            if rng.chance(config.duplicate_percent) {
+                self.inbox
+                    .push((now + rng.below(2 * config.max_lag_ms + 1), index));
+            }
+            self.delivered_up_to += 1;
+        }
+    }
+
+    fn step(
+        &mut self,
+        hs: &mut Homeserver,
+        now: u64,
+        rng: &mut Rng,
+        config: &Config,
+        output: &Value,
+    ) {
+        let mut actions = std::mem::take(&mut self.retry);
+        let (due, later): (Vec<_>, Vec<_>) = self.inbox.drain(..).partition(|(at, _)| *at <= now);
+        self.inbox = later;
+        for (_, index) in due {
+            actions.extend(
+                self.machine
+                    .process(Input::RoomEvent(hs.timeline[index].clone()), now),
+            );
+        }
+        let finished: Vec<u64> = self
+            .jobs
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(j, _)| *j)
+            .collect();
+        for job in finished {
+            self.jobs.remove(&job);
+            let outcome = Outcome::Output(output.clone());
+            actions.extend(
+                self.machine
+                    .process(Input::WorkerFinished { job, outcome }, now),
+            );
+        }
+        actions.extend(self.machine.process(Input::Tick, now));
+        for action in actions {
+            self.carry_out(action, hs, now, rng, config);
+        }
+    }
+
+    fn carry_out(
+        &mut self,
+        action: Action,
+        hs: &mut Homeserver,
+        now: u64,
+        rng: &mut Rng,
+        config: &Config,
+    ) {
+        match action {
+            Action::Send(out) => {
+                if !hs.send(self.user.as_str(), &out, now) {
+                    self.retry.push(Action::Send(out));
+                }
+            }
+            Action::ArmDeadManSwitch { node, gone } => {
+                hs.delayed.insert(
+                    node.to_string(),
+                    (now + NODE_TIMEOUT_MS, self.user.to_string(), gone),
+                );
+            }
+            Action::RestartDeadManSwitch => {
+                if let Some(d) = self
+                    .node
+                    .as_ref()
+                    .and_then(|n| hs.delayed.get_mut(n.as_str()))
+                {
+                    d.0 = now + NODE_TIMEOUT_MS;
+                }
+            }
+            Action::FireDeadManSwitch => {
+                if let Some((_, sender, out)) = self
+                    .node
+                    .as_ref()
+                    .and_then(|n| hs.delayed.remove(n.as_str()))
+                {
+                    hs.append(&sender, &out, now);
+                }
+            }
+            Action::RunChunk { job, .. } => {
+                let (min, max) = config.chunk_ms;
+                self.jobs.insert(job, now + min + rng.below(max - min + 1));
+            }
+            Action::AbortJob { job } => {
+                self.jobs.remove(&job);
+            }
+            Action::Rejected(_) => {}
+        }
+    }
+}
+
+fn view(ledger: &Ledger, now: u64) -> Vec<(TaskStatus, Vec<Option<NodeId>>)> {
+    ledger
+        .tasks()
+        .map(|t| {
+            let by = t
+                .chunks
+                .iter()
+                .map(|c| c.done.as_ref().map(|d| d.node.clone()))
+                .collect();
+            (ledger.task_status(t, now), by)
+        })
+        .collect()
+}
+
+pub fn run(config: &Config) -> Report {
+    let mut rng = Rng::new(config.seed);
+    let mut hs = Homeserver {
+        timeline: vec![],
+        next_id: 0,
+        tokens: BTreeMap::new(),
+        delayed: BTreeMap::new(),
+        events_by_type: BTreeMap::new(),
+    };
+    let output = json!({"count": 1});
+    let names: Vec<UserId> = (0..config.contributors)
+        .map(|i| UserId::parse(format!("@friend{i}:hs")).unwrap())
+        .collect();
+    let mut now = 1_000u64;
+    let mut tabs: Vec<Tab> = Vec::new();
+    let mut generation = 0u32;
+    let mut join = |tabs: &mut Vec<Tab>, user: &UserId, now: u64| {
+        generation += 1;
+        let mut tab = Tab::new(user.clone(), now);
+        let node = NodeId::new(user, &format!("g{generation}")).unwrap();
+        tab.node = Some(node.clone());
+        let caps = NodeCaps {
+            cores: config.slots + 1,
+            slots: config.slots,
+            memory_mb: None,
+            webgpu: false,
+            models: vec![],
+        };
+        tab.retry = tab
+            .machine
+            .process(Input::StartContributing { node, caps }, now);
+        tabs.push(tab);
+    };
+    for user in &names {
+        join(&mut tabs, user, now);
+    }
+    let carol = UserId::parse("@carol:hs").unwrap();
+    let dan = UserId::parse("@dan:hs").unwrap();
+    let mut submitters = [Tab::new(carol, now), Tab::new(dan, now)];
+    let spec = TaskSpec {
+        kind: TaskKind::Primes {
+            start: 0,
+            end: 1_000,
+        },
+        chunks: config.chunks,
+        priority: 0,
+        requirements: Requirements::default(),
+    };
+    for _ in 0..config.flood_tasks {
+        let actions = submitters[0]
+            .machine
+            .process(Input::Submit(spec.clone()), now);
+        submitters[0].retry.extend(actions);
+    }
+    let mut single_submitted = false;
+    let mut crashed_coordinator = false;
+    let mut crashes = 0;
+    let mut rejoin_at: Vec<(u64, UserId)> = Vec::new();
+    let mut node_ms: u64 = 0;
+    let total_tasks = config.flood_tasks + 1;
+
+    loop {
+        let dt = 100 + rng.below(400);
+        now += dt;
+        node_ms += dt * tabs.len() as u64;
+        hs.fire_due(now);
+
+        // The single task arrives once the flood has the pool busy.
+        if !single_submitted && now > 30_000 {
+            let actions = submitters[1].machine.process(
+                Input::Submit(TaskSpec {
+                    chunks: 1,
+                    ..spec.clone()
+                }),
+                now,
+            );
+            submitters[1].retry.extend(actions);
+            single_submitted = true;
+        }
+
+        // Tabs close: a random contributor now and then, the coordinator once.
+        let may_crash = tabs.len() > 1;
+        let coordinator_crash = config.crash_coordinator && !crashed_coordinator && now > 60_000;
+        if may_crash && (coordinator_crash || rng.chance(config.crash_percent_per_s * dt / 1000)) {
+            let victim = if coordinator_crash {
+                crashed_coordinator = true;
+                let coordinator = tabs[0].machine.ledger().coordinator().cloned();
+                tabs.iter().position(|t| t.node == coordinator).unwrap_or(0)
+            } else {
+                rng.below(tabs.len() as u64) as usize
+            };
+            let tab = tabs.remove(victim);
+            rejoin_at.push((now + 20_000 + rng.below(60_000), tab.user));
+            crashes += 1;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = rejoin_at.drain(..).partition(|(at, _)| *at <= now);
+        rejoin_at = later;
+        for (_, user) in due {
+            join(&mut tabs, &user, now);
+        }
+
+        for tab in tabs.iter_mut().chain(submitters.iter_mut()) {
+            tab.receive(&hs, now, &mut rng, config);
+            tab.step(&mut hs, now, &mut rng, config, &output);
+        }
+
+        let ledger = submitters[0].machine.ledger();
+        let finished = ledger.tasks().count() == total_tasks
+            && ledger
+                .tasks()
+                .all(|t| ledger.task_status(t, now).is_terminal());
+        if finished || now > config.give_up_after_ms {
+            break;
+        }
+    }
+
+    // Let every tab see the whole timeline, in its own order, then compare.
+    let finished_at_ms = now;
+    now += 2 * config.max_lag_ms + 1;
+    let mut views = Vec::new();
+    for tab in tabs.iter_mut().chain(submitters.iter_mut()) {
+        tab.receive(&hs, finished_at_ms, &mut rng, config);
+        let mut pending = std::mem::take(&mut tab.inbox);
+        pending.sort();
+        for (_, index) in pending {
+            tab.machine
+                .process(Input::RoomEvent(hs.timeline[index].clone()), now);
+        }
+        views.push(view(tab.machine.ledger(), finished_at_ms));
+    }
+    let ledger = submitters[0].machine.ledger();
+    let single_task_wait_ms = submitters[1]
+        .machine
+        .ledger()
+        .tasks()
+        .find(|t| t.submitter.as_str() == "@dan:hs")
+        .and_then(|t| t.chunks[0].done.as_ref().map(|d| d.at - t.submitted_at));
+    Report {
+        views,
+        tasks: ledger.tasks().count(),
+        chunks_total: total_tasks.saturating_sub(1) * config.chunks as usize + 1,
+        chunks_accepted: ledger
+            .tasks()
+            .flat_map(|t| t.chunks.iter())
+            .filter(|c| c.done.is_some())
+            .count(),
+        events_total: hs.events_by_type.values().sum(),
+        events_by_type: hs.events_by_type,
+        node_minutes: node_ms as f64 / 60_000.0,
+        finished_at_ms,
+        single_task_wait_ms,
+        crashes,
+    }
+}
