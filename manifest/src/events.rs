@@ -6,7 +6,7 @@
 //! `m.reference` relation, so a node that opens the room later can read it all
 //! back with `/relations`, even where its client shows no history.
 
-use crate::ids::{EventId, NodeId, UserId};
+use crate::ids::{EventId, MxcUri, NodeId, UserId};
 use crate::task_kind::TaskKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -65,6 +65,17 @@ impl Requirements {
     }
 }
 
+/// A file a task reads, in the homeserver's media repository. Events stay
+/// small: the event carries where the file is and how to check it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    pub mxc: MxcUri,
+    /// Bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the file, checked before a worker reads it.
+    pub sha256: String,
+}
+
 /// A task as its submitter describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
@@ -77,6 +88,46 @@ pub struct TaskSpec {
     pub priority: i8,
     #[serde(default)]
     pub requirements: Requirements,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Input>,
+    /// Milliseconds after submission by which the task must be done, else it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// How many nodes run each chunk. Only 1 is supported so far; tasks
+    /// asking for more are rejected rather than silently run once.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub replication: u8,
+    /// The task this one is a part of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<EventId>,
+    /// Chosen by the submitter's client: a second event with the same sender
+    /// and nonce (a resend after a timeout) is the same task, not a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+fn one() -> u8 {
+    1
+}
+fn is_one(n: &u8) -> bool {
+    *n == 1
+}
+
+impl TaskSpec {
+    /// A task of `chunks` chunks with no inputs, deadline, replication or parent.
+    pub fn new(kind: TaskKind, chunks: u32) -> Self {
+        Self {
+            kind,
+            chunks,
+            priority: 0,
+            requirements: Requirements::default(),
+            inputs: Vec::new(),
+            deadline_ms: None,
+            replication: 1,
+            parent: None,
+            nonce: None,
+        }
+    }
 }
 
 /// One chunk handed to one node.

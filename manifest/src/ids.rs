@@ -13,6 +13,8 @@ pub enum IdError {
     Event(String),
     #[error("'{0}' is not a Potluck node id (expected tag|@name:server)")]
     Node(String),
+    #[error("'{0}' is not a Matrix content URI (expected mxc://server/media-id)")]
+    Mxc(String),
     #[error("id is longer than {max} bytes")]
     TooLong { max: usize },
 }
@@ -116,6 +118,39 @@ impl NodeId {
     }
 }
 
+/// `mxc://server/media-id`: a file in the homeserver's media repository.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MxcUri(String);
+
+impl MxcUri {
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check_len(&s)?;
+        let valid = s
+            .strip_prefix("mxc://")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(server, media)| {
+                !server.is_empty()
+                    && server
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+                    && !media.is_empty()
+                    && media
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if valid {
+            Ok(Self(s))
+        } else {
+            Err(IdError::Mxc(s))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 macro_rules! string_conversions {
     ($($ty:ident),*) => {$(
         impl TryFrom<String> for $ty {
@@ -136,7 +171,7 @@ macro_rules! string_conversions {
         }
     )*};
 }
-string_conversions!(UserId, EventId, NodeId);
+string_conversions!(UserId, EventId, NodeId, MxcUri);
 
 #[cfg(test)]
 mod tests {
@@ -177,6 +212,21 @@ mod tests {
             "@a:b|x",
         ] {
             assert!(NodeId::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn content_uris_name_a_server_and_a_media_id() {
+        assert!(MxcUri::parse("mxc://example.org/AbC_12-x").is_ok());
+        assert!(MxcUri::parse("mxc://127.0.0.1:8008/abc").is_ok());
+        for bad in [
+            "http://example.org/abc",
+            "mxc://example.org/",
+            "mxc:///abc",
+            "mxc://ex/a/b",
+            "mxc://e x/a",
+        ] {
+            assert!(MxcUri::parse(bad).is_err(), "{bad} accepted");
         }
     }
 

@@ -114,6 +114,8 @@ impl TaskStatus {
 struct State {
     nodes: BTreeMap<NodeId, NodeRecord>,
     tasks: BTreeMap<EventId, TaskRecord>,
+    /// Tasks by (submitter, nonce), to recognise a resent submission.
+    nonces: BTreeMap<(UserId, String), EventId>,
     /// Relations whose task has not been seen yet, replayed when it arrives.
     orphans: BTreeMap<EventId, Vec<SeenEvent>>,
     usage: Usage,
@@ -250,6 +252,19 @@ impl Ledger {
                 reason: reason.clone(),
             };
         }
+        let finished = task.chunks.iter().all(|c| c.done.is_some());
+        if let Some(deadline) = task.spec.deadline_ms {
+            let missed = task.chunks.iter().any(|c| {
+                c.done
+                    .as_ref()
+                    .is_none_or(|d| d.at > task.submitted_at + deadline)
+            });
+            if now > task.submitted_at + deadline && (!finished || missed) {
+                return TaskStatus::Failed {
+                    reason: format!("not done within its deadline of {} s", deadline / 1000),
+                };
+            }
+        }
         let mut done = 0;
         let mut started = false;
         for (index, chunk) in task.chunks.iter().enumerate() {
@@ -330,6 +345,14 @@ impl State {
                 }
             }
             PotluckEvent::Task(spec) => {
+                if let Some(nonce) = &spec.nonce {
+                    let key = (event.sender.clone(), nonce.clone());
+                    if let Some(first) = self.nonces.get(&key) {
+                        let reason = format!("a resend of task {first}");
+                        return self.reject(&event, reason);
+                    }
+                    self.nonces.insert(key, event.event_id.clone());
+                }
                 let record = TaskRecord {
                     id: event.event_id.clone(),
                     submitter: event.sender.clone(),

@@ -39,6 +39,8 @@ pub const MAX_CONTENT_BYTES: usize = 48 * 1024;
 pub const MAX_INLINE_OUTPUT_BYTES: usize = 4 * 1024;
 /// Chunks per task, so that one task's bookkeeping stays small.
 pub const MAX_CHUNKS: u32 = 1_000;
+/// Input files per task; more belong in an archive.
+pub const MAX_INPUTS: usize = 16;
 /// Worker slots one node may announce.
 pub const MAX_SLOTS: u32 = 64;
 /// Reasons and other free text shown to people.
@@ -51,6 +53,10 @@ pub const RESULT_BATCH_MS: u64 = 1_000;
 /// again (the widget transport times out after 10 s; the event may or may not
 /// have been sent, and the ledger ignores duplicates).
 pub const RESEND_AFTER_MS: u64 = 30_000;
+
+/// After the homeserver refuses an event without saying how long to wait,
+/// wait one event's worth of the default rate before sending again.
+pub const RETRY_AFTER_REFUSAL_MS: u64 = 5_000;
 
 /// Usage decays with this half-life, like BOINC's recent average credit.
 pub const USAGE_HALF_LIFE_MS: u64 = 3_600_000;

@@ -5,10 +5,12 @@
 //! what it returns (`Action`: send an event, arm the dead-man switch, run a
 //! chunk in a worker). It never waits, never reads a clock and never does I/O.
 
-use crate::events::{ChunkOutcome, NodeCaps, Outcome, Outgoing, TaskSpec};
+use crate::events::{event_type, ChunkOutcome, NodeCaps, Outcome, Outgoing, TaskSpec};
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Ledger};
-use crate::limits::{COORDINATOR_SETTLE_MS, HEARTBEAT_MS, RESEND_AFTER_MS, RESULT_BATCH_MS};
+use crate::limits::{
+    COORDINATOR_SETTLE_MS, HEARTBEAT_MS, RESEND_AFTER_MS, RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
+};
 use crate::rate::RateBudget;
 use crate::scheduler::{self, InFlight};
 use crate::task_kind::TaskKind;
@@ -36,6 +38,12 @@ pub enum Input {
     WorkerFinished {
         job: JobId,
         outcome: Outcome,
+    },
+    /// The host or homeserver did not take an event (rate limit, timeout,
+    /// network). It is sent again; the ledger ignores any duplicate.
+    SendFailed {
+        out: Outgoing,
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -102,6 +110,7 @@ pub struct NodeMachine {
     outbox: VecDeque<Outgoing>,
     budget: RateBudget,
     next_job: JobId,
+    submitted: u64,
 }
 
 impl NodeMachine {
@@ -155,10 +164,24 @@ impl NodeMachine {
                 self.finished.clear();
                 self.assigning.clear();
             }
-            Input::Submit(spec) => self.outbox.push_back(Outgoing::task(&spec)),
+            Input::Submit(mut spec) => {
+                // A resend after a timeout must not make a second task.
+                self.submitted += 1;
+                spec.nonce
+                    .get_or_insert_with(|| format!("{now:x}-{}", self.submitted));
+                self.outbox.push_back(Outgoing::task(&spec));
+            }
             Input::Cancel { task, reason } => self
                 .outbox
                 .push_back(Outgoing::cancel(&task, reason.as_deref())),
+            Input::SendFailed {
+                out,
+                retry_after_ms,
+            } => {
+                self.budget
+                    .pause_until(now + retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS));
+                self.retry(out);
+            }
             Input::WorkerFinished { job, outcome } => {
                 if let Some(run) = self.running.remove(&job) {
                     self.finished.push(FinishedChunk {
@@ -176,6 +199,41 @@ impl NodeMachine {
         }
         self.step(now, &mut actions);
         actions
+    }
+
+    /// Puts a refused event back in line: submissions, cancels and node state
+    /// as they were; assignments and results are rebuilt from the ledger.
+    fn retry(&mut self, out: Outgoing) {
+        let task = out.content["m.relates_to"]["event_id"]
+            .as_str()
+            .and_then(|id| EventId::parse(id).ok());
+        let chunks = |key: &str| -> Vec<u32> {
+            out.content[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["chunk"].as_u64())
+                .map(|c| c as u32)
+                .collect()
+        };
+        match (out.event_type, task) {
+            (event_type::ASSIGN, Some(task)) => {
+                for chunk in chunks("assignments") {
+                    self.assigning.remove(&(task.clone(), chunk));
+                }
+            }
+            (event_type::RESULT, Some(task)) => {
+                let refused = chunks("outcomes");
+                for f in self
+                    .finished
+                    .iter_mut()
+                    .filter(|f| f.task == task && refused.contains(&f.outcome.chunk))
+                {
+                    f.sent_at = None;
+                }
+            }
+            _ => self.outbox.push_front(out),
+        }
     }
 
     /// Everything that follows from the current state: the same after any input.

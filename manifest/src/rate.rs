@@ -39,6 +39,13 @@ impl RateBudget {
         }
     }
 
+    /// The homeserver refused a send: spend nothing until `until_ms`, then
+    /// earn budget again from empty.
+    pub fn pause_until(&mut self, until_ms: u64) {
+        self.tokens = 0.0;
+        self.at_ms = self.at_ms.max(until_ms);
+    }
+
     pub fn available(&mut self, now_ms: u64) -> u32 {
         self.refill(now_ms);
         self.tokens as u32
@@ -57,5 +64,15 @@ mod tests {
         assert!(!budget.try_take(4_999));
         assert!(budget.try_take(5_000));
         assert!(!budget.try_take(5_001));
+    }
+
+    #[test]
+    fn a_refusal_pauses_sending_until_the_server_allows_it() {
+        let mut budget = RateBudget::default();
+        assert!(budget.try_take(1_000));
+        budget.pause_until(4_000);
+        assert!(!budget.try_take(3_999));
+        assert!(!budget.try_take(8_999));
+        assert!(budget.try_take(9_000));
     }
 }

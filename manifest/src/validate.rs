@@ -14,7 +14,7 @@ use crate::events::{
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
-    MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_REASON_CHARS, MAX_SLOTS,
+    MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_INPUTS, MAX_REASON_CHARS, MAX_SLOTS,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -257,6 +257,37 @@ fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
         ));
     }
     spec.kind.validate(spec.chunks).map_err(|e| e.to_string())?;
+    if spec.inputs.len() > MAX_INPUTS {
+        return Err(format!(
+            "a task has {} inputs; the limit is {MAX_INPUTS}",
+            spec.inputs.len()
+        ));
+    }
+    for input in &spec.inputs {
+        let hex = input.sha256.len() == 64
+            && input
+                .sha256
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        if !hex {
+            return Err(format!(
+                "the sha256 of {} is not 64 lowercase hex digits",
+                input.mxc
+            ));
+        }
+    }
+    if spec.nonce.as_ref().is_some_and(|n| n.len() > 64) {
+        return Err("a task's nonce is longer than 64 bytes".into());
+    }
+    if spec.deadline_ms == Some(0) {
+        return Err("a deadline of 0 ms can never be met".into());
+    }
+    if spec.replication != 1 {
+        return Err(format!(
+            "replication {} is not supported yet: each chunk runs on one node",
+            spec.replication
+        ));
+    }
     Ok(PotluckEvent::Task(spec))
 }
 
@@ -332,15 +363,19 @@ mod tests {
 
     #[test]
     fn a_task_round_trips_through_its_content() {
-        let spec = TaskSpec {
-            kind: TaskKind::Primes {
+        let mut spec = TaskSpec::new(
+            TaskKind::Primes {
                 start: 0,
                 end: 1000,
             },
-            chunks: 4,
-            priority: 0,
-            requirements: Default::default(),
-        };
+            4,
+        );
+        spec.deadline_ms = Some(60_000);
+        spec.inputs.push(crate::events::Input {
+            mxc: crate::ids::MxcUri::parse("mxc://hs/abc").unwrap(),
+            size: 12,
+            sha256: "ab".repeat(32),
+        });
         let out = Outgoing::task(&spec);
         let seen = parse_event(&envelope(out.event_type, "@a:hs", None, out.content)).unwrap();
         assert_eq!(seen.event, PotluckEvent::Task(spec));
@@ -409,6 +444,26 @@ mod tests {
         assert!(
             reason(&envelope("org.potluck.assign", "@a:hs", None, attempt0)).contains("attempts")
         );
+    }
+
+    #[test]
+    fn bad_inputs_and_unsupported_options_are_rejected() {
+        let task = |extra: Value| {
+            let mut content =
+                json!({"v": 1, "kind": "primes", "params": {"start": 0, "end": 9}, "chunks": 1});
+            content
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            reason(&envelope("org.potluck.task", "@a:hs", None, content))
+        };
+        let bad_uri =
+            json!({"inputs": [{"mxc": "https://evil/x", "size": 1, "sha256": "ab".repeat(32)}]});
+        assert!(task(bad_uri).contains("content URI"));
+        let bad_hash = json!({"inputs": [{"mxc": "mxc://hs/x", "size": 1, "sha256": "XYZ"}]});
+        assert!(task(bad_hash).contains("sha256"));
+        assert!(task(json!({"replication": 3})).contains("not supported yet"));
+        assert!(task(json!({"deadline_ms": 0})).contains("never be met"));
     }
 
     #[test]

@@ -33,15 +33,13 @@ fn caps(slots: u32, webgpu: bool) -> NodeCaps {
     }
 }
 fn primes(chunks: u32) -> TaskSpec {
-    TaskSpec {
-        kind: TaskKind::Primes {
+    TaskSpec::new(
+        TaskKind::Primes {
             start: 0,
             end: 1_000,
         },
         chunks,
-        priority: 0,
-        requirements: Requirements::default(),
-    }
+    )
 }
 fn count(n: u64) -> Outcome {
     Outcome::Output(json!({ "count": n }))

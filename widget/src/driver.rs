@@ -274,7 +274,19 @@ impl Driver {
         spawn_local(async move {
             match driver.room.send(&out).await {
                 Ok(()) => driver.state.borrow_mut().problem = None,
-                Err(e) => driver.report(format!("could not send {}: {e}", out.event_type)),
+                Err(e) if e.permanent => {
+                    driver.report(format!("could not send {}: {}", out.event_type, e.message))
+                }
+                Err(e) => {
+                    // Rate limits and timeouts pass: the machine sends it again.
+                    web_sys::console::warn_1(
+                        &format!("{} not sent, will retry: {}", out.event_type, e.message).into(),
+                    );
+                    driver.handle(Input::SendFailed {
+                        out,
+                        retry_after_ms: e.retry_after_ms,
+                    });
+                }
             }
         });
     }

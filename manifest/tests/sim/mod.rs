@@ -2,8 +2,8 @@
 //! simulation test and the pool benchmark.
 //!
 //! The homeserver stamps and orders events, enforces each account's
-//! `rc_message` limit (0.2 events/s, burst 10; refused sends are retried, as
-//! the widget does) and fires delayed events. Every tab sees the timeline with
+//! `rc_message` limit (0.2 events/s, burst 10; a refused send goes back to the
+//! machine as `SendFailed`, as the widget does it) and fires delayed events. Every tab sees the timeline with
 //! its own random delays, some events twice and so in its own order. Nodes
 //! join, crash mid-chunk (their dead-man switch fires later), the coordinator
 //! crashes, crashed friends come back as new nodes. One friend floods the pool;
@@ -11,7 +11,7 @@
 
 #![allow(dead_code)] // Each user of this module reads a different part of the report.
 
-use manifest::events::{NodeCaps, Outcome, Outgoing, Requirements, TaskSpec};
+use manifest::events::{NodeCaps, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
 use manifest::limits::{NODE_TIMEOUT_MS, RATE_BURST, RATE_EVENTS_PER_SECOND};
@@ -247,7 +247,13 @@ impl Tab {
         match action {
             Action::Send(out) => {
                 if !hs.send(self.user.as_str(), &out, now) {
-                    self.retry.push(Action::Send(out));
+                    // M_LIMIT_EXCEEDED with retry_after_ms, as Synapse answers.
+                    let refused = Input::SendFailed {
+                        out,
+                        retry_after_ms: Some(1_000 + rng.below(4_000)),
+                    };
+                    let actions = self.machine.process(refused, now);
+                    self.retry.extend(actions);
                 }
             }
             Action::ArmDeadManSwitch { node, gone } => {
@@ -339,15 +345,13 @@ pub fn run(config: &Config) -> Report {
     let carol = UserId::parse("@carol:hs").unwrap();
     let dan = UserId::parse("@dan:hs").unwrap();
     let mut submitters = [Tab::new(carol, now), Tab::new(dan, now)];
-    let spec = TaskSpec {
-        kind: TaskKind::Primes {
+    let spec = TaskSpec::new(
+        TaskKind::Primes {
             start: 0,
             end: 1_000,
         },
-        chunks: config.chunks,
-        priority: 0,
-        requirements: Requirements::default(),
-    };
+        config.chunks,
+    );
     for _ in 0..config.flood_tasks {
         let actions = submitters[0]
             .machine

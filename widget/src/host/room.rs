@@ -48,6 +48,29 @@ async fn call(promise: js_sys::Promise) -> Result<JsValue, String> {
         .map_err(|e| describe_error(&e))
 }
 
+/// Why a send failed, as far as the widget API tells (Element and the test
+/// host pass the homeserver's answer along as `matrix_api_error`).
+#[derive(Debug, Clone)]
+pub struct SendError {
+    pub message: String,
+    /// The homeserver said when to try again (`M_LIMIT_EXCEEDED`).
+    pub retry_after_ms: Option<u64>,
+    /// Sending again cannot help (forbidden, too large, malformed).
+    pub permanent: bool,
+}
+
+fn send_error(error: &JsValue) -> SendError {
+    let details = Reflect::get(error, &"data".into())
+        .map(|d| to_json(&d))
+        .unwrap_or(Value::Null);
+    let api = &details["matrix_api_error"];
+    SendError {
+        message: describe_error(error),
+        retry_after_ms: api["response"]["retry_after_ms"].as_u64(),
+        permanent: matches!(api["http_status"].as_u64(), Some(400 | 403 | 413)),
+    }
+}
+
 impl Room {
     pub fn new(api: WidgetApi) -> Self {
         Self { api }
@@ -56,7 +79,7 @@ impl Room {
         &self.api
     }
 
-    pub async fn send(&self, out: &Outgoing) -> Result<(), String> {
+    pub async fn send(&self, out: &Outgoing) -> Result<(), SendError> {
         let content = to_js(&out.content);
         let promise = match &out.state_key {
             Some(key) => self.api.send_state_event(
@@ -68,7 +91,10 @@ impl Room {
             ),
             None => self.api.send_room_event(out.event_type, &content),
         };
-        call(promise).await.map(|_| ())
+        JsFuture::from(promise)
+            .await
+            .map(|_| ())
+            .map_err(|e| send_error(&e))
     }
 
     /// Schedules a state event the homeserver sends after `delay_ms` unless restarted.

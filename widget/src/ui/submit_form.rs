@@ -1,7 +1,7 @@
 //! The form that submits a "count primes" task. Its fields keep their own
 //! state, so the pool's frequent re-renders never reset what a friend typed.
 
-use manifest::events::{Requirements, TaskSpec};
+use manifest::events::TaskSpec;
 use manifest::limits::MAX_CHUNKS;
 use manifest::task_kind::TaskKind;
 use web_sys::HtmlInputElement;
@@ -28,12 +28,7 @@ fn to_spec(start: &str, end: &str, chunks: &str) -> Result<TaskSpec, String> {
     let chunks = chunks.ok_or(format!("Use 1 to {MAX_CHUNKS} chunks."))?;
     let kind = TaskKind::Primes { start, end };
     kind.validate(chunks).map_err(|e| e.to_string())?;
-    Ok(TaskSpec {
-        kind,
-        chunks,
-        priority: 0,
-        requirements: Requirements::default(),
-    })
+    Ok(TaskSpec::new(kind, chunks))
 }
 
 fn bind(field: &UseStateHandle<String>) -> Callback<InputEvent> {
