@@ -39,10 +39,10 @@ pub struct Lease {
 
 impl Lease {
     pub fn soft_expired(&self, now: u64) -> bool {
-        now >= self.granted_at + LEASE_SOFT_MS
+        now >= self.granted_at.saturating_add(LEASE_SOFT_MS)
     }
     pub fn accepts_result_at(&self, ts: u64) -> bool {
-        ts <= self.granted_at + LEASE_HARD_MS
+        ts <= self.granted_at.saturating_add(LEASE_HARD_MS)
     }
 }
 
@@ -257,9 +257,9 @@ impl Ledger {
             let missed = task.chunks.iter().any(|c| {
                 c.done
                     .as_ref()
-                    .is_none_or(|d| d.at > task.submitted_at + deadline)
+                    .is_none_or(|d| d.at > task.submitted_at.saturating_add(deadline))
             });
-            if now > task.submitted_at + deadline && (!finished || missed) {
+            if now > task.submitted_at.saturating_add(deadline) && (!finished || missed) {
                 return TaskStatus::Failed {
                     reason: format!("not done within its deadline of {} s", deadline / 1000),
                 };
@@ -514,7 +514,7 @@ impl State {
                     chunk.leases.remove(lease_at);
                     if *retriable {
                         let backoff = BACKOFF_BASE_MS << (o.attempt.saturating_sub(1)).min(10);
-                        chunk.retry_after = chunk.retry_after.max(ts + backoff);
+                        chunk.retry_after = chunk.retry_after.max(ts.saturating_add(backoff));
                     } else {
                         chunk.failed = Some(reason.clone());
                     }

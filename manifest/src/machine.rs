@@ -178,8 +178,9 @@ impl NodeMachine {
                 out,
                 retry_after_ms,
             } => {
-                self.budget
-                    .pause_until(now + retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS));
+                self.budget.pause_until(
+                    now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
+                );
                 self.retry(out);
             }
             Input::WorkerFinished { job, outcome } => {
@@ -417,7 +418,7 @@ impl NodeMachine {
         let settled = self
             .ledger
             .node(&c.node)
-            .is_some_and(|n| now >= n.since + COORDINATOR_SETTLE_MS);
+            .is_some_and(|n| now >= n.since.saturating_add(COORDINATOR_SETTLE_MS));
         if self.ledger.coordinator() != Some(&c.node) || !settled {
             self.assigning.clear();
             return;

@@ -72,7 +72,7 @@ fn ready_by_submitter<'a>(
                     .push_back(ReadyChunk {
                         task,
                         chunk: index,
-                        attempt: chunk.attempts + 1,
+                        attempt: chunk.attempts.saturating_add(1),
                     });
             }
         }

@@ -14,7 +14,8 @@ use crate::events::{
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
-    MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_INPUTS, MAX_REASON_CHARS, MAX_SLOTS,
+    MAX_ATTEMPTS, MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_INPUTS,
+    MAX_REASON_CHARS, MAX_SLOTS,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -309,6 +310,11 @@ fn check_chunk_and_attempt(chunk: u32, attempt: u32) -> Result<(), String> {
     }
     if attempt == 0 {
         return Err("attempts count from 1".into());
+    }
+    if attempt > MAX_ATTEMPTS {
+        return Err(format!(
+            "attempt {attempt} is beyond the {MAX_ATTEMPTS} any chunk gets"
+        ));
     }
     Ok(())
 }

@@ -124,6 +124,9 @@ proptest! {
                 let _ = ledger.ingest(e);
             }
             let tasks: Vec<String> = ledger.tasks().map(|t| format!("{:?}", ledger.task_status(t, 2_000))).collect();
+            for task in ledger.tasks() {
+                let _ = ledger.task_status(task, u64::MAX);
+            }
             let nodes: Vec<String> = ledger.nodes().map(|n| format!("{:?}", n)).collect();
             (tasks, nodes)
         };

@@ -14,7 +14,7 @@
 use manifest::events::{NodeCaps, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
-use manifest::limits::{NODE_TIMEOUT_MS, RATE_BURST, RATE_EVENTS_PER_SECOND};
+use manifest::limits::{NODE_TIMEOUT_MS, SERVER_BURST, SERVER_EVENTS_PER_SECOND};
 use manifest::machine::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
 use serde_json::{json, Value};
@@ -109,8 +109,9 @@ impl Homeserver {
         let (tokens, at) = self
             .tokens
             .entry(sender.into())
-            .or_insert((RATE_BURST, now));
-        *tokens = (*tokens + (now - *at) as f64 / 1000.0 * RATE_EVENTS_PER_SECOND).min(RATE_BURST);
+            .or_insert((SERVER_BURST, now));
+        *tokens =
+            (*tokens + (now - *at) as f64 / 1000.0 * SERVER_EVENTS_PER_SECOND).min(SERVER_BURST);
         *at = now;
         let allowed = *tokens >= 1.0;
         if allowed {
