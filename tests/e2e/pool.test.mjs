@@ -87,8 +87,9 @@ describe("the compute pool", () => {
     for (let k = 0; k < TASKS; k++) {
       await submitPrimes(widgets.carol, { start: k * RANGE, end: (k + 1) * RANGE, chunks: CHUNKS });
     }
+    // Carol's widget paces her submissions under the homeserver's rate limit.
     await widgets.carol.waitForFunction((n) => document.querySelectorAll("[data-testid=task]").length === n,
-      TASKS, { timeout: WAIT_MS });
+      TASKS, { timeout: 120_000 });
 
     // Once Bob has finished a chunk, close his whole page while his worker is
     // in the middle of another.

@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub problem: Option<String>,
     /// Follows the client's light or dark theme.
     pub theme: Option<Theme>,
+    /// Events waiting for the homeserver's rate limit.
+    pub queued_sends: usize,
 }
 
 struct State {
@@ -380,6 +382,7 @@ impl Driver {
                 local_jobs: state.jobs.values().cloned().collect(),
                 problem: state.problem.clone(),
                 theme: Some(state.theme),
+                queued_sends: state.machine.queued_sends(),
             };
             (snapshot, state.on_change.clone())
         };

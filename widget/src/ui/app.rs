@@ -152,6 +152,11 @@ pub fn app() -> Html {
                         {on_toggle} {on_workers} />
                     <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
                     <SubmitForm {on_submit} />
+                    if snapshot.queued_sends > 0 {
+                        <p class="notice" role="status" data-testid="queued">
+                            { format!("{} waiting to be sent: the homeserver allows one event every few seconds.", snapshot.queued_sends) }
+                        </p>
+                    }
                     <TaskList tasks={snapshot.view.tasks.clone()} me={snapshot.me.clone()} {on_cancel} />
                 </>
             }
