@@ -122,6 +122,11 @@ struct State {
     rejections: VecDeque<Rejection>,
 }
 
+/// Homeserver order: timestamp, then event id to break ties the same way everywhere.
+fn order_key(event: &SeenEvent) -> (u64, EventId) {
+    (event.origin_server_ts, event.event_id.clone())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     /// Every accepted event in homeserver order, kept to fold again when one arrives late.
@@ -138,32 +143,50 @@ impl Ledger {
     /// Takes in one raw event from the room. Returns the rejection, if any, so
     /// the caller can log it; the ledger keeps the latest few too.
     pub fn ingest(&mut self, raw: &Value) -> Result<(), Rejection> {
-        match parse_event(raw) {
-            Ok(event) => {
-                self.insert(event);
-                Ok(())
-            }
-            Err(rejection) => {
-                self.state.remember(rejection.clone());
-                Err(rejection)
+        self.ingest_all(std::iter::once(raw))
+            .pop()
+            .map_or(Ok(()), Err)
+    }
+
+    /// Takes in a batch of raw events in any order (a page of relations, a
+    /// room's state) and returns those that failed validation. However many
+    /// of them sort before events already applied, the ledger folds again at
+    /// most once.
+    pub fn ingest_all<'a>(&mut self, raws: impl IntoIterator<Item = &'a Value>) -> Vec<Rejection> {
+        let mut rejections = Vec::new();
+        let mut fresh = Vec::new();
+        for raw in raws {
+            match parse_event(raw) {
+                Ok(event) => fresh.push(event),
+                Err(rejection) => {
+                    self.state.remember(rejection.clone());
+                    rejections.push(rejection);
+                }
             }
         }
+        self.insert_all(fresh);
+        rejections
     }
 
     /// Takes in one validated event. Duplicates are ignored.
     pub fn insert(&mut self, event: SeenEvent) {
-        if !self.seen.insert(event.event_id.clone()) {
-            return;
+        self.insert_all(vec![event]);
+    }
+
+    fn insert_all(&mut self, mut fresh: Vec<SeenEvent>) {
+        fresh.retain(|e| self.seen.insert(e.event_id.clone()));
+        fresh.sort_by_key(order_key);
+        let in_order = match (fresh.first(), self.events.last_key_value()) {
+            (Some(first), Some((last, _))) => *last < order_key(first),
+            _ => true,
+        };
+        for event in fresh {
+            let event = self.events.entry(order_key(&event)).or_insert(event);
+            if in_order {
+                self.state.apply(event);
+            }
         }
-        let key = (event.origin_server_ts, event.event_id.clone());
-        let in_order = self
-            .events
-            .last_key_value()
-            .is_none_or(|(last, _)| *last < key);
-        self.events.insert(key, event.clone());
-        if in_order {
-            self.state.apply(event);
-        } else {
+        if !in_order {
             self.refold();
         }
     }
@@ -175,7 +198,7 @@ impl Ledger {
             ..State::default()
         };
         for event in self.events.values() {
-            self.state.apply(event.clone());
+            self.state.apply(event);
         }
     }
 
@@ -325,7 +348,7 @@ impl State {
         });
     }
 
-    fn apply(&mut self, event: SeenEvent) {
+    fn apply(&mut self, event: &SeenEvent) {
         let ts = event.origin_server_ts;
         match &event.event {
             PotluckEvent::NodeOnline { node, caps } => {
@@ -349,7 +372,7 @@ impl State {
                     let key = (event.sender.clone(), nonce.clone());
                     if let Some(first) = self.nonces.get(&key) {
                         let reason = format!("a resend of task {first}");
-                        return self.reject(&event, reason);
+                        return self.reject(event, reason);
                     }
                     self.nonces.insert(key, event.event_id.clone());
                 }
@@ -363,7 +386,7 @@ impl State {
                 };
                 self.tasks.insert(event.event_id.clone(), record);
                 for orphan in self.orphans.remove(&event.event_id).unwrap_or_default() {
-                    self.apply(orphan);
+                    self.apply(&orphan);
                 }
             }
             PotluckEvent::Assign { task, assignments } => {
@@ -374,7 +397,7 @@ impl State {
                         .push(event.clone());
                     return;
                 }
-                self.apply_assign(&event, task, assignments)
+                self.apply_assign(event, task, assignments)
             }
             PotluckEvent::Result {
                 task,
@@ -388,7 +411,7 @@ impl State {
                         .push(event.clone());
                     return;
                 }
-                self.apply_result(&event, task, node, outcomes)
+                self.apply_result(event, task, node, outcomes)
             }
             PotluckEvent::Cancel { task, reason } => {
                 let Some(record) = self.tasks.get_mut(task) else {
@@ -400,7 +423,7 @@ impl State {
                 };
                 if record.submitter != event.sender {
                     let reason = format!("only {} can cancel this task", record.submitter);
-                    return self.reject(&event, reason);
+                    return self.reject(event, reason);
                 }
                 if record.cancelled.is_none() && !record.chunks.iter().all(|c| c.done.is_some()) {
                     record.cancelled = Some(reason.clone());

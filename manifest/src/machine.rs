@@ -23,6 +23,9 @@ use std::collections::{BTreeMap, VecDeque};
 pub enum Input {
     /// An event from the room (live, read back from the timeline or relations).
     RoomEvent(Value),
+    /// Several events read back at once (a task's relations, the room's state),
+    /// in any order: cheaper than one by one when they arrive late.
+    RoomEvents(Vec<Value>),
     /// Time passed; check leases, heartbeats and batches.
     Tick,
     StartContributing {
@@ -145,6 +148,10 @@ impl NodeMachine {
                 if let Err(rejection) = self.ledger.ingest(&raw) {
                     actions.push(Action::Rejected(rejection));
                 }
+            }
+            Input::RoomEvents(raws) => {
+                let rejections = self.ledger.ingest_all(&raws);
+                actions.extend(rejections.into_iter().map(Action::Rejected));
             }
             Input::Tick => {}
             Input::StartContributing { node, caps } => {

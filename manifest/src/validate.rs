@@ -138,9 +138,7 @@ fn parse_content(
     if !is_potluck_type(event_type) {
         return Err(format!("'{event_type}' is not a Potluck event type"));
     }
-    let size = serde_json::to_vec(content)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = json_size(content);
     if size > MAX_CONTENT_BYTES {
         return Err(format!(
             "content is {size} bytes; the limit is {MAX_CONTENT_BYTES}"
@@ -206,6 +204,25 @@ fn parse_content(
             })
         }
         _ => unreachable!("is_potluck_type covers every type"),
+    }
+}
+
+/// Bytes `value` takes as JSON, counted without building the text.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }
 
@@ -322,9 +339,7 @@ fn check_chunk_and_attempt(chunk: u32, attempt: u32) -> Result<(), String> {
 fn check_outcome(outcome: &Outcome) -> Result<(), String> {
     match outcome {
         Outcome::Output(value) => {
-            let size = serde_json::to_vec(value)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
+            let size = json_size(value);
             if size > MAX_INLINE_OUTPUT_BYTES {
                 return Err(format!(
                     "an inline output is {size} bytes; the limit is {MAX_INLINE_OUTPUT_BYTES}"

@@ -152,24 +152,21 @@ impl Driver {
     async fn load_history(self: &Rc<Self>) {
         let mut problems = Vec::new();
         match self.room.read_state(event_type::NODE).await {
-            Ok(events) => events
-                .into_iter()
-                .for_each(|e| self.handle(Input::RoomEvent(e))),
+            Ok(events) => self.handle(Input::RoomEvents(events)),
             Err(e) => problems.push(format!("could not read who contributes: {e}")),
         }
         match self.room.read_timeline(event_type::TASK).await {
             Ok(tasks) => {
-                for task in tasks {
-                    let id = task
-                        .get("event_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    self.handle(Input::RoomEvent(task));
-                    let Some(id) = id else { continue };
+                let ids: Vec<String> = tasks
+                    .iter()
+                    .filter_map(|t| t.get("event_id").and_then(Value::as_str).map(str::to_owned))
+                    .collect();
+                self.handle(Input::RoomEvents(tasks));
+                // Each task's relations as one batch: they sort before events
+                // already seen, and a batch folds the ledger again only once.
+                for id in ids {
                     match self.room.read_references(&id).await {
-                        Ok(related) => related
-                            .into_iter()
-                            .for_each(|e| self.handle(Input::RoomEvent(e))),
+                        Ok(related) => self.handle(Input::RoomEvents(related)),
                         Err(e) => {
                             problems.push(format!("could not read the history of task {id}: {e}"))
                         }
