@@ -23,6 +23,21 @@ fn event(n: &mut u64, sender: &UserId, out: &Outgoing, ts: u64) -> Value {
     raw
 }
 
+/// The 50 friends whose tabs contribute, each with 4 worker slots.
+fn friends() -> (Vec<UserId>, NodeCaps) {
+    let users = (0..NODES)
+        .map(|i| UserId::parse(format!("@friend{i}:hs")).unwrap())
+        .collect();
+    let caps = NodeCaps {
+        cores: 8,
+        slots: 4,
+        memory_mb: None,
+        webgpu: false,
+        models: vec![],
+    };
+    (users, caps)
+}
+
 fn spec() -> TaskSpec {
     TaskSpec::new(
         TaskKind::Primes {
@@ -36,20 +51,11 @@ fn spec() -> TaskSpec {
 /// A room's history: 50 nodes, then tasks each assigned and finished.
 fn history(total: usize) -> Vec<Value> {
     let mut n = 0;
-    let users: Vec<UserId> = (0..NODES)
-        .map(|i| UserId::parse(format!("@friend{i}:hs")).unwrap())
-        .collect();
+    let (users, caps) = friends();
     let nodes: Vec<NodeId> = users
         .iter()
         .map(|u| NodeId::new(u, "tab").unwrap())
         .collect();
-    let caps = NodeCaps {
-        cores: 8,
-        slots: 4,
-        memory_mb: None,
-        webgpu: false,
-        models: vec![],
-    };
     let mut events: Vec<Value> = users
         .iter()
         .zip(&nodes)
@@ -128,16 +134,7 @@ fn fold(c: &mut Criterion) {
 fn schedule(c: &mut Criterion) {
     // 50 nodes online, 10k tasks queued, nothing assigned yet.
     let mut n = 0;
-    let users: Vec<UserId> = (0..NODES)
-        .map(|i| UserId::parse(format!("@friend{i}:hs")).unwrap())
-        .collect();
-    let caps = NodeCaps {
-        cores: 8,
-        slots: 4,
-        memory_mb: None,
-        webgpu: false,
-        models: vec![],
-    };
+    let (users, caps) = friends();
     let mut ledger = Ledger::new();
     for u in &users {
         let _ = ledger.ingest(&event(

@@ -193,6 +193,18 @@ pub enum PotluckEvent {
     },
 }
 
+impl PotluckEvent {
+    /// The task an assignment, result or cancel is about.
+    pub fn task_referenced(&self) -> Option<&EventId> {
+        match self {
+            Self::Assign { task, .. } | Self::Result { task, .. } | Self::Cancel { task, .. } => {
+                Some(task)
+            }
+            Self::NodeOnline { .. } | Self::NodeGone { .. } | Self::Task(_) => None,
+        }
+    }
+}
+
 /// What to send: a room event, or a state event with its key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {

@@ -350,6 +350,16 @@ impl State {
 
     fn apply(&mut self, event: &SeenEvent) {
         let ts = event.origin_server_ts;
+        // A relation can arrive before its task: park it until the task comes.
+        if let Some(task) = event.event.task_referenced() {
+            if !self.tasks.contains_key(task) {
+                self.orphans
+                    .entry(task.clone())
+                    .or_default()
+                    .push(event.clone());
+                return;
+            }
+        }
         match &event.event {
             PotluckEvent::NodeOnline { node, caps } => {
                 self.nodes.insert(
@@ -390,35 +400,15 @@ impl State {
                 }
             }
             PotluckEvent::Assign { task, assignments } => {
-                if !self.tasks.contains_key(task) {
-                    self.orphans
-                        .entry(task.clone())
-                        .or_default()
-                        .push(event.clone());
-                    return;
-                }
                 self.apply_assign(event, task, assignments)
             }
             PotluckEvent::Result {
                 task,
                 node,
                 outcomes,
-            } => {
-                if !self.tasks.contains_key(task) {
-                    self.orphans
-                        .entry(task.clone())
-                        .or_default()
-                        .push(event.clone());
-                    return;
-                }
-                self.apply_result(event, task, node, outcomes)
-            }
+            } => self.apply_result(event, task, node, outcomes),
             PotluckEvent::Cancel { task, reason } => {
                 let Some(record) = self.tasks.get_mut(task) else {
-                    self.orphans
-                        .entry(task.clone())
-                        .or_default()
-                        .push(event.clone());
                     return;
                 };
                 if record.submitter != event.sender {
