@@ -9,6 +9,18 @@ mod sim;
 
 use sim::{run, Config};
 
+/// 8 nodes of 4 slots, 60 tasks of 8 chunks of 30-90 s, on top of `base`.
+fn busy(base: Config) -> Config {
+    Config {
+        contributors: 8,
+        slots: 4,
+        flood_tasks: 60,
+        chunks: 8,
+        chunk_ms: (30_000, 90_000),
+        ..base
+    }
+}
+
 fn main() {
     println!(
         "{:<44} {:>8} {:>10} {:>12} {:>12} {:>11}",
@@ -32,25 +44,11 @@ fn main() {
         ),
         (
             "8 nodes x 4 slots, 60 tasks x 8 chunks of 30-90 s",
-            Config {
-                contributors: 8,
-                slots: 4,
-                flood_tasks: 60,
-                chunks: 8,
-                chunk_ms: (30_000, 90_000),
-                ..calm(2)
-            },
+            busy(calm(2)),
         ),
         (
             "the same, with crashes, lag and duplicates",
-            Config {
-                contributors: 8,
-                slots: 4,
-                flood_tasks: 60,
-                chunks: 8,
-                chunk_ms: (30_000, 90_000),
-                ..Config::hostile(3)
-            },
+            busy(Config::hostile(3)),
         ),
         (
             "max task rate: 8 nodes x 4 slots, 1-chunk tasks of 1 s",

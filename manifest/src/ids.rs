@@ -75,6 +75,10 @@ impl EventId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The first 8 characters, enough to tell tasks apart in a list.
+    pub fn short(&self) -> String {
+        self.0.chars().take(8).collect()
+    }
 }
 
 /// One browser tab contributing compute: `<tag>|<user id>`. The user id lets
@@ -228,6 +232,12 @@ mod tests {
         ] {
             assert!(MxcUri::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn short_event_ids_cut_at_characters_not_bytes() {
+        let id = EventId::parse("$éééééééééé").unwrap();
+        assert_eq!(id.short(), "$ééééééé");
     }
 
     #[test]

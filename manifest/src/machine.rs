@@ -133,9 +133,6 @@ impl NodeMachine {
     pub fn node(&self) -> Option<&NodeId> {
         self.contribution.as_ref().map(|c| &c.node)
     }
-    pub fn running_jobs(&self) -> usize {
-        self.running.len()
-    }
     /// Events waiting for send budget.
     pub fn queued_sends(&self) -> usize {
         self.outbox.len()

@@ -45,11 +45,6 @@ impl RateBudget {
         self.tokens = 0.0;
         self.at_ms = self.at_ms.max(until_ms);
     }
-
-    pub fn available(&mut self, now_ms: u64) -> u32 {
-        self.refill(now_ms);
-        self.tokens as u32
-    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,6 @@ pub struct PoolView {
 impl PoolView {
     pub fn build(ledger: &Ledger, me: Option<&NodeId>, now: u64) -> Self {
         let coordinator = ledger.coordinator();
-        let short = |id: &EventId| id.as_str().chars().take(8).collect::<String>();
         let nodes = ledger
             .online_nodes()
             .map(|n| NodeView {
@@ -52,7 +51,7 @@ impl PoolView {
                     .into_iter()
                     .map(|(task, chunk)| {
                         let total = ledger.task(&task).map_or(0, |t| t.spec.chunks);
-                        format!("chunk {}/{} of task {}", chunk + 1, total, short(&task))
+                        format!("chunk {}/{} of task {}", chunk + 1, total, task.short())
                     })
                     .collect(),
             })

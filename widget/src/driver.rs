@@ -35,7 +35,6 @@ pub struct Snapshot {
     pub me: String,
     pub view: PoolView,
     pub node: Option<NodeId>,
-    pub workers: u32,
     /// Progress of the chunks running in this browser: (task, chunk, fraction).
     pub local_jobs: Vec<(EventId, u32, f32)>,
     /// The latest problem talking to the host, shown until things work again.
@@ -374,7 +373,6 @@ impl Driver {
                     .map(|u| u.to_string())
                     .unwrap_or_default(),
                 view: PoolView::build(state.machine.ledger(), node.as_ref(), now),
-                workers: state.pool.as_ref().map_or(0, |p| p.size() as u32),
                 node,
                 local_jobs: state.jobs.values().cloned().collect(),
                 problem: state.problem.clone(),

@@ -187,10 +187,6 @@ impl WorkerPool {
         }
     }
 
-    pub fn size(&self) -> usize {
-        self.0.borrow().slots.len()
-    }
-
     /// Terminates every worker.
     pub fn shutdown(&self) {
         let mut inner = self.0.borrow_mut();

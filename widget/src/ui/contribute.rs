@@ -53,7 +53,7 @@ pub fn contribute(props: &Props) -> Html {
                     <ul class="local-jobs">
                         { for props.local_jobs.iter().map(|(task, chunk, fraction)| html! {
                             <li data-testid="local-job" data-task-id={task.to_string()} data-chunk={chunk.to_string()}>
-                                { format!("Running chunk {} of task {}", chunk + 1, &task.as_str()[..task.as_str().len().min(8)]) }
+                                { format!("Running chunk {} of task {}", chunk + 1, task.short()) }
                                 <progress max="1" value={fraction.to_string()} />
                             </li>
                         }) }
