@@ -17,6 +17,10 @@ pub fn requested() -> Vec<Capability> {
         (event_type::TASK, "submit tasks and see friends' tasks"),
         (event_type::ASSIGN, "hand out and receive work"),
         (event_type::RESULT, "post and read results"),
+        (
+            event_type::PROGRESS,
+            "report and see how far long chunks got",
+        ),
         (event_type::CANCEL, "cancel tasks"),
     ] {
         caps.push(Capability {

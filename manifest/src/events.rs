@@ -25,6 +25,8 @@ pub mod event_type {
     pub const ASSIGN: &str = "org.potluck.assign";
     /// A node reports the outcomes of chunks it ran.
     pub const RESULT: &str = "org.potluck.result";
+    /// A node says how far it got with long chunks, which renews their leases.
+    pub const PROGRESS: &str = "org.potluck.progress";
     /// The submitter withdraws a task.
     pub const CANCEL: &str = "org.potluck.cancel";
 }
@@ -93,11 +95,13 @@ pub struct TaskSpec {
     /// Milliseconds after submission by which the task must be done, else it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
-    /// How many nodes run each chunk. Only 1 is supported so far; tasks
-    /// asking for more are rejected rather than silently run once.
+    /// How many different nodes run each chunk; a majority of identical
+    /// outputs decides (see `limits::MAX_REPLICATION`).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub replication: u8,
-    /// The task this one is a part of.
+    /// The task this one is a part of. Only the parent's submitter, or a node
+    /// that holds a lease on the parent (the one splitting it), may add parts,
+    /// and only before the parent's own chunks are all done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<EventId>,
     /// Chosen by the submitter's client: a second event with the same sender
@@ -158,6 +162,15 @@ pub struct ChunkOutcome {
     pub outcome: Outcome,
 }
 
+/// How far a node got with one chunk it holds a lease on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkProgress {
+    pub chunk: u32,
+    pub attempt: u32,
+    /// Fraction done, 0 to 1.
+    pub done: f32,
+}
+
 /// A validated Potluck event, with what the homeserver says about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeenEvent {
@@ -187,6 +200,11 @@ pub enum PotluckEvent {
         node: NodeId,
         outcomes: Vec<ChunkOutcome>,
     },
+    Progress {
+        task: EventId,
+        node: NodeId,
+        chunks: Vec<ChunkProgress>,
+    },
     Cancel {
         task: EventId,
         reason: Option<String>,
@@ -194,13 +212,16 @@ pub enum PotluckEvent {
 }
 
 impl PotluckEvent {
-    /// The task an assignment, result or cancel is about.
+    /// The task this event is about (for a subtask: its parent), which must
+    /// be in the ledger before this event can be applied.
     pub fn task_referenced(&self) -> Option<&EventId> {
         match self {
-            Self::Assign { task, .. } | Self::Result { task, .. } | Self::Cancel { task, .. } => {
-                Some(task)
-            }
-            Self::NodeOnline { .. } | Self::NodeGone { .. } | Self::Task(_) => None,
+            Self::Assign { task, .. }
+            | Self::Result { task, .. }
+            | Self::Progress { task, .. }
+            | Self::Cancel { task, .. } => Some(task),
+            Self::Task(spec) => spec.parent.as_ref(),
+            Self::NodeOnline { .. } | Self::NodeGone { .. } => None,
         }
     }
 }
@@ -233,9 +254,14 @@ impl Outgoing {
             content: json!({ "v": PROTOCOL_VERSION, "online": false }),
         }
     }
+    /// A task; a part of a task also references its parent, so that a node
+    /// reading the parent's relations finds its parts.
     pub fn task(spec: &TaskSpec) -> Self {
         let mut content = serde_json::to_value(spec).unwrap_or_default();
         content["v"] = json!(PROTOCOL_VERSION);
+        if let Some(parent) = &spec.parent {
+            content["m.relates_to"] = reference(parent);
+        }
         Self {
             event_type: event_type::TASK,
             state_key: None,
@@ -262,6 +288,18 @@ impl Outgoing {
                 "m.relates_to": reference(task),
                 "node": node,
                 "outcomes": outcomes,
+            }),
+        }
+    }
+    pub fn progress(task: &EventId, node: &NodeId, chunks: &[ChunkProgress]) -> Self {
+        Self {
+            event_type: event_type::PROGRESS,
+            state_key: None,
+            content: json!({
+                "v": PROTOCOL_VERSION,
+                "m.relates_to": reference(task),
+                "node": node,
+                "chunks": chunks,
             }),
         }
     }

@@ -90,6 +90,9 @@ impl EventId {
 pub struct NodeId(String);
 
 impl NodeId {
+    /// Sorts before every valid node id: the start of a range over a map keyed by node.
+    pub const MIN: NodeId = NodeId(String::new());
+
     pub fn new(owner: &UserId, tag: &str) -> Result<Self, IdError> {
         Self::parse(format!("{}|{}", tag, owner.as_str()))
     }

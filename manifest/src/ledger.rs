@@ -9,12 +9,12 @@
 //! caller's `now` are the only times.
 
 use crate::events::{
-    Assignment, ChunkOutcome, NodeCaps, Outcome, PotluckEvent, SeenEvent, TaskSpec,
+    Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent, SeenEvent, TaskSpec,
 };
 use crate::fairness::Usage;
 use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
-    BACKOFF_BASE_MS, LEASE_HARD_MS, LEASE_SOFT_MS, MAX_ATTEMPTS, MAX_REJECTIONS_KEPT,
+    max_attempts, BACKOFF_BASE_MS, LEASE_HARD_MS, LEASE_SOFT_MS, MAX_REJECTIONS_KEPT, MAX_SUBTASKS,
 };
 use crate::validate::{parse_event, Rejection};
 use serde_json::Value;
@@ -30,16 +30,21 @@ pub struct NodeRecord {
 }
 
 /// A node's right to run one chunk, from the assignment's timestamp on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
     pub node: NodeId,
     pub attempt: u32,
     pub granted_at: u64,
+    /// The last progress report that came in time; the soft timeout counts from here.
+    pub renewed_at: u64,
+    /// Fraction done, as last reported (0 until the node reports).
+    pub progress: f32,
 }
 
 impl Lease {
+    /// Past the soft timeout since it was granted or last renewed by a progress report.
     pub fn soft_expired(&self, now: u64) -> bool {
-        now >= self.granted_at.saturating_add(LEASE_SOFT_MS)
+        now >= self.renewed_at.saturating_add(LEASE_SOFT_MS)
     }
     pub fn accepts_result_at(&self, ts: u64) -> bool {
         ts <= self.granted_at.saturating_add(LEASE_HARD_MS)
@@ -54,16 +59,44 @@ pub struct ChunkDone {
     pub at: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChunkRecord {
-    /// Leases not yet given back; a node gives one back by reporting an error.
+    /// How many different nodes must run this chunk (the task's replication).
+    pub replicas: u8,
+    /// Leases not yet given back; a node gives one back with its result or an error.
     pub leases: Vec<Lease>,
     /// The highest attempt issued so far.
     pub attempts: u32,
     /// A retriable failure asks to wait until then.
     pub retry_after: u64,
+    /// Outputs reported so far, at most one per node, until a majority agrees.
+    pub votes: Vec<ChunkDone>,
+    /// The accepted output: the first (or, replicated, the majority's).
     pub done: Option<ChunkDone>,
     pub failed: Option<String>,
+}
+
+impl ChunkRecord {
+    fn new(replicas: u8) -> Self {
+        Self {
+            replicas,
+            leases: Vec::new(),
+            attempts: 0,
+            retry_after: 0,
+            votes: Vec::new(),
+            done: None,
+            failed: None,
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.done.is_some() || self.failed.is_some()
+    }
+
+    /// Identical outputs a replicated chunk needs: a strict majority.
+    pub fn quorum(&self) -> usize {
+        usize::from(self.replicas) / 2 + 1
+    }
 }
 
 /// What a chunk is doing at a given moment.
@@ -71,24 +104,34 @@ pub struct ChunkRecord {
 pub enum ChunkStatus<'a> {
     Done(&'a ChunkDone),
     Failed(String),
-    /// Held by nodes whose leases are live.
+    /// Held by nodes whose leases are live, and no more replicas wanted.
     Running(Vec<&'a Lease>),
     /// Waiting out a back-off after a retriable failure.
     BackingOff {
         until: u64,
     },
-    /// Ready to be assigned.
+    /// Ready to be assigned (to more nodes, if replicated and some run it already).
     Ready,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRecord {
     pub id: EventId,
+    /// Who the work is for and whose fair share it uses: for a subtask, the
+    /// parent's submitter, whoever split it.
     pub submitter: UserId,
     pub spec: TaskSpec,
     pub submitted_at: u64,
     pub chunks: Vec<ChunkRecord>,
+    /// Subtasks, in the order they were submitted.
+    pub children: Vec<EventId>,
     pub cancelled: Option<Option<String>>,
+}
+
+impl TaskRecord {
+    fn own_chunks_done(&self) -> bool {
+        self.chunks.iter().all(|c| c.done.is_some())
+    }
 }
 
 /// A task's state, as a person would describe it.
@@ -235,6 +278,35 @@ impl Ledger {
         self.state.coordinator()
     }
 
+    fn node_online(&self, node: &NodeId) -> bool {
+        self.node(node).is_some_and(|n| n.online)
+    }
+
+    /// Leases on a chunk that still count at `now`: live ones, and once the
+    /// chunk has used all its attempts, any that can still deliver a late result.
+    pub fn held_leases<'a>(&'a self, chunk: &'a ChunkRecord, now: u64) -> Vec<&'a Lease> {
+        if chunk.settled() {
+            return Vec::new();
+        }
+        let exhausted = chunk.attempts >= max_attempts(chunk.replicas);
+        chunk
+            .leases
+            .iter()
+            .filter(|l| self.node_online(&l.node))
+            .filter(|l| !l.soft_expired(now) || (exhausted && l.accepts_result_at(now)))
+            .collect()
+    }
+
+    /// More nodes a chunk should be issued to now (0 unless it is `Ready`).
+    pub fn replicas_wanted(&self, chunk: &ChunkRecord, now: u64) -> u32 {
+        if self.chunk_status(chunk, now) != ChunkStatus::Ready {
+            return 0;
+        }
+        let held = self.held_leases(chunk, now).len() + chunk.votes.len();
+        let wanted = usize::from(chunk.replicas).saturating_sub(held) as u32;
+        wanted.min(max_attempts(chunk.replicas).saturating_sub(chunk.attempts))
+    }
+
     pub fn chunk_status<'a>(&'a self, chunk: &'a ChunkRecord, now: u64) -> ChunkStatus<'a> {
         if let Some(done) = &chunk.done {
             return ChunkStatus::Done(done);
@@ -242,24 +314,18 @@ impl Ledger {
         if let Some(reason) = &chunk.failed {
             return ChunkStatus::Failed(reason.clone());
         }
-        let live: Vec<&Lease> = chunk
-            .leases
-            .iter()
-            .filter(|l| !l.soft_expired(now) && self.node(&l.node).is_some_and(|n| n.online))
-            .collect();
-        if !live.is_empty() {
-            return ChunkStatus::Running(live);
+        let held = self.held_leases(chunk, now);
+        let covered = held.len() + chunk.votes.len() >= usize::from(chunk.replicas);
+        if covered && !held.is_empty() {
+            return ChunkStatus::Running(held);
         }
-        if chunk.attempts >= MAX_ATTEMPTS {
+        let limit = max_attempts(chunk.replicas);
+        if chunk.attempts >= limit {
             // Only give up once no lease can still deliver a late result.
-            let deliverable = chunk
-                .leases
-                .iter()
-                .any(|l| l.accepts_result_at(now) && self.node(&l.node).is_some_and(|n| n.online));
-            if !deliverable {
-                return ChunkStatus::Failed(format!("gave up after {MAX_ATTEMPTS} attempts"));
+            if held.is_empty() {
+                return ChunkStatus::Failed(format!("gave up after {limit} attempts"));
             }
-            return ChunkStatus::Running(chunk.leases.iter().collect());
+            return ChunkStatus::Running(held);
         }
         if now < chunk.retry_after {
             return ChunkStatus::BackingOff {
@@ -269,10 +335,71 @@ impl Ledger {
         ChunkStatus::Ready
     }
 
+    /// A task's state, its subtasks included: it is done when its own chunks
+    /// and all its parts are, and fails when one of them fails.
     pub fn task_status(&self, task: &TaskRecord, now: u64) -> TaskStatus {
+        let own = self.own_status(task, now);
+        if task.children.is_empty()
+            || (own.is_terminal() && !matches!(own, TaskStatus::Done { .. }))
+        {
+            return own;
+        }
+        let parts: Vec<(&TaskRecord, TaskStatus)> = task
+            .children
+            .iter()
+            .filter_map(|id| self.task(id))
+            .map(|child| (child, self.own_status(child, now)))
+            .collect();
+        let count = parts.len();
+        let mut done = task.chunks.iter().filter(|c| c.done.is_some()).count() as u32;
+        let mut total = task.chunks.len() as u32;
+        let mut results = Vec::new();
+        for (index, (child, status)) in parts.into_iter().enumerate() {
+            let part = index + 1;
+            total = total.saturating_add(child.chunks.len() as u32);
+            match status {
+                TaskStatus::Failed { reason } => {
+                    return TaskStatus::Failed {
+                        reason: format!("part {part} of {count}: {reason}"),
+                    }
+                }
+                TaskStatus::Cancelled { .. } => {
+                    return TaskStatus::Failed {
+                        reason: format!("part {part} of {count} was cancelled"),
+                    }
+                }
+                TaskStatus::Done { result } => {
+                    done = done.saturating_add(child.chunks.len() as u32);
+                    results.push(result);
+                }
+                TaskStatus::Running { done: d, .. } => done = done.saturating_add(d),
+                TaskStatus::Queued => {}
+            }
+        }
+        match own {
+            TaskStatus::Done { result } if results.len() == count => {
+                match task.spec.kind.merge_parts(&result, &results) {
+                    Ok(result) => TaskStatus::Done { result },
+                    Err(e) => TaskStatus::Failed {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            _ => TaskStatus::Running { done, total },
+        }
+    }
+
+    /// A task's state from its own chunks alone.
+    fn own_status(&self, task: &TaskRecord, now: u64) -> TaskStatus {
         if let Some(reason) = &task.cancelled {
             return TaskStatus::Cancelled {
                 reason: reason.clone(),
+            };
+        }
+        let parent = task.spec.parent.as_ref().and_then(|p| self.task(p));
+        if parent.is_some_and(|p| p.cancelled.is_some()) {
+            return TaskStatus::Cancelled {
+                reason: Some("its parent task was cancelled".into()),
             };
         }
         let finished = task.chunks.iter().all(|c| c.done.is_some());
@@ -386,12 +513,20 @@ impl State {
                     }
                     self.nonces.insert(key, event.event_id.clone());
                 }
+                let submitter = match &spec.parent {
+                    Some(parent) => match self.adopt(event, parent) {
+                        Ok(submitter) => submitter,
+                        Err(reason) => return self.reject(event, reason),
+                    },
+                    None => event.sender.clone(),
+                };
                 let record = TaskRecord {
                     id: event.event_id.clone(),
-                    submitter: event.sender.clone(),
+                    submitter,
                     spec: spec.clone(),
                     submitted_at: ts,
-                    chunks: vec![ChunkRecord::default(); spec.chunks as usize],
+                    chunks: vec![ChunkRecord::new(spec.replication); spec.chunks as usize],
+                    children: Vec::new(),
                     cancelled: None,
                 };
                 self.tasks.insert(event.event_id.clone(), record);
@@ -407,19 +542,61 @@ impl State {
                 node,
                 outcomes,
             } => self.apply_result(event, task, node, outcomes),
+            PotluckEvent::Progress { task, node, chunks } => {
+                self.apply_progress(event, task, node, chunks)
+            }
             PotluckEvent::Cancel { task, reason } => {
-                let Some(record) = self.tasks.get_mut(task) else {
+                let Some(record) = self.tasks.get(task) else {
                     return;
                 };
                 if record.submitter != event.sender {
                     let reason = format!("only {} can cancel this task", record.submitter);
                     return self.reject(event, reason);
                 }
-                if record.cancelled.is_none() && !record.chunks.iter().all(|c| c.done.is_some()) {
-                    record.cancelled = Some(reason.clone());
+                let finished = record.own_chunks_done()
+                    && record
+                        .children
+                        .iter()
+                        .all(|c| self.tasks.get(c).is_some_and(TaskRecord::own_chunks_done));
+                if let Some(record) = self.tasks.get_mut(task) {
+                    if record.cancelled.is_none() && !finished {
+                        record.cancelled = Some(reason.clone());
+                    }
                 }
             }
         }
+    }
+
+    /// Takes a subtask into its parent's family and returns whose fair share
+    /// it uses, or why it may not join.
+    fn adopt(&mut self, event: &SeenEvent, parent: &EventId) -> Result<UserId, String> {
+        let Some(record) = self.tasks.get_mut(parent) else {
+            return Err(format!("its parent task {parent} is unknown"));
+        };
+        if record.spec.parent.is_some() {
+            return Err("a part of a task cannot be split further".into());
+        }
+        let splitting = record
+            .chunks
+            .iter()
+            .any(|c| c.leases.iter().any(|l| l.node.is_owned_by(&event.sender)));
+        if record.submitter != event.sender && !splitting {
+            return Err(format!(
+                "{} may not add parts to task {parent}: only its submitter or a node running it can",
+                event.sender
+            ));
+        }
+        let settled = record.cancelled.is_some()
+            || record.own_chunks_done()
+            || record.chunks.iter().any(|c| c.failed.is_some());
+        if settled {
+            return Err(format!("task {parent} is already finished"));
+        }
+        if record.children.len() >= MAX_SUBTASKS {
+            return Err(format!("task {parent} already has {MAX_SUBTASKS} parts"));
+        }
+        record.children.push(event.event_id.clone());
+        Ok(record.submitter.clone())
     }
 
     fn apply_assign(&mut self, event: &SeenEvent, task: &EventId, assignments: &[Assignment]) {
@@ -451,7 +628,12 @@ impl State {
                 self.reject(event, reason);
                 continue;
             }
-            if chunk.done.is_some() || chunk.failed.is_some() || record.cancelled.is_some() {
+            if chunk.settled() || record.cancelled.is_some() {
+                continue;
+            }
+            if chunk.votes.iter().any(|v| v.node == a.node) {
+                let reason = format!("chunk {} already ran on {}", a.chunk, a.node);
+                self.reject(event, reason);
                 continue;
             }
             chunk.attempts = chunk.attempts.max(a.attempt);
@@ -459,7 +641,46 @@ impl State {
                 node: a.node.clone(),
                 attempt: a.attempt,
                 granted_at: event.origin_server_ts,
+                renewed_at: event.origin_server_ts,
+                progress: 0.0,
             });
+        }
+    }
+
+    /// A progress report renews the leases it names, if they are still live:
+    /// after the soft timeout the chunk has been issued again, and a late
+    /// report does not take it back.
+    fn apply_progress(
+        &mut self,
+        event: &SeenEvent,
+        task: &EventId,
+        node: &NodeId,
+        reports: &[ChunkProgress],
+    ) {
+        let ts = event.origin_server_ts;
+        let Some(record) = self.tasks.get_mut(task) else {
+            return;
+        };
+        let mut unknown = Vec::new();
+        for report in reports {
+            let lease = record.chunks.get_mut(report.chunk as usize).and_then(|c| {
+                c.leases
+                    .iter_mut()
+                    .find(|l| &l.node == node && l.attempt == report.attempt)
+            });
+            match lease {
+                Some(lease) if !lease.soft_expired(ts) => {
+                    lease.renewed_at = lease.renewed_at.max(ts);
+                    lease.progress = report.done;
+                }
+                Some(_) => {}
+                None => unknown.push(report.chunk),
+            }
+        }
+        for chunk in unknown {
+            let reason =
+                format!("{node} reported progress on chunk {chunk} but holds no lease on it");
+            self.reject(event, reason);
         }
     }
 
@@ -483,7 +704,7 @@ impl State {
                 self.reject(event, reason);
                 continue;
             };
-            if chunk.done.is_some() || chunk.failed.is_some() || cancelled {
+            if chunk.settled() || cancelled {
                 // First valid result wins; later ones are ignored, not errors.
                 continue;
             }
@@ -513,17 +734,23 @@ impl State {
                         self.reject(event, reason);
                         continue;
                     }
-                    chunk.done = Some(ChunkDone {
+                    chunk.leases.remove(lease_at);
+                    let seconds = ts.saturating_sub(lease.granted_at) as f64 / 1000.0;
+                    self.usage.record(&submitter, seconds, ts);
+                    if chunk.votes.iter().any(|v| &v.node == node) {
+                        continue; // One vote per node, however many leases it got.
+                    }
+                    chunk.votes.push(ChunkDone {
                         node: node.clone(),
                         attempt: o.attempt,
                         output: output.clone(),
                         at: ts,
                     });
-                    chunk.leases.clear();
-                    let seconds = ts.saturating_sub(lease.granted_at) as f64 / 1000.0;
-                    self.usage.record(&submitter, seconds, ts);
+                    count_votes(chunk, ts);
                 }
                 Outcome::Error { reason, retriable } => {
+                    // A replica's error does not outvote the others' outputs:
+                    // it gives its lease back, and the chunk is issued again.
                     chunk.leases.remove(lease_at);
                     if *retriable {
                         let backoff = BACKOFF_BASE_MS << (o.attempt.saturating_sub(1)).min(10);
@@ -534,5 +761,47 @@ impl State {
                 }
             }
         }
+    }
+}
+
+/// Settles a chunk once a majority of its replicas agree on one output, or
+/// fails it once no output can reach a majority any more: a disagreement is
+/// reported, never resolved by picking one.
+fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
+    let quorum = chunk.quorum();
+    let mut best: Option<(&ChunkDone, usize)> = None;
+    for vote in &chunk.votes {
+        let agreeing = chunk
+            .votes
+            .iter()
+            .filter(|v| v.output == vote.output)
+            .count();
+        if best.is_none_or(|(_, n)| agreeing > n) {
+            best = Some((vote, agreeing));
+        }
+    }
+    let Some((vote, agreeing)) = best else { return };
+    if agreeing >= quorum {
+        chunk.done = Some(ChunkDone {
+            at: ts,
+            ..vote.clone()
+        });
+        chunk.leases.clear();
+        return;
+    }
+    let outstanding = usize::from(chunk.replicas).saturating_sub(chunk.votes.len());
+    if agreeing + outstanding < quorum {
+        let mut distinct: Vec<&Value> = Vec::new();
+        for v in &chunk.votes {
+            if !distinct.contains(&&v.output) {
+                distinct.push(&v.output);
+            }
+        }
+        chunk.failed = Some(format!(
+            "its {} replicas disagree: {} different outputs, no majority",
+            chunk.votes.len(),
+            distinct.len()
+        ));
+        chunk.leases.clear();
     }
 }

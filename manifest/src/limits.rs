@@ -34,8 +34,23 @@ pub const LEASE_HARD_MS: u64 = 600_000;
 /// wait in its queue. Handing out a few chunks ahead means fewer, larger
 /// assignment events, which matters at one event per 5 s.
 pub const LEASES_PER_SLOT: u32 = 1;
-/// A chunk that failed or timed out this many times fails its task.
+/// A chunk that failed or timed out this many times fails its task (a
+/// replicated chunk gets one more for each extra replica).
 pub const MAX_ATTEMPTS: u32 = 5;
+/// Most nodes a chunk may be replicated on. Three lets a majority outvote one
+/// wrong result; five outvotes two. More would cost friends' compute for
+/// little more confidence.
+pub const MAX_REPLICATION: u8 = 5;
+
+/// Issues of one chunk before it fails: `MAX_ATTEMPTS`, plus one for each
+/// replica beyond the first.
+pub const fn max_attempts(replication: u8) -> u32 {
+    MAX_ATTEMPTS + replication.saturating_sub(1) as u32
+}
+/// A node reports progress on a chunk (and so renews its lease) when the lease
+/// is this old: half the soft timeout, so one report delayed by the send
+/// budget still arrives in time. Chunks shorter than this cost no progress event.
+pub const PROGRESS_EVERY_MS: u64 = LEASE_SOFT_MS / 2;
 /// Back-off after a retriable failure: `BACKOFF_BASE_MS * 2^(attempt-1)`.
 pub const BACKOFF_BASE_MS: u64 = 2_000;
 
@@ -46,6 +61,8 @@ pub const MAX_CONTENT_BYTES: usize = 48 * 1024;
 pub const MAX_INLINE_OUTPUT_BYTES: usize = 4 * 1024;
 /// Chunks per task, so that one task's bookkeeping stays small.
 pub const MAX_CHUNKS: u32 = 1_000;
+/// Parts one task may be split into (each a task of its own, with chunks).
+pub const MAX_SUBTASKS: usize = 1_000;
 /// Input files per task; more belong in an archive.
 pub const MAX_INPUTS: usize = 16;
 /// Worker slots one node may announce.

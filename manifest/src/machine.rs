@@ -5,11 +5,14 @@
 //! what it returns (`Action`: send an event, arm the dead-man switch, run a
 //! chunk in a worker). It never waits, never reads a clock and never does I/O.
 
-use crate::events::{event_type, ChunkOutcome, NodeCaps, Outcome, Outgoing, TaskSpec};
+use crate::events::{
+    event_type, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, TaskSpec,
+};
 use crate::ids::{EventId, NodeId, UserId};
-use crate::ledger::{ChunkStatus, Ledger};
+use crate::ledger::{ChunkStatus, Lease, Ledger};
 use crate::limits::{
-    COORDINATOR_SETTLE_MS, HEARTBEAT_MS, RESEND_AFTER_MS, RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
+    COORDINATOR_SETTLE_MS, HEARTBEAT_MS, PROGRESS_EVERY_MS, RESEND_AFTER_MS, RESULT_BATCH_MS,
+    RETRY_AFTER_REFUSAL_MS,
 };
 use crate::rate::RateBudget;
 use crate::scheduler::{self, InFlight};
@@ -41,6 +44,12 @@ pub enum Input {
     WorkerFinished {
         job: JobId,
         outcome: Outcome,
+    },
+    /// A worker says how far it got (0 to 1). Reported to the room only for
+    /// long chunks, to keep their leases (see `limits::PROGRESS_EVERY_MS`).
+    WorkerProgress {
+        job: JobId,
+        done: f32,
     },
     /// The host or homeserver did not take an event (rate limit, timeout,
     /// network). It is sent again; the ledger ignores any duplicate.
@@ -90,6 +99,9 @@ struct RunningChunk {
     task: EventId,
     chunk: u32,
     attempt: u32,
+    done: f32,
+    /// When progress on this chunk was last sent to the room.
+    reported_at: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,8 +120,8 @@ pub struct NodeMachine {
     contribution: Option<Contribution>,
     running: BTreeMap<JobId, RunningChunk>,
     finished: Vec<FinishedChunk>,
-    /// Assignments sent and not yet seen back: chunk → (node, sent at).
-    assigning: BTreeMap<(EventId, u32), (NodeId, u64)>,
+    /// Assignments sent and not yet seen back: (task, chunk, node) → (attempt, sent at).
+    assigning: BTreeMap<(EventId, u32, NodeId), (u32, u64)>,
     outbox: VecDeque<Outgoing>,
     budget: RateBudget,
     next_job: JobId,
@@ -187,6 +199,13 @@ impl NodeMachine {
                 );
                 self.retry(out);
             }
+            Input::WorkerProgress { job, done } => {
+                if let Some(run) = self.running.get_mut(&job) {
+                    run.done = done.clamp(0.0, 1.0);
+                }
+                // Workers report often; what follows from it waits for the next tick.
+                return actions;
+            }
             Input::WorkerFinished { job, outcome } => {
                 if let Some(run) = self.running.remove(&job) {
                     self.finished.push(FinishedChunk {
@@ -223,8 +242,24 @@ impl NodeMachine {
         };
         match (out.event_type, task) {
             (event_type::ASSIGN, Some(task)) => {
-                for chunk in chunks("assignments") {
-                    self.assigning.remove(&(task.clone(), chunk));
+                let refused: Vec<(u32, Option<NodeId>)> = out.content["assignments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| {
+                        let chunk = a["chunk"].as_u64()? as u32;
+                        let node = a["node"].as_str().and_then(|n| NodeId::parse(n).ok());
+                        Some((chunk, node))
+                    })
+                    .collect();
+                self.assigning.retain(|(t, chunk, node), _| {
+                    t != &task || !refused.contains(&(*chunk, Some(node.clone())))
+                });
+            }
+            // Progress is sent again when next due, from what the workers say then.
+            (event_type::PROGRESS, Some(task)) => {
+                for run in self.running.values_mut().filter(|r| r.task == task) {
+                    run.reported_at = None;
                 }
             }
             (event_type::RESULT, Some(task)) => {
@@ -250,6 +285,7 @@ impl NodeMachine {
         // for send budget only grow their batch.
         self.coordinate(now, actions);
         self.send_results(now, actions);
+        self.report_progress(now, actions);
         while !self.outbox.is_empty() && self.budget.try_take(now) {
             if let Some(out) = self.outbox.pop_front() {
                 actions.push(Action::Send(out));
@@ -320,9 +356,7 @@ impl NodeMachine {
                 continue;
             }
             for (index, chunk) in task.chunks.iter().enumerate() {
-                let ChunkStatus::Running(leases) = self.ledger.chunk_status(chunk, now) else {
-                    continue;
-                };
+                let leases = self.ledger.held_leases(chunk, now);
                 let Some(lease) = leases.iter().find(|l| l.node == c.node) else {
                     continue;
                 };
@@ -361,6 +395,8 @@ impl NodeMachine {
                     task: task.clone(),
                     chunk,
                     attempt,
+                    done: 0.0,
+                    reported_at: None,
                 },
             );
             actions.push(Action::RunChunk {
@@ -416,6 +452,40 @@ impl NodeMachine {
         }
     }
 
+    /// Reports progress on chunks whose leases would otherwise expire, one event
+    /// per task. Short chunks finish before any report is due and cost nothing.
+    fn report_progress(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let Some(c) = &self.contribution else { return };
+        let ledger = &self.ledger;
+        let mut due: BTreeMap<EventId, Vec<JobId>> = BTreeMap::new();
+        for (&job, run) in &self.running {
+            let Some(lease) = lease_of(ledger, run, &c.node) else {
+                continue;
+            };
+            let since = lease.renewed_at.max(run.reported_at.unwrap_or(0));
+            if now >= since.saturating_add(PROGRESS_EVERY_MS) {
+                due.entry(run.task.clone()).or_default().push(job);
+            }
+        }
+        for (task, jobs) in due {
+            if !self.budget.try_take(now) {
+                break;
+            }
+            let mut chunks = Vec::new();
+            for job in jobs {
+                if let Some(run) = self.running.get_mut(&job) {
+                    run.reported_at = Some(now);
+                    chunks.push(ChunkProgress {
+                        chunk: run.chunk,
+                        attempt: run.attempt,
+                        done: run.done,
+                    });
+                }
+            }
+            actions.push(Action::Send(Outgoing::progress(&task, &c.node, &chunks)));
+        }
+    }
+
     /// If this node is the coordinator, hands ready chunks to nodes.
     fn coordinate(&mut self, now: u64, actions: &mut Vec<Action>) {
         let Some(c) = &self.contribution else { return };
@@ -428,31 +498,44 @@ impl NodeMachine {
             return;
         }
         let ledger = &self.ledger;
-        // Forget assignments that came back (the chunk is leased or settled) or went missing.
-        self.assigning.retain(|(task, chunk), (_, sent)| {
-            let Some(record) = ledger.task(task) else {
-                return false;
-            };
-            let status = record
-                .chunks
-                .get(*chunk as usize)
-                .map(|c| ledger.chunk_status(c, now));
-            matches!(status, Some(ChunkStatus::Ready)) && now < *sent + RESEND_AFTER_MS
-        });
-        let in_flight: InFlight = self
-            .assigning
-            .iter()
-            .map(|(chunk, (node, _))| (chunk.clone(), node.clone()))
-            .collect();
+        // Forget assignments that came back (the lease is in the ledger, or
+        // the chunk settled) or went missing.
+        self.assigning
+            .retain(|(task, chunk, node), (attempt, sent)| {
+                let Some(record) = ledger.task(task) else {
+                    return false;
+                };
+                let Some(c) = record.chunks.get(*chunk as usize) else {
+                    return false;
+                };
+                let came_back = c
+                    .leases
+                    .iter()
+                    .any(|l| &l.node == node && l.attempt == *attempt);
+                let wanted = ledger.chunk_status(c, now) == ChunkStatus::Ready;
+                wanted && !came_back && now < *sent + RESEND_AFTER_MS
+            });
+        let in_flight: InFlight = self.assigning.keys().cloned().collect();
         for (task, assignments) in scheduler::plan(ledger, now, &in_flight) {
             if !self.budget.try_take(now) {
                 break;
             }
             for a in &assignments {
                 self.assigning
-                    .insert((task.clone(), a.chunk), (a.node.clone(), now));
+                    .insert((task.clone(), a.chunk, a.node.clone()), (a.attempt, now));
             }
             actions.push(Action::Send(Outgoing::assign(&task, &assignments)));
         }
     }
+}
+
+/// The lease in the ledger under which this node runs `run`.
+fn lease_of<'a>(ledger: &'a Ledger, run: &RunningChunk, node: &NodeId) -> Option<&'a Lease> {
+    ledger
+        .task(&run.task)?
+        .chunks
+        .get(run.chunk as usize)?
+        .leases
+        .iter()
+        .find(|l| &l.node == node && l.attempt == run.attempt)
 }

@@ -8,9 +8,10 @@ use crate::events::Assignment;
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Ledger, NodeRecord, TaskRecord, TaskStatus};
 use crate::limits::LEASES_PER_SLOT;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// One chunk waiting for a node.
+/// One replica of a chunk waiting for a node (a chunk that is not replicated
+/// has one).
 #[derive(Debug, Clone)]
 struct ReadyChunk<'a> {
     task: &'a TaskRecord,
@@ -18,22 +19,45 @@ struct ReadyChunk<'a> {
     attempt: u32,
 }
 
-/// Assignments the coordinator sent and has not seen back yet: chunk → node.
-pub type InFlight = BTreeMap<(EventId, u32), NodeId>;
+/// Assignments the coordinator sent and has not seen back yet: (task, chunk, node).
+pub type InFlight = BTreeSet<(EventId, u32, NodeId)>;
+
+/// Nodes that must not get another replica of a chunk: those holding a live
+/// lease on it, those whose output is in, and those it is on its way to.
+fn nodes_on_chunk<'a>(
+    ledger: &'a Ledger,
+    task: &'a TaskRecord,
+    chunk: u32,
+    now: u64,
+    in_flight: &'a InFlight,
+) -> impl Iterator<Item = &'a NodeId> {
+    let record = task.chunks.get(chunk as usize);
+    let leased = record
+        .map(|c| ledger.held_leases(c, now))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| &l.node);
+    let voted = record
+        .into_iter()
+        .flat_map(|c| c.votes.iter().map(|v| &v.node));
+    let sent = in_flight
+        .range((task.id.clone(), chunk, NodeId::MIN)..)
+        .take_while(move |(t, c, _)| t == &task.id && *c == chunk)
+        .map(|(_, _, n)| n);
+    leased.chain(voted).chain(sent)
+}
 
 /// Room for more leases per online node: `LEASES_PER_SLOT` per announced
 /// slot, minus the live leases it holds and the assignments on their way to it.
 pub fn free_slots(ledger: &Ledger, now: u64, in_flight: &InFlight) -> BTreeMap<NodeId, u32> {
     let mut busy: BTreeMap<&NodeId, u32> = BTreeMap::new();
-    for node in in_flight.values() {
+    for (_, _, node) in in_flight {
         *busy.entry(node).or_default() += 1;
     }
     for task in ledger.tasks() {
         for chunk in &task.chunks {
-            if let ChunkStatus::Running(leases) = ledger.chunk_status(chunk, now) {
-                for lease in leases {
-                    *busy.entry(&lease.node).or_default() += 1;
-                }
+            for lease in ledger.held_leases(chunk, now) {
+                *busy.entry(&lease.node).or_default() += 1;
             }
         }
     }
@@ -63,16 +87,20 @@ fn ready_by_submitter<'a>(
     for task in tasks {
         for (index, chunk) in task.chunks.iter().enumerate() {
             let index = index as u32;
-            if ledger.chunk_status(chunk, now) == ChunkStatus::Ready
-                && !in_flight.contains_key(&(task.id.clone(), index))
-            {
+            let sent = in_flight
+                .range((task.id.clone(), index, NodeId::MIN)..)
+                .take_while(|(t, c, _)| t == &task.id && *c == index)
+                .count() as u32;
+            let wanted = ledger.replicas_wanted(chunk, now).saturating_sub(sent);
+            // Each replica gets an attempt number of its own.
+            for replica in 1..=wanted {
                 queues
                     .entry(&task.submitter)
                     .or_default()
                     .push_back(ReadyChunk {
                         task,
                         chunk: index,
-                        attempt: chunk.attempts.saturating_add(1),
+                        attempt: chunk.attempts.saturating_add(sent + replica),
                     });
             }
         }
@@ -87,8 +115,8 @@ pub fn running_by_submitter(ledger: &Ledger, now: u64) -> BTreeMap<UserId, u32> 
         let count = task
             .chunks
             .iter()
-            .filter(|c| matches!(ledger.chunk_status(c, now), ChunkStatus::Running(_)))
-            .count() as u32;
+            .map(|c| ledger.held_leases(c, now).len() as u32)
+            .sum::<u32>();
         if count > 0 {
             *running.entry(task.submitter.clone()).or_default() += count;
         }
@@ -106,6 +134,8 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
     let mut queues = ready_by_submitter(ledger, now, in_flight);
     let mut running = running_by_submitter(ledger, now);
     let mut plan: BTreeMap<EventId, Vec<Assignment>> = BTreeMap::new();
+    // Replicas placed this round count as on their way.
+    let mut placed_now = InFlight::new();
 
     while free.values().any(|&f| f > 0) {
         // The friend with the fewest chunks running, then the least recent usage.
@@ -127,10 +157,19 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
         let Some(user) = next else { break };
         let queue = queues.get_mut(user).expect("picked from the map");
         // The friend's first chunk that some free node can run.
-        let placed = queue
-            .iter()
-            .enumerate()
-            .find_map(|(i, ready)| best_node(ledger, &free, ready).map(|node| (i, node)));
+        let placed = queue.iter().enumerate().find_map(|(i, ready)| {
+            let taken: Vec<&NodeId> =
+                nodes_on_chunk(ledger, ready.task, ready.chunk, now, in_flight)
+                    .chain(nodes_on_chunk(
+                        ledger,
+                        ready.task,
+                        ready.chunk,
+                        now,
+                        &placed_now,
+                    ))
+                    .collect();
+            best_node(ledger, &free, ready, &taken).map(|node| (i, node))
+        });
         let Some((index, node)) = placed else {
             queue.clear(); // Nothing of theirs fits any free node this round.
             continue;
@@ -138,6 +177,7 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
         let ready = queue.remove(index).expect("index came from this queue");
         *free.get_mut(&node).expect("node came from free") -= 1;
         *running.entry(user.clone()).or_default() += 1;
+        placed_now.insert((ready.task.id.clone(), ready.chunk, node.clone()));
         plan.entry(ready.task.id.clone())
             .or_default()
             .push(Assignment {
@@ -149,13 +189,25 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
     plan.into_iter().collect()
 }
 
-/// The free node that meets the chunk's requirements with the most free slots.
-fn best_node(ledger: &Ledger, free: &BTreeMap<NodeId, u32>, ready: &ReadyChunk) -> Option<NodeId> {
+/// The free node that meets the chunk's requirements with the most free
+/// slots, among those not already on this chunk. A replica goes to another
+/// friend's machine where one is free: a majority of one friend's tabs proves less.
+fn best_node(
+    ledger: &Ledger,
+    free: &BTreeMap<NodeId, u32>,
+    ready: &ReadyChunk,
+    taken: &[&NodeId],
+) -> Option<NodeId> {
+    let fresh_friend = |n: &NodeRecord| !taken.iter().any(|t| t.owner() == n.id.owner());
     free.iter()
-        .filter(|(_, &slots)| slots > 0)
+        .filter(|(id, &slots)| slots > 0 && !taken.contains(id))
         .filter_map(|(id, &slots)| ledger.node(id).map(|n| (n, slots)))
         .filter(|(n, _)| ready.task.spec.requirements.met_by(&n.caps))
-        .max_by(|(a, sa), (b, sb)| sa.cmp(sb).then(b.id.cmp(&a.id)))
+        .max_by(|(a, sa), (b, sb)| {
+            (fresh_friend(a), sa)
+                .cmp(&(fresh_friend(b), sb))
+                .then(b.id.cmp(&a.id))
+        })
         .map(|(n, _)| n.id.clone())
 }
 
@@ -220,6 +272,10 @@ pub fn explain_idle(ledger: &Ledger, node: &NodeId, now: u64) -> IdleReason {
         let waiting: Vec<ChunkStatus> = task
             .chunks
             .iter()
+            .filter(|c| {
+                !c.leases.iter().any(|l| &l.node == node)
+                    && !c.votes.iter().any(|v| &v.node == node)
+            })
             .map(|c| ledger.chunk_status(c, now))
             .filter(|s| matches!(s, ChunkStatus::Ready | ChunkStatus::BackingOff { .. }))
             .collect();
@@ -261,10 +317,12 @@ pub fn work_of(ledger: &Ledger, node: &NodeRecord, now: u64) -> Vec<(EventId, u3
             continue;
         }
         for (index, chunk) in task.chunks.iter().enumerate() {
-            if let ChunkStatus::Running(leases) = ledger.chunk_status(chunk, now) {
-                if leases.iter().any(|l| l.node == node.id) {
-                    work.push((task.id.clone(), index as u32));
-                }
+            if ledger
+                .held_leases(chunk, now)
+                .iter()
+                .any(|l| l.node == node.id)
+            {
+                work.push((task.id.clone(), index as u32));
             }
         }
     }

@@ -97,6 +97,14 @@ impl TaskKind {
         }
     }
 
+    /// Merges a task's own result with the results of the parts it was split
+    /// into (subtasks, in the order they were submitted).
+    pub fn merge_parts(&self, own: &Value, parts: &[Value]) -> Result<Value, KindError> {
+        match self {
+            TaskKind::Primes { .. } => self.merge(std::iter::once(own).chain(parts)),
+        }
+    }
+
     /// One line a person reads in the task list.
     pub fn describe(&self) -> String {
         match self {

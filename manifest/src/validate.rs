@@ -9,13 +9,13 @@
 //! room from its members, and the widget only sees the room's events.
 
 use crate::events::{
-    event_type, Assignment, ChunkOutcome, NodeCaps, Outcome, PotluckEvent, SeenEvent, TaskSpec,
-    PROTOCOL_VERSION,
+    event_type, Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent,
+    SeenEvent, TaskSpec, PROTOCOL_VERSION,
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
-    MAX_ATTEMPTS, MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_INPUTS,
-    MAX_REASON_CHARS, MAX_SLOTS,
+    max_attempts, MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_INPUTS,
+    MAX_REASON_CHARS, MAX_REPLICATION, MAX_SLOTS,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -81,6 +81,14 @@ struct ResultContent {
 }
 
 #[derive(Deserialize)]
+struct ProgressContent {
+    #[serde(rename = "m.relates_to")]
+    relates_to: Relation,
+    node: NodeId,
+    chunks: Vec<ChunkProgress>,
+}
+
+#[derive(Deserialize)]
 struct CancelContent {
     #[serde(rename = "m.relates_to")]
     relates_to: Relation,
@@ -95,6 +103,7 @@ pub fn is_potluck_type(event_type: &str) -> bool {
         event_type::TASK,
         event_type::ASSIGN,
         event_type::RESULT,
+        event_type::PROGRESS,
         event_type::CANCEL,
     ]
     .contains(&event_type)
@@ -173,12 +182,7 @@ fn parse_content(
         event_type::RESULT => {
             let c: ResultContent = typed(content)?;
             let task = referenced_task(c.relates_to)?;
-            if !c.node.is_owned_by(sender) {
-                return Err(format!(
-                    "{sender} sent a result for node {}, which is not theirs",
-                    c.node
-                ));
-            }
+            check_own_node(&c.node, sender)?;
             if c.outcomes.is_empty() {
                 return Err("a result names no chunk".into());
             }
@@ -190,6 +194,28 @@ fn parse_content(
                 task,
                 node: c.node,
                 outcomes: c.outcomes,
+            })
+        }
+        event_type::PROGRESS => {
+            let c: ProgressContent = typed(content)?;
+            let task = referenced_task(c.relates_to)?;
+            check_own_node(&c.node, sender)?;
+            if c.chunks.is_empty() {
+                return Err("a progress report names no chunk".into());
+            }
+            for p in &c.chunks {
+                check_chunk_and_attempt(p.chunk, p.attempt)?;
+                if !(0.0..=1.0).contains(&p.done) {
+                    return Err(format!(
+                        "progress {} of chunk {} is not a fraction from 0 to 1",
+                        p.done, p.chunk
+                    ));
+                }
+            }
+            Ok(PotluckEvent::Progress {
+                task,
+                node: c.node,
+                chunks: c.chunks,
             })
         }
         event_type::CANCEL => {
@@ -294,15 +320,25 @@ fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
             ));
         }
     }
+    if let Some(relation) = content.get("m.relates_to") {
+        let relation =
+            Relation::deserialize(relation).map_err(|e| format!("malformed m.relates_to: {e}"))?;
+        let target = referenced_task(relation)?;
+        if spec.parent.as_ref() != Some(&target) {
+            return Err(format!(
+                "a task may reference only its parent task, not {target}"
+            ));
+        }
+    }
     if spec.nonce.as_ref().is_some_and(|n| n.len() > 64) {
         return Err("a task's nonce is longer than 64 bytes".into());
     }
     if spec.deadline_ms == Some(0) {
         return Err("a deadline of 0 ms can never be met".into());
     }
-    if spec.replication != 1 {
+    if spec.replication == 0 || spec.replication > MAX_REPLICATION {
         return Err(format!(
-            "replication {} is not supported yet: each chunk runs on one node",
+            "replication {} is impossible: each chunk runs on 1 to {MAX_REPLICATION} nodes",
             spec.replication
         ));
     }
@@ -319,6 +355,17 @@ fn referenced_task(relation: Relation) -> Result<EventId, String> {
     Ok(relation.event_id)
 }
 
+/// Results and progress come only from the node's own account.
+fn check_own_node(node: &NodeId, sender: &UserId) -> Result<(), String> {
+    if node.is_owned_by(sender) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{sender} reported for node {node}, which is not theirs"
+        ))
+    }
+}
+
 fn check_chunk_and_attempt(chunk: u32, attempt: u32) -> Result<(), String> {
     if chunk >= MAX_CHUNKS {
         return Err(format!(
@@ -328,9 +375,10 @@ fn check_chunk_and_attempt(chunk: u32, attempt: u32) -> Result<(), String> {
     if attempt == 0 {
         return Err("attempts count from 1".into());
     }
-    if attempt > MAX_ATTEMPTS {
+    let most = max_attempts(MAX_REPLICATION);
+    if attempt > most {
         return Err(format!(
-            "attempt {attempt} is beyond the {MAX_ATTEMPTS} any chunk gets"
+            "attempt {attempt} is beyond the {most} any chunk gets"
         ));
     }
     Ok(())
@@ -441,6 +489,40 @@ mod tests {
             reason(&envelope("org.potluck.result", "@mallory:hs", None, result))
                 .contains("not theirs")
         );
+        let progress = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
+            "node": "t1|@alice:hs", "chunks": [{"chunk": 0, "attempt": 1, "done": 0.5}]});
+        assert!(reason(&envelope(
+            "org.potluck.progress",
+            "@mallory:hs",
+            None,
+            progress
+        ))
+        .contains("not theirs"));
+    }
+
+    #[test]
+    fn progress_must_be_a_fraction() {
+        let progress = |done: Value| {
+            json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
+                "node": "t1|@alice:hs", "chunks": [{"chunk": 0, "attempt": 1, "done": done}]})
+        };
+        let ok = envelope(
+            "org.potluck.progress",
+            "@alice:hs",
+            None,
+            progress(json!(0.25)),
+        );
+        assert!(matches!(
+            parse_event(&ok).unwrap().event,
+            PotluckEvent::Progress { .. }
+        ));
+        let over = envelope(
+            "org.potluck.progress",
+            "@alice:hs",
+            None,
+            progress(json!(1.5)),
+        );
+        assert!(reason(&over).contains("fraction"));
     }
 
     #[test]
@@ -483,7 +565,9 @@ mod tests {
         assert!(task(bad_uri).contains("content URI"));
         let bad_hash = json!({"inputs": [{"mxc": "mxc://hs/x", "size": 1, "sha256": "XYZ"}]});
         assert!(task(bad_hash).contains("sha256"));
-        assert!(task(json!({"replication": 3})).contains("not supported yet"));
+        assert!(task(json!({"replication": 0})).contains("impossible"));
+        assert!(task(json!({"replication": 9})).contains("impossible"));
+        assert!(task(json!({"parent": "not-an-event-id"})).contains("malformed"));
         assert!(task(json!({"deadline_ms": 0})).contains("never be met"));
     }
 

@@ -3,7 +3,7 @@
 
 use crate::events::NodeCaps;
 use crate::ids::{EventId, NodeId, UserId};
-use crate::ledger::{Ledger, TaskStatus};
+use crate::ledger::{Ledger, TaskRecord, TaskStatus};
 use crate::scheduler::{explain_idle, work_of};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -12,7 +12,7 @@ pub struct NodeView {
     pub owner: UserId,
     pub caps: NodeCaps,
     pub is_coordinator: bool,
-    /// "chunk 2/4 of carol's task", one line per chunk it holds.
+    /// "chunk 2/4 of task $abc (40%)", one line per chunk it holds.
     pub doing: Vec<String>,
 }
 
@@ -22,8 +22,11 @@ pub struct TaskView {
     pub submitter: UserId,
     pub description: String,
     pub status: TaskStatus,
+    /// Chunks done and in all, its parts' chunks included.
     pub chunks_done: u32,
     pub chunks_total: u32,
+    /// Fraction done, counting what running chunks last reported.
+    pub progress: f32,
     /// Which nodes' results were accepted, one per finished chunk.
     pub done_by: Vec<NodeId>,
 }
@@ -50,26 +53,47 @@ impl PoolView {
                 doing: work_of(ledger, n, now)
                     .into_iter()
                     .map(|(task, chunk)| {
-                        let total = ledger.task(&task).map_or(0, |t| t.spec.chunks);
-                        format!("chunk {}/{} of task {}", chunk + 1, total, task.short())
+                        let record = ledger.task(&task);
+                        let total = record.map_or(0, |t| t.spec.chunks);
+                        let progress = record
+                            .and_then(|t| t.chunks.get(chunk as usize))
+                            .and_then(|c| c.leases.iter().find(|l| l.node == n.id))
+                            .map_or(0.0, |l| l.progress);
+                        let line =
+                            format!("chunk {}/{} of task {}", chunk + 1, total, task.short());
+                        if progress > 0.0 {
+                            format!("{line} ({:.0}%)", progress * 100.0)
+                        } else {
+                            line
+                        }
                     })
                     .collect(),
             })
             .collect();
         let mut tasks: Vec<TaskView> = ledger
             .tasks()
-            .map(|t| TaskView {
-                id: t.id.clone(),
-                submitter: t.submitter.clone(),
-                description: format!("{} in {} chunk(s)", t.spec.kind.describe(), t.spec.chunks),
-                status: ledger.task_status(t, now),
-                chunks_done: t.chunks.iter().filter(|c| c.done.is_some()).count() as u32,
-                chunks_total: t.spec.chunks,
-                done_by: t
-                    .chunks
-                    .iter()
-                    .filter_map(|c| c.done.as_ref().map(|d| d.node.clone()))
-                    .collect(),
+            .map(|t| {
+                let status = ledger.task_status(t, now);
+                let own_done = t.chunks.iter().filter(|c| c.done.is_some()).count() as u32;
+                let (chunks_done, chunks_total) = match status {
+                    TaskStatus::Running { done, total } => (done, total),
+                    TaskStatus::Done { .. } => (t.spec.chunks, t.spec.chunks),
+                    _ => (own_done, t.spec.chunks),
+                };
+                TaskView {
+                    id: t.id.clone(),
+                    submitter: t.submitter.clone(),
+                    description: describe(t),
+                    progress: progress(ledger, t, chunks_done, chunks_total, now),
+                    status,
+                    chunks_done,
+                    chunks_total,
+                    done_by: t
+                        .chunks
+                        .iter()
+                        .filter_map(|c| c.done.as_ref().map(|d| d.node.clone()))
+                        .collect(),
+                }
             })
             .collect();
         tasks.sort_by_key(|t| std::cmp::Reverse(ledger.task(&t.id).map_or(0, |r| r.submitted_at)));
@@ -85,4 +109,41 @@ impl PoolView {
             idle_reason,
         }
     }
+}
+
+fn describe(task: &TaskRecord) -> String {
+    let mut text = format!(
+        "{} in {} chunk(s)",
+        task.spec.kind.describe(),
+        task.spec.chunks
+    );
+    if task.spec.replication > 1 {
+        text += &format!(", each on {} nodes", task.spec.replication);
+    }
+    if !task.children.is_empty() {
+        text += &format!(", split into {} more part(s)", task.children.len());
+    }
+    if let Some(parent) = &task.spec.parent {
+        text += &format!(" (part of task {})", parent.short());
+    }
+    text
+}
+
+/// Done chunks, plus what the running ones of this task reported, over all chunks.
+fn progress(ledger: &Ledger, task: &TaskRecord, done: u32, total: u32, now: u64) -> f32 {
+    if total == 0 {
+        return 0.0;
+    }
+    let running: f32 = task
+        .chunks
+        .iter()
+        .map(|c| {
+            ledger
+                .held_leases(c, now)
+                .iter()
+                .map(|l| l.progress)
+                .fold(0.0, f32::max)
+        })
+        .sum();
+    ((done as f32 + running) / total as f32).min(1.0)
 }

@@ -2,7 +2,7 @@
 //! node sees, and what the ledger and the scheduler make of it.
 
 use manifest::events::{
-    Assignment, ChunkOutcome, NodeCaps, Outcome, Outgoing, Requirements, TaskSpec,
+    Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, Requirements, TaskSpec,
 };
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
@@ -444,4 +444,261 @@ fn events_seen_in_any_order_or_twice_give_the_same_ledger() {
     let mut shuffled: Vec<Value> = log.iter().rev().cloned().collect();
     shuffled.extend(log.iter().cloned());
     assert_eq!(fold(&shuffled), in_order);
+}
+
+fn replicated(chunks: u32, replication: u8) -> TaskSpec {
+    TaskSpec {
+        replication,
+        ..primes(chunks)
+    }
+}
+
+#[test]
+fn replicas_go_to_different_friends_and_the_majority_decides() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    room.online("carol", caps(1, false), 3);
+    let task = room.send("dan", &Outgoing::task(&replicated(1, 3)), 4);
+
+    let planned = plan(&room.ledger, 5, &InFlight::new());
+    let nodes: Vec<&NodeId> = planned[0].1.iter().map(|a| &a.node).collect();
+    assert_eq!(nodes.len(), 3, "one replica per node: {planned:?}");
+    let attempts: Vec<u32> = planned[0].1.iter().map(|a| a.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3], "each replica has its own attempt");
+    room.send("alice", &Outgoing::assign(&task, &planned[0].1), 6);
+    let attempt_of = |name: &str| {
+        planned[0]
+            .1
+            .iter()
+            .find(|a| a.node == node(name))
+            .unwrap()
+            .attempt
+    };
+
+    // One wrong output does not settle the chunk, nor does one right one.
+    room.result("carol", &task, 0, attempt_of("carol"), count(666), 10);
+    room.result("alice", &task, 0, attempt_of("alice"), count(168), 11);
+    assert!(matches!(
+        room.status(&task, 12),
+        TaskStatus::Running { done: 0, .. }
+    ));
+    room.result("bob", &task, 0, attempt_of("bob"), count(168), 13);
+    assert_eq!(
+        room.status(&task, 14),
+        TaskStatus::Done {
+            result: json!({"count": 168})
+        }
+    );
+    assert_eq!(room.ledger.task(&task).unwrap().chunks[0].votes.len(), 3);
+}
+
+#[test]
+fn replicas_that_cannot_reach_a_majority_fail_the_task_and_say_so() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    let task = room.send("dan", &Outgoing::task(&replicated(1, 2)), 4);
+    let planned = plan(&room.ledger, 5, &InFlight::new());
+    room.send("alice", &Outgoing::assign(&task, &planned[0].1), 6);
+    for a in &planned[0].1 {
+        let answer = if a.node == node("alice") { 1 } else { 2 };
+        let name = a.node.owner().localpart().to_owned();
+        room.result(&name, &task, 0, a.attempt, count(answer), 10);
+    }
+    let TaskStatus::Failed { reason } = room.status(&task, 11) else {
+        panic!("{:?}", room.status(&task, 11));
+    };
+    assert!(reason.contains("disagree"), "{reason}");
+}
+
+#[test]
+fn a_replica_is_never_issued_twice_to_one_node() {
+    let mut room = Room::new();
+    room.online("alice", caps(4, false), 1);
+    let task = room.send("dan", &Outgoing::task(&replicated(1, 3)), 4);
+    let planned = plan(&room.ledger, 5, &InFlight::new());
+    assert_eq!(
+        planned[0].1.len(),
+        1,
+        "one node runs one replica: {planned:?}"
+    );
+    room.send("alice", &Outgoing::assign(&task, &planned[0].1), 6);
+    room.result("alice", &task, 0, 1, count(168), 10);
+    assert!(
+        plan(&room.ledger, 11, &InFlight::new()).is_empty(),
+        "alice already voted"
+    );
+    let reason = room.send_rejected(
+        "alice",
+        &Outgoing::assign(
+            &task,
+            &[Assignment {
+                chunk: 0,
+                node: node("alice"),
+                attempt: 2,
+            }],
+        ),
+        12,
+    );
+    assert!(reason.contains("already ran"), "{reason}");
+    assert_eq!(
+        explain_idle(&room.ledger, &node("alice"), 13),
+        IdleReason::NoWork
+    );
+}
+
+fn part(parent: &EventId, start: u64, end: u64) -> TaskSpec {
+    TaskSpec {
+        parent: Some(parent.clone()),
+        ..TaskSpec::new(TaskKind::Primes { start, end }, 1)
+    }
+}
+
+#[test]
+fn parts_of_a_task_roll_up_into_it() {
+    let mut room = Room::new();
+    room.online("alice", caps(2, false), 1);
+    let parent = room.send("carol", &Outgoing::task(&primes(1)), 2);
+    room.assign("alice", &parent, 0, "alice", 1, 3);
+    // The node running the parent splits it before reporting its own chunk.
+    let first = room.send("alice", &Outgoing::task(&part(&parent, 1_000, 2_000)), 4);
+    let second = room.send("alice", &Outgoing::task(&part(&parent, 2_000, 3_000)), 5);
+    room.result("alice", &parent, 0, 1, count(168), 6);
+    assert_eq!(
+        room.status(&parent, 7),
+        TaskStatus::Running { done: 1, total: 3 }
+    );
+    // The parts are the parent submitter's work, in the fair share and for cancelling.
+    assert_eq!(room.ledger.task(&first).unwrap().submitter, user("carol"));
+
+    room.assign("alice", &first, 0, "alice", 1, 8);
+    room.assign("alice", &second, 0, "alice", 1, 8);
+    room.result("alice", &first, 0, 1, count(135), 9);
+    assert_eq!(
+        room.status(&parent, 10),
+        TaskStatus::Running { done: 2, total: 3 }
+    );
+    room.result("alice", &second, 0, 1, count(127), 11);
+    assert_eq!(
+        room.status(&parent, 12),
+        TaskStatus::Done {
+            result: json!({"count": 168 + 135 + 127})
+        }
+    );
+}
+
+#[test]
+fn only_the_submitter_or_a_node_running_a_task_may_split_it_and_only_before_it_is_done() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    let parent = room.send("carol", &Outgoing::task(&primes(1)), 2);
+    let reason = room.send_rejected("mallory", &Outgoing::task(&part(&parent, 0, 10)), 3);
+    assert!(reason.contains("may not add parts"), "{reason}");
+    let nested = room.send("carol", &Outgoing::task(&part(&parent, 0, 10)), 4);
+    let reason = room.send_rejected("carol", &Outgoing::task(&part(&nested, 0, 5)), 5);
+    assert!(reason.contains("cannot be split further"), "{reason}");
+    room.assign("alice", &parent, 0, "alice", 1, 6);
+    room.result("alice", &parent, 0, 1, count(168), 7);
+    let reason = room.send_rejected("carol", &Outgoing::task(&part(&parent, 10, 20)), 8);
+    assert!(reason.contains("already finished"), "{reason}");
+}
+
+#[test]
+fn cancelling_a_task_cancels_its_parts_and_a_failed_part_fails_it() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    let parent = room.send("carol", &Outgoing::task(&primes(1)), 2);
+    let child = room.send("carol", &Outgoing::task(&part(&parent, 0, 10)), 3);
+    room.send("carol", &Outgoing::cancel(&parent, Some("wrong file")), 4);
+    assert!(matches!(
+        room.status(&child, 5),
+        TaskStatus::Cancelled { .. }
+    ));
+    assert!(plan(&room.ledger, 5, &InFlight::new()).is_empty());
+
+    let parent = room.send("carol", &Outgoing::task(&primes(1)), 6);
+    let child = room.send("carol", &Outgoing::task(&part(&parent, 0, 10)), 7);
+    room.assign("alice", &child, 0, "alice", 1, 8);
+    let broken = Outcome::Error {
+        reason: "out of memory".into(),
+        retriable: false,
+    };
+    room.result("alice", &child, 0, 1, broken, 9);
+    assert_eq!(
+        room.status(&parent, 10),
+        TaskStatus::Failed {
+            reason: "part 1 of 1: chunk 1 of 1: out of memory".into()
+        }
+    );
+}
+
+#[test]
+fn a_part_seen_before_its_parent_waits_for_it() {
+    let mut late = Room::new();
+    let mut room = Room::new();
+    let (parent, parent_raw) = room.raw("carol", &Outgoing::task(&primes(1)), 2);
+    let (child, child_raw) = room.raw("carol", &Outgoing::task(&part(&parent, 0, 10)), 3);
+    late.ledger.ingest_all([&child_raw, &parent_raw]);
+    assert_eq!(
+        late.ledger.task(&parent).unwrap().children,
+        vec![child.clone()]
+    );
+    assert!(late.ledger.task(&child).is_some());
+}
+
+fn progress(name: &str, task: &EventId, attempt: u32, done: f32) -> Outgoing {
+    Outgoing::progress(
+        task,
+        &node(name),
+        &[ChunkProgress {
+            chunk: 0,
+            attempt,
+            done,
+        }],
+    )
+}
+
+#[test]
+fn progress_reports_keep_a_long_chunk_from_being_reissued() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    let task = room.send("carol", &Outgoing::task(&primes(1)), 3);
+    room.assign("alice", &task, 0, "bob", 1, 10);
+    room.send(
+        "bob",
+        &progress("bob", &task, 1, 0.4),
+        10 + LEASE_SOFT_MS / 2,
+    );
+    let lease = &room.ledger.task(&task).unwrap().chunks[0].leases[0];
+    assert_eq!(lease.progress, 0.4);
+    let after_soft = 10 + LEASE_SOFT_MS + 1;
+    assert!(
+        plan(&room.ledger, after_soft, &InFlight::new()).is_empty(),
+        "bob's lease was renewed"
+    );
+    // Without further reports the renewed lease expires in its turn.
+    let later = 10 + LEASE_SOFT_MS / 2 + LEASE_SOFT_MS;
+    assert_eq!(plan(&room.ledger, later, &InFlight::new()).len(), 1);
+    // A report after expiry does not take the chunk back.
+    room.send("bob", &progress("bob", &task, 1, 0.9), later + 1);
+    assert_eq!(plan(&room.ledger, later + 2, &InFlight::new()).len(), 1);
+    // Nobody reports progress on a lease they do not hold.
+    let reason = room.send_rejected("alice", &progress("alice", &task, 1, 0.5), later + 3);
+    assert!(reason.contains("holds no lease"), "{reason}");
+}
+
+#[test]
+fn a_part_references_its_parent_so_late_readers_find_it_among_the_relations() {
+    let parent = EventId::parse("$parent").unwrap();
+    let out = Outgoing::task(&part(&parent, 0, 10));
+    assert_eq!(out.content["m.relates_to"]["event_id"], "$parent");
+    assert_eq!(out.content["m.relates_to"]["rel_type"], "m.reference");
+    let mut room = Room::new();
+    let mut forged = Outgoing::task(&primes(1));
+    forged.content["m.relates_to"] = json!({"rel_type": "m.reference", "event_id": "$other"});
+    let (_, raw) = room.raw("carol", &forged, 1);
+    let rejection = room.ledger.ingest(&raw).expect_err("rejected");
+    assert!(rejection.reason.contains("only its parent"), "{rejection}");
 }

@@ -39,6 +39,63 @@ fn every_task_finishes_once_and_every_tab_agrees_across_seeds() {
 }
 
 #[test]
+fn a_majority_of_replicas_outvotes_a_lying_friend_across_seeds() {
+    let mut outvoted = 0;
+    for seed in 0..seeds() / 4 {
+        let config = Config {
+            replication: 3,
+            first_friend_lies: true,
+            ..Config::hostile(seed)
+        };
+        let report = run(&config);
+        assert_eq!(report.tasks, 7, "seed {seed}: a task was lost");
+        for (i, view) in report.views.iter().enumerate() {
+            assert_eq!(view, &report.views[0], "seed {seed}: tab {i} disagrees");
+            for (status, _) in view {
+                assert!(
+                    matches!(status, TaskStatus::Done { .. }),
+                    "seed {seed}: {status:?}"
+                );
+            }
+        }
+        // Wrong outputs win only where the liar's own machines were the
+        // majority (its tab crashed and came back as a new node while the
+        // other friends were busy).
+        assert_eq!(
+            report.wrong_outputs, report.chunks_outvoted_by_liar,
+            "seed {seed}"
+        );
+        outvoted += report.chunks_outvoted_by_liar;
+    }
+    println!("chunks where one friend's machines outvoted the others: {outvoted}");
+}
+
+#[test]
+fn long_chunks_keep_their_leases_by_reporting_progress() {
+    for seed in 0..seeds() / 20 {
+        let config = Config {
+            flood_tasks: 4,
+            chunk_ms: (150_000, 400_000),
+            crash_percent_per_s: 0,
+            crash_coordinator: false,
+            ..Config::hostile(seed)
+        };
+        let report = run(&config);
+        assert_eq!(
+            report.reissues, 0,
+            "seed {seed}: a chunk longer than the lease was issued twice"
+        );
+        assert!(report.events_by_type.contains_key("org.potluck.progress"));
+        for (status, _) in &report.views[0] {
+            assert!(
+                matches!(status, TaskStatus::Done { .. }),
+                "seed {seed}: {status:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_single_task_waits_at_most_a_few_chunks_behind_a_flood() {
     let mut worst = 0;
     for seed in 0..seeds() / 10 {

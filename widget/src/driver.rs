@@ -163,9 +163,14 @@ impl Driver {
                 self.handle(Input::RoomEvents(tasks));
                 // Each task's relations as one batch: they sort before events
                 // already seen, and a batch folds the ledger again only once.
-                for id in ids {
+                // A task's parts are among its relations; theirs are read in turn.
+                let mut pending = ids;
+                while let Some(id) = pending.pop() {
                     match self.room.read_references(&id).await {
-                        Ok(related) => self.handle(Input::RoomEvents(related)),
+                        Ok(related) => {
+                            pending.extend(related.iter().filter_map(task_id_of));
+                            self.handle(Input::RoomEvents(related));
+                        }
                         Err(e) => {
                             problems.push(format!("could not read the history of task {id}: {e}"))
                         }
@@ -301,7 +306,11 @@ impl Driver {
                 if let Some(entry) = self.state.borrow_mut().jobs.get_mut(&job) {
                     entry.2 = fraction;
                 }
-                return self.publish();
+                // The machine reports it to the room only when a lease needs renewing.
+                return self.handle(Input::WorkerProgress {
+                    job,
+                    done: fraction,
+                });
             }
             JobEvent::Done(output) => Outcome::Output(output),
             JobEvent::Failed(reason) => Outcome::Error {
@@ -418,4 +427,11 @@ fn node_tag() -> String {
         let _ = storage.set_item(KEY, &tag);
     }
     tag
+}
+
+/// The event id of `event` if it is a task (a part, among its parent's relations).
+fn task_id_of(event: &Value) -> Option<String> {
+    (event.get("type")?.as_str()? == event_type::TASK)
+        .then(|| event.get("event_id")?.as_str().map(str::to_owned))
+        .flatten()
 }

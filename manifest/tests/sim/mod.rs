@@ -53,6 +53,11 @@ pub struct Config {
     /// Percent chance per second that some contributor's tab closes.
     pub crash_percent_per_s: u64,
     pub crash_coordinator: bool,
+    /// Nodes that run each chunk of the flood (1: no replication).
+    pub replication: u8,
+    /// The first friend's machines answer every chunk wrongly (a broken
+    /// browser, or a cheat), always with the same wrong output.
+    pub first_friend_lies: bool,
     /// Each tab sees each event up to this late.
     pub max_lag_ms: u64,
     /// Percent of events a tab sees twice.
@@ -71,6 +76,8 @@ impl Config {
             chunk_ms: (2_000, 20_000),
             crash_percent_per_s: 2,
             crash_coordinator: true,
+            replication: 1,
+            first_friend_lies: false,
             max_lag_ms: 3_000,
             duplicate_percent: 10,
             give_up_after_ms: 3 * 3_600_000,
@@ -93,6 +100,13 @@ pub struct Report {
     /// From the single task's submission to its completion.
     pub single_task_wait_ms: Option<u64>,
     pub crashes: u32,
+    /// Chunks issued more than their replication asks for (reissued after a
+    /// lease expired or a node failed).
+    pub reissues: u32,
+    /// Accepted outputs that are wrong.
+    pub wrong_outputs: usize,
+    /// Chunks where the lying friend's machines cast a majority of the votes.
+    pub chunks_outvoted_by_liar: usize,
 }
 
 struct Homeserver {
@@ -167,7 +181,8 @@ struct Tab {
     /// Events on their way to this tab: (visible at, index in the timeline).
     inbox: Vec<(u64, usize)>,
     delivered_up_to: usize,
-    jobs: BTreeMap<u64, u64>,
+    /// Running jobs: job → (started at, finishes at).
+    jobs: BTreeMap<u64, (u64, u64)>,
     retry: Vec<Action>,
     joined_at: u64,
 }
@@ -208,6 +223,8 @@ impl Tab {
         config: &Config,
         output: &Value,
     ) {
+        let lies = config.first_friend_lies && self.user.as_str() == "@friend0:hs";
+        let output = if lies { &json!({"count": 666}) } else { output };
         let mut actions = std::mem::take(&mut self.retry);
         let (due, later): (Vec<_>, Vec<_>) = self.inbox.drain(..).partition(|(at, _)| *at <= now);
         self.inbox = later;
@@ -220,9 +237,16 @@ impl Tab {
         let finished: Vec<u64> = self
             .jobs
             .iter()
-            .filter(|(_, at)| **at <= now)
+            .filter(|(_, (_, end))| *end <= now)
             .map(|(j, _)| *j)
             .collect();
+        for (&job, &(start, end)) in &self.jobs {
+            let done = (now - start) as f32 / (end - start).max(1) as f32;
+            actions.extend(
+                self.machine
+                    .process(Input::WorkerProgress { job, done }, now),
+            );
+        }
         for job in finished {
             self.jobs.remove(&job);
             let outcome = Outcome::Output(output.clone());
@@ -283,7 +307,8 @@ impl Tab {
             }
             Action::RunChunk { job, .. } => {
                 let (min, max) = config.chunk_ms;
-                self.jobs.insert(job, now + min + rng.below(max - min + 1));
+                self.jobs
+                    .insert(job, (now, now + min + rng.below(max - min + 1)));
             }
             Action::AbortJob { job } => {
                 self.jobs.remove(&job);
@@ -346,13 +371,16 @@ pub fn run(config: &Config) -> Report {
     let carol = UserId::parse("@carol:hs").unwrap();
     let dan = UserId::parse("@dan:hs").unwrap();
     let mut submitters = [Tab::new(carol, now), Tab::new(dan, now)];
-    let spec = TaskSpec::new(
-        TaskKind::Primes {
-            start: 0,
-            end: 1_000,
-        },
-        config.chunks,
-    );
+    let spec = TaskSpec {
+        replication: config.replication,
+        ..TaskSpec::new(
+            TaskKind::Primes {
+                start: 0,
+                end: 1_000,
+            },
+            config.chunks,
+        )
+    };
     for _ in 0..config.flood_tasks {
         let actions = submitters[0]
             .machine
@@ -377,6 +405,7 @@ pub fn run(config: &Config) -> Report {
             let actions = submitters[1].machine.process(
                 Input::Submit(TaskSpec {
                     chunks: 1,
+                    replication: 1,
                     ..spec.clone()
                 }),
                 now,
@@ -442,7 +471,23 @@ pub fn run(config: &Config) -> Report {
         .tasks()
         .find(|t| t.submitter.as_str() == "@dan:hs")
         .and_then(|t| t.chunks[0].done.as_ref().map(|d| d.at - t.submitted_at));
+    let chunks = || ledger.tasks().flat_map(|t| t.chunks.iter());
+    let liar_votes = |c: &manifest::ledger::ChunkRecord| {
+        c.votes
+            .iter()
+            .filter(|v| v.node.owner().as_str() == "@friend0:hs")
+            .count()
+    };
     Report {
+        reissues: chunks()
+            .map(|c| c.attempts.saturating_sub(u32::from(c.replicas)))
+            .sum(),
+        wrong_outputs: chunks()
+            .filter(|c| c.done.as_ref().is_some_and(|d| d.output != output))
+            .count(),
+        chunks_outvoted_by_liar: chunks()
+            .filter(|c| config.first_friend_lies && liar_votes(c) >= c.quorum())
+            .count(),
         views,
         tasks: ledger.tasks().count(),
         chunks_total: total_tasks.saturating_sub(1) * config.chunks as usize + 1,

@@ -50,7 +50,7 @@ pub fn task_list(props: &Props) -> Html {
                         <li class={classes!("task", class)} data-testid="task" data-task-id={t.id.to_string()} data-status={class}
                             data-done-by={t.done_by.iter().map(|n| n.owner().to_string()).collect::<Vec<_>>().join(",")}>
                             <div class="what">{ &t.description }<span class="who">{ format!(" · {}", t.submitter.localpart()) }</span></div>
-                            <progress max={t.chunks_total.to_string()} value={t.chunks_done.to_string()} />
+                            <progress max="1" value={t.progress.to_string()} />
                             <span class="status" data-testid="task-status">{ text }</span>
                             if mine && !t.status.is_terminal() {
                                 <button class="cancel" onclick={cancel}>{ "Cancel" }</button>
