@@ -109,6 +109,23 @@ fn fold(c: &mut Criterion) {
             black_box(ledger.event_count())
         })
     });
+    let validated: Vec<_> = events
+        .iter()
+        .filter_map(|e| manifest::validate::parse_event(e).ok())
+        .collect();
+    group.bench_function("fold 100k validated events in order", |b| {
+        b.iter_batched(
+            || validated.clone(),
+            |validated| {
+                let mut ledger = Ledger::new();
+                for e in validated {
+                    ledger.insert(e);
+                }
+                ledger // Dropped outside the measurement: freeing is not folding.
+            },
+            BatchSize::LargeInput,
+        )
+    });
     group.bench_function("validate 100k events (no fold)", |b| {
         b.iter(|| {
             for e in &events {

@@ -1,8 +1,11 @@
 //! Identifier newtypes that validate on construction, so that a malformed id
-//! from the room can never reach the ledger.
+//! from the room can never reach the ledger. User, event and node ids are
+//! shared (`Arc<str>`): the ledger keys many maps by them, and cloning one
+//! costs a reference count, not an allocation.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -32,7 +35,7 @@ fn check_len(s: &str) -> Result<(), IdError> {
 /// `@localpart:server`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct UserId(String);
+pub struct UserId(Arc<str>);
 
 impl UserId {
     pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
@@ -43,7 +46,7 @@ impl UserId {
                 !local.is_empty() && !server.is_empty() && !s.contains(char::is_whitespace)
             });
         if valid {
-            Ok(Self(s))
+            Ok(Self(s.into()))
         } else {
             Err(IdError::User(s))
         }
@@ -60,14 +63,14 @@ impl UserId {
 /// `$opaque`: the homeserver's id for an event. A task's id is its event id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct EventId(String);
+pub struct EventId(Arc<str>);
 
 impl EventId {
     pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
         let s = s.into();
         check_len(&s)?;
         if s.len() > 1 && s.starts_with('$') && !s.contains(char::is_whitespace) {
-            Ok(Self(s))
+            Ok(Self(s.into()))
         } else {
             Err(IdError::Event(s))
         }
@@ -87,11 +90,14 @@ impl EventId {
 /// unless they are exactly the sender's id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct NodeId(String);
+pub struct NodeId(Arc<str>);
 
 impl NodeId {
     /// Sorts before every valid node id: the start of a range over a map keyed by node.
-    pub const MIN: NodeId = NodeId(String::new());
+    pub fn min() -> NodeId {
+        static MIN: LazyLock<NodeId> = LazyLock::new(|| NodeId(Arc::from("")));
+        MIN.clone()
+    }
 
     pub fn new(owner: &UserId, tag: &str) -> Result<Self, IdError> {
         Self::parse(format!("{}|{}", tag, owner.as_str()))
@@ -107,7 +113,7 @@ impl NodeId {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
             {
-                Ok(Self(s))
+                Ok(Self(s.into()))
             }
             _ => Err(IdError::Node(s)),
         }
@@ -118,7 +124,7 @@ impl NodeId {
     /// The account that owns this node.
     pub fn owner(&self) -> UserId {
         let user = self.0.split_once('|').map_or("", |(_, user)| user);
-        UserId(user.to_owned())
+        UserId(user.into())
     }
     pub fn is_owned_by(&self, user: &UserId) -> bool {
         self.0.split_once('|').map(|(_, owner)| owner) == Some(user.as_str())
@@ -168,7 +174,7 @@ macro_rules! string_conversions {
         }
         impl From<$ty> for String {
             fn from(id: $ty) -> String {
-                id.0
+                id.0.to_string()
             }
         }
         impl fmt::Display for $ty {

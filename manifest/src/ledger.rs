@@ -18,7 +18,7 @@ use crate::limits::{
 };
 use crate::validate::{parse_event, Rejection};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRecord {
@@ -172,9 +172,10 @@ fn order_key(event: &SeenEvent) -> (u64, EventId) {
 
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    /// Every accepted event in homeserver order, kept to fold again when one arrives late.
+    /// Every accepted event in homeserver order, kept to fold again when one
+    /// arrives late. Also how duplicates are recognised: the homeserver gives
+    /// an event one id and one timestamp, however often it is read back.
     events: BTreeMap<(u64, EventId), SeenEvent>,
-    seen: HashSet<EventId>,
     state: State,
 }
 
@@ -186,9 +187,16 @@ impl Ledger {
     /// Takes in one raw event from the room. Returns the rejection, if any, so
     /// the caller can log it; the ledger keeps the latest few too.
     pub fn ingest(&mut self, raw: &Value) -> Result<(), Rejection> {
-        self.ingest_all(std::iter::once(raw))
-            .pop()
-            .map_or(Ok(()), Err)
+        match parse_event(raw) {
+            Ok(event) => {
+                self.insert(event);
+                Ok(())
+            }
+            Err(rejection) => {
+                self.state.remember(rejection.clone());
+                Err(rejection)
+            }
+        }
     }
 
     /// Takes in a batch of raw events in any order (a page of relations, a
@@ -213,12 +221,27 @@ impl Ledger {
 
     /// Takes in one validated event. Duplicates are ignored.
     pub fn insert(&mut self, event: SeenEvent) {
+        let key = order_key(&event);
+        if self.events.contains_key(&key) {
+            return;
+        }
+        // The common case, a live event newer than all before it: apply it alone.
+        if self
+            .events
+            .last_key_value()
+            .is_none_or(|(last, _)| *last < key)
+        {
+            self.state.apply(&event);
+            self.events.insert(key, event);
+            return;
+        }
         self.insert_all(vec![event]);
     }
 
     fn insert_all(&mut self, mut fresh: Vec<SeenEvent>) {
-        fresh.retain(|e| self.seen.insert(e.event_id.clone()));
         fresh.sort_by_key(order_key);
+        fresh.dedup_by(|a, b| a.event_id == b.event_id && a.origin_server_ts == b.origin_server_ts);
+        fresh.retain(|e| !self.events.contains_key(&order_key(e)));
         let in_order = match (fresh.first(), self.events.last_key_value()) {
             (Some(first), Some((last, _))) => *last < order_key(first),
             _ => true,

@@ -41,7 +41,7 @@ fn nodes_on_chunk<'a>(
         .into_iter()
         .flat_map(|c| c.votes.iter().map(|v| &v.node));
     let sent = in_flight
-        .range((task.id.clone(), chunk, NodeId::MIN)..)
+        .range((task.id.clone(), chunk, NodeId::min())..)
         .take_while(move |(t, c, _)| t == &task.id && *c == chunk)
         .map(|(_, _, n)| n);
     leased.chain(voted).chain(sent)
@@ -88,7 +88,7 @@ fn ready_by_submitter<'a>(
         for (index, chunk) in task.chunks.iter().enumerate() {
             let index = index as u32;
             let sent = in_flight
-                .range((task.id.clone(), index, NodeId::MIN)..)
+                .range((task.id.clone(), index, NodeId::min())..)
                 .take_while(|(t, c, _)| t == &task.id && *c == index)
                 .count() as u32;
             let wanted = ledger.replicas_wanted(chunk, now).saturating_sub(sent);

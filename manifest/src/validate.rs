@@ -38,18 +38,42 @@ impl fmt::Display for Rejection {
     }
 }
 
-/// The envelope every event has, as the widget API delivers it.
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    event_type: String,
-    event_id: String,
-    sender: String,
+/// The envelope every event has, as the widget API delivers it, borrowed
+/// from the raw event (the content is not copied).
+struct Envelope<'a> {
+    event_type: &'a str,
+    event_id: &'a str,
+    sender: &'a str,
     origin_server_ts: u64,
-    #[serde(default)]
     state_key: Option<String>,
-    #[serde(default)]
-    content: Value,
+    content: &'a Value,
+}
+
+impl<'a> Envelope<'a> {
+    fn read(raw: &'a Value) -> Result<Self, String> {
+        let raw = raw.as_object().ok_or("an event must be a JSON object")?;
+        let text = |field: &str| {
+            raw.get(field)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("missing or non-string field `{field}`"))
+        };
+        static NO_CONTENT: Value = Value::Null;
+        Ok(Self {
+            event_type: text("type")?,
+            event_id: text("event_id")?,
+            sender: text("sender")?,
+            origin_server_ts: raw
+                .get("origin_server_ts")
+                .and_then(Value::as_u64)
+                .ok_or("missing or invalid field `origin_server_ts`")?,
+            state_key: match raw.get("state_key") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(key)) => Some(key.clone()),
+                Some(_) => return Err("`state_key` is not a string".into()),
+            },
+            content: raw.get("content").unwrap_or(&NO_CONTENT),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -119,14 +143,13 @@ pub fn parse_event(raw: &Value) -> Result<SeenEvent, Rejection> {
         event_id: event_id.clone(),
         reason,
     };
-    let envelope: Envelope =
-        Envelope::deserialize(raw).map_err(|e| reject(format!("malformed event: {e}")))?;
+    let envelope = Envelope::read(raw).map_err(|e| reject(format!("malformed event: {e}")))?;
     let event_id = EventId::parse(envelope.event_id).map_err(|e| reject(e.to_string()))?;
     let sender = UserId::parse(envelope.sender).map_err(|e| reject(e.to_string()))?;
     let event = parse_content(
-        &envelope.event_type,
+        envelope.event_type,
         envelope.state_key,
-        &envelope.content,
+        envelope.content,
         &sender,
     )
     .map_err(reject)?;
