@@ -34,6 +34,7 @@ fn friends() -> (Vec<UserId>, NodeCaps) {
         memory_mb: None,
         webgpu: false,
         models: vec![],
+        declined: vec![],
     };
     (users, caps)
 }

@@ -41,6 +41,15 @@ pub fn requested() -> Vec<Capability> {
         id: format!("org.matrix.msc2762.receive.state_event:{node}"),
         why: "see who contributes",
     });
+    let allowlist = event_type::ALLOWLIST;
+    caps.push(Capability {
+        id: format!("org.matrix.msc2762.send.state_event:{allowlist}#"),
+        why: "let the room's moderators choose which scripts friends' machines may run",
+    });
+    caps.push(Capability {
+        id: format!("org.matrix.msc2762.receive.state_event:{allowlist}#"),
+        why: "run only the scripts the room allowed",
+    });
     caps.push(Capability {
         id: "org.matrix.msc4157.send.delayed_event".into(),
         why: "let the homeserver say your computer left if your tab closes",

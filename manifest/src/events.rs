@@ -6,6 +6,7 @@
 //! `m.reference` relation, so a node that opens the room later can read it all
 //! back with `/relations`, even where its client shows no history.
 
+use crate::allowlist::Allowlist;
 use crate::ids::{EventId, MxcUri, NodeId, UserId};
 use crate::task_kind::TaskKind;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,8 @@ pub mod event_type {
     pub const PROGRESS: &str = "org.potluck.progress";
     /// The submitter withdraws a task.
     pub const CANCEL: &str = "org.potluck.cancel";
+    /// State event (empty state key): the scripts the room allows.
+    pub const ALLOWLIST: &str = "org.potluck.allowlist";
 }
 
 /// What a node offers. Announced when it starts contributing.
@@ -47,6 +50,9 @@ pub struct NodeCaps {
     /// Models already in this browser's cache.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// Scripts (by integrity) the friend declined to run on this machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declined: Vec<String>,
 }
 
 /// What a task needs of a node.
@@ -118,6 +124,15 @@ fn is_one(n: &u8) -> bool {
 }
 
 impl TaskSpec {
+    /// Whether a node with these capabilities can and will run this task.
+    pub fn runs_on(&self, caps: &NodeCaps) -> bool {
+        let declined = match &self.kind {
+            TaskKind::Script(script) => caps.declined.contains(&script.integrity),
+            TaskKind::Primes { .. } => false,
+        };
+        self.requirements.met_by(caps) && !declined
+    }
+
     /// A task of `chunks` chunks with no inputs, deadline, replication or parent.
     pub fn new(kind: TaskKind, chunks: u32) -> Self {
         Self {
@@ -209,6 +224,7 @@ pub enum PotluckEvent {
         task: EventId,
         reason: Option<String>,
     },
+    Allowlist(Allowlist),
 }
 
 impl PotluckEvent {
@@ -221,7 +237,7 @@ impl PotluckEvent {
             | Self::Progress { task, .. }
             | Self::Cancel { task, .. } => Some(task),
             Self::Task(spec) => spec.parent.as_ref(),
-            Self::NodeOnline { .. } | Self::NodeGone { .. } => None,
+            Self::NodeOnline { .. } | Self::NodeGone { .. } | Self::Allowlist(_) => None,
         }
     }
 }
@@ -289,6 +305,15 @@ impl Outgoing {
                 "node": node,
                 "outcomes": outcomes,
             }),
+        }
+    }
+    pub fn allowlist(list: &Allowlist) -> Self {
+        let mut content = serde_json::to_value(list).unwrap_or_default();
+        content["v"] = json!(PROTOCOL_VERSION);
+        Self {
+            event_type: event_type::ALLOWLIST,
+            state_key: Some(String::new()),
+            content,
         }
     }
     pub fn progress(task: &EventId, node: &NodeId, chunks: &[ChunkProgress]) -> Self {

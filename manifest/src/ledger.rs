@@ -8,6 +8,7 @@
 //! Nothing here reads a sender's own clock: the homeserver's timestamps and the
 //! caller's `now` are the only times.
 
+use crate::allowlist::Allowlist;
 use crate::events::{
     Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent, SeenEvent, TaskSpec,
 };
@@ -16,6 +17,7 @@ use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
     max_attempts, BACKOFF_BASE_MS, LEASE_HARD_MS, LEASE_SOFT_MS, MAX_REJECTIONS_KEPT, MAX_SUBTASKS,
 };
+use crate::task_kind::TaskKind;
 use crate::validate::{parse_event, Rejection};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -125,6 +127,8 @@ pub struct TaskRecord {
     pub chunks: Vec<ChunkRecord>,
     /// Subtasks, in the order they were submitted.
     pub children: Vec<EventId>,
+    /// Why no node may run it (its script is not allowed in the room).
+    pub refused: Option<String>,
     pub cancelled: Option<Option<String>>,
 }
 
@@ -162,6 +166,7 @@ struct State {
     /// Relations whose task has not been seen yet, replayed when it arrives.
     orphans: BTreeMap<EventId, Vec<SeenEvent>>,
     usage: Usage,
+    allowlist: Allowlist,
     rejections: VecDeque<Rejection>,
 }
 
@@ -285,6 +290,10 @@ impl Ledger {
     }
     pub fn usage(&self) -> &Usage {
         &self.state.usage
+    }
+    /// The scripts the room allows, as the latest allowlist state says.
+    pub fn allowlist(&self) -> &Allowlist {
+        &self.state.allowlist
     }
     pub fn rejections(&self) -> impl Iterator<Item = &Rejection> {
         self.state.rejections.iter()
@@ -419,6 +428,11 @@ impl Ledger {
                 reason: reason.clone(),
             };
         }
+        if let Some(reason) = &task.refused {
+            return TaskStatus::Failed {
+                reason: reason.clone(),
+            };
+        }
         let parent = task.spec.parent.as_ref().and_then(|p| self.task(p));
         if parent.is_some_and(|p| p.cancelled.is_some()) {
             return TaskStatus::Cancelled {
@@ -512,13 +526,19 @@ impl State {
         }
         match &event.event {
             PotluckEvent::NodeOnline { node, caps } => {
+                // A node that updates its capabilities keeps its seniority
+                // (and so the coordinator role): it never went away.
+                let since = match self.nodes.get(node) {
+                    Some(record) if record.online => record.since,
+                    _ => ts,
+                };
                 self.nodes.insert(
                     node.clone(),
                     NodeRecord {
                         id: node.clone(),
                         caps: caps.clone(),
                         online: true,
-                        since: ts,
+                        since,
                     },
                 );
             }
@@ -550,6 +570,7 @@ impl State {
                     submitted_at: ts,
                     chunks: vec![ChunkRecord::new(spec.replication); spec.chunks as usize],
                     children: Vec::new(),
+                    refused: self.refusal(&spec.kind),
                     cancelled: None,
                 };
                 self.tasks.insert(event.event_id.clone(), record);
@@ -568,6 +589,7 @@ impl State {
             PotluckEvent::Progress { task, node, chunks } => {
                 self.apply_progress(event, task, node, chunks)
             }
+            PotluckEvent::Allowlist(list) => self.allowlist = list.clone(),
             PotluckEvent::Cancel { task, reason } => {
                 let Some(record) = self.tasks.get(task) else {
                     return;
@@ -587,6 +609,15 @@ impl State {
                     }
                 }
             }
+        }
+    }
+
+    /// Why a task of this kind may not run here, judged by the allowlist in
+    /// force when it was submitted.
+    fn refusal(&self, kind: &TaskKind) -> Option<String> {
+        match kind {
+            TaskKind::Script(script) => self.allowlist.allows(script).err(),
+            TaskKind::Primes { .. } => None,
         }
     }
 

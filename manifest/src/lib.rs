@@ -7,6 +7,7 @@
 //! the actions that come back. That is what makes every node agree, and what
 //! lets the whole protocol be tested natively.
 
+pub mod allowlist;
 pub mod capabilities;
 pub mod events;
 pub mod fairness;

@@ -5,14 +5,15 @@
 //! what it returns (`Action`: send an event, arm the dead-man switch, run a
 //! chunk in a worker). It never waits, never reads a clock and never does I/O.
 
+use crate::allowlist::AllowedScript;
 use crate::events::{
     event_type, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, TaskSpec,
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Lease, Ledger};
 use crate::limits::{
-    COORDINATOR_SETTLE_MS, HEARTBEAT_MS, PROGRESS_EVERY_MS, RESEND_AFTER_MS, RESULT_BATCH_MS,
-    RETRY_AFTER_REFUSAL_MS,
+    COORDINATOR_SETTLE_MS, HEARTBEAT_MS, MAX_INLINE_OUTPUT_BYTES, PROGRESS_EVERY_MS,
+    RESEND_AFTER_MS, RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
 };
 use crate::rate::RateBudget;
 use crate::scheduler::{self, InFlight};
@@ -20,7 +21,7 @@ use crate::task_kind::TaskKind;
 use crate::validate::Rejection;
 use crate::worker_protocol::JobId;
 use serde_json::Value;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -51,6 +52,12 @@ pub enum Input {
         job: JobId,
         done: f32,
     },
+    /// The friend's answer to `Action::AskConsent`. Declining is announced in
+    /// the node's capabilities, so the coordinator sends that script elsewhere.
+    ScriptConsent {
+        integrity: String,
+        allow: bool,
+    },
     /// The host or homeserver did not take an event (rate limit, timeout,
     /// network). It is sent again; the ledger ignores any duplicate.
     SendFailed {
@@ -80,6 +87,11 @@ pub enum Action {
     },
     AbortJob {
         job: JobId,
+    },
+    /// Show the friend a script the room allowed, before their machine first
+    /// runs it; they answer with `Input::ScriptConsent`.
+    AskConsent {
+        script: AllowedScript,
     },
     /// An event was not accepted; log it, nothing else to do.
     Rejected(Rejection),
@@ -126,6 +138,9 @@ pub struct NodeMachine {
     budget: RateBudget,
     next_job: JobId,
     submitted: u64,
+    /// Scripts (by integrity) the friend agreed to run, and those already put to them.
+    approved: BTreeSet<String>,
+    asked: BTreeSet<String>,
 }
 
 impl NodeMachine {
@@ -190,6 +205,17 @@ impl NodeMachine {
             Input::Cancel { task, reason } => self
                 .outbox
                 .push_back(Outgoing::cancel(&task, reason.as_deref())),
+            Input::ScriptConsent { integrity, allow } => {
+                if allow {
+                    self.approved.insert(integrity);
+                } else if let Some(c) = self.contribution.as_mut() {
+                    if !c.caps.declined.contains(&integrity) {
+                        c.caps.declined.push(integrity);
+                        self.outbox
+                            .push_back(Outgoing::node_online(&c.node, &c.caps));
+                    }
+                }
+            }
             Input::SendFailed {
                 out,
                 retry_after_ms,
@@ -207,6 +233,7 @@ impl NodeMachine {
                 return actions;
             }
             Input::WorkerFinished { job, outcome } => {
+                let outcome = fit_inline(outcome);
                 if let Some(run) = self.running.remove(&job) {
                     self.finished.push(FinishedChunk {
                         task: run.task,
@@ -351,6 +378,8 @@ impl NodeMachine {
         // with the fewest chunks in the pool first, then the oldest lease.
         let held = scheduler::running_by_submitter(&self.ledger, now);
         let mut starts = Vec::new();
+        let mut declined = Vec::new();
+        let mut asks: Vec<AllowedScript> = Vec::new();
         for task in self.ledger.tasks() {
             if self.ledger.task_status(task, now).is_terminal() {
                 continue;
@@ -370,7 +399,37 @@ impl NodeMachine {
                             && f.outcome.chunk == index
                             && f.outcome.attempt == lease.attempt
                     });
-                if !already {
+                if already {
+                    continue;
+                }
+                if let TaskKind::Script(script) = &task.spec.kind {
+                    if c.caps.declined.contains(&script.integrity) {
+                        // Give the lease back at once, so another node runs it.
+                        declined.push(FinishedChunk {
+                            task: task.id.clone(),
+                            outcome: ChunkOutcome {
+                                chunk: index,
+                                attempt: lease.attempt,
+                                outcome: Outcome::Error {
+                                    reason: "the contributor declined this script".into(),
+                                    retriable: true,
+                                },
+                            },
+                            finished_at: now,
+                            sent_at: None,
+                        });
+                        continue;
+                    }
+                    if !self.approved.contains(&script.integrity) {
+                        if let Ok(allowed) = self.ledger.allowlist().allows(script) {
+                            if !self.asked.contains(&script.integrity) {
+                                asks.push(allowed.clone());
+                            }
+                        }
+                        continue;
+                    }
+                }
+                {
                     let share = held.get(&task.submitter).copied().unwrap_or(0);
                     starts.push((
                         (share, lease.granted_at),
@@ -380,6 +439,12 @@ impl NodeMachine {
                         task.spec.kind.chunk(index, task.spec.chunks),
                     ));
                 }
+            }
+        }
+        self.finished.extend(declined);
+        for script in asks {
+            if self.asked.insert(script.integrity.clone()) {
+                actions.push(Action::AskConsent { script });
             }
         }
         starts.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
@@ -538,4 +603,22 @@ fn lease_of<'a>(ledger: &'a Ledger, run: &RunningChunk, node: &NodeId) -> Option
         .leases
         .iter()
         .find(|l| &l.node == node && l.attempt == run.attempt)
+}
+
+/// An output too big for a result event fails the chunk here, with a reason,
+/// rather than making an event that every node would reject.
+fn fit_inline(outcome: Outcome) -> Outcome {
+    let Outcome::Output(output) = &outcome else {
+        return outcome;
+    };
+    let size = serde_json::to_vec(output).map_or(usize::MAX, |bytes| bytes.len());
+    if size <= MAX_INLINE_OUTPUT_BYTES {
+        return outcome;
+    }
+    Outcome::Error {
+        reason: format!(
+            "the output is {size} bytes; a result carries at most {MAX_INLINE_OUTPUT_BYTES}"
+        ),
+        retriable: false,
+    }
 }

@@ -202,7 +202,7 @@ fn best_node(
     free.iter()
         .filter(|(id, &slots)| slots > 0 && !taken.contains(id))
         .filter_map(|(id, &slots)| ledger.node(id).map(|n| (n, slots)))
-        .filter(|(n, _)| ready.task.spec.requirements.met_by(&n.caps))
+        .filter(|(n, _)| ready.task.spec.runs_on(&n.caps))
         .max_by(|(a, sa), (b, sb)| {
             (fresh_friend(a), sa)
                 .cmp(&(fresh_friend(b), sb))
@@ -239,7 +239,7 @@ impl IdleReason {
             Self::NoWork => "no tasks waiting".into(),
             Self::MissingCapability { tasks } => {
                 format!(
-                    "{tasks} waiting task(s) need something this machine lacks (WebGPU or memory)"
+                    "{tasks} waiting task(s) need something this machine lacks (WebGPU or memory) or run a script you declined"
                 )
             }
             Self::BackingOff => "waiting to retry chunks that failed".into(),
@@ -282,7 +282,7 @@ pub fn explain_idle(ledger: &Ledger, node: &NodeId, now: u64) -> IdleReason {
         if waiting.is_empty() {
             continue;
         }
-        if !task.spec.requirements.met_by(&record.caps) {
+        if !task.spec.runs_on(&record.caps) {
             unmet += 1;
         } else if waiting.contains(&ChunkStatus::Ready) {
             runnable = true;

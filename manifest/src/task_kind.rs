@@ -15,6 +15,136 @@ pub enum TaskKind {
     /// Count the primes `p` with `start <= p < end`. Needs no model and no
     /// input file, so it exercises the pool on its own.
     Primes { start: u64, end: u64 },
+    /// Run a Web Worker script that the room allowed on each chunk of a split
+    /// (see `docs/writing-tasks.md`).
+    Script(ScriptTask),
+}
+
+/// A task that runs a friend's own Web Worker script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptTask {
+    /// Where the script is served: `https://`, or `http://` on this machine.
+    pub url: String,
+    /// Subresource Integrity of the script's bytes (`sha256-…`, `sha384-…`,
+    /// `sha512-…`): a node checks it before running a single line.
+    pub integrity: String,
+    /// Parameters every chunk receives, small JSON.
+    #[serde(default)]
+    pub args: Value,
+    pub split: Split,
+    /// A chunk still running after this long is stopped and fails the task.
+    #[serde(default = "default_max_seconds")]
+    pub max_seconds: u32,
+}
+
+/// Five minutes: long enough for real work, short enough that a script that
+/// loops forever does not hold a friend's worker for long.
+pub const DEFAULT_SCRIPT_SECONDS: u32 = 300;
+/// A chunk's time limit may not outlast its lease's hard deadline.
+pub const MAX_SCRIPT_SECONDS: u32 = (crate::limits::LEASE_HARD_MS / 1000) as u32;
+
+fn default_max_seconds() -> u32 {
+    DEFAULT_SCRIPT_SECONDS
+}
+
+/// How a script task is cut into chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// One chunk per item; the chunk receives its item.
+    List(Vec<Value>),
+    /// `start..end` in steps of `size`; each chunk receives `{"start", "end"}`.
+    Range { start: i64, end: i64, size: u64 },
+}
+
+impl Split {
+    /// Chunks this split makes.
+    pub fn len(&self) -> u64 {
+        match *self {
+            Split::List(ref items) => items.len() as u64,
+            Split::Range { start, end, size } => {
+                let span = i128::from(end) - i128::from(start);
+                if span <= 0 || size == 0 {
+                    0
+                } else {
+                    span.div_euclid(i128::from(size)) as u64
+                        + u64::from(span % i128::from(size) != 0)
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The split of chunk `index` alone: one item, or one step of the range.
+    fn part(&self, index: u32) -> Split {
+        match *self {
+            Split::List(ref items) => {
+                Split::List(items.get(index as usize).cloned().into_iter().collect())
+            }
+            Split::Range { start, end, size } => {
+                let from = i128::from(start) + i128::from(index) * i128::from(size);
+                let to = (from + i128::from(size)).min(i128::from(end));
+                let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+                Split::Range {
+                    start: clamp(from),
+                    end: clamp(to),
+                    size,
+                }
+            }
+        }
+    }
+
+    /// What the script receives as its chunk: the item, or `{"start", "end"}`.
+    pub fn chunk_value(&self) -> Value {
+        match self {
+            Split::List(items) => items.first().cloned().unwrap_or(Value::Null),
+            Split::Range { start, end, .. } => json!({ "start": start, "end": end }),
+        }
+    }
+}
+
+/// Integrity strings a browser's `integrity` attribute accepts, as
+/// (prefix, base64 length of the digest).
+const INTEGRITY_FORMS: [(&str, usize); 3] = [("sha256-", 44), ("sha384-", 64), ("sha512-", 88)];
+
+fn check_integrity(integrity: &str) -> Result<(), KindError> {
+    let valid = INTEGRITY_FORMS.iter().any(|(prefix, len)| {
+        integrity.strip_prefix(prefix).is_some_and(|digest| {
+            digest.len() == *len
+                && digest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+        })
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(KindError::BadIntegrity(
+            integrity.chars().take(100).collect(),
+        ))
+    }
+}
+
+/// Scripts come over `https://`, or `http://` from this machine (a friend
+/// testing their own task).
+fn check_script_url(url: &str) -> Result<(), KindError> {
+    let local = [
+        "http://localhost:",
+        "http://localhost/",
+        "http://127.0.0.1:",
+        "http://127.0.0.1/",
+    ];
+    let valid = url.len() <= 2_000
+        && !url.contains(char::is_whitespace)
+        && (url.starts_with("https://") || local.iter().any(|p| url.starts_with(p)));
+    if valid {
+        Ok(())
+    } else {
+        Err(KindError::BadScriptUrl(url.chars().take(100).collect()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -27,6 +157,14 @@ pub enum KindError {
     TooManyChunks { chunks: u32, len: u64 },
     #[error("a chunk's output is malformed: {0}")]
     BadOutput(String),
+    #[error("'{0}' is not a script integrity (expected sha256-, sha384- or sha512- and the base64 digest)")]
+    BadIntegrity(String),
+    #[error("'{0}' is not a script address: it must be https://, or http:// on localhost")]
+    BadScriptUrl(String),
+    #[error("the split makes {split} chunks but the task says {chunks}")]
+    ChunksMismatch { split: u64, chunks: u32 },
+    #[error("a time limit of {0} s per chunk: it must be 1 to {MAX_SCRIPT_SECONDS}")]
+    BadTimeLimit(u32),
 }
 
 impl TaskKind {
@@ -51,6 +189,18 @@ impl TaskKind {
                 }
                 Ok(())
             }
+            TaskKind::Script(ref script) => {
+                check_script_url(&script.url)?;
+                check_integrity(&script.integrity)?;
+                if script.max_seconds == 0 || script.max_seconds > MAX_SCRIPT_SECONDS {
+                    return Err(KindError::BadTimeLimit(script.max_seconds));
+                }
+                let split = script.split.len();
+                if split != u64::from(chunks) {
+                    return Err(KindError::ChunksMismatch { split, chunks });
+                }
+                Ok(())
+            }
         }
     }
 
@@ -66,6 +216,10 @@ impl TaskKind {
                     end: at(index + 1),
                 }
             }
+            TaskKind::Script(ref script) => TaskKind::Script(ScriptTask {
+                split: script.split.part(index),
+                ..script.clone()
+            }),
         }
     }
 
@@ -77,6 +231,8 @@ impl TaskKind {
                 .and_then(Value::as_u64)
                 .map(|_| ())
                 .ok_or_else(|| KindError::BadOutput("expected {\"count\": <integer>}".into())),
+            // A script's output is its author's business; validation bounds its size.
+            TaskKind::Script(_) => Ok(()),
         }
     }
 
@@ -94,6 +250,9 @@ impl TaskKind {
                 }
                 Ok(json!({ "count": total }))
             }
+            TaskKind::Script(_) => {
+                Ok(json!({ "outputs": outputs.into_iter().collect::<Vec<_>>() }))
+            }
         }
     }
 
@@ -102,6 +261,13 @@ impl TaskKind {
     pub fn merge_parts(&self, own: &Value, parts: &[Value]) -> Result<Value, KindError> {
         match self {
             TaskKind::Primes { .. } => self.merge(std::iter::once(own).chain(parts)),
+            TaskKind::Script(_) => {
+                let outputs = std::iter::once(own)
+                    .chain(parts)
+                    .flat_map(|r| r["outputs"].as_array().cloned().unwrap_or_default())
+                    .collect::<Vec<_>>();
+                Ok(json!({ "outputs": outputs }))
+            }
         }
     }
 
@@ -109,6 +275,10 @@ impl TaskKind {
     pub fn describe(&self) -> String {
         match self {
             TaskKind::Primes { start, end } => format!("Count primes in [{start}, {end})"),
+            TaskKind::Script(script) => {
+                let file = script.url.rsplit('/').next().unwrap_or(&script.url);
+                format!("Run {file}")
+            }
         }
     }
 }
@@ -125,7 +295,9 @@ mod tests {
         };
         let mut next = 10;
         for i in 0..7 {
-            let TaskKind::Primes { start, end } = kind.chunk(i, 7);
+            let TaskKind::Primes { start, end } = kind.chunk(i, 7) else {
+                panic!("a primes task splits into primes chunks")
+            };
             assert_eq!(start, next);
             assert!(end > start);
             next = end;
@@ -160,6 +332,90 @@ mod tests {
             .unwrap();
         assert_eq!(merged, json!({"count": 25}));
         assert!(kind.merge([&json!({"count": "ten"})]).is_err());
+    }
+
+    fn script(split: Split) -> TaskKind {
+        TaskKind::Script(ScriptTask {
+            url: "https://example.org/tile.js".into(),
+            integrity: format!("sha384-{}", "A".repeat(64)),
+            args: json!({"width": 64}),
+            split,
+            max_seconds: DEFAULT_SCRIPT_SECONDS,
+        })
+    }
+
+    #[test]
+    fn a_range_split_covers_the_range_in_steps_with_a_short_last_chunk() {
+        let kind = script(Split::Range {
+            start: -5,
+            end: 20,
+            size: 10,
+        });
+        assert!(kind.validate(3).is_ok());
+        let chunks: Vec<Value> = (0..3)
+            .map(|i| match kind.chunk(i, 3) {
+                TaskKind::Script(s) => s.split.chunk_value(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            chunks,
+            [
+                json!({"start": -5, "end": 5}),
+                json!({"start": 5, "end": 15}),
+                json!({"start": 15, "end": 20})
+            ]
+        );
+        assert_eq!(
+            kind.validate(2),
+            Err(KindError::ChunksMismatch {
+                split: 3,
+                chunks: 2
+            })
+        );
+    }
+
+    #[test]
+    fn a_list_split_gives_each_chunk_its_item_and_outputs_merge_in_order() {
+        let kind = script(Split::List(vec![json!("a"), json!({"b": 2})]));
+        let TaskKind::Script(second) = kind.chunk(1, 2) else {
+            panic!()
+        };
+        assert_eq!(second.split.chunk_value(), json!({"b": 2}));
+        assert_eq!(second.args, json!({"width": 64}));
+        assert_eq!(
+            kind.merge([&json!(1), &json!("two")]).unwrap(),
+            json!({"outputs": [1, "two"]})
+        );
+    }
+
+    #[test]
+    fn scripts_need_a_real_integrity_and_a_safe_address() {
+        let with = |url: &str, integrity: &str| {
+            TaskKind::Script(ScriptTask {
+                url: url.into(),
+                integrity: integrity.into(),
+                args: Value::Null,
+                split: Split::List(vec![json!(1)]),
+                max_seconds: DEFAULT_SCRIPT_SECONDS,
+            })
+            .validate(1)
+        };
+        let good = format!("sha256-{}=", "a".repeat(43));
+        assert!(with("https://x.org/t.js", &good).is_ok());
+        assert!(with("http://localhost:8081/t.js", &good).is_ok());
+        assert!(matches!(
+            with("http://evil.org/t.js", &good),
+            Err(KindError::BadScriptUrl(_))
+        ));
+        assert!(matches!(
+            with("javascript:alert(1)", &good),
+            Err(KindError::BadScriptUrl(_))
+        ));
+        assert!(matches!(
+            with("https://x.org/t.js", "md5-abc"),
+            Err(KindError::BadIntegrity(_))
+        ));
     }
 
     #[test]

@@ -129,6 +129,7 @@ pub fn is_potluck_type(event_type: &str) -> bool {
         event_type::RESULT,
         event_type::PROGRESS,
         event_type::CANCEL,
+        event_type::ALLOWLIST,
     ]
     .contains(&event_type)
 }
@@ -188,6 +189,14 @@ fn parse_content(
     match event_type {
         event_type::NODE => parse_node(state_key, content, sender),
         event_type::TASK => parse_task(content),
+        event_type::ALLOWLIST => {
+            if state_key.as_deref() != Some("") {
+                return Err("the allowlist is a state event with an empty state key".into());
+            }
+            let list: crate::allowlist::Allowlist = typed(content)?;
+            list.validate()?;
+            Ok(PotluckEvent::Allowlist(list))
+        }
         event_type::ASSIGN => {
             let c: AssignContent = typed(content)?;
             let task = referenced_task(c.relates_to)?;
@@ -296,6 +305,9 @@ fn parse_node(
     let caps = c
         .caps
         .ok_or("an online node must announce its capabilities")?;
+    if caps.declined.len() > crate::allowlist::MAX_ALLOWED_SCRIPTS {
+        return Err("a node declines more scripts than any allowlist holds".into());
+    }
     if caps.slots == 0 || caps.slots > MAX_SLOTS {
         return Err(format!(
             "a node offers {} worker slots; it must offer 1 to {MAX_SLOTS}",
@@ -309,7 +321,7 @@ fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
     if content
         .get("kind")
         .and_then(Value::as_str)
-        .is_some_and(|k| k != "primes")
+        .is_some_and(|k| !["primes", "script"].contains(&k))
     {
         return Err(format!(
             "unknown task kind '{}'",

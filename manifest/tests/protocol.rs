@@ -1,6 +1,7 @@
 //! The protocol's rules, each as a scripted sequence of room events: what a
 //! node sees, and what the ledger and the scheduler make of it.
 
+use manifest::allowlist::{AllowedScript, Allowlist};
 use manifest::events::{
     Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, Requirements, TaskSpec,
 };
@@ -8,7 +9,7 @@ use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
 use manifest::limits::{LEASE_HARD_MS, LEASE_SOFT_MS, MAX_ATTEMPTS};
 use manifest::scheduler::{explain_idle, plan, IdleReason, InFlight};
-use manifest::task_kind::TaskKind;
+use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
 use serde_json::{json, Value};
 
 /// A room: stamps events with ids and homeserver times, feeds one ledger.
@@ -30,6 +31,7 @@ fn caps(slots: u32, webgpu: bool) -> NodeCaps {
         memory_mb: None,
         webgpu,
         models: vec![],
+        declined: vec![],
     }
 }
 fn primes(chunks: u32) -> TaskSpec {
@@ -701,4 +703,108 @@ fn a_part_references_its_parent_so_late_readers_find_it_among_the_relations() {
     let (_, raw) = room.raw("carol", &forged, 1);
     let rejection = room.ledger.ingest(&raw).expect_err("rejected");
     assert!(rejection.reason.contains("only its parent"), "{rejection}");
+}
+
+fn script_task(url: &str, digest: char, items: usize) -> TaskSpec {
+    let split = Split::List((0..items).map(|i| json!(i)).collect());
+    TaskSpec::new(
+        TaskKind::Script(ScriptTask {
+            url: url.into(),
+            integrity: format!("sha384-{}", digest.to_string().repeat(64)),
+            args: json!({"zoom": 2}),
+            split,
+            max_seconds: DEFAULT_SCRIPT_SECONDS,
+        }),
+        items as u32,
+    )
+}
+
+fn allow(room: &mut Room, name: &str, url: &str, digest: char, ts: u64) {
+    let list = Allowlist {
+        scripts: vec![AllowedScript {
+            name: name.into(),
+            url: url.into(),
+            integrity: format!("sha384-{}", digest.to_string().repeat(64)),
+            description: "renders tiles".into(),
+        }],
+    };
+    room.send("mod", &Outgoing::allowlist(&list), ts);
+}
+
+#[test]
+fn a_script_the_room_did_not_allow_fails_before_any_node_runs_it() {
+    let mut room = Room::new();
+    room.online("alice", caps(2, false), 1);
+    allow(&mut room, "tiles", "https://x.org/tiles.js", 'A', 2);
+    let unknown = room.send(
+        "carol",
+        &Outgoing::task(&script_task("https://x.org/miner.js", 'A', 2)),
+        3,
+    );
+    let changed = room.send(
+        "carol",
+        &Outgoing::task(&script_task("https://x.org/tiles.js", 'B', 2)),
+        4,
+    );
+    assert!(plan(&room.ledger, 5, &InFlight::new()).is_empty());
+    let reason = |task| match room.status(task, 5) {
+        TaskStatus::Failed { reason } => reason,
+        other => panic!("{other:?}"),
+    };
+    assert!(reason(&unknown).contains("not on this room's allowlist"));
+    assert!(reason(&changed).contains("another hash"));
+
+    let allowed = room.send(
+        "carol",
+        &Outgoing::task(&script_task("https://x.org/tiles.js", 'A', 2)),
+        6,
+    );
+    let planned = plan(&room.ledger, 7, &InFlight::new());
+    assert_eq!(planned.len(), 1);
+    assert_eq!(planned[0].0, allowed);
+}
+
+#[test]
+fn a_friend_who_declined_a_script_gets_none_of_it_and_is_told_why() {
+    let mut room = Room::new();
+    let mut careful = caps(2, false);
+    careful.declined = vec![format!("sha384-{}", "A".repeat(64))];
+    room.online("alice", careful, 1);
+    room.online("bob", caps(2, false), 2);
+    allow(&mut room, "tiles", "https://x.org/tiles.js", 'A', 3);
+    room.send(
+        "carol",
+        &Outgoing::task(&script_task("https://x.org/tiles.js", 'A', 4)),
+        4,
+    );
+    let planned = plan(&room.ledger, 5, &InFlight::new());
+    assert!(
+        planned[0].1.iter().all(|a| a.node == node("bob")),
+        "{planned:?}"
+    );
+    assert_eq!(
+        explain_idle(&room.ledger, &node("alice"), 5),
+        IdleReason::MissingCapability { tasks: 1 }
+    );
+}
+
+#[test]
+fn the_allowlist_is_one_state_event_with_an_empty_key() {
+    let mut room = Room::new();
+    let mut out = Outgoing::allowlist(&Allowlist::default());
+    out.state_key = Some("tiles".into());
+    let (_, raw) = room.raw("mod", &out, 1);
+    let rejection = room.ledger.ingest(&raw).expect_err("rejected");
+    assert!(rejection.reason.contains("empty state key"), "{rejection}");
+}
+
+#[test]
+fn a_node_that_updates_its_capabilities_stays_coordinator() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    let mut fewer = caps(1, false);
+    fewer.declined = vec![format!("sha256-{}=", "a".repeat(43))];
+    room.online("alice", fewer, 3);
+    assert_eq!(room.ledger.coordinator(), Some(&node("alice")));
 }

@@ -6,14 +6,17 @@ use crate::host::params::{ParamsError, Theme, WidgetParams};
 use crate::host::room::{self, Room};
 use crate::host::widget_api;
 use crate::pool::machine_info;
+use crate::pool::sandbox::ScriptRun;
 use crate::pool::workers::{JobEvent, WorkerPool};
 use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
+use manifest::allowlist::{AllowedScript, Allowlist};
 use manifest::capabilities;
 use manifest::events::{event_type, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::machine::{Action, Input, NodeMachine};
+use manifest::task_kind::TaskKind;
 use manifest::view::PoolView;
 use manifest::worker_protocol::JobId;
 use serde_json::Value;
@@ -43,6 +46,10 @@ pub struct Snapshot {
     pub theme: Option<Theme>,
     /// Events waiting for the homeserver's rate limit.
     pub queued_sends: usize,
+    /// The scripts the room allows.
+    pub allowlist: Vec<AllowedScript>,
+    /// Scripts waiting for this friend's yes or no before their machine runs them.
+    pub consent_asks: Vec<AllowedScript>,
 }
 
 struct State {
@@ -51,6 +58,9 @@ struct State {
     pool: Option<WorkerPool>,
     delay_id: Option<String>,
     jobs: BTreeMap<JobId, (EventId, u32, f32)>,
+    /// Chunks of friends' scripts, each running in its own sandbox.
+    scripts: BTreeMap<JobId, ScriptRun>,
+    consent_asks: Vec<AllowedScript>,
     problem: Option<String>,
     theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
@@ -88,6 +98,8 @@ impl Driver {
                 pool: None,
                 delay_id: None,
                 jobs: BTreeMap::new(),
+                scripts: BTreeMap::new(),
+                consent_asks: Vec::new(),
                 problem: None,
                 theme: params.theme,
                 on_change: Rc::new(on_change),
@@ -153,6 +165,11 @@ impl Driver {
         match self.room.read_state(event_type::NODE).await {
             Ok(events) => self.handle(Input::RoomEvents(events)),
             Err(e) => problems.push(format!("could not read who contributes: {e}")),
+        }
+        // Before the tasks: whether a script task may run is judged by it.
+        match self.room.read_state(event_type::ALLOWLIST).await {
+            Ok(events) => self.handle(Input::RoomEvents(events)),
+            Err(e) => problems.push(format!("could not read the room's allowed scripts: {e}")),
         }
         match self.room.read_timeline(event_type::TASK).await {
             Ok(tasks) => {
@@ -255,16 +272,28 @@ impl Driver {
             } => {
                 let mut state = self.state.borrow_mut();
                 state.jobs.insert(job, (task, chunk, 0.0));
-                if let Some(pool) = &state.pool {
+                if let TaskKind::Script(script) = &work {
+                    let weak = Rc::downgrade(self);
+                    let run = ScriptRun::start(job, script, move |job, event| {
+                        if let Some(driver) = weak.upgrade() {
+                            driver.on_job(job, event);
+                        }
+                    });
+                    state.scripts.insert(job, run);
+                } else if let Some(pool) = &state.pool {
                     pool.run(job, work);
                 }
             }
             Action::AbortJob { job } => {
                 let mut state = self.state.borrow_mut();
                 state.jobs.remove(&job);
+                state.scripts.remove(&job); // Dropping it stops the script.
                 if let Some(pool) = &state.pool {
                     pool.abort(job);
                 }
+            }
+            Action::AskConsent { script } => {
+                self.state.borrow_mut().consent_asks.push(script);
             }
             Action::Rejected(rejection) => {
                 web_sys::console::warn_1(&format!("Potluck ignored an event: {rejection}").into());
@@ -322,7 +351,15 @@ impl Driver {
                 retriable: true,
             },
         };
-        self.state.borrow_mut().jobs.remove(&job);
+        let finished_script = {
+            let mut state = self.state.borrow_mut();
+            state.jobs.remove(&job);
+            state.scripts.remove(&job)
+        };
+        // This runs inside the script's own callback: drop it once that returned.
+        if let Some(run) = finished_script {
+            spawn_local(async move { drop(run) });
+        }
         self.handle(Input::WorkerFinished { job, outcome });
     }
 
@@ -359,6 +396,28 @@ impl Driver {
         self.handle(Input::Submit(spec));
     }
 
+    /// The friend's answer to a script shown before it first runs here.
+    pub fn answer_consent(self: &Rc<Self>, integrity: String, allow: bool) {
+        self.state
+            .borrow_mut()
+            .consent_asks
+            .retain(|s| s.integrity != integrity);
+        self.handle(Input::ScriptConsent { integrity, allow });
+    }
+
+    /// Adds a script to the room's allowlist. The homeserver accepts it only
+    /// from members with the power to change room state (moderators, by default).
+    pub async fn allow_script(self: &Rc<Self>, script: AllowedScript) -> Result<(), String> {
+        let mut list: Allowlist = self.state.borrow().machine.ledger().allowlist().clone();
+        list.scripts.retain(|s| s.name != script.name);
+        list.scripts.push(script);
+        list.validate()?;
+        self.room
+            .send(&Outgoing::allowlist(&list))
+            .await
+            .map_err(|e| e.message)
+    }
+
     pub fn cancel(self: &Rc<Self>, task: EventId) {
         self.handle(Input::Cancel { task, reason: None });
     }
@@ -387,6 +446,8 @@ impl Driver {
                 problem: state.problem.clone(),
                 theme: Some(state.theme),
                 queued_sends: state.machine.queued_sends(),
+                allowlist: state.machine.ledger().allowlist().scripts.clone(),
+                consent_asks: state.consent_asks.clone(),
             };
             (snapshot, state.on_change.clone())
         };

@@ -36,6 +36,12 @@ pub fn handle(message: &str, mut post: impl FnMut(FromWorker)) {
                     output: json!({ "count": count }),
                 });
             }
+            // Friends' scripts never run in Potluck's own worker, which can
+            // reach the widget's origin: the widget runs them in a sandbox.
+            TaskKind::Script(_) => post(FromWorker::Failed {
+                job,
+                reason: "script tasks run in the sandbox, not in Potluck's worker".into(),
+            }),
         },
     }
 }

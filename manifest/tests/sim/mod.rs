@@ -313,7 +313,7 @@ impl Tab {
             Action::AbortJob { job } => {
                 self.jobs.remove(&job);
             }
-            Action::Rejected(_) => {}
+            Action::AskConsent { .. } | Action::Rejected(_) => {}
         }
     }
 }
@@ -359,6 +359,7 @@ pub fn run(config: &Config) -> Report {
             memory_mb: None,
             webgpu: false,
             models: vec![],
+            declined: vec![],
         };
         tab.retry = tab
             .machine

@@ -52,6 +52,7 @@ pub fn caps(slots: u32, webgpu: bool) -> NodeCaps {
         memory_mb: memory_mb(),
         webgpu,
         models: Vec::new(),
+        declined: vec![],
     }
 }
 

@@ -2,4 +2,5 @@
 //! machine can offer.
 
 pub mod machine_info;
+pub mod sandbox;
 pub mod workers;

@@ -2,11 +2,13 @@
 
 use super::contribute::Contribute;
 use super::pool_list::PoolList;
+use super::scripts::{ConsentPrompt, Scripts};
 use super::submit_form::SubmitForm;
 use super::task_list::TaskList;
 use crate::driver::{Driver, Snapshot};
 use crate::host::params::{self, Theme};
 use crate::pool::machine_info;
+use manifest::allowlist::AllowedScript;
 use manifest::events::TaskSpec;
 use manifest::ids::EventId;
 use std::rc::Rc;
@@ -54,6 +56,7 @@ pub fn app() -> Html {
     let cores = machine_info::logical_cores();
     let workers = use_state(|| machine_info::default_slots(cores));
     let busy = use_state(|| false);
+    let allow_error = use_state(|| None::<String>);
 
     {
         let phase = phase.clone();
@@ -134,6 +137,25 @@ pub fn app() -> Html {
                     }
                 })
             };
+            let on_answer = {
+                let driver = driver.clone();
+                Callback::from(move |(integrity, allow): (String, bool)| {
+                    if let Some(d) = &*driver {
+                        d.answer_consent(integrity, allow);
+                    }
+                })
+            };
+            let on_allow = {
+                let driver = driver.clone();
+                let allow_error = allow_error.clone();
+                Callback::from(move |script: AllowedScript| {
+                    let Some(d) = (*driver).clone() else { return };
+                    let allow_error = allow_error.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        allow_error.set(d.allow_script(script).await.err());
+                    });
+                })
+            };
             let on_cancel = {
                 let driver = driver.clone();
                 Callback::from(move |task: EventId| {
@@ -147,11 +169,13 @@ pub fn app() -> Html {
                     if let Some(problem) = &snapshot.problem {
                         <p class="notice problem" role="status" data-testid="problem">{ problem }</p>
                     }
+                    <ConsentPrompt asks={snapshot.consent_asks.clone()} {on_answer} />
                     <Contribute {contributing} busy={*busy} workers={*workers} max={cores}
                         idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
                         {on_toggle} {on_workers} />
                     <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
-                    <SubmitForm {on_submit} />
+                    <SubmitForm on_submit={on_submit.clone()} />
+                    <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_allow} allow_error={(*allow_error).clone()} />
                     if snapshot.queued_sends > 0 {
                         <p class="notice" role="status" data-testid="queued">
                             { format!("{} waiting to be sent: the homeserver allows one event every few seconds.", snapshot.queued_sends) }

@@ -3,5 +3,6 @@
 pub mod app;
 pub mod contribute;
 pub mod pool_list;
+pub mod scripts;
 pub mod submit_form;
 pub mod task_list;

@@ -1,0 +1,168 @@
+//! The room's allowlist: the only scripts a Potluck node will run.
+//!
+//! It is one state event (`org.potluck.allowlist`, empty state key). Custom
+//! state needs power level 50 in a default room (`state_default`), so only the
+//! room's moderators can change it; the homeserver enforces that, and every
+//! node trusts what the room state holds. A task naming a script that is not
+//! on the list fails in every node's ledger before any node runs it.
+
+use crate::limits::MAX_REASON_CHARS;
+use crate::task_kind::{KindError, ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Scripts one room may allow; more belong in separate rooms.
+pub const MAX_ALLOWED_SCRIPTS: usize = 100;
+/// Characters of a script's short name, which `!run <name>` uses.
+pub const MAX_NAME_CHARS: usize = 40;
+
+/// One script the room allows, by address and by the hash of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedScript {
+    /// Short name for people and for `!run <name>`: `a-z`, `0-9`, `-`.
+    pub name: String,
+    pub url: String,
+    pub integrity: String,
+    /// What it does, in a sentence, shown before a contributor runs it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allowlist {
+    pub scripts: Vec<AllowedScript>,
+}
+
+impl Allowlist {
+    /// Checks names, addresses and hashes; the reason says which entry is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.scripts.len() > MAX_ALLOWED_SCRIPTS {
+            return Err(format!(
+                "the allowlist has {} scripts; the limit is {MAX_ALLOWED_SCRIPTS}",
+                self.scripts.len()
+            ));
+        }
+        for (i, script) in self.scripts.iter().enumerate() {
+            let name_ok = !script.name.is_empty()
+                && script.name.chars().count() <= MAX_NAME_CHARS
+                && script
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !name_ok {
+                return Err(format!(
+                    "allowlist entry {}: '{}' is not a name (a-z, 0-9 and -, at most {MAX_NAME_CHARS})",
+                    i + 1,
+                    script.name.chars().take(MAX_NAME_CHARS).collect::<String>()
+                ));
+            }
+            if self.scripts[..i].iter().any(|s| s.name == script.name) {
+                return Err(format!("the allowlist names '{}' twice", script.name));
+            }
+            if script.description.chars().count() > MAX_REASON_CHARS {
+                return Err(format!("the description of '{}' is too long", script.name));
+            }
+            let probe = TaskKind::Script(ScriptTask {
+                url: script.url.clone(),
+                integrity: script.integrity.clone(),
+                args: Value::Null,
+                split: Split::List(vec![Value::Null]),
+                max_seconds: DEFAULT_SCRIPT_SECONDS,
+            });
+            probe
+                .validate(1)
+                .map_err(|e: KindError| format!("allowlist entry '{}': {e}", script.name))?;
+        }
+        Ok(())
+    }
+
+    /// The entry that allows `task`'s script, or why none does.
+    pub fn allows(&self, task: &ScriptTask) -> Result<&AllowedScript, String> {
+        if let Some(entry) = self
+            .scripts
+            .iter()
+            .find(|s| s.url == task.url && s.integrity == task.integrity)
+        {
+            return Ok(entry);
+        }
+        if self.scripts.iter().any(|s| s.url == task.url) {
+            return Err(format!(
+                "{} is allowed in this room only with another hash: the script changed, or the task names the wrong one",
+                task.url
+            ));
+        }
+        Err(format!("{} is not on this room's allowlist", task.url))
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&AllowedScript> {
+        self.scripts.iter().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(name: &str, url: &str, digest: char) -> AllowedScript {
+        AllowedScript {
+            name: name.into(),
+            url: url.into(),
+            integrity: format!("sha384-{}", digest.to_string().repeat(64)),
+            description: String::new(),
+        }
+    }
+
+    fn task(url: &str, digest: char) -> ScriptTask {
+        ScriptTask {
+            url: url.into(),
+            integrity: format!("sha384-{}", digest.to_string().repeat(64)),
+            args: json!({}),
+            split: Split::List(vec![json!(1)]),
+            max_seconds: DEFAULT_SCRIPT_SECONDS,
+        }
+    }
+
+    #[test]
+    fn only_the_listed_address_with_the_listed_hash_is_allowed() {
+        let list = Allowlist {
+            scripts: vec![entry("tiles", "https://x.org/tiles.js", 'A')],
+        };
+        assert_eq!(
+            list.allows(&task("https://x.org/tiles.js", 'A'))
+                .unwrap()
+                .name,
+            "tiles"
+        );
+        let changed = list
+            .allows(&task("https://x.org/tiles.js", 'B'))
+            .unwrap_err();
+        assert!(changed.contains("another hash"), "{changed}");
+        let unknown = list
+            .allows(&task("https://x.org/other.js", 'A'))
+            .unwrap_err();
+        assert!(
+            unknown.contains("not on this room's allowlist"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_with_the_entry_named() {
+        let twice = Allowlist {
+            scripts: vec![
+                entry("tiles", "https://x.org/a.js", 'A'),
+                entry("tiles", "https://x.org/b.js", 'B'),
+            ],
+        };
+        assert!(twice.validate().unwrap_err().contains("twice"));
+        let shouty = Allowlist {
+            scripts: vec![entry("Tiles!", "https://x.org/a.js", 'A')],
+        };
+        assert!(shouty.validate().unwrap_err().contains("not a name"));
+        let plain_http = Allowlist {
+            scripts: vec![entry("tiles", "http://x.org/a.js", 'A')],
+        };
+        assert!(plain_http.validate().unwrap_err().contains("'tiles'"));
+    }
+}

@@ -1,0 +1,298 @@
+//! Friends' own scripts: the room's allowlist, the question a contributor
+//! answers before a new script first runs on their machine, and the form that
+//! submits a script task. Parsing what was typed is a plain function, tested
+//! natively; the components only render and send messages.
+
+use manifest::allowlist::AllowedScript;
+use manifest::events::TaskSpec;
+use manifest::limits::MAX_CHUNKS;
+use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
+use serde_json::Value;
+use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
+use yew::prelude::*;
+
+/// What the submit form holds, as typed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScriptForm {
+    pub script: String,
+    pub args: String,
+    /// `start end size`, or a JSON array of chunk items.
+    pub split: String,
+    pub max_seconds: String,
+}
+
+/// Reads the form into a task running an allowed script, or says what is wrong.
+pub fn to_script_spec(form: &ScriptForm, allowed: &[AllowedScript]) -> Result<TaskSpec, String> {
+    let script = allowed
+        .iter()
+        .find(|s| s.name == form.script)
+        .ok_or("Pick a script the room allows.")?;
+    let args: Value = if form.args.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&form.args).map_err(|e| format!("The parameters are not JSON: {e}"))?
+    };
+    let split_text = form.split.trim();
+    let split = if split_text.starts_with('[') {
+        let items: Vec<Value> = serde_json::from_str(split_text)
+            .map_err(|e| format!("The list of chunks is not a JSON array: {e}"))?;
+        Split::List(items)
+    } else {
+        let numbers: Vec<&str> = split_text.split_whitespace().collect();
+        let [start, end, size] = numbers[..] else {
+            return Err("Split as 'start end size' (a range) or a JSON array of chunks.".into());
+        };
+        let number = |s: &str| {
+            s.parse::<i64>()
+                .map_err(|_| format!("'{s}' is not a whole number."))
+        };
+        let size = number(size)?;
+        let size = u64::try_from(size).map_err(|_| "The chunk size must be positive.")?;
+        Split::Range {
+            start: number(start)?,
+            end: number(end)?,
+            size,
+        }
+    };
+    let chunks = split.len();
+    if chunks == 0 || chunks > u64::from(MAX_CHUNKS) {
+        return Err(format!(
+            "That makes {chunks} chunks; use 1 to {MAX_CHUNKS}."
+        ));
+    }
+    let max_seconds = match form.max_seconds.trim() {
+        "" => DEFAULT_SCRIPT_SECONDS,
+        text => text
+            .parse()
+            .map_err(|_| format!("'{text}' is not a number of seconds."))?,
+    };
+    let kind = TaskKind::Script(ScriptTask {
+        url: script.url.clone(),
+        integrity: script.integrity.clone(),
+        args,
+        split,
+        max_seconds,
+    });
+    kind.validate(chunks as u32).map_err(|e| e.to_string())?;
+    Ok(TaskSpec::new(kind, chunks as u32))
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ConsentProps {
+    pub asks: Vec<AllowedScript>,
+    /// (integrity, allow)
+    pub on_answer: Callback<(String, bool)>,
+}
+
+/// Before a script first runs on this machine, its friend sees what it is.
+#[function_component(ConsentPrompt)]
+pub fn consent_prompt(props: &ConsentProps) -> Html {
+    html! {
+        { for props.asks.iter().map(|script| {
+            let answer = |allow: bool| {
+                let on_answer = props.on_answer.clone();
+                let integrity = script.integrity.clone();
+                Callback::from(move |_| on_answer.emit((integrity.clone(), allow)))
+            };
+            html! {
+                <div class="notice consent" role="alertdialog" aria-label={format!("Run {}?", script.name)} data-testid="consent">
+                    <p><strong>{ format!("Run “{}” on this computer?", script.name) }</strong></p>
+                    if !script.description.is_empty() { <p>{ &script.description }</p> }
+                    <p class="who"><code>{ &script.url }</code></p>
+                    <p class="who">{ "It runs sandboxed: it cannot read Potluck's storage or your Matrix account, but it can use the network." }</p>
+                    <button onclick={answer(true)} data-testid="consent-allow">{ "Run it" }</button>
+                    <button onclick={answer(false)} data-testid="consent-decline">{ "Decline" }</button>
+                </div>
+            }
+        }) }
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ScriptsProps {
+    pub allowed: Vec<AllowedScript>,
+    pub on_submit: Callback<TaskSpec>,
+    pub on_allow: Callback<AllowedScript>,
+    /// Why the last allowlist change failed, if it did.
+    pub allow_error: Option<String>,
+}
+
+fn bind_input(field: &UseStateHandle<String>) -> Callback<InputEvent> {
+    let field = field.clone();
+    Callback::from(move |e: InputEvent| {
+        field.set(e.target_unchecked_into::<HtmlInputElement>().value())
+    })
+}
+
+/// The allowlist, a form to submit a script task and one to allow a script.
+#[function_component(Scripts)]
+pub fn scripts(props: &ScriptsProps) -> Html {
+    let form = use_state(|| ScriptForm {
+        split: "0 100000 10000".into(),
+        ..ScriptForm::default()
+    });
+    let error = use_state(|| None::<String>);
+    let update = |apply: fn(&mut ScriptForm, String)| {
+        let form = form.clone();
+        move |value: String| {
+            let mut next = (*form).clone();
+            apply(&mut next, value);
+            form.set(next);
+        }
+    };
+    let on_script = {
+        let set = update(|f, v| f.script = v);
+        Callback::from(move |e: Event| set(e.target_unchecked_into::<HtmlSelectElement>().value()))
+    };
+    let on_args = {
+        let set = update(|f, v| f.args = v);
+        Callback::from(move |e: InputEvent| {
+            set(e.target_unchecked_into::<HtmlTextAreaElement>().value())
+        })
+    };
+    let on_split = {
+        let set = update(|f, v| f.split = v);
+        Callback::from(move |e: InputEvent| {
+            set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let on_seconds = {
+        let set = update(|f, v| f.max_seconds = v);
+        Callback::from(move |e: InputEvent| {
+            set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let onsubmit = {
+        let (form, error, on_submit) = (form.clone(), error.clone(), props.on_submit.clone());
+        let allowed = props.allowed.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let mut typed = (*form).clone();
+            if typed.script.is_empty() {
+                typed.script = allowed.first().map(|s| s.name.clone()).unwrap_or_default();
+            }
+            match to_script_spec(&typed, &allowed) {
+                Ok(spec) => {
+                    error.set(None);
+                    on_submit.emit(spec);
+                }
+                Err(message) => error.set(Some(message)),
+            }
+        })
+    };
+
+    let (name, url, integrity, description) = (
+        use_state(String::new),
+        use_state(String::new),
+        use_state(String::new),
+        use_state(String::new),
+    );
+    let on_allow_submit = {
+        let (name, url, integrity, description) = (
+            name.clone(),
+            url.clone(),
+            integrity.clone(),
+            description.clone(),
+        );
+        let on_allow = props.on_allow.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            on_allow.emit(AllowedScript {
+                name: name.trim().to_owned(),
+                url: url.trim().to_owned(),
+                integrity: integrity.trim().to_owned(),
+                description: description.trim().to_owned(),
+            });
+        })
+    };
+
+    html! {
+        <section class="scripts" aria-label="Your own scripts">
+            <h2>{ "Run your own script" }</h2>
+            if props.allowed.is_empty() {
+                <p class="who">{ "This room allows no scripts yet. A moderator can allow one below." }</p>
+            } else {
+                <ul data-testid="allowlist">
+                    { for props.allowed.iter().map(|s| html! {
+                        <li><strong>{ &s.name }</strong>{ " " }<code class="who">{ &s.url }</code>
+                            if !s.description.is_empty() { { format!(" — {}", s.description) } }</li>
+                    }) }
+                </ul>
+                <form onsubmit={onsubmit} data-testid="script-form">
+                    <select onchange={on_script} aria-label="script" data-testid="script-name">
+                        { for props.allowed.iter().map(|s| html! {
+                            <option value={s.name.clone()} selected={s.name == form.script}>{ &s.name }</option>
+                        }) }
+                    </select>
+                    <input type="text" value={form.split.clone()} oninput={on_split} aria-label="split: start end size, or a JSON array" data-testid="script-split" />
+                    <input type="number" min="1" placeholder={DEFAULT_SCRIPT_SECONDS.to_string()} value={form.max_seconds.clone()} oninput={on_seconds} aria-label="time limit per chunk (s)" data-testid="script-seconds" />
+                    <textarea rows="2" placeholder="parameters (JSON)" value={form.args.clone()} oninput={on_args} aria-label="parameters" data-testid="script-args" />
+                    <button type="submit" data-testid="script-submit">{ "Submit" }</button>
+                </form>
+                if let Some(e) = &*error { <p class="error" role="alert" data-testid="script-error">{ e }</p> }
+            }
+            <details>
+                <summary>{ "Allow a script (moderators)" }</summary>
+                <form onsubmit={on_allow_submit} data-testid="allow-form">
+                    <input type="text" placeholder="name" value={(*name).clone()} oninput={bind_input(&name)} aria-label="name" />
+                    <input type="url" placeholder="https://…/task.js" value={(*url).clone()} oninput={bind_input(&url)} aria-label="address" />
+                    <input type="text" placeholder="sha384-…" value={(*integrity).clone()} oninput={bind_input(&integrity)} aria-label="integrity" />
+                    <input type="text" placeholder="what it does" value={(*description).clone()} oninput={bind_input(&description)} aria-label="description" />
+                    <button type="submit">{ "Allow" }</button>
+                </form>
+                if let Some(e) = &props.allow_error { <p class="error" role="alert" data-testid="allow-error">{ e }</p> }
+            </details>
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed() -> Vec<AllowedScript> {
+        vec![AllowedScript {
+            name: "squares".into(),
+            url: "https://x.org/squares.js".into(),
+            integrity: format!("sha384-{}", "A".repeat(64)),
+            description: String::new(),
+        }]
+    }
+
+    fn form(split: &str, args: &str) -> ScriptForm {
+        ScriptForm {
+            script: "squares".into(),
+            args: args.into(),
+            split: split.into(),
+            max_seconds: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_range_or_a_list_becomes_a_task_of_the_allowed_script() {
+        let spec = to_script_spec(&form("0 20000 1000", r#"{"power": 2}"#), &allowed()).unwrap();
+        assert_eq!(spec.chunks, 20);
+        let TaskKind::Script(script) = &spec.kind else {
+            panic!()
+        };
+        assert_eq!(script.url, "https://x.org/squares.js");
+        assert_eq!(script.args["power"], 2);
+        let list = to_script_spec(&form(r#"["a", "b", "c"]"#, ""), &allowed()).unwrap();
+        assert_eq!(list.chunks, 3);
+    }
+
+    #[test]
+    fn typing_mistakes_get_a_reason() {
+        let bad =
+            |split: &str, args: &str| to_script_spec(&form(split, args), &allowed()).unwrap_err();
+        assert!(bad("0 10", "").contains("start end size"));
+        assert!(bad("0 10 1", "{oops").contains("not JSON"));
+        assert!(bad("0 10 -1", "").contains("positive"));
+        assert!(bad("0 0 1", "").contains("0 chunks"));
+        let mut unknown = form("0 10 1", "");
+        unknown.script = "miner".into();
+        assert!(to_script_spec(&unknown, &allowed())
+            .unwrap_err()
+            .contains("allows"));
+    }
+}
