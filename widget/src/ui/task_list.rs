@@ -19,12 +19,14 @@ fn status_text(status: &TaskStatus) -> (String, &'static str) {
             (format!("running ({done}/{total} chunks)"), "running")
         }
         TaskStatus::Done { result } => (
-            format!(
-                "done: {}",
-                result
-                    .get("count")
-                    .map_or(result.to_string(), |c| format!("{c} primes"))
-            ),
+            match (
+                result.get("count"),
+                result.get("outputs").and_then(|o| o.as_array()),
+            ) {
+                (Some(count), _) => format!("done: {count} primes"),
+                (None, Some(outputs)) => format!("done: {} outputs", outputs.len()),
+                (None, None) => "done".into(),
+            },
             "done",
         ),
         TaskStatus::Failed { reason } => (format!("failed: {reason}"), "failed"),
@@ -52,6 +54,12 @@ pub fn task_list(props: &Props) -> Html {
                             <div class="what">{ &t.description }<span class="who">{ format!(" · {}", t.submitter.localpart()) }</span></div>
                             <progress max="1" value={t.progress.to_string()} />
                             <span class="status" data-testid="task-status">{ text }</span>
+                            if let TaskStatus::Done { result } = &t.status {
+                                if result.get("count").is_none() {
+                                    <details><summary>{ "Result" }</summary>
+                                        <pre data-testid="task-result">{ result.to_string() }</pre></details>
+                                }
+                            }
                             if mine && !t.status.is_terminal() {
                                 <button class="cancel" onclick={cancel}>{ "Cancel" }</button>
                             }

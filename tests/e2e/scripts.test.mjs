@@ -1,0 +1,208 @@
+// Friends' own scripts end to end: a room's moderator allows scripts, two
+// friends contribute, a third submits a script task in 20 chunks from the
+// widget; each contributor approves the new script before it runs; the merged
+// result is right and both machines ran chunks. Scripts that are not allowed,
+// or whose bytes do not match the allowed hash, fail before running a line. A
+// script that tries to leave its sandbox gets nothing; one that loops forever
+// is stopped at its time limit and the node goes on with the next task.
+//
+// Needs dist/ (tests/run.sh builds it).
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import { WAIT_MS } from "../support/browser.mjs";
+import { ARTIFACTS, ROOT, contribute, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
+import { serveStatic } from "../support/static-server.mjs";
+
+const ALLOWLIST = "org.potluck.allowlist";
+const TASK_DONE_MS = 120_000;
+
+async function integrity(path) {
+  const digest = createHash("sha384").update(await readFile(join(ROOT, path))).digest("base64");
+  return `sha384-${digest}`;
+}
+
+/** What Synapse answers when `user` puts the allowlist. */
+async function putAllowlist(room, user, scripts) {
+  const url = `${room.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/state/${ALLOWLIST}/`;
+  const response = await fetch(url, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${user.accessToken}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ v: 1, scripts }),
+  });
+  return response.status;
+}
+
+/** Sends a task event as `user` straight to the room, as any Matrix client could. */
+async function sendTask(room, user, content) {
+  const url = `${room.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/send/org.potluck.task/${Date.now()}${Math.random()}`;
+  const response = await fetch(url, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${user.accessToken}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ v: 1, ...content }),
+  });
+  const body = await response.text();
+  assert.equal(response.status, 200, body);
+  return JSON.parse(body).event_id;
+}
+
+/** Waits until `widget` shows task `id` in a final state; returns it. */
+async function settled(widget, id, timeout = TASK_DONE_MS) {
+  await widget.waitForFunction((taskId) => {
+    const el = document.querySelector(`[data-task-id="${taskId}"]`);
+    return el && ["done", "failed", "cancelled"].includes(el.dataset.status);
+  }, id, { timeout, polling: 500 });
+  const tasks = await shownTasks(widget);
+  return tasks.find((t) => t.id === id);
+}
+
+/** The newest task `widget` shows. */
+async function newestTaskId(widget, before) {
+  await widget.waitForFunction((n) => document.querySelectorAll("[data-testid=task]").length > n, before,
+    { timeout: WAIT_MS });
+  return (await shownTasks(widget))[0].id;
+}
+
+describe("scripts the room allowed", () => {
+  let room;
+  let scripts;
+  const widgets = {};
+  const pages = {};
+  let approving = null;
+
+  before(async () => {
+    room = await startPoolRoom({ names: ["alice", "bob", "carol"] });
+    scripts = await serveStatic({ root: ROOT, headers: { "Access-Control-Allow-Origin": "*" } });
+    for (const name of ["alice", "bob", "carol"]) {
+      ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name));
+    }
+  });
+  after(async () => {
+    clearInterval(approving);
+    await scripts?.close();
+    await room?.close();
+  });
+
+  const at = (path) => `${scripts.url}${path}`;
+
+  test("only a moderator can change the allowlist", async () => {
+    const squares = {
+      name: "squares", url: at("examples/sum-of-squares/task.js"),
+      integrity: await integrity("examples/sum-of-squares/task.js"), description: "sums i^power over a range",
+    };
+    const probe = {
+      name: "probe", url: at("tests/fixtures/scripts/probe.js"),
+      integrity: await integrity("tests/fixtures/scripts/probe.js"), description: "tries to leave its sandbox",
+    };
+    const forever = {
+      name: "forever", url: at("tests/fixtures/scripts/forever.js"),
+      integrity: await integrity("tests/fixtures/scripts/forever.js"), description: "never stops",
+    };
+    // The script changed on its server since the room allowed it.
+    const changed = { ...squares, name: "changed", url: at("examples/sum-of-squares/task.js?v=2"),
+      integrity: `sha384-${"A".repeat(64)}` };
+    assert.equal(await putAllowlist(room, room.users.carol, [squares]), 403, "carol is no moderator");
+    assert.equal(await putAllowlist(room, room.users.alice, [squares, probe, forever, changed]), 200);
+    await widgets.carol.getByTestId("allowlist").getByText("probe", { exact: true }).waitFor({ timeout: WAIT_MS });
+  });
+
+  test("a contributor sees a new script before it runs, and nothing runs until they agree", async () => {
+    await contribute(widgets.alice);
+    await contribute(widgets.bob);
+    const form = widgets.carol.getByTestId("script-form");
+    await form.getByTestId("script-name").selectOption("squares");
+    await form.getByTestId("script-split").fill("0 20000 1000");
+    await form.getByTestId("script-args").fill('{"power": 2}');
+    await form.getByTestId("script-submit").click();
+    const consent = widgets.alice.getByTestId("consent");
+    await consent.waitFor({ timeout: WAIT_MS });
+    assert.match(await consent.textContent(), /squares/);
+    assert.match(await consent.textContent(), /sums i\^power over a range/);
+    const ran = (await room.roomEvents()).filter((e) => e.type === "org.potluck.result");
+    assert.deepEqual(ran, [], "no chunk ran before anyone agreed");
+    // From here on, both contributors agree to every script they are shown.
+    approving = setInterval(() => {
+      for (const w of [widgets.alice, widgets.bob]) {
+        w.getByTestId("consent-allow").first().click({ timeout: 200 }).catch(() => {});
+      }
+    }, 500);
+  });
+
+  test("a script task in 20 chunks runs on both nodes and its merged result is right", async () => {
+    const id = (await shownTasks(widgets.carol))[0].id;
+    const task = await settled(widgets.carol, id);
+    assert.equal(task.status, "done: 20 outputs");
+    const result = JSON.parse(await widgets.carol.locator(`[data-task-id="${id}"] [data-testid=task-result]`).textContent());
+    const total = result.outputs.reduce((sum, o) => sum + BigInt(o.sum), 0n);
+    let expected = 0n;
+    for (let i = 0n; i < 20000n; i++) expected += i * i;
+    assert.equal(total, expected);
+    assert.ok(task.doneBy.includes("@alice:localhost") && task.doneBy.includes("@bob:localhost"),
+      `both nodes ran chunks: ${task.doneBy}`);
+    await pages.carol.screenshot({ path: join(ARTIFACTS, "script-task.png"), fullPage: true });
+  });
+
+  test("a script that is not allowed, or not with that hash, fails before any node runs it", async () => {
+    const squares = { url: at("examples/sum-of-squares/task.js"), integrity: `sha384-${"B".repeat(64)}` };
+    const split = { list: [1] };
+    const wrongHash = await sendTask(room, room.users.carol,
+      { kind: "script", params: { ...squares, split }, chunks: 1 });
+    const unlisted = await sendTask(room, room.users.carol,
+      { kind: "script", params: { url: at("tests/fixtures/scripts/unlisted.js"), integrity: squares.integrity, split }, chunks: 1 });
+    assert.match((await settled(widgets.carol, wrongHash)).status, /allowed in this room only with another hash/);
+    assert.match((await settled(widgets.carol, unlisted)).status, /not on this room's allowlist/);
+    const ranThem = (await room.roomEvents()).filter((e) => ["org.potluck.assign", "org.potluck.result"].includes(e.type)
+      && [wrongHash, unlisted].includes(e.content["m.relates_to"]?.event_id));
+    assert.deepEqual(ranThem, [], "no node was given them");
+  });
+
+  test("bytes that do not match the allowed hash are never run", async () => {
+    const before = (await shownTasks(widgets.carol)).length;
+    const form = widgets.carol.getByTestId("script-form");
+    await form.getByTestId("script-name").selectOption("changed");
+    await form.getByTestId("script-split").fill("0 10 10");
+    await form.getByTestId("script-submit").click();
+    const id = await newestTaskId(widgets.carol, before);
+    assert.match((await settled(widgets.carol, id)).status, /could not be loaded with the hash the room allowed/);
+  });
+
+  test("a script that tries to leave its sandbox gets nothing", async () => {
+    const before = (await shownTasks(widgets.carol)).length;
+    const widgetOrigin = new URL(widgets.carol.url()).origin;
+    const form = widgets.carol.getByTestId("script-form");
+    await form.getByTestId("script-name").selectOption("probe");
+    await form.getByTestId("script-split").fill("[1]");
+    await form.getByTestId("script-args").fill(JSON.stringify({ widget_origin: widgetOrigin }));
+    await form.getByTestId("script-submit").click();
+    const id = await newestTaskId(widgets.carol, before);
+    assert.equal((await settled(widgets.carol, id)).status, "done: 1 outputs");
+    const result = JSON.parse(await widgets.carol.locator(`[data-task-id="${id}"] [data-testid=task-result]`).textContent());
+    const report = result.outputs[0];
+    assert.equal(report.origin, "null", "an opaque origin");
+    assert.match(report.indexed_db, /^refused/);
+    assert.match(report.cache_storage, /^refused/);
+    assert.match(report.widget_page, /^refused/, "the widget's own origin is out of reach");
+    assert.equal(report.has_parent, false);
+    const escaped = (await room.roomEvents()).filter((e) => e.content?.body === "escaped the sandbox");
+    assert.deepEqual(escaped, [], "its widget-API request never reached the host");
+  });
+
+  test("a script that never ends is stopped at its time limit and the node goes on", async () => {
+    const before = (await shownTasks(widgets.carol)).length;
+    const form = widgets.carol.getByTestId("script-form");
+    await form.getByTestId("script-name").selectOption("forever");
+    await form.getByTestId("script-split").fill("[1]");
+    await form.getByTestId("script-args").fill("");
+    await form.getByTestId("script-seconds").fill("3");
+    await form.getByTestId("script-submit").click();
+    const id = await newestTaskId(widgets.carol, before);
+    assert.match((await settled(widgets.carol, id)).status, /stopped after 3 s/);
+    await submitPrimes(widgets.carol, { start: 0, end: 1_000_000, chunks: 2 });
+    const next = await newestTaskId(widgets.carol, before + 1);
+    assert.match((await settled(widgets.carol, next)).status, /^done: 78498 primes/);
+  });
+});
