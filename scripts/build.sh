@@ -41,6 +41,10 @@ node_modules/.bin/esbuild node_modules/matrix-widget-api/lib/index.js --bundle -
   --format=iife --global-name=mxwidgets --log-level=warning --outfile="$out/matrix-widget-api.js"
 cp static/* "$out/"
 cargo run --offline --locked --quiet -p potluck-manifest --bin potluck-capabilities > "$out/capabilities.js"
+# The example tasks, for the demo to allow and run.
+mkdir -p "$out/examples/sum-of-squares"
+cp examples/sum-of-squares/task.js "$out/examples/sum-of-squares/"
+examples/mandelbrot-rust/build.sh "$out/examples/mandelbrot-rust" >/dev/null
 t2=$(date +%s.%N)
 
 printf 'built %s in %.1f s (cargo %.1f s)\n' "$profile" "$(echo "$t2 - $t0" | bc)" "$(echo "$t1 - $t0" | bc)"

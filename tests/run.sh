@@ -27,7 +27,8 @@ took "wasm tests"
 
 stage "release build"
 scripts/build.sh
-cargo build --offline --locked --release -p potluck-worker --bin count-primes
+cargo build --offline --locked --release -p potluck-worker --bin count-primes \
+  -p potluck-example-mandelbrot --bin mandelbrot-tile
 took build
 
 stage "end-to-end: Synapse + test host + Chromium"

@@ -178,12 +178,12 @@ pub struct ChunkOutcome {
 }
 
 /// How far a node got with one chunk it holds a lease on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkProgress {
     pub chunk: u32,
     pub attempt: u32,
-    /// Fraction done, 0 to 1.
-    pub done: f32,
+    /// Percent done, 0 to 100: Matrix events carry no fractional numbers.
+    pub percent: u8,
 }
 
 /// A validated Potluck event, with what the homeserver says about it.

@@ -725,7 +725,7 @@ impl State {
             match lease {
                 Some(lease) if !lease.soft_expired(ts) => {
                     lease.renewed_at = lease.renewed_at.max(ts);
-                    lease.progress = report.done;
+                    lease.progress = f32::from(report.percent.min(100)) / 100.0;
                 }
                 Some(_) => {}
                 None => unknown.push(report.chunk),

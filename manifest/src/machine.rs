@@ -18,7 +18,7 @@ use crate::limits::{
 use crate::rate::RateBudget;
 use crate::scheduler::{self, InFlight};
 use crate::task_kind::TaskKind;
-use crate::validate::Rejection;
+use crate::validate::{check_matrix_json, parse_task, Rejection};
 use crate::worker_protocol::JobId;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -200,7 +200,15 @@ impl NodeMachine {
                 self.submitted += 1;
                 spec.nonce
                     .get_or_insert_with(|| format!("{now:x}-{}", self.submitted));
-                self.outbox.push_back(Outgoing::task(&spec));
+                let out = Outgoing::task(&spec);
+                // What every node would reject is never sent.
+                match parse_task(&out.content) {
+                    Ok(_) => self.outbox.push_back(out),
+                    Err(reason) => actions.push(Action::Rejected(Rejection {
+                        event_id: None,
+                        reason: format!("the task was not submitted: {reason}"),
+                    })),
+                }
             }
             Input::Cancel { task, reason } => self
                 .outbox
@@ -543,7 +551,7 @@ impl NodeMachine {
                     chunks.push(ChunkProgress {
                         chunk: run.chunk,
                         attempt: run.attempt,
-                        done: run.done,
+                        percent: (run.done * 100.0).round() as u8,
                     });
                 }
             }
@@ -605,20 +613,23 @@ fn lease_of<'a>(ledger: &'a Ledger, run: &RunningChunk, node: &NodeId) -> Option
         .find(|l| &l.node == node && l.attempt == run.attempt)
 }
 
-/// An output too big for a result event fails the chunk here, with a reason,
-/// rather than making an event that every node would reject.
+/// An output no result event can carry (too big, or numbers a homeserver
+/// refuses) fails the chunk here, with a reason, rather than making an event
+/// that the homeserver or every node would reject.
 fn fit_inline(outcome: Outcome) -> Outcome {
     let Outcome::Output(output) = &outcome else {
         return outcome;
     };
     let size = serde_json::to_vec(output).map_or(usize::MAX, |bytes| bytes.len());
-    if size <= MAX_INLINE_OUTPUT_BYTES {
+    let problem = if size > MAX_INLINE_OUTPUT_BYTES {
+        format!("the output is {size} bytes; a result carries at most {MAX_INLINE_OUTPUT_BYTES}")
+    } else if let Err(e) = check_matrix_json(output) {
+        format!("the output has {e}")
+    } else {
         return outcome;
-    }
+    };
     Outcome::Error {
-        reason: format!(
-            "the output is {size} bytes; a result carries at most {MAX_INLINE_OUTPUT_BYTES}"
-        ),
+        reason: problem,
         retriable: false,
     }
 }

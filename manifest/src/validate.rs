@@ -17,6 +17,7 @@ use crate::limits::{
     max_attempts, MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_INPUTS,
     MAX_REASON_CHARS, MAX_REPLICATION, MAX_SLOTS,
 };
+use crate::task_kind::{Split, TaskKind};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -237,10 +238,10 @@ fn parse_content(
             }
             for p in &c.chunks {
                 check_chunk_and_attempt(p.chunk, p.attempt)?;
-                if !(0.0..=1.0).contains(&p.done) {
+                if p.percent > 100 {
                     return Err(format!(
-                        "progress {} of chunk {} is not a fraction from 0 to 1",
-                        p.done, p.chunk
+                        "progress {}% of chunk {} is more than done",
+                        p.percent, p.chunk
                     ));
                 }
             }
@@ -317,7 +318,9 @@ fn parse_node(
     Ok(PotluckEvent::NodeOnline { node, caps })
 }
 
-fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
+/// Validates a task's content: what comes in from the room, and what a node
+/// is about to submit.
+pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
     if content
         .get("kind")
         .and_then(Value::as_str)
@@ -329,6 +332,12 @@ fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
         ));
     }
     let spec: TaskSpec = typed(content)?;
+    if let TaskKind::Script(script) = &spec.kind {
+        check_matrix_json(&script.args).map_err(|e| format!("a parameter {e}"))?;
+        if let Split::List(items) = &script.split {
+            check_matrix_json(&Value::Array(items.clone())).map_err(|e| format!("a chunk {e}"))?;
+        }
+    }
     if spec.chunks == 0 || spec.chunks > MAX_CHUNKS {
         return Err(format!(
             "a task has {} chunks; it must have 1 to {MAX_CHUNKS}",
@@ -419,9 +428,31 @@ fn check_chunk_and_attempt(chunk: u32, attempt: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Largest integer Matrix's canonical JSON carries (2^53 - 1).
+const MATRIX_MAX_INT: i64 = (1 << 53) - 1;
+
+/// Matrix events carry canonical JSON: integers within ±(2^53 - 1), no
+/// fractional numbers. A homeserver refuses any other event (`M_BAD_JSON`),
+/// and Element then holds back the sender's later events too, so free-form
+/// JSON (parameters, outputs) is checked before it is ever sent.
+pub fn check_matrix_json(value: &Value) -> Result<(), String> {
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if (-MATRIX_MAX_INT..=MATRIX_MAX_INT).contains(&i) => Ok(()),
+            Some(_) => Err(format!("{n} is too large for a Matrix event (at most 2^53 - 1); send it as a string")),
+            None if n.as_u64().is_some() => Err(format!("{n} is too large for a Matrix event (at most 2^53 - 1); send it as a string")),
+            None => Err(format!("{n} has a fraction, which Matrix events cannot carry; send it as a string or scaled to a whole number")),
+        },
+        Value::Array(items) => items.iter().try_for_each(check_matrix_json),
+        Value::Object(fields) => fields.values().try_for_each(check_matrix_json),
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
 fn check_outcome(outcome: &Outcome) -> Result<(), String> {
     match outcome {
         Outcome::Output(value) => {
+            check_matrix_json(value)?;
             let size = json_size(value);
             if size > MAX_INLINE_OUTPUT_BYTES {
                 return Err(format!(
@@ -525,7 +556,7 @@ mod tests {
                 .contains("not theirs")
         );
         let progress = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
-            "node": "t1|@alice:hs", "chunks": [{"chunk": 0, "attempt": 1, "done": 0.5}]});
+            "node": "t1|@alice:hs", "chunks": [{"chunk": 0, "attempt": 1, "percent": 50}]});
         assert!(reason(&envelope(
             "org.potluck.progress",
             "@mallory:hs",
@@ -536,28 +567,19 @@ mod tests {
     }
 
     #[test]
-    fn progress_must_be_a_fraction() {
-        let progress = |done: Value| {
+    fn progress_is_a_whole_percentage() {
+        let progress = |percent: Value| {
             json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
-                "node": "t1|@alice:hs", "chunks": [{"chunk": 0, "attempt": 1, "done": done}]})
+                "node": "t1|@alice:hs", "chunks": [{"chunk": 0, "attempt": 1, "percent": percent}]})
         };
-        let ok = envelope(
-            "org.potluck.progress",
-            "@alice:hs",
-            None,
-            progress(json!(0.25)),
-        );
+        let report =
+            |percent| envelope("org.potluck.progress", "@alice:hs", None, progress(percent));
         assert!(matches!(
-            parse_event(&ok).unwrap().event,
+            parse_event(&report(json!(25))).unwrap().event,
             PotluckEvent::Progress { .. }
         ));
-        let over = envelope(
-            "org.potluck.progress",
-            "@alice:hs",
-            None,
-            progress(json!(1.5)),
-        );
-        assert!(reason(&over).contains("fraction"));
+        assert!(reason(&report(json!(150))).contains("more than done"));
+        assert!(reason(&report(json!(0.5))).contains("malformed"));
     }
 
     #[test]
@@ -604,6 +626,25 @@ mod tests {
         assert!(task(json!({"replication": 9})).contains("impossible"));
         assert!(task(json!({"parent": "not-an-event-id"})).contains("malformed"));
         assert!(task(json!({"deadline_ms": 0})).contains("never be met"));
+    }
+
+    #[test]
+    fn numbers_a_homeserver_would_refuse_are_refused_first() {
+        assert!(check_matrix_json(&json!({"a": [1, -2, {"b": 9007199254740991_i64}]})).is_ok());
+        assert!(check_matrix_json(&json!({"cx": -0.5}))
+            .unwrap_err()
+            .contains("fraction"));
+        assert!(check_matrix_json(&json!([9007199254740992_i64]))
+            .unwrap_err()
+            .contains("too large"));
+        assert!(check_matrix_json(&json!(u64::MAX))
+            .unwrap_err()
+            .contains("too large"));
+        let result = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
+            "node": "t1|@alice:hs", "outcomes": [{"chunk": 0, "attempt": 1, "output": {"mean": 0.5}}]});
+        assert!(
+            reason(&envelope("org.potluck.result", "@alice:hs", None, result)).contains("fraction")
+        );
     }
 
     #[test]

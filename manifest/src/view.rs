@@ -5,6 +5,7 @@ use crate::events::NodeCaps;
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{Ledger, TaskRecord, TaskStatus};
 use crate::scheduler::{explain_idle, work_of};
+use crate::task_kind::TaskKind;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeView {
@@ -83,7 +84,7 @@ impl PoolView {
                 TaskView {
                     id: t.id.clone(),
                     submitter: t.submitter.clone(),
-                    description: describe(t),
+                    description: describe(ledger, t),
                     progress: progress(ledger, t, chunks_done, chunks_total, now),
                     status,
                     chunks_done,
@@ -111,12 +112,16 @@ impl PoolView {
     }
 }
 
-fn describe(task: &TaskRecord) -> String {
-    let mut text = format!(
-        "{} in {} chunk(s)",
-        task.spec.kind.describe(),
-        task.spec.chunks
-    );
+fn describe(ledger: &Ledger, task: &TaskRecord) -> String {
+    // A script is best known by the name the room's allowlist gives it.
+    let what = match &task.spec.kind {
+        TaskKind::Script(script) => match ledger.allowlist().allows(script) {
+            Ok(allowed) => format!("Run {}", allowed.name),
+            Err(_) => task.spec.kind.describe(),
+        },
+        kind => kind.describe(),
+    };
+    let mut text = format!("{what} in {} chunk(s)", task.spec.chunks);
     if task.spec.replication > 1 {
         text += &format!(", each on {} nodes", task.spec.replication);
     }

@@ -649,14 +649,14 @@ fn a_part_seen_before_its_parent_waits_for_it() {
     assert!(late.ledger.task(&child).is_some());
 }
 
-fn progress(name: &str, task: &EventId, attempt: u32, done: f32) -> Outgoing {
+fn progress(name: &str, task: &EventId, attempt: u32, percent: u8) -> Outgoing {
     Outgoing::progress(
         task,
         &node(name),
         &[ChunkProgress {
             chunk: 0,
             attempt,
-            done,
+            percent,
         }],
     )
 }
@@ -670,7 +670,7 @@ fn progress_reports_keep_a_long_chunk_from_being_reissued() {
     room.assign("alice", &task, 0, "bob", 1, 10);
     room.send(
         "bob",
-        &progress("bob", &task, 1, 0.4),
+        &progress("bob", &task, 1, 40),
         10 + LEASE_SOFT_MS / 2,
     );
     let lease = &room.ledger.task(&task).unwrap().chunks[0].leases[0];
@@ -684,10 +684,10 @@ fn progress_reports_keep_a_long_chunk_from_being_reissued() {
     let later = 10 + LEASE_SOFT_MS / 2 + LEASE_SOFT_MS;
     assert_eq!(plan(&room.ledger, later, &InFlight::new()).len(), 1);
     // A report after expiry does not take the chunk back.
-    room.send("bob", &progress("bob", &task, 1, 0.9), later + 1);
+    room.send("bob", &progress("bob", &task, 1, 90), later + 1);
     assert_eq!(plan(&room.ledger, later + 2, &InFlight::new()).len(), 1);
     // Nobody reports progress on a lease they do not hold.
-    let reason = room.send_rejected("alice", &progress("alice", &task, 1, 0.5), later + 3);
+    let reason = room.send_rejected("alice", &progress("alice", &task, 1, 50), later + 3);
     assert!(reason.contains("holds no lease"), "{reason}");
 }
 

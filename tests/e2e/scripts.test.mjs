@@ -9,6 +9,7 @@
 // Needs dist/ (tests/run.sh builds it).
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -102,11 +103,15 @@ describe("scripts the room allowed", () => {
       name: "forever", url: at("tests/fixtures/scripts/forever.js"),
       integrity: await integrity("tests/fixtures/scripts/forever.js"), description: "never stops",
     };
+    const mandelbrot = {
+      name: "mandelbrot", url: at("dist/examples/mandelbrot-rust/task.js"),
+      integrity: await integrity("dist/examples/mandelbrot-rust/task.js"), description: "Mandelbrot tiles, in Rust",
+    };
     // The script changed on its server since the room allowed it.
     const changed = { ...squares, name: "changed", url: at("examples/sum-of-squares/task.js?v=2"),
       integrity: `sha384-${"A".repeat(64)}` };
     assert.equal(await putAllowlist(room, room.users.carol, [squares]), 403, "carol is no moderator");
-    assert.equal(await putAllowlist(room, room.users.alice, [squares, probe, forever, changed]), 200);
+    assert.equal(await putAllowlist(room, room.users.alice, [squares, probe, forever, changed, mandelbrot]), 200);
     await widgets.carol.getByTestId("allowlist").getByText("probe", { exact: true }).waitFor({ timeout: WAIT_MS });
   });
 
@@ -144,6 +149,27 @@ describe("scripts the room allowed", () => {
     assert.ok(task.doneBy.includes("@alice:localhost") && task.doneBy.includes("@bob:localhost"),
       `both nodes ran chunks: ${task.doneBy}`);
     await pages.carol.screenshot({ path: join(ARTIFACTS, "script-task.png"), fullPage: true });
+  });
+
+  test("a task in Rust compiled to wasm gives the pixels the same Rust gives natively", async () => {
+    const before = (await shownTasks(widgets.carol)).length;
+    const view = { cx: "-0.5", cy: "0", span: "3", tiles: 4, size: 32, max_iter: 200 };
+    const tiles = [];
+    for (let y = 0; y < view.tiles; y++) for (let x = 0; x < view.tiles; x++) tiles.push({ x, y });
+    const form = widgets.carol.getByTestId("script-form");
+    await form.getByTestId("script-name").selectOption("mandelbrot");
+    await form.getByTestId("script-split").fill(JSON.stringify(tiles));
+    await form.getByTestId("script-args").fill(JSON.stringify(view));
+    await form.getByTestId("script-submit").click();
+    const id = await newestTaskId(widgets.carol, before);
+    const task = await settled(widgets.carol, id);
+    assert.equal(task.status, "done: 16 outputs");
+    const result = JSON.parse(await widgets.carol.locator(`[data-task-id="${id}"] [data-testid=task-result]`).textContent());
+    const native = join(ROOT, "target/release/mandelbrot-tile");
+    for (const out of result.outputs) {
+      const args = [view.cx, view.cy, view.span, view.tiles, view.size, view.max_iter, out.x, out.y].map(String);
+      assert.equal(out.pixels, execFileSync(native, args).toString().trim(), `tile ${out.x},${out.y}`);
+    }
   });
 
   test("a script that is not allowed, or not with that hash, fails before any node runs it", async () => {

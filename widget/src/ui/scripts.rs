@@ -4,9 +4,10 @@
 //! natively; the components only render and send messages.
 
 use manifest::allowlist::AllowedScript;
-use manifest::events::TaskSpec;
+use manifest::events::{Outgoing, TaskSpec};
 use manifest::limits::MAX_CHUNKS;
 use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
+use manifest::validate::parse_task;
 use serde_json::Value;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
@@ -73,8 +74,11 @@ pub fn to_script_spec(form: &ScriptForm, allowed: &[AllowedScript]) -> Result<Ta
         split,
         max_seconds,
     });
-    kind.validate(chunks as u32).map_err(|e| e.to_string())?;
-    Ok(TaskSpec::new(kind, chunks as u32))
+    let spec = TaskSpec::new(kind, chunks as u32);
+    // Exactly the checks every node applies, so nothing is sent that they (or
+    // the homeserver) would refuse.
+    parse_task(&Outgoing::task(&spec).content)?;
+    Ok(spec)
 }
 
 #[derive(Properties, PartialEq)]
@@ -289,6 +293,7 @@ mod tests {
         assert!(bad("0 10 1", "{oops").contains("not JSON"));
         assert!(bad("0 10 -1", "").contains("positive"));
         assert!(bad("0 0 1", "").contains("0 chunks"));
+        assert!(bad("0 10 1", r#"{"cx": -0.5}"#).contains("send it as a string"));
         let mut unknown = form("0 10 1", "");
         unknown.script = "miner".into();
         assert!(to_script_spec(&unknown, &allowed())
