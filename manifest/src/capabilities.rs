@@ -51,6 +51,10 @@ pub fn requested() -> Vec<Capability> {
         why: "run only the scripts the room allowed",
     });
     caps.push(Capability {
+        id: "org.matrix.msc2762.receive.event:m.room.message#m.text".into(),
+        why: "start tasks that friends ask for in chat with !run",
+    });
+    caps.push(Capability {
         id: "org.matrix.msc4157.send.delayed_event".into(),
         why: "let the homeserver say your computer left if your tab closes",
     });
@@ -74,10 +78,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn asks_only_for_potluck_types_and_delayed_events() {
+    fn asks_only_for_potluck_types_delayed_events_and_reading_chat() {
         for cap in requested() {
+            let chat_commands = cap.id == "org.matrix.msc2762.receive.event:m.room.message#m.text";
             assert!(
-                cap.id.contains("org.potluck.") || cap.id.starts_with("org.matrix.msc4157."),
+                cap.id.contains("org.potluck.")
+                    || cap.id.starts_with("org.matrix.msc4157.")
+                    || chat_commands,
                 "{} is more than Potluck needs",
                 cap.id
             );

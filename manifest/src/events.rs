@@ -114,6 +114,17 @@ pub struct TaskSpec {
     /// and nonce (a resend after a timeout) is the same task, not a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The chat message (`!run …`) this task was started from, by the
+    /// coordinator on the sender's behalf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<ChatCommand>,
+}
+
+/// A chat message that asked for a task, and who sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatCommand {
+    pub event_id: EventId,
+    pub sender: UserId,
 }
 
 fn one() -> u8 {
@@ -145,6 +156,7 @@ impl TaskSpec {
             replication: 1,
             parent: None,
             nonce: None,
+            command: None,
         }
     }
 }

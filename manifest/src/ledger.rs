@@ -163,6 +163,8 @@ struct State {
     tasks: BTreeMap<EventId, TaskRecord>,
     /// Tasks by (submitter, nonce), to recognise a resent submission.
     nonces: BTreeMap<(UserId, String), EventId>,
+    /// Tasks by the chat message that started them: one per message.
+    commands: BTreeMap<EventId, EventId>,
     /// Relations whose task has not been seen yet, replayed when it arrives.
     orphans: BTreeMap<EventId, Vec<SeenEvent>>,
     usage: Usage,
@@ -290,6 +292,10 @@ impl Ledger {
     }
     pub fn usage(&self) -> &Usage {
         &self.state.usage
+    }
+    /// The task a chat command started, if one did.
+    pub fn task_for_command(&self, command: &EventId) -> Option<&EventId> {
+        self.state.commands.get(command)
     }
     /// The scripts the room allows, as the latest allowlist state says.
     pub fn allowlist(&self) -> &Allowlist {
@@ -556,12 +562,20 @@ impl State {
                     }
                     self.nonces.insert(key, event.event_id.clone());
                 }
-                let submitter = match &spec.parent {
-                    Some(parent) => match self.adopt(event, parent) {
+                let submitter = match (&spec.parent, &spec.command) {
+                    (Some(parent), None) => match self.adopt(event, parent) {
                         Ok(submitter) => submitter,
                         Err(reason) => return self.reject(event, reason),
                     },
-                    None => event.sender.clone(),
+                    (None, Some(command)) => match self.take_command(event, &command.event_id) {
+                        Ok(()) => command.sender.clone(),
+                        Err(reason) => return self.reject(event, reason),
+                    },
+                    (None, None) => event.sender.clone(),
+                    (Some(_), Some(_)) => {
+                        let reason = "a part of a task is not started from chat".into();
+                        return self.reject(event, reason);
+                    }
                 };
                 let record = TaskRecord {
                     id: event.event_id.clone(),
@@ -619,6 +633,26 @@ impl State {
             TaskKind::Script(script) => self.allowlist.allows(script).err(),
             TaskKind::Primes { .. } => None,
         }
+    }
+
+    /// A task for a chat command is the coordinator's to submit (so one node
+    /// decides, and nobody can start work in another friend's name), once.
+    fn take_command(&mut self, event: &SeenEvent, command: &EventId) -> Result<(), String> {
+        if !self
+            .coordinator()
+            .is_some_and(|c| c.is_owned_by(&event.sender))
+        {
+            return Err(format!(
+                "{} started a task for a chat command but is not the coordinator",
+                event.sender
+            ));
+        }
+        if let Some(first) = self.commands.get(command) {
+            return Err(format!("{command} already started task {first}"));
+        }
+        self.commands
+            .insert(command.clone(), event.event_id.clone());
+        Ok(())
     }
 
     /// Takes a subtask into its parent's family and returns whose fair share

@@ -9,6 +9,7 @@
 
 pub mod allowlist;
 pub mod capabilities;
+pub mod commands;
 pub mod events;
 pub mod fairness;
 pub mod ids;

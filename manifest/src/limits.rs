@@ -78,6 +78,10 @@ pub const RESULT_BATCH_MS: u64 = 1_000;
 /// have been sent, and the ledger ignores duplicates).
 pub const RESEND_AFTER_MS: u64 = 30_000;
 
+/// A `!run` message older than this when a coordinator first sees it is
+/// history (a node opening the room later), not a request to act on now.
+pub const COMMAND_MAX_AGE_MS: u64 = 10 * 60_000;
+
 /// After the homeserver refuses an event without saying how long to wait,
 /// wait one event's worth of the default rate before sending again.
 pub const RETRY_AFTER_REFUSAL_MS: u64 = 5_000;

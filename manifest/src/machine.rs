@@ -6,14 +6,15 @@
 //! chunk in a worker). It never waits, never reads a clock and never does I/O.
 
 use crate::allowlist::AllowedScript;
+use crate::commands;
 use crate::events::{
-    event_type, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, TaskSpec,
+    event_type, ChatCommand, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, TaskSpec,
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Lease, Ledger};
 use crate::limits::{
-    COORDINATOR_SETTLE_MS, HEARTBEAT_MS, MAX_INLINE_OUTPUT_BYTES, PROGRESS_EVERY_MS,
-    RESEND_AFTER_MS, RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
+    COMMAND_MAX_AGE_MS, COORDINATOR_SETTLE_MS, HEARTBEAT_MS, MAX_INLINE_OUTPUT_BYTES,
+    PROGRESS_EVERY_MS, RESEND_AFTER_MS, RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
 };
 use crate::rate::RateBudget;
 use crate::scheduler::{self, InFlight};
@@ -57,6 +58,15 @@ pub enum Input {
     ScriptConsent {
         integrity: String,
         allow: bool,
+    },
+    /// A chat message in the room (`m.room.message`); `!run` commands start
+    /// tasks, anything else is ignored.
+    ChatMessage {
+        event_id: EventId,
+        sender: UserId,
+        body: String,
+        /// The homeserver's timestamp of the message.
+        sent_at: u64,
     },
     /// The host or homeserver did not take an event (rate limit, timeout,
     /// network). It is sent again; the ledger ignores any duplicate.
@@ -141,6 +151,17 @@ pub struct NodeMachine {
     /// Scripts (by integrity) the friend agreed to run, and those already put to them.
     approved: BTreeSet<String>,
     asked: BTreeSet<String>,
+    /// `!run` messages not yet started as tasks.
+    commands: BTreeMap<EventId, PendingCommand>,
+}
+
+#[derive(Debug, Clone)]
+struct PendingCommand {
+    sender: UserId,
+    body: String,
+    sent_at: u64,
+    /// When this node submitted its task, if it did (not yet seen back).
+    submitted_at: Option<u64>,
 }
 
 impl NodeMachine {
@@ -200,19 +221,30 @@ impl NodeMachine {
                 self.submitted += 1;
                 spec.nonce
                     .get_or_insert_with(|| format!("{now:x}-{}", self.submitted));
-                let out = Outgoing::task(&spec);
-                // What every node would reject is never sent.
-                match parse_task(&out.content) {
-                    Ok(_) => self.outbox.push_back(out),
-                    Err(reason) => actions.push(Action::Rejected(Rejection {
-                        event_id: None,
-                        reason: format!("the task was not submitted: {reason}"),
-                    })),
-                }
+                self.queue_task(spec, &mut actions);
             }
             Input::Cancel { task, reason } => self
                 .outbox
                 .push_back(Outgoing::cancel(&task, reason.as_deref())),
+            Input::ChatMessage {
+                event_id,
+                sender,
+                body,
+                sent_at,
+            } => {
+                let fresh = now.saturating_sub(sent_at) <= COMMAND_MAX_AGE_MS;
+                if commands::is_command(&body)
+                    && fresh
+                    && self.ledger.task_for_command(&event_id).is_none()
+                {
+                    self.commands.entry(event_id).or_insert(PendingCommand {
+                        sender,
+                        body,
+                        sent_at,
+                        submitted_at: None,
+                    });
+                }
+            }
             Input::ScriptConsent { integrity, allow } => {
                 if allow {
                     self.approved.insert(integrity);
@@ -319,6 +351,7 @@ impl NodeMachine {
         // Assignments first: they keep the whole pool busy; results that wait
         // for send budget only grow their batch.
         self.coordinate(now, actions);
+        self.start_commands(now, actions);
         self.send_results(now, actions);
         self.report_progress(now, actions);
         while !self.outbox.is_empty() && self.budget.try_take(now) {
@@ -560,13 +593,73 @@ impl NodeMachine {
     }
 
     /// If this node is the coordinator, hands ready chunks to nodes.
-    fn coordinate(&mut self, now: u64, actions: &mut Vec<Action>) {
-        let Some(c) = &self.contribution else { return };
+    /// This node is the coordinator, and has been online long enough to
+    /// have seen older nodes' announcements.
+    fn coordinating(&self, now: u64) -> bool {
+        let Some(c) = &self.contribution else {
+            return false;
+        };
         let settled = self
             .ledger
             .node(&c.node)
             .is_some_and(|n| now >= n.since.saturating_add(COORDINATOR_SETTLE_MS));
-        if self.ledger.coordinator() != Some(&c.node) || !settled {
+        settled && self.ledger.coordinator() == Some(&c.node)
+    }
+
+    /// The coordinator turns `!run` messages into tasks, once each.
+    fn start_commands(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let ledger = &self.ledger;
+        self.commands.retain(|id, c| {
+            ledger.task_for_command(id).is_none()
+                && now.saturating_sub(c.sent_at) <= COMMAND_MAX_AGE_MS
+        });
+        if !self.coordinating(now) {
+            return;
+        }
+        let mut specs = Vec::new();
+        let mut refused = Vec::new();
+        for (id, c) in &mut self.commands {
+            if c.submitted_at.is_some_and(|at| now < at + RESEND_AFTER_MS) {
+                continue;
+            }
+            let command = ChatCommand {
+                event_id: id.clone(),
+                sender: c.sender.clone(),
+            };
+            match commands::parse_run(&c.body, self.ledger.allowlist(), command) {
+                Ok(spec) => {
+                    c.submitted_at = Some(now);
+                    specs.push(spec);
+                }
+                Err(reason) => refused.push((id.clone(), reason)),
+            }
+        }
+        for (id, reason) in refused {
+            self.commands.remove(&id);
+            actions.push(Action::Rejected(Rejection {
+                event_id: Some(id.to_string()),
+                reason: format!("the chat command was not run: {reason}"),
+            }));
+        }
+        for spec in specs {
+            self.queue_task(spec, actions);
+        }
+    }
+
+    /// Queues a task for sending, unless every node would reject it.
+    fn queue_task(&mut self, spec: TaskSpec, actions: &mut Vec<Action>) {
+        let out = Outgoing::task(&spec);
+        match parse_task(&out.content) {
+            Ok(_) => self.outbox.push_back(out),
+            Err(reason) => actions.push(Action::Rejected(Rejection {
+                event_id: None,
+                reason: format!("the task was not submitted: {reason}"),
+            })),
+        }
+    }
+
+    fn coordinate(&mut self, now: u64, actions: &mut Vec<Action>) {
+        if !self.coordinating(now) {
             self.assigning.clear();
             return;
         }

@@ -217,6 +217,28 @@ describe("scripts the room allowed", () => {
     assert.deepEqual(escaped, [], "its widget-API request never reached the host");
   });
 
+  test("!run in plain chat starts the task once, in the sender's name", async () => {
+    const before = (await shownTasks(widgets.carol)).length;
+    const url = `${room.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/send/m.room.message/run${Date.now()}`;
+    const response = await fetch(url, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${room.users.carol.accessToken}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ msgtype: "m.text", body: '!run squares 0 100 10 {"power": 3}' }),
+    });
+    assert.equal(response.status, 200);
+    const id = await newestTaskId(widgets.bob, before);
+    const task = await settled(widgets.bob, id);
+    assert.equal(task.status, "done: 10 outputs");
+    const result = JSON.parse(await widgets.bob.locator(`[data-task-id="${id}"] [data-testid=task-result]`).textContent());
+    let expected = 0n;
+    for (let i = 0n; i < 100n; i++) expected += i ** 3n;
+    assert.equal(result.outputs.reduce((sum, o) => sum + BigInt(o.sum), 0n), expected);
+    const byCommand = (await room.roomEvents()).filter((e) => e.type === "org.potluck.task" && e.content.command);
+    assert.equal(byCommand.length, 1, "one task for one message, though three widgets saw it");
+    assert.equal(byCommand[0].content.command.sender, room.users.carol.userId);
+    assert.equal(byCommand[0].sender, room.users.alice.userId, "sent by the coordinator");
+  });
+
   test("a script that never ends is stopped at its time limit and the node goes on", async () => {
     const before = (await shownTasks(widgets.carol)).length;
     const form = widgets.carol.getByTestId("script-form");

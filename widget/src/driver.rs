@@ -154,7 +154,10 @@ impl Driver {
             if let Some(ts) = event.get("origin_server_ts").and_then(Value::as_u64) {
                 self.state.borrow_mut().clock.observe(ts, local_now());
             }
-            self.handle(Input::RoomEvent(event));
+            match chat_message(&event) {
+                Some(message) => self.handle(message),
+                None => self.handle(Input::RoomEvent(event)),
+            }
         }
     }
 
@@ -170,6 +173,15 @@ impl Driver {
         match self.room.read_state(event_type::ALLOWLIST).await {
             Ok(events) => self.handle(Input::RoomEvents(events)),
             Err(e) => problems.push(format!("could not read the room's allowed scripts: {e}")),
+        }
+        // Recent chat, for `!run` commands sent while no coordinator was online.
+        match self.room.read_timeline(CHAT_MESSAGE).await {
+            Ok(messages) => {
+                for message in messages.iter().filter_map(chat_message) {
+                    self.handle(message);
+                }
+            }
+            Err(e) => problems.push(format!("could not read recent messages: {e}")),
         }
         match self.room.read_timeline(event_type::TASK).await {
             Ok(tasks) => {
@@ -495,4 +507,20 @@ fn task_id_of(event: &Value) -> Option<String> {
     (event.get("type")?.as_str()? == event_type::TASK)
         .then(|| event.get("event_id")?.as_str().map(str::to_owned))
         .flatten()
+}
+
+/// Chat messages: where `!run` commands come from.
+const CHAT_MESSAGE: &str = "m.room.message";
+
+/// A plain-text chat message as the machine's input, if `event` is one.
+fn chat_message(event: &Value) -> Option<Input> {
+    if event.get("type")?.as_str()? != CHAT_MESSAGE {
+        return None;
+    }
+    Some(Input::ChatMessage {
+        event_id: EventId::parse(event.get("event_id")?.as_str()?).ok()?,
+        sender: UserId::parse(event.get("sender")?.as_str()?).ok()?,
+        body: event.get("content")?.get("body")?.as_str()?.to_owned(),
+        sent_at: event.get("origin_server_ts")?.as_u64()?,
+    })
 }

@@ -1,0 +1,157 @@
+//! `!run` from plain chat: every node sees the message, the coordinator alone
+//! starts its task, and the ledger takes one task per message.
+
+use manifest::allowlist::{AllowedScript, Allowlist};
+use manifest::events::{NodeCaps, Outgoing};
+use manifest::ids::{EventId, NodeId, UserId};
+use manifest::ledger::Ledger;
+use manifest::limits::COMMAND_MAX_AGE_MS;
+use manifest::machine::{Action, Input, NodeMachine};
+use serde_json::{json, Value};
+
+fn raw(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
+    let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
+        "origin_server_ts": ts, "content": out.content});
+    if let Some(key) = &out.state_key {
+        raw["state_key"] = json!(key);
+    }
+    raw
+}
+
+fn caps() -> NodeCaps {
+    NodeCaps {
+        cores: 4,
+        slots: 2,
+        memory_mb: None,
+        webgpu: false,
+        models: vec![],
+        declined: vec![],
+    }
+}
+
+fn node(name: &str) -> NodeId {
+    NodeId::new(&UserId::parse(format!("@{name}:hs")).unwrap(), "t").unwrap()
+}
+
+/// The room so far: alice's node (the coordinator), then bob's, and the allowlist.
+fn history() -> Vec<Value> {
+    let list = Allowlist {
+        scripts: vec![AllowedScript {
+            name: "squares".into(),
+            url: "https://x.org/squares.js".into(),
+            integrity: format!("sha384-{}", "A".repeat(64)),
+            description: String::new(),
+        }],
+    };
+    vec![
+        raw(
+            "$alice",
+            "@alice:hs",
+            &Outgoing::node_online(&node("alice"), &caps()),
+            1_000,
+        ),
+        raw(
+            "$bob",
+            "@bob:hs",
+            &Outgoing::node_online(&node("bob"), &caps()),
+            2_000,
+        ),
+        raw("$list", "@mod:hs", &Outgoing::allowlist(&list), 3_000),
+    ]
+}
+
+fn contributing(name: &str) -> NodeMachine {
+    let mut machine = NodeMachine::new(UserId::parse(format!("@{name}:hs")).unwrap());
+    machine.process(
+        Input::StartContributing {
+            node: node(name),
+            caps: caps(),
+        },
+        1_000,
+    );
+    machine.process(Input::RoomEvents(history()), 10_000);
+    machine
+}
+
+fn command(sent_at: u64) -> Input {
+    Input::ChatMessage {
+        event_id: EventId::parse("$cmd").unwrap(),
+        sender: UserId::parse("@dan:hs").unwrap(),
+        body: "!run squares 0 100 10 {\"power\": 2}".into(),
+        sent_at,
+    }
+}
+
+fn tasks_sent(actions: &[Action]) -> Vec<Outgoing> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(out) if out.event_type == "org.potluck.task" => Some(out.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_coordinator_starts_a_task_for_a_chat_command() {
+    let mut alice = contributing("alice");
+    let mut bob = contributing("bob");
+    let sent = tasks_sent(&alice.process(command(9_000), 10_000));
+    assert!(tasks_sent(&bob.process(command(9_000), 10_000)).is_empty());
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].content["command"]["sender"], "@dan:hs");
+    assert_eq!(sent[0].content["chunks"], 10);
+    // Nothing more while its task is on its way.
+    assert!(tasks_sent(&alice.process(Input::Tick, 11_000)).is_empty());
+}
+
+#[test]
+fn one_task_per_command_and_in_the_senders_name() {
+    let alice = {
+        let mut alice = contributing("alice");
+        tasks_sent(&alice.process(command(9_000), 10_000)).remove(0)
+    };
+    let mut ledger = Ledger::new();
+    ledger.ingest_all(&history());
+    ledger
+        .ingest(&raw("$t1", "@alice:hs", &alice, 10_100))
+        .unwrap();
+    ledger
+        .ingest(&raw("$t2", "@alice:hs", &alice, 10_200))
+        .unwrap();
+    ledger
+        .ingest(&raw("$t3", "@bob:hs", &alice, 10_300))
+        .unwrap();
+    let tasks: Vec<_> = ledger.tasks().collect();
+    assert_eq!(tasks.len(), 1, "one task for one message");
+    assert_eq!(tasks[0].submitter.as_str(), "@dan:hs");
+    let reasons: Vec<&str> = ledger.rejections().map(|r| r.reason.as_str()).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("already started")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("not the coordinator")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn old_commands_and_unknown_scripts_start_nothing() {
+    let mut alice = contributing("alice");
+    let late = alice.process(command(9_000), 9_000 + COMMAND_MAX_AGE_MS + 1);
+    assert!(tasks_sent(&late).is_empty(), "history, not a request");
+    let unknown = alice.process(
+        Input::ChatMessage {
+            event_id: EventId::parse("$cmd2").unwrap(),
+            sender: UserId::parse("@dan:hs").unwrap(),
+            body: "!run miner 0 10 1".into(),
+            sent_at: 20_000,
+        },
+        20_000,
+    );
+    assert!(tasks_sent(&unknown).is_empty());
+    assert!(unknown
+        .iter()
+        .any(|a| matches!(a, Action::Rejected(r) if r.reason.contains("no script named 'miner'"))));
+}
