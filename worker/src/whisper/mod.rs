@@ -1,0 +1,16 @@
+//! Whisper speech-to-text on candle, for the browser worker and natively.
+//!
+//! Weights come from CTranslate2 packages (faster-whisper's format): `ct2`
+//! reads them, `convert` maps them to candle names. `mel` turns 16 kHz audio
+//! into openai's log-mel features, `model` runs the network with a
+//! self-attention KV cache, `decode` picks tokens the way openai's
+//! `transcribe` does, and `tokenizer` turns ids into text.
+
+pub mod config;
+pub mod convert;
+pub mod ct2;
+pub mod decode;
+pub mod mel;
+pub mod model;
+pub mod tokenizer;
+pub mod wer;
