@@ -47,10 +47,18 @@ def main():
                 condition_on_previous_text=False,
                 vad_filter=False,
             )
+            segments = list(segments)
             text = " ".join(s.text.strip() for s in segments)
             elapsed = time.perf_counter() - t0
             best = elapsed if best is None else min(best, elapsed)
-        result[compute_type] = {"text": text, "seconds": best, "load_seconds": load, "rtf": best / duration}
+        result[compute_type] = {
+            "text": text,
+            "seconds": best,
+            "load_seconds": load,
+            "rtf": best / duration,
+            "temperatures": [s.temperature for s in segments],
+            "avg_logprobs": [s.avg_logprob for s in segments],
+        }
     with open(f"{out_dir}/result.json", "w") as f:
         json.dump(result, f, indent=1)
 

@@ -1,11 +1,13 @@
-//! `whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--bench N]`:
+//! `whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--bench N] [--save-pcm PATH]`:
 //! the worker's Whisper engine, natively.
 //!
 //! MODEL_DIR is either what `whisper-convert` writes (`model.safetensors`,
 //! `model.json`, `vocabulary.txt`) or a CTranslate2 package directory
 //! (`model.bin`, `config.json`, `vocabulary.txt`), converted in memory.
 //! `--bench N` transcribes N times and prints the best real-time factor with
-//! the encoder and decoder times, model load excluded.
+//! the encoder and decoder times, model load excluded. `--save-pcm` writes
+//! the 16 kHz samples it transcribes (raw little-endian f32), so that a
+//! reference engine can be given exactly the same audio.
 
 use potluck_worker::audio::{resample::resample, wav};
 use potluck_worker::whisper::convert;
@@ -47,15 +49,17 @@ struct Args {
     audio: PathBuf,
     language: Option<String>,
     bench: Option<usize>,
+    save_pcm: Option<PathBuf>,
 }
 
 fn parse_args() -> Option<Args> {
     let mut it = std::env::args().skip(1);
-    let (mut positional, mut language, mut bench) = (Vec::new(), None, None);
+    let (mut positional, mut language, mut bench, mut save_pcm) = (Vec::new(), None, None, None);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--language" => language = Some(it.next()?),
             "--bench" => bench = Some(it.next()?.parse().ok()?),
+            "--save-pcm" => save_pcm = Some(PathBuf::from(it.next()?)),
             _ => positional.push(PathBuf::from(a)),
         }
     }
@@ -65,6 +69,7 @@ fn parse_args() -> Option<Args> {
         audio,
         language,
         bench,
+        save_pcm,
     })
 }
 
@@ -76,6 +81,10 @@ fn run(args: Args) -> Result<(), String> {
         wav::read(&read(&args.audio)?).map_err(|e| format!("{}: {e}", args.audio.display()))?;
     let samples = resample(&audio.samples, audio.rate, SAMPLE_RATE as u32);
     let duration = samples.len() as f64 / SAMPLE_RATE as f64;
+    if let Some(p) = &args.save_pcm {
+        let raw: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        std::fs::write(p, raw).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
     let opts = Options {
         language: args.language,
         ..Options::default()
@@ -111,7 +120,9 @@ fn run(args: Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let Some(args) = parse_args() else {
-        eprintln!("usage: whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--bench N]");
+        eprintln!(
+            "usage: whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--bench N] [--save-pcm PATH]"
+        );
         return ExitCode::from(2);
     };
     match run(args) {

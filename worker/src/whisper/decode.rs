@@ -261,7 +261,7 @@ impl Engine {
     /// requested one, or the most likely one after `<|startoftranscript|>`.
     fn language(&self, audio: &Tensor, opts: &Options) -> Result<Option<u32>, DecodeError> {
         let s = self.tokenizer.specials();
-        if !s.is_multilingual() {
+        if !s.multilingual {
             return Ok(None);
         }
         if let Some(code) = &opts.language {

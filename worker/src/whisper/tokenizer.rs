@@ -32,16 +32,13 @@ pub struct SpecialTokens {
     /// `<|0.00|>`; every id from here on is a timestamp (0.02 s steps).
     pub timestamp_begin: u32,
     /// `(code, id)` of each language token, e.g. `("en", 50259)` in base.
+    /// English-only models list them too, but are never prompted with one.
     pub languages: Vec<(String, u32)>,
+    /// Whether the model takes a language and task in its prompt.
+    pub multilingual: bool,
 }
 
 impl SpecialTokens {
-    /// English-only models have a single language token and no language
-    /// detection; their prompt is just `<|startoftranscript|>`.
-    pub fn is_multilingual(&self) -> bool {
-        self.languages.len() > 1
-    }
-
     pub fn language(&self, code: &str) -> Option<u32> {
         self.languages
             .iter()
@@ -108,6 +105,9 @@ impl Tokenizer {
     }
 }
 
+/// The smallest vocabulary of a multilingual Whisper model.
+const MULTILINGUAL_VOCAB: usize = 51_865;
+
 fn find_specials(tokens: &[String]) -> Result<SpecialTokens, TokenizerError> {
     let find = |name: &'static str| {
         tokens
@@ -137,6 +137,10 @@ fn find_specials(tokens: &[String]) -> Result<SpecialTokens, TokenizerError> {
         })
         .collect();
     Ok(SpecialTokens {
+        // openai's rule (`Whisper.is_multilingual`): English-only models have
+        // the GPT-2 vocabulary, one token shorter; their prompt is just
+        // <|startoftranscript|> although their vocabulary lists languages.
+        multilingual: tokens.len() >= MULTILINGUAL_VOCAB,
         eot: find("<|endoftext|>")?,
         sot,
         translate,
@@ -202,7 +206,7 @@ mod tests {
             (11, 12, 13)
         );
         assert_eq!(s.languages, vec![("en".to_owned(), 6)]);
-        assert!(!s.is_multilingual());
+        assert!(!s.multilingual);
         assert_eq!(t.vocab_size(), 15);
     }
 
