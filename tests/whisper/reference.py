@@ -1,12 +1,13 @@
 """faster-whisper on the same audio as our engine, for the native tests and benchmarks.
 
-usage: reference.py MODEL_DIR SAMPLES_F32 OUT_DIR [--language en] [--bench]
+usage: reference.py MODEL_DIR SAMPLES_F32 OUT_DIR [--language en] [--timestamps] [--bench]
 
 SAMPLES_F32 is raw little-endian float32, 16 kHz mono. Writes to OUT_DIR:
   features.f32   faster-whisper's log-mel of the whole file ([80, frames] row-major)
   result.json    transcripts (float32 and int8), timings, frame count
 Decoding options match our engine: greedy with openai's temperature fallback,
-no timestamps, no conditioning on previous text, no VAD, one CPU thread.
+timestamps only with --timestamps, no conditioning on previous text, no VAD,
+one CPU thread.
 """
 import json
 import sys
@@ -24,6 +25,7 @@ def main():
     if "--language" in args:
         language = args[args.index("--language") + 1]
     bench = "--bench" in args
+    timestamps = "--timestamps" in args
     audio = np.fromfile(samples_path, dtype="<f4")
     duration = len(audio) / 16000
 
@@ -43,7 +45,7 @@ def main():
                 audio,
                 beam_size=1,
                 language=language,
-                without_timestamps=True,
+                without_timestamps=not timestamps,
                 condition_on_previous_text=False,
                 vad_filter=False,
             )

@@ -1,4 +1,4 @@
-//! `whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--bench N] [--save-pcm PATH]`:
+//! `whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--no-timestamps] [--bench N] [--save-pcm PATH]`:
 //! the worker's Whisper engine, natively.
 //!
 //! MODEL_DIR is either what `whisper-convert` writes (`model.safetensors`,
@@ -12,8 +12,8 @@
 use potluck_worker::audio::{resample::resample, wav};
 use potluck_worker::whisper::convert;
 use potluck_worker::whisper::ct2::Ct2Model;
-use potluck_worker::whisper::decode::{Engine, Options};
 use potluck_worker::whisper::mel::SAMPLE_RATE;
+use potluck_worker::whisper::transcribe::{Engine, Options};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -50,16 +50,19 @@ struct Args {
     language: Option<String>,
     bench: Option<usize>,
     save_pcm: Option<PathBuf>,
+    timestamps: bool,
 }
 
 fn parse_args() -> Option<Args> {
     let mut it = std::env::args().skip(1);
     let (mut positional, mut language, mut bench, mut save_pcm) = (Vec::new(), None, None, None);
+    let mut timestamps = true;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--language" => language = Some(it.next()?),
             "--bench" => bench = Some(it.next()?.parse().ok()?),
             "--save-pcm" => save_pcm = Some(PathBuf::from(it.next()?)),
+            "--no-timestamps" => timestamps = false,
             _ => positional.push(PathBuf::from(a)),
         }
     }
@@ -70,6 +73,7 @@ fn parse_args() -> Option<Args> {
         language,
         bench,
         save_pcm,
+        timestamps,
     })
 }
 
@@ -87,6 +91,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     let opts = Options {
         language: args.language,
+        timestamps: args.timestamps,
         ..Options::default()
     };
     let runs = args.bench.unwrap_or(1).max(1);
@@ -104,7 +109,9 @@ fn run(args: Args) -> Result<(), String> {
     let Some((seconds, tr)) = best else {
         return Err("no run".into());
     };
-    println!("{}", tr.text);
+    for seg in &tr.segments {
+        println!("[{:7.2} → {:7.2}] {}", seg.start, seg.end, seg.text.trim());
+    }
     if args.bench.is_some() {
         let per_token = tr.decoder_s * 1000.0 / tr.decoded_tokens.max(1) as f64;
         eprintln!(
@@ -121,7 +128,7 @@ fn run(args: Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let Some(args) = parse_args() else {
         eprintln!(
-            "usage: whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--bench N] [--save-pcm PATH]"
+            "usage: whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--no-timestamps] [--bench N] [--save-pcm PATH]"
         );
         return ExitCode::from(2);
     };

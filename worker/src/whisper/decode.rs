@@ -1,17 +1,12 @@
-//! Turning audio features into tokens the way openai's `transcribe` does:
-//! greedy decoding with the package's token suppression, temperature
-//! fallback when a window looks wrong (too repetitive or too unlikely), and
-//! skipping windows that are silence.
-//!
-//! Long audio is decoded as consecutive 30 s windows without timestamps.
-//! (Timestamp-driven seeking, which avoids cutting words at window edges, is
-//! the next step: `shared/notes/whisper.md` §6.)
+//! Decoding one 30 s window into tokens the way openai's `transcribe` does:
+//! greedy with the package's token suppression, openai's timestamp rules
+//! when timestamps are asked for, and temperature fallback when the result
+//! looks wrong (too repetitive or too unlikely) unless it is silence.
 
-use super::config::ModelInfo;
-use super::mel::{log_mel, LogMel, MelFilters, N_FRAMES};
+use super::config::DecodeOptions;
 use super::model::Whisper;
-use super::tokenizer::Tokenizer;
-use candle_core::{Device, Tensor};
+use super::tokenizer::{SpecialTokens, Tokenizer};
+use candle_core::Tensor;
 
 /// openai's `transcribe` defaults (also faster-whisper's).
 pub const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
@@ -22,6 +17,9 @@ pub const LOGPROB_THRESHOLD: f32 = -1.0;
 /// A window whose `<|nocaptions|>` probability is above this (and whose text
 /// is unlikely) is silence.
 pub const NO_SPEECH_THRESHOLD: f32 = 0.6;
+/// openai's `max_initial_timestamp` (1 s) in 0.02 s timestamp steps: the
+/// first timestamp may not jump over the start of the window.
+const MAX_INITIAL_TIMESTAMP_STEPS: u32 = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -31,54 +29,216 @@ pub enum DecodeError {
     UnknownLanguage(String),
 }
 
-/// What to transcribe and how.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Language code for multilingual models; `None` detects it per window.
-    /// English-only models ignore it.
-    pub language: Option<String>,
-    /// Seed for sampling at temperatures above zero.
-    pub seed: u64,
-}
-
 /// One decoding pass over one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowResult {
+    /// Sampled tokens, text and timestamps, without the prompt and end-of-text.
     pub tokens: Vec<u32>,
     pub text: String,
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
     pub temperature: f32,
     pub compression_ratio: f32,
-    pub language: Option<String>,
 }
 
-/// A window's result, or why it was skipped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Segment {
-    /// Start and end in seconds.
-    pub start: f32,
-    pub end: f32,
-    pub result: WindowResult,
-    /// Skipped as silence: its text is not part of the transcript.
-    pub silent: bool,
+impl WindowResult {
+    /// openai's test for a window to leave out as silence.
+    pub fn is_silence(&self) -> bool {
+        self.no_speech_prob > NO_SPEECH_THRESHOLD && self.avg_logprob <= LOGPROB_THRESHOLD
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Transcript {
-    pub text: String,
-    pub segments: Vec<Segment>,
-    /// Time spent in the encoder and decoder (seconds), for benchmarks.
-    pub encoder_s: f64,
-    pub decoder_s: f64,
-    pub decoded_tokens: usize,
+/// Decodes windows with one model; borrowed from the engine per window.
+pub struct WindowDecoder<'a> {
+    pub model: &'a Whisper,
+    pub tokenizer: &'a Tokenizer,
+    pub options: &'a DecodeOptions,
 }
 
-/// The engine: a model, its tokenizer and its decoding options.
-pub struct Engine {
-    pub model: Whisper,
-    pub tokenizer: Tokenizer,
-    pub info: ModelInfo,
+impl WindowDecoder<'_> {
+    /// openai's `decode_with_fallback`: retry at higher temperatures while
+    /// the text is too repetitive or too unlikely, unless it is silence.
+    pub fn decode_with_fallback(
+        &self,
+        audio: &Tensor,
+        language: Option<u32>,
+        timestamps: bool,
+        rng: &mut Rng,
+    ) -> Result<WindowResult, DecodeError> {
+        let mut last = None;
+        for &t in &TEMPERATURES {
+            let r = self.decode(audio, language, timestamps, t, rng)?;
+            let unlikely = r.avg_logprob < LOGPROB_THRESHOLD;
+            let retry = (r.compression_ratio > COMPRESSION_RATIO_THRESHOLD || unlikely)
+                && !(r.no_speech_prob > NO_SPEECH_THRESHOLD && unlikely);
+            if !retry {
+                return Ok(r);
+            }
+            last = Some(r);
+        }
+        // Every temperature failed: openai keeps the last attempt.
+        match last {
+            Some(r) => Ok(r),
+            None => self.decode(audio, language, timestamps, 0.0, rng),
+        }
+    }
+
+    /// The most likely language token after `<|startoftranscript|>`
+    /// (openai's `detect_language`), for multilingual models.
+    pub fn detect_language(&self, audio: &Tensor) -> Result<Option<u32>, DecodeError> {
+        let s = self.tokenizer.specials();
+        if !s.multilingual {
+            return Ok(None);
+        }
+        let dec = &self.model.decoder;
+        let mut state = dec.start(audio)?;
+        let logits = dec
+            .forward(&mut state, &[s.sot], &[0])?
+            .squeeze(0)?
+            .to_vec1::<f32>()?;
+        Ok(s.languages
+            .iter()
+            .map(|&(_, id)| id)
+            .filter(|&id| (id as usize) < logits.len())
+            .max_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize])))
+    }
+
+    /// One greedy (temperature 0) or sampled pass over one window.
+    pub fn decode(
+        &self,
+        audio: &Tensor,
+        language: Option<u32>,
+        timestamps: bool,
+        temperature: f32,
+        rng: &mut Rng,
+    ) -> Result<WindowResult, DecodeError> {
+        let s = self.tokenizer.specials();
+        let dec = &self.model.decoder;
+        let mut prompt = vec![s.sot];
+        if let (true, Some(lang)) = (s.multilingual, language) {
+            prompt.extend([lang, s.transcribe]);
+        }
+        if !timestamps {
+            prompt.push(s.no_timestamps);
+        }
+        // openai's sample_len: half the text context per window.
+        let sample_len = dec.max_positions() / 2;
+        let mut state = dec.start(audio)?;
+        // First step: logits at <|startoftranscript|> (no-speech probability)
+        // and at the last prompt token (the first sampled token).
+        let first = dec.forward(&mut state, &prompt, &[0, prompt.len() - 1])?;
+        let sot_logits = first.get(0)?.to_vec1::<f32>()?;
+        let no_speech_prob = log_softmax(&sot_logits)
+            .get(s.no_speech as usize)
+            .map_or(0.0, |l| l.exp());
+        let mut logits = first.get(1)?.to_vec1::<f32>()?;
+        let mut tokens = Vec::new();
+        let mut sum_logprob = 0.0f32;
+        for step in 0..sample_len {
+            suppress(&mut logits, &self.options.suppress_ids);
+            if step == 0 {
+                suppress(&mut logits, &self.options.suppress_ids_begin);
+            }
+            if timestamps {
+                apply_timestamp_rules(&mut logits, &tokens, s);
+            }
+            let next = if temperature > 0.0 {
+                sample(&logits, temperature, rng)
+            } else {
+                argmax(&logits)
+            };
+            if next == s.eot {
+                break;
+            }
+            sum_logprob += log_softmax(&logits)[next as usize];
+            tokens.push(next);
+            if state.len >= dec.max_positions() || step + 1 == sample_len {
+                break;
+            }
+            logits = dec
+                .forward(&mut state, &[next], &[0])?
+                .squeeze(0)?
+                .to_vec1::<f32>()?;
+        }
+        let text = self.tokenizer.decode(&tokens);
+        Ok(WindowResult {
+            avg_logprob: sum_logprob / (tokens.len() + 1) as f32,
+            compression_ratio: compression_ratio(&text),
+            tokens,
+            text,
+            no_speech_prob,
+            temperature,
+        })
+    }
+}
+
+fn suppress(logits: &mut [f32], ids: &[u32]) {
+    for &id in ids {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// openai's `ApplyTimestampRules`, given the tokens sampled so far:
+/// timestamps come in pairs around text (one alone only before end-of-text),
+/// never go backwards, the first is at most 1 s in, and a timestamp is forced
+/// when timestamps together are likelier than any single text token.
+pub fn apply_timestamp_rules(logits: &mut [f32], tokens: &[u32], s: &SpecialTokens) {
+    let ts = s.timestamp_begin as usize;
+    let n = logits.len();
+    if ts >= n {
+        return;
+    }
+    let fill = |logits: &mut [f32], range: std::ops::Range<usize>| {
+        logits[range.start.min(n)..range.end.min(n)].fill(f32::NEG_INFINITY)
+    };
+    fill(
+        logits,
+        s.no_timestamps as usize..s.no_timestamps as usize + 1,
+    );
+    let is_ts = |t: &u32| *t >= s.timestamp_begin;
+    let last_was_ts = tokens.last().is_some_and(is_ts);
+    let penultimate_was_ts = tokens.len() < 2 || is_ts(&tokens[tokens.len() - 2]);
+    if last_was_ts {
+        if penultimate_was_ts {
+            // A pair just closed: text (or end-of-text) comes next.
+            fill(logits, ts..n);
+        } else {
+            // A segment's end: another timestamp or end-of-text.
+            fill(logits, 0..s.eot as usize);
+        }
+    }
+    if let Some(&last_ts) = tokens.iter().rev().find(|t| is_ts(t)) {
+        // Timestamps never decrease; after a closing one they must advance.
+        let floor = if last_was_ts && !penultimate_was_ts {
+            last_ts
+        } else {
+            last_ts + 1
+        };
+        fill(logits, ts..floor as usize);
+    }
+    if tokens.is_empty() {
+        fill(logits, 0..ts);
+        fill(logits, ts + MAX_INITIAL_TIMESTAMP_STEPS as usize + 1..n);
+    }
+    let logprobs = log_softmax(logits);
+    let ts_mass = log_sum_exp(&logprobs[ts..]);
+    let best_text = logprobs[..ts]
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    if ts_mass > best_text {
+        fill(logits, 0..ts);
+    }
+}
+
+fn log_sum_exp(v: &[f32]) -> f32 {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + v.iter().map(|&x| (x - max).exp()).sum::<f32>().ln()
 }
 
 /// openai's `compression_ratio`: UTF-8 length over zlib-compressed length.
@@ -109,10 +269,10 @@ fn argmax(v: &[f32]) -> u32 {
 }
 
 /// xorshift64*: sampling needs reproducible randomness, not a dependency.
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
@@ -139,242 +299,80 @@ fn sample(logits: &[f32], temperature: f32, rng: &mut Rng) -> u32 {
     argmax(logits)
 }
 
-/// Why a model could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("model.json: {0}")]
-    Info(#[from] serde_json::Error),
-    #[error(transparent)]
-    Tokenizer(#[from] super::tokenizer::TokenizerError),
-    #[error(
-        "vocabulary.txt does not belong to this model: its special tokens differ from model.json's"
-    )]
-    VocabularyMismatch,
-    #[error("model.safetensors: {0}")]
-    Weights(#[from] candle_core::Error),
-}
-
-impl Engine {
-    /// From the three files `whisper-convert` writes.
-    pub fn load(
-        safetensors: Vec<u8>,
-        model_json: &str,
-        vocabulary: &str,
-    ) -> Result<Self, LoadError> {
-        let info: ModelInfo = serde_json::from_str(model_json)?;
-        let tokenizer = Tokenizer::from_vocabulary(vocabulary)?;
-        if tokenizer.specials() != &info.tokens {
-            return Err(LoadError::VocabularyMismatch);
-        }
-        let model = Whisper::from_safetensors(safetensors, info.config.clone())?;
-        Ok(Self {
-            model,
-            tokenizer,
-            info,
-        })
-    }
-
-    /// Transcribes 16 kHz mono samples.
-    pub fn transcribe_pcm(
-        &self,
-        samples: &[f32],
-        opts: &Options,
-    ) -> Result<Transcript, DecodeError> {
-        let filters = MelFilters::new(self.info.config.num_mel_bins);
-        self.transcribe(&log_mel(samples, &filters), opts)
-    }
-
-    /// Transcribes normalised log-mel features window by window.
-    pub fn transcribe(&self, mel: &LogMel, opts: &Options) -> Result<Transcript, DecodeError> {
-        let mut out = Transcript::default();
-        let mut rng = Rng::new(opts.seed);
-        let mut seek = 0;
-        let frame_s = super::mel::HOP_LENGTH as f32 / super::mel::SAMPLE_RATE as f32;
-        // faster-whisper's content length: the last frame is padding.
-        let content = mel.frames.saturating_sub(1);
-        while seek < content {
-            let size = N_FRAMES.min(content - seek);
-            let mut features = mel.window(seek);
-            // Frames beyond this window's content are padding, like pad_or_trim.
-            if size < N_FRAMES {
-                for m in 0..mel.n_mels {
-                    features[m * N_FRAMES + size..(m + 1) * N_FRAMES].fill(0.0);
-                }
-            }
-            let x = Tensor::from_vec(features, (1, mel.n_mels, N_FRAMES), &Device::Cpu)?;
-            let t0 = now();
-            let audio = self.model.encoder.forward(&x)?;
-            out.encoder_s += now() - t0;
-            let t1 = now();
-            let result = self.decode_with_fallback(&audio, opts, &mut rng)?;
-            out.decoder_s += now() - t1;
-            out.decoded_tokens += result.tokens.len();
-            let silent = result.no_speech_prob > NO_SPEECH_THRESHOLD
-                && result.avg_logprob <= LOGPROB_THRESHOLD;
-            out.segments.push(Segment {
-                start: seek as f32 * frame_s,
-                end: (seek + size) as f32 * frame_s,
-                result,
-                silent,
-            });
-            seek += size;
-        }
-        out.text = out
-            .segments
-            .iter()
-            .filter(|s| !s.silent)
-            .map(|s| s.result.text.trim())
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        Ok(out)
-    }
-
-    /// openai's `decode_with_fallback`: retry at higher temperatures while
-    /// the text is too repetitive or too unlikely, unless it is silence.
-    fn decode_with_fallback(
-        &self,
-        audio: &Tensor,
-        opts: &Options,
-        rng: &mut Rng,
-    ) -> Result<WindowResult, DecodeError> {
-        let language = self.language(audio, opts)?;
-        let mut last = None;
-        for &t in &TEMPERATURES {
-            let r = self.decode_window(audio, language, t, rng)?;
-            let unlikely = r.avg_logprob < LOGPROB_THRESHOLD;
-            let retry = (r.compression_ratio > COMPRESSION_RATIO_THRESHOLD || unlikely)
-                && !(r.no_speech_prob > NO_SPEECH_THRESHOLD && unlikely);
-            if !retry {
-                return Ok(r);
-            }
-            last = Some(r);
-        }
-        // All temperatures failed: openai keeps the last attempt.
-        match last {
-            Some(r) => Ok(r),
-            None => self.decode_window(audio, language, 0.0, rng),
-        }
-    }
-
-    /// The language token to prompt with: none for English-only models, the
-    /// requested one, or the most likely one after `<|startoftranscript|>`.
-    fn language(&self, audio: &Tensor, opts: &Options) -> Result<Option<u32>, DecodeError> {
-        let s = self.tokenizer.specials();
-        if !s.multilingual {
-            return Ok(None);
-        }
-        if let Some(code) = &opts.language {
-            return s
-                .language(code)
-                .map(Some)
-                .ok_or_else(|| DecodeError::UnknownLanguage(code.clone()));
-        }
-        let dec = &self.model.decoder;
-        let mut state = dec.start(audio)?;
-        let logits = dec
-            .forward(&mut state, &[s.sot], &[0])?
-            .squeeze(0)?
-            .to_vec1::<f32>()?;
-        let best = s
-            .languages
-            .iter()
-            .map(|&(_, id)| id)
-            .max_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize]));
-        Ok(best)
-    }
-
-    /// One greedy (temperature 0) or sampled pass over one window.
-    fn decode_window(
-        &self,
-        audio: &Tensor,
-        language: Option<u32>,
-        temperature: f32,
-        rng: &mut Rng,
-    ) -> Result<WindowResult, DecodeError> {
-        let s = self.tokenizer.specials();
-        let dec = &self.model.decoder;
-        let mut prompt = vec![s.sot];
-        if let Some(lang) = language {
-            prompt.extend([lang, s.transcribe]);
-        }
-        prompt.push(s.no_timestamps);
-        // openai's sample_len: half the text context per window.
-        let sample_len = dec.max_positions() / 2;
-        let mut state = dec.start(audio)?;
-        // First step: logits at <|startoftranscript|> (no-speech probability)
-        // and at the last prompt token (the first text token).
-        let first = dec.forward(&mut state, &prompt, &[0, prompt.len() - 1])?;
-        let sot_logits = first.get(0)?.to_vec1::<f32>()?;
-        let no_speech_prob = log_softmax(&sot_logits)[s.no_speech as usize].exp();
-        let mut logits = first.get(1)?.to_vec1::<f32>()?;
-        let mut tokens = Vec::new();
-        let mut sum_logprob = 0.0f32;
-        for step in 0..sample_len {
-            for &id in &self.info.options.suppress_ids {
-                if let Some(l) = logits.get_mut(id as usize) {
-                    *l = f32::NEG_INFINITY;
-                }
-            }
-            if step == 0 {
-                for &id in &self.info.options.suppress_ids_begin {
-                    if let Some(l) = logits.get_mut(id as usize) {
-                        *l = f32::NEG_INFINITY;
-                    }
-                }
-            }
-            let next = if temperature > 0.0 {
-                sample(&logits, temperature, rng)
-            } else {
-                argmax(&logits)
-            };
-            if next == s.eot {
-                break;
-            }
-            sum_logprob += log_softmax(&logits)[next as usize];
-            tokens.push(next);
-            if state.len >= dec.max_positions() || step + 1 == sample_len {
-                break;
-            }
-            logits = dec
-                .forward(&mut state, &[next], &[0])?
-                .squeeze(0)?
-                .to_vec1::<f32>()?;
-        }
-        let text = self.tokenizer.decode(&tokens);
-        Ok(WindowResult {
-            avg_logprob: sum_logprob / (tokens.len() + 1) as f32,
-            compression_ratio: compression_ratio(&text),
-            language: language
-                .and_then(|id| self.tokenizer.token(id))
-                .map(|t| t.trim_start_matches("<|").trim_end_matches("|>").to_owned()),
-            tokens,
-            text,
-            no_speech_prob,
-            temperature,
-        })
-    }
-}
-
-/// Seconds from a monotonic clock where there is one (not in wasm32 without
-/// web APIs, where timings read 0).
-fn now() -> f64 {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use std::sync::OnceLock;
-        use std::time::Instant;
-        static START: OnceLock<Instant> = OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_secs_f64()
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        0.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn specials() -> SpecialTokens {
+        // A toy vocabulary: text 0..4, eot 4, no_timestamps 5, timestamps 6..
+        SpecialTokens {
+            eot: 4,
+            sot: 100,
+            translate: 101,
+            transcribe: 102,
+            sot_lm: 103,
+            sot_prev: 104,
+            no_speech: 105,
+            no_timestamps: 5,
+            timestamp_begin: 6,
+            languages: vec![],
+            multilingual: false,
+        }
+    }
+
+    fn allowed(logits: &[f32]) -> Vec<usize> {
+        (0..logits.len())
+            .filter(|&i| logits[i] > f32::NEG_INFINITY)
+            .collect()
+    }
+
+    #[test]
+    fn first_token_is_a_timestamp_within_the_first_second() {
+        let s = specials();
+        let mut logits = vec![0.0; 6 + 60];
+        apply_timestamp_rules(&mut logits, &[], &s);
+        assert_eq!(allowed(&logits), (6..=56).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn after_text_and_one_timestamp_only_a_timestamp_or_the_end_may_follow() {
+        let s = specials();
+        let mut logits = vec![0.0; 20];
+        logits[4] = 10.0; // end-of-text likelier than all timestamps together
+                          // <|0.00|> text <|0.10|> → closing timestamp (>= 0.10) or end-of-text.
+        apply_timestamp_rules(&mut logits, &[6, 1, 11], &s);
+        assert_eq!(
+            allowed(&logits),
+            vec![4, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+        );
+    }
+
+    #[test]
+    fn after_a_pair_of_timestamps_text_follows_and_time_does_not_go_back() {
+        let s = specials();
+        let mut logits = vec![0.0; 20];
+        logits[2] = 10.0; // text likelier than all timestamps together
+        apply_timestamp_rules(&mut logits, &[6, 1, 11, 11], &s);
+        assert_eq!(allowed(&logits), vec![0, 1, 2, 3, 4]);
+        let mut logits = vec![0.0; 20];
+        logits[2] = 10.0;
+        // After text that followed <|0.10|>, the next timestamp is > 0.10.
+        apply_timestamp_rules(&mut logits, &[6, 1, 11, 11, 2], &s);
+        assert_eq!(
+            allowed(&logits),
+            [vec![0, 1, 2, 3, 4], (12..20).collect()].concat()
+        );
+    }
+
+    #[test]
+    fn likely_timestamps_force_a_timestamp() {
+        let s = specials();
+        let mut logits = vec![0.0; 20];
+        logits[2] = 1.0; // one text token at e, fourteen timestamps at 1 each
+        apply_timestamp_rules(&mut logits, &[6, 1], &s);
+        // <|0.00|> itself is behind the last timestamp: not allowed again.
+        assert_eq!(allowed(&logits), (7..20).collect::<Vec<_>>());
+    }
 
     #[test]
     fn repetitive_text_has_a_high_compression_ratio() {
