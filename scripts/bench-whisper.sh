@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Native real-time factor of our Whisper engine against faster-whisper on the
-# same audio, weights and decoding options, one CPU thread each.
+# same audio, weights and decoding options (greedy, timestamps, temperature
+# fallback), one CPU thread each.
 #   scripts/bench-whisper.sh [tiny.en|base] [RUNS]
 # Speech is espeak-ng's reading of the five test sentences (17.4 s). Prints
 # both engines' best-of-RUNS figures and the speed ratio. Needs the models
@@ -23,7 +24,7 @@ RAYON_NUM_THREADS=1 target/release/whisper-transcribe "$models/$model" "$tmp/cli
   "${lang[@]}" --bench "$runs" --save-pcm "$tmp/clip.f32" 2> "$tmp/ours.txt"
 cat "$tmp/ours.txt"
 echo "== faster-whisper ($model, 1 thread)"
-scripts/reference-whisper.sh "$models/$model" "$tmp/clip.f32" "$tmp" "${lang[@]}" --bench
+scripts/reference-whisper.sh "$models/$model" "$tmp/clip.f32" "$tmp" "${lang[@]}" --timestamps --bench
 python3 - "$tmp/ours.txt" "$tmp/result.json" <<'PY'
 import json, re, sys
 ours = float(re.search(r"RTF ([0-9.]+)", open(sys.argv[1]).read()).group(1))

@@ -1,4 +1,4 @@
-//! `whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--no-timestamps] [--bench N] [--save-pcm PATH]`:
+//! `whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]`:
 //! the worker's Whisper engine, natively.
 //!
 //! MODEL_DIR is either what `whisper-convert` writes (`model.safetensors`,
@@ -7,7 +7,8 @@
 //! `--bench N` transcribes N times and prints the best real-time factor with
 //! the encoder and decoder times, model load excluded. `--save-pcm` writes
 //! the 16 kHz samples it transcribes (raw little-endian f32), so that a
-//! reference engine can be given exactly the same audio.
+//! reference engine can be given exactly the same audio. `--f32-projection`
+//! keeps the vocabulary projection in f32 (the default is int8).
 
 use potluck_worker::audio::{resample::resample, wav};
 use potluck_worker::whisper::convert;
@@ -51,18 +52,20 @@ struct Args {
     bench: Option<usize>,
     save_pcm: Option<PathBuf>,
     timestamps: bool,
+    f32_projection: bool,
 }
 
 fn parse_args() -> Option<Args> {
     let mut it = std::env::args().skip(1);
     let (mut positional, mut language, mut bench, mut save_pcm) = (Vec::new(), None, None, None);
-    let mut timestamps = true;
+    let (mut timestamps, mut f32_projection) = (true, false);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--language" => language = Some(it.next()?),
             "--bench" => bench = Some(it.next()?.parse().ok()?),
             "--save-pcm" => save_pcm = Some(PathBuf::from(it.next()?)),
             "--no-timestamps" => timestamps = false,
+            "--f32-projection" => f32_projection = true,
             _ => positional.push(PathBuf::from(a)),
         }
     }
@@ -74,12 +77,20 @@ fn parse_args() -> Option<Args> {
         bench,
         save_pcm,
         timestamps,
+        f32_projection,
     })
 }
 
 fn run(args: Args) -> Result<(), String> {
     let t0 = Instant::now();
-    let engine = load(&args.model)?;
+    let mut engine = load(&args.model)?;
+    if args.f32_projection {
+        engine
+            .model
+            .decoder
+            .set_int8_projection(false)
+            .map_err(|e| e.to_string())?;
+    }
     let load_s = t0.elapsed().as_secs_f64();
     let audio =
         wav::read(&read(&args.audio)?).map_err(|e| format!("{}: {e}", args.audio.display()))?;
@@ -128,7 +139,7 @@ fn run(args: Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let Some(args) = parse_args() else {
         eprintln!(
-            "usage: whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--no-timestamps] [--bench N] [--save-pcm PATH]"
+            "usage: whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]"
         );
         return ExitCode::from(2);
     };

@@ -4,7 +4,7 @@
 //! looks wrong (too repetitive or too unlikely) unless it is silence.
 
 use super::config::DecodeOptions;
-use super::model::Whisper;
+use super::model::{CrossKv, Whisper};
 use super::tokenizer::{SpecialTokens, Tokenizer};
 use candle_core::Tensor;
 
@@ -65,9 +65,10 @@ impl WindowDecoder<'_> {
         timestamps: bool,
         rng: &mut Rng,
     ) -> Result<WindowResult, DecodeError> {
+        let cross = self.model.decoder.cross_kv(audio)?;
         let mut last = None;
         for &t in &TEMPERATURES {
-            let r = self.decode(audio, language, timestamps, t, rng)?;
+            let r = self.decode(&cross, language, timestamps, t, rng)?;
             let unlikely = r.avg_logprob < LOGPROB_THRESHOLD;
             let retry = (r.compression_ratio > COMPRESSION_RATIO_THRESHOLD || unlikely)
                 && !(r.no_speech_prob > NO_SPEECH_THRESHOLD && unlikely);
@@ -79,7 +80,7 @@ impl WindowDecoder<'_> {
         // Every temperature failed: openai keeps the last attempt.
         match last {
             Some(r) => Ok(r),
-            None => self.decode(audio, language, timestamps, 0.0, rng),
+            None => self.decode(&cross, language, timestamps, 0.0, rng),
         }
     }
 
@@ -91,7 +92,7 @@ impl WindowDecoder<'_> {
             return Ok(None);
         }
         let dec = &self.model.decoder;
-        let mut state = dec.start(audio)?;
+        let mut state = dec.start(&dec.cross_kv(audio)?);
         let logits = dec
             .forward(&mut state, &[s.sot], &[0])?
             .squeeze(0)?
@@ -106,7 +107,7 @@ impl WindowDecoder<'_> {
     /// One greedy (temperature 0) or sampled pass over one window.
     pub fn decode(
         &self,
-        audio: &Tensor,
+        cross: &CrossKv,
         language: Option<u32>,
         timestamps: bool,
         temperature: f32,
@@ -123,7 +124,7 @@ impl WindowDecoder<'_> {
         }
         // openai's sample_len: half the text context per window.
         let sample_len = dec.max_positions() / 2;
-        let mut state = dec.start(audio)?;
+        let mut state = dec.start(cross);
         // First step: logits at <|startoftranscript|> (no-speech probability)
         // and at the last prompt token (the first sampled token).
         let first = dec.forward(&mut state, &prompt, &[0, prompt.len() - 1])?;

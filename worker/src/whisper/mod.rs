@@ -14,6 +14,7 @@ pub mod ct2;
 pub mod decode;
 pub mod mel;
 pub mod model;
+pub mod projection;
 pub mod tokenizer;
 pub mod transcribe;
 pub mod wer;

@@ -10,6 +10,7 @@
 //! Whisper was trained with (candle's `gelu` is the tanh approximation).
 
 use super::config::Config;
+use super::projection::QuantizedProjection;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder};
@@ -186,10 +187,15 @@ impl Encoder {
     }
 }
 
-/// Per-window decoder state: the cross-attention K/V of one audio window
-/// and the self-attention cache of the tokens fed so far.
+/// Cross-attention keys and values of one audio window, per layer: computed
+/// once and shared by every decoding pass over the window.
+#[derive(Clone)]
+pub struct CrossKv(Vec<(Tensor, Tensor)>);
+
+/// One decoding pass: the window's cross-attention K/V and the
+/// self-attention cache of the tokens fed so far.
 pub struct DecoderState {
-    cross_kv: Vec<(Tensor, Tensor)>,
+    cross_kv: CrossKv,
     self_kv: Vec<KvCache>,
     /// Tokens fed so far, which is also the position of the next one.
     pub len: usize,
@@ -201,6 +207,9 @@ pub struct Decoder {
     blocks: Vec<Block>,
     ln: LayerNorm,
     max_positions: usize,
+    /// int8 copy of `embed` for the output projection (`projection.rs`);
+    /// `None` uses the f32 embedding.
+    projection: Option<QuantizedProjection>,
 }
 
 impl Decoder {
@@ -222,7 +231,24 @@ impl Decoder {
             blocks,
             ln: layer_norm(d, vb.pp("layer_norm"))?,
             max_positions: c.max_target_positions,
+            projection: None,
         })
+    }
+
+    /// Switches the output projection between int8 (`true`: a quarter of
+    /// the memory traffic per token) and the f32 embedding.
+    pub fn set_int8_projection(&mut self, on: bool) -> Result<()> {
+        self.projection = if on {
+            let w = self.embed.embeddings();
+            let (rows, cols) = w.dims2()?;
+            let data = w.flatten_all()?.to_vec1::<f32>()?;
+            Some(QuantizedProjection::new(&data, rows, cols).ok_or_else(|| {
+                candle_core::Error::Msg(format!("cannot quantize a {rows}x{cols} projection"))
+            })?)
+        } else {
+            None
+        };
+        Ok(())
     }
 
     pub fn max_positions(&self) -> usize {
@@ -230,8 +256,8 @@ impl Decoder {
     }
 
     /// Computes the cross-attention K/V of `audio` once for a whole window.
-    pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
-        let cross_kv = self
+    pub fn cross_kv(&self, audio: &Tensor) -> Result<CrossKv> {
+        let kv = self
             .blocks
             .iter()
             .map(|b| match &b.cross {
@@ -241,16 +267,21 @@ impl Decoder {
                 )),
             })
             .collect::<Result<_>>()?;
+        Ok(CrossKv(kv))
+    }
+
+    /// A fresh decoding pass over the window whose K/V these are.
+    pub fn start(&self, cross_kv: &CrossKv) -> DecoderState {
         let self_kv = self
             .blocks
             .iter()
             .map(|_| KvCache::new(1, self.max_positions))
             .collect();
-        Ok(DecoderState {
-            cross_kv,
+        DecoderState {
+            cross_kv: cross_kv.clone(),
             self_kv,
             len: 0,
-        })
+        }
     }
 
     /// Feeds `tokens` after those already in `state` and returns the
@@ -297,7 +328,7 @@ impl Decoder {
             .blocks
             .iter()
             .zip(&mut state.self_kv)
-            .zip(&state.cross_kv)
+            .zip(&state.cross_kv.0)
         {
             let h = b.attn_ln.forward(&x)?;
             let q = b.attn.query.forward(&h)?;
@@ -315,7 +346,17 @@ impl Decoder {
         let idx = Tensor::new(idx.as_slice(), device)?;
         let rows = x.squeeze(0)?.index_select(&idx, 0)?;
         let rows = self.ln.forward(&rows)?;
-        rows.matmul(&self.embed.embeddings().t()?)
+        match &self.projection {
+            Some(p) => {
+                let logits: Vec<f32> = rows
+                    .to_vec2::<f32>()?
+                    .iter()
+                    .flat_map(|r| p.apply(r))
+                    .collect();
+                Tensor::from_vec(logits, (positions.len(), p.rows()), device)
+            }
+            None => rows.matmul(&self.embed.embeddings().t()?),
+        }
     }
 }
 
@@ -339,6 +380,8 @@ impl Whisper {
     /// From the bytes of a `model.safetensors` written by `convert`.
     pub fn from_safetensors(bytes: Vec<u8>, config: Config) -> Result<Self> {
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?;
-        Self::load(vb, config)
+        let mut model = Self::load(vb, config)?;
+        model.decoder.set_int8_projection(true)?;
+        Ok(model)
     }
 }
