@@ -148,10 +148,12 @@ impl WindowDecoder<'_> {
             } else {
                 argmax(&logits)
             };
+            // End-of-text's log-probability counts too (openai's
+            // `sum_logprobs`; hence the `+ 1` in the average below).
+            sum_logprob += log_softmax(&logits)[next as usize];
             if next == s.eot {
                 break;
             }
-            sum_logprob += log_softmax(&logits)[next as usize];
             tokens.push(next);
             if state.len >= dec.max_positions() || step + 1 == sample_len {
                 break;
