@@ -4,8 +4,10 @@
 //! messages between `postMessage` and them. A worker runs one job at a time and
 //! blocks while it does: the widget stops a job by terminating the worker.
 
+pub mod audio;
 pub mod primes;
 pub mod runner;
+pub mod whisper;
 
 #[cfg(target_arch = "wasm32")]
 mod entry;

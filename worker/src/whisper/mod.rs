@@ -1,0 +1,20 @@
+//! Whisper speech-to-text on candle, for the browser worker and natively.
+//!
+//! Weights come from CTranslate2 packages (faster-whisper's format): `ct2`
+//! reads them, `convert` maps them to candle names. `mel` turns 16 kHz audio
+//! into openai's log-mel features, `model` runs the network with a
+//! self-attention KV cache, `decode` picks one window's tokens the way
+//! openai's `transcribe` does, `transcribe` walks a recording window by
+//! window into timestamped segments, and `tokenizer` turns ids into text.
+//! `wer` scores transcripts for tests and benchmarks.
+
+pub mod config;
+pub mod convert;
+pub mod ct2;
+pub mod decode;
+pub mod mel;
+pub mod model;
+pub mod projection;
+pub mod tokenizer;
+pub mod transcribe;
+pub mod wer;

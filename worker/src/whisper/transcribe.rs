@@ -1,0 +1,285 @@
+//! Whole recordings: the engine (model, tokenizer, options), the walk over
+//! 30 s windows, and the transcript with timestamped segments.
+//!
+//! With timestamps (openai's and faster-whisper's default) the next window
+//! starts at the last complete segment's end, so words cut by a window edge
+//! are decoded again whole in the next window (`shared/notes/whisper.md` §6).
+//! Without, windows are consecutive and words at their edges may be garbled.
+
+use super::config::ModelInfo;
+use super::decode::{DecodeError, Rng, WindowDecoder, WindowResult};
+use super::mel::{log_mel, LogMel, MelFilters, HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
+use super::model::Whisper;
+use super::tokenizer::Tokenizer;
+use candle_core::{Device, Tensor};
+
+/// Seconds per timestamp step: one encoder position is two mel frames.
+const TIME_PRECISION: f32 = 0.02;
+/// Mel frames per timestamp step.
+const INPUT_STRIDE: usize = 2;
+
+/// What to transcribe and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Language code for multilingual models; `None` detects it once, from
+    /// the first window. English-only models ignore it.
+    pub language: Option<String>,
+    /// Timestamped segments and seeking by them (the default), or
+    /// consecutive windows without timestamps.
+    pub timestamps: bool,
+    /// Seed for sampling at temperatures above zero.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            language: None,
+            timestamps: true,
+            seed: 0,
+        }
+    }
+}
+
+/// A stretch of speech and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Start and end in seconds from the start of the recording.
+    pub start: f32,
+    pub end: f32,
+    pub text: String,
+}
+
+/// One decoded window, for diagnostics and benchmarks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Where it started, in seconds.
+    pub start: f32,
+    pub result: WindowResult,
+    /// Left out of the transcript as silence.
+    pub silent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Transcript {
+    pub text: String,
+    pub segments: Vec<Segment>,
+    pub windows: Vec<Window>,
+    /// Language code used (multilingual models only).
+    pub language: Option<String>,
+    /// Time spent in the encoder and decoder (seconds), for benchmarks.
+    pub encoder_s: f64,
+    pub decoder_s: f64,
+    pub decoded_tokens: usize,
+}
+
+/// A loaded model, ready to transcribe.
+pub struct Engine {
+    pub model: Whisper,
+    pub tokenizer: Tokenizer,
+    pub info: ModelInfo,
+    filters: MelFilters,
+}
+
+/// Why a model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("model.json: {0}")]
+    Info(#[from] serde_json::Error),
+    #[error(transparent)]
+    Tokenizer(#[from] super::tokenizer::TokenizerError),
+    #[error(
+        "vocabulary.txt does not belong to this model: its special tokens differ from model.json's"
+    )]
+    VocabularyMismatch,
+    #[error("model.safetensors: {0}")]
+    Weights(#[from] candle_core::Error),
+}
+
+impl Engine {
+    /// From the three files `whisper-convert` writes.
+    pub fn load(
+        safetensors: Vec<u8>,
+        model_json: &str,
+        vocabulary: &str,
+    ) -> Result<Self, LoadError> {
+        let info: ModelInfo = serde_json::from_str(model_json)?;
+        let tokenizer = Tokenizer::from_vocabulary(vocabulary)?;
+        if tokenizer.specials() != &info.tokens {
+            return Err(LoadError::VocabularyMismatch);
+        }
+        let model = Whisper::from_safetensors(safetensors, info.config.clone())?;
+        Ok(Self {
+            model,
+            tokenizer,
+            filters: MelFilters::new(info.config.num_mel_bins),
+            info,
+        })
+    }
+
+    /// Transcribes 16 kHz mono samples.
+    pub fn transcribe_pcm(
+        &self,
+        samples: &[f32],
+        opts: &Options,
+    ) -> Result<Transcript, DecodeError> {
+        self.transcribe(&log_mel(samples, &self.filters), opts)
+    }
+
+    fn window_decoder(&self) -> WindowDecoder<'_> {
+        WindowDecoder {
+            model: &self.model,
+            tokenizer: &self.tokenizer,
+            options: &self.info.options,
+        }
+    }
+
+    /// Transcribes normalised log-mel features window by window.
+    pub fn transcribe(&self, mel: &LogMel, opts: &Options) -> Result<Transcript, DecodeError> {
+        let decoder = self.window_decoder();
+        let specials = self.tokenizer.specials();
+        let mut out = Transcript::default();
+        let mut rng = Rng::new(opts.seed);
+        let mut language = match (&opts.language, specials.multilingual) {
+            (Some(code), true) => Some(
+                specials
+                    .language(code)
+                    .ok_or_else(|| DecodeError::UnknownLanguage(code.clone()))?,
+            ),
+            _ => None,
+        };
+        let frame_s = HOP_LENGTH as f32 / SAMPLE_RATE as f32;
+        // faster-whisper's content length: the last frame is padding.
+        let content = mel.frames.saturating_sub(1);
+        let mut seek = 0;
+        while seek < content {
+            let size = N_FRAMES.min(content - seek);
+            let offset = seek as f32 * frame_s;
+            let mut features = mel.window(seek);
+            // Frames past this window's content are padding, as in pad_or_trim.
+            for m in 0..mel.n_mels {
+                features[m * N_FRAMES + size..(m + 1) * N_FRAMES].fill(0.0);
+            }
+            let x = Tensor::from_vec(features, (1, mel.n_mels, N_FRAMES), &Device::Cpu)?;
+            let t0 = now();
+            let audio = self.model.encoder.forward(&x)?;
+            out.encoder_s += now() - t0;
+            let t1 = now();
+            if specials.multilingual && language.is_none() {
+                language = decoder.detect_language(&audio)?;
+            }
+            let result =
+                decoder.decode_with_fallback(&audio, language, opts.timestamps, &mut rng)?;
+            out.decoder_s += now() - t1;
+            out.decoded_tokens += result.tokens.len();
+            let silent = result.is_silence();
+            let advance = if silent || !opts.timestamps {
+                size
+            } else {
+                let (segments, advance) = self.split(&result.tokens, size);
+                out.segments.extend(segments.into_iter().map(|s| Segment {
+                    start: offset + s.start,
+                    end: offset + s.end,
+                    text: s.text,
+                }));
+                advance
+            };
+            if !silent && !opts.timestamps {
+                out.segments.push(Segment {
+                    start: offset,
+                    end: offset + size as f32 * frame_s,
+                    text: result.text.clone(),
+                });
+            }
+            out.windows.push(Window {
+                start: offset,
+                result,
+                silent,
+            });
+            seek += advance;
+        }
+        out.segments.retain(|s| !s.text.trim().is_empty());
+        out.text = out
+            .segments
+            .iter()
+            .map(|s| s.text.trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.language = language
+            .and_then(|id| self.tokenizer.token(id))
+            .map(|t| t.trim_start_matches("<|").trim_end_matches("|>").to_owned());
+        Ok(out)
+    }
+
+    /// openai's segment split of one window's tokens: segments between
+    /// pairs of consecutive timestamps, and how many frames to advance
+    /// (to the last complete segment's end, or the whole window when it ends
+    /// with a single timestamp, i.e. no speech was cut). Times are relative
+    /// to the window.
+    fn split(&self, tokens: &[u32], size: usize) -> (Vec<Segment>, usize) {
+        let ts = self.tokenizer.specials().timestamp_begin;
+        let is_ts = |i: usize| tokens[i] >= ts;
+        let n = tokens.len();
+        let window_s = size as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
+        let single_ending = n >= 2 && !is_ts(n - 2) && is_ts(n - 1) || n == 1 && is_ts(0);
+        let mut cuts: Vec<usize> = (1..n).filter(|&i| is_ts(i - 1) && is_ts(i)).collect();
+        if cuts.is_empty() {
+            // No complete pair: one segment for the whole window.
+            let end = tokens
+                .iter()
+                .rev()
+                .find(|&&t| t > ts)
+                .map_or(window_s, |&t| (t - ts) as f32 * TIME_PRECISION);
+            let text = self.tokenizer.decode(tokens);
+            return (
+                vec![Segment {
+                    start: 0.0,
+                    end,
+                    text,
+                }],
+                size,
+            );
+        }
+        if single_ending {
+            cuts.push(n);
+        }
+        let mut segments = Vec::new();
+        let mut last = 0;
+        for &cut in &cuts {
+            let part = &tokens[last..cut];
+            let time = |t: u32| t.saturating_sub(ts) as f32 * TIME_PRECISION;
+            if let (Some(&first), Some(&end)) = (part.first(), part.last()) {
+                segments.push(Segment {
+                    start: time(first),
+                    end: time(end).min(window_s),
+                    text: self.tokenizer.decode(part),
+                });
+            }
+            last = cut;
+        }
+        let advance = if single_ending {
+            size
+        } else {
+            let last_ts = tokens[last - 1].saturating_sub(ts) as usize;
+            // A window that makes no progress would loop forever.
+            (last_ts * INPUT_STRIDE).clamp(1, size)
+        };
+        (segments, advance)
+    }
+}
+
+/// Seconds from a monotonic clock where there is one (not in wasm32 without
+/// web APIs, where timings read 0).
+fn now() -> f64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        use std::time::Instant;
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_secs_f64()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        0.0
+    }
+}
