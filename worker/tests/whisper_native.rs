@@ -14,6 +14,7 @@ use potluck_worker::whisper::transcribe::{Engine, Options};
 use potluck_worker::whisper::{convert, wer::wer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// The clip of `shared/notes/whisper.md` §4.
@@ -71,7 +72,10 @@ struct Reference {
 }
 
 fn reference(model_dir: &Path, samples: &[f32], opts: &Options) -> Reference {
-    let tmp = std::env::temp_dir().join(format!("potluck-whisper-{}", std::process::id()));
+    // Tests run in parallel threads of one process: each call gets its own folder.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let tmp = std::env::temp_dir().join(format!("potluck-whisper-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let raw: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     std::fs::write(tmp.join("samples.f32"), raw).unwrap();
