@@ -155,6 +155,14 @@ pub struct NodeMachine {
     commands: BTreeMap<EventId, PendingCommand>,
 }
 
+/// A friend's answer about running a kind of work on their machine.
+enum Consent {
+    Given,
+    Declined,
+    /// Not answered yet; the script to show them, if they were not asked already.
+    Pending(Option<AllowedScript>),
+}
+
 #[derive(Debug, Clone)]
 struct PendingCommand {
     sender: UserId,
@@ -443,8 +451,9 @@ impl NodeMachine {
                 if already {
                     continue;
                 }
-                if let TaskKind::Script(script) = &task.spec.kind {
-                    if c.caps.declined.contains(&script.integrity) {
+                match self.consent(&task.spec.kind, &c.caps) {
+                    Consent::Given => {}
+                    Consent::Declined => {
                         // Give the lease back at once, so another node runs it.
                         declined.push(FinishedChunk {
                             task: task.id.clone(),
@@ -461,25 +470,19 @@ impl NodeMachine {
                         });
                         continue;
                     }
-                    if !self.approved.contains(&script.integrity) {
-                        if let Ok(allowed) = self.ledger.allowlist().allows(script) {
-                            if !self.asked.contains(&script.integrity) {
-                                asks.push(allowed.clone());
-                            }
-                        }
+                    Consent::Pending(ask) => {
+                        asks.extend(ask);
                         continue;
                     }
                 }
-                {
-                    let share = held.get(&task.submitter).copied().unwrap_or(0);
-                    starts.push((
-                        (share, lease.granted_at),
-                        task.id.clone(),
-                        index,
-                        lease.attempt,
-                        task.spec.kind.chunk(index, task.spec.chunks),
-                    ));
-                }
+                let share = held.get(&task.submitter).copied().unwrap_or(0);
+                starts.push((
+                    (share, lease.granted_at),
+                    task.id.clone(),
+                    index,
+                    lease.attempt,
+                    task.spec.kind.chunk(index, task.spec.chunks),
+                ));
             }
         }
         self.finished.extend(declined);
@@ -513,6 +516,29 @@ impl NodeMachine {
                 work,
             });
         }
+    }
+
+    /// Whether the friend lets this machine run work of this kind: only
+    /// friends' scripts need a yes, once per script.
+    fn consent(&self, kind: &TaskKind, caps: &NodeCaps) -> Consent {
+        let TaskKind::Script(script) = kind else {
+            return Consent::Given;
+        };
+        if caps.declined.contains(&script.integrity) {
+            return Consent::Declined;
+        }
+        if self.approved.contains(&script.integrity) {
+            return Consent::Given;
+        }
+        let not_yet_asked = !self.asked.contains(&script.integrity);
+        let ask = self
+            .ledger
+            .allowlist()
+            .allows(script)
+            .ok()
+            .filter(|_| not_yet_asked)
+            .cloned();
+        Consent::Pending(ask)
     }
 
     /// Batches finished chunks per task into one result event.

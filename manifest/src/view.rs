@@ -30,6 +30,38 @@ pub struct TaskView {
     pub progress: f32,
     /// Which nodes' results were accepted, one per finished chunk.
     pub done_by: Vec<NodeId>,
+    /// Finished chunks that are image tiles (`{"x", "y", "size", "pixels"}`),
+    /// shown as they arrive, each with the friend whose machine computed it.
+    pub tiles: Vec<Tile>,
+}
+
+/// One square tile of a picture a task renders, as a chunk's output carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tile {
+    pub x: u32,
+    pub y: u32,
+    pub size: u32,
+    /// `size × size` grey levels, row by row, base64.
+    pub pixels: String,
+    pub by: UserId,
+}
+
+impl Tile {
+    fn from_output(output: &serde_json::Value, by: &NodeId) -> Option<Self> {
+        let number = |key: &str| {
+            output
+                .get(key)?
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        Some(Self {
+            x: number("x")?,
+            y: number("y")?,
+            size: number("size").filter(|s| (1..=256).contains(s))?,
+            pixels: output.get("pixels")?.as_str()?.to_owned(),
+            by: by.owner(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -93,6 +125,12 @@ impl PoolView {
                         .chunks
                         .iter()
                         .filter_map(|c| c.done.as_ref().map(|d| d.node.clone()))
+                        .collect(),
+                    tiles: t
+                        .chunks
+                        .iter()
+                        .filter_map(|c| c.done.as_ref())
+                        .filter_map(|d| Tile::from_output(&d.output, &d.node))
                         .collect(),
                 }
             })

@@ -170,6 +170,13 @@ describe("scripts the room allowed", () => {
       const args = [view.cx, view.cy, view.span, view.tiles, view.size, view.max_iter, out.x, out.y].map(String);
       assert.equal(out.pixels, execFileSync(native, args).toString().trim(), `tile ${out.x},${out.y}`);
     }
+    // The picture, assembled from the tiles and tinted by whose machine made each.
+    const picture = widgets.carol.locator(`[data-task-id="${id}"] [data-testid=tile-image]`);
+    assert.equal(await picture.getAttribute("data-tiles"), "16");
+    const legend = await picture.getByTestId("tile-legend").textContent();
+    assert.match(legend, /alice \(\d+\)/);
+    assert.match(legend, /bob \(\d+\)/);
+    await picture.screenshot({ path: join(ARTIFACTS, "mandelbrot-tiles.png") });
   });
 
   test("a script that is not allowed, or not with that hash, fails before any node runs it", async () => {

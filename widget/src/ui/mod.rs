@@ -6,3 +6,4 @@ pub mod pool_list;
 pub mod scripts;
 pub mod submit_form;
 pub mod task_list;
+pub mod tiles;

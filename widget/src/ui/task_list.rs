@@ -1,5 +1,6 @@
 //! Every task in the room, newest first, with its progress and result.
 
+use super::tiles::TileImage;
 use manifest::ids::EventId;
 use manifest::ledger::TaskStatus;
 use manifest::view::TaskView;
@@ -54,6 +55,9 @@ pub fn task_list(props: &Props) -> Html {
                             <div class="what">{ &t.description }<span class="who">{ format!(" · {}", t.submitter.localpart()) }</span></div>
                             <progress max="1" value={t.progress.to_string()} />
                             <span class="status" data-testid="task-status">{ text }</span>
+                            if !t.tiles.is_empty() {
+                                <TileImage tiles={t.tiles.clone()} chunks={t.chunks_total} />
+                            }
                             if let TaskStatus::Done { result } = &t.status {
                                 if result.get("count").is_none() {
                                     <details><summary>{ "Result" }</summary>
