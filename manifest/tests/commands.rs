@@ -2,32 +2,15 @@
 //! starts its task, and the ledger takes one task per message.
 
 use manifest::allowlist::{AllowedScript, Allowlist};
-use manifest::events::{NodeCaps, Outgoing};
+use manifest::events::Outgoing;
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::Ledger;
 use manifest::limits::COMMAND_MAX_AGE_MS;
 use manifest::machine::{Action, Input, NodeMachine};
-use serde_json::{json, Value};
+mod common;
 
-fn raw(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
-    let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
-        "origin_server_ts": ts, "content": out.content});
-    if let Some(key) = &out.state_key {
-        raw["state_key"] = json!(key);
-    }
-    raw
-}
-
-fn caps() -> NodeCaps {
-    NodeCaps {
-        cores: 4,
-        slots: 2,
-        memory_mb: None,
-        webgpu: false,
-        models: vec![],
-        declined: vec![],
-    }
-}
+use common::{caps, raw};
+use serde_json::Value;
 
 fn node(name: &str) -> NodeId {
     NodeId::new(&UserId::parse(format!("@{name}:hs")).unwrap(), "t").unwrap()

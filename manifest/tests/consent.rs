@@ -2,36 +2,23 @@
 //! decline it: the node state machine, scripted event by event.
 
 use manifest::allowlist::{AllowedScript, Allowlist};
-use manifest::events::{Assignment, NodeCaps, Outgoing, TaskSpec};
+use manifest::events::{Assignment, Outgoing, TaskSpec};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::machine::{Action, Input, NodeMachine};
 use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
-use serde_json::{json, Value};
+mod common;
+
+use common::{caps, raw};
+use serde_json::json;
 
 const INTEGRITY: &str = "sha384-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-
-fn raw(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
-    let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
-        "origin_server_ts": ts, "content": out.content});
-    if let Some(key) = &out.state_key {
-        raw["state_key"] = json!(key);
-    }
-    raw
-}
 
 /// Alice's machine contributes; the room allows one script; carol submits a
 /// task running it, and the coordinator (alice's node) assigns its chunk.
 fn alice_with_an_assigned_script_chunk() -> (NodeMachine, Vec<Action>) {
     let alice = UserId::parse("@alice:hs").unwrap();
     let node = NodeId::new(&alice, "t").unwrap();
-    let caps = NodeCaps {
-        cores: 4,
-        slots: 2,
-        memory_mb: None,
-        webgpu: false,
-        models: vec![],
-        declined: vec![],
-    };
+    let caps = caps();
     let mut machine = NodeMachine::new(alice);
     machine.process(
         Input::StartContributing {

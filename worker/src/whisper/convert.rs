@@ -475,21 +475,7 @@ mod tests {
 
     fn vocabulary() -> String {
         let mut v: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
-        for s in [
-            "<|endoftext|>",
-            "<|startoftranscript|>",
-            "<|en|>",
-            "<|translate|>",
-            "<|transcribe|>",
-            "<|startoflm|>",
-            "<|startofprev|>",
-            "<|nocaptions|>",
-            "<|notimestamps|>",
-            "<|0.00|>",
-            "<|0.02|>",
-        ] {
-            v.push(s.into());
-        }
+        v.extend(crate::whisper::tokenizer::TEST_SPECIAL_TOKENS.map(String::from));
         v.join("\n") + "\n"
     }
 

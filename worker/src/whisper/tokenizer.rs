@@ -172,27 +172,30 @@ fn byte_alphabet() -> [char; 256] {
     out
 }
 
+/// The special tokens of an English-only vocabulary, in order, and its first
+/// two timestamps: the tail of a small vocabulary in tests.
+#[cfg(test)]
+pub(crate) const TEST_SPECIAL_TOKENS: [&str; 11] = [
+    "<|endoftext|>",
+    "<|startoftranscript|>",
+    "<|en|>",
+    "<|translate|>",
+    "<|transcribe|>",
+    "<|startoflm|>",
+    "<|startofprev|>",
+    "<|nocaptions|>",
+    "<|notimestamps|>",
+    "<|0.00|>",
+    "<|0.02|>",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tiny_vocabulary() -> String {
         let mut v: Vec<String> = vec!["Hello".into(), "Ġworld".into(), "Ã©".into(), "Ċ".into()];
-        for s in [
-            "<|endoftext|>",
-            "<|startoftranscript|>",
-            "<|en|>",
-            "<|translate|>",
-            "<|transcribe|>",
-            "<|startoflm|>",
-            "<|startofprev|>",
-            "<|nocaptions|>",
-            "<|notimestamps|>",
-            "<|0.00|>",
-            "<|0.02|>",
-        ] {
-            v.push(s.into());
-        }
+        v.extend(TEST_SPECIAL_TOKENS.map(String::from));
         v.join("\n") + "\n"
     }
 
