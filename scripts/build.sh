@@ -45,6 +45,11 @@ cargo run --offline --locked --quiet -p potluck-manifest --bin potluck-capabilit
 mkdir -p "$out/examples/sum-of-squares"
 cp examples/sum-of-squares/task.js "$out/examples/sum-of-squares/"
 examples/mandelbrot-rust/build.sh "$out/examples/mandelbrot-rust" >/dev/null
+# What a moderator pastes into "Allow a script" to run them.
+for task in "$out"/examples/*/task.js; do
+  printf '  %-44s sha384-%s\n' "${task#"$out"/}" \
+    "$(node -e 'process.stdout.write(require("crypto").createHash("sha384").update(require("fs").readFileSync(process.argv[1])).digest("base64"))' "$task")"
+done
 t2=$(date +%s.%N)
 
 printf 'built %s in %.1f s (cargo %.1f s)\n' "$profile" "$(echo "$t2 - $t0" | bc)" "$(echo "$t1 - $t0" | bc)"
