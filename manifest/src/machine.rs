@@ -8,7 +8,8 @@
 use crate::allowlist::AllowedScript;
 use crate::commands;
 use crate::events::{
-    event_type, ChatCommand, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, TaskSpec,
+    event_type, Assignment, ChatCommand, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing,
+    TaskSpec,
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Lease, Ledger};
@@ -317,18 +318,10 @@ impl NodeMachine {
         };
         match (out.event_type, task) {
             (event_type::ASSIGN, Some(task)) => {
-                let refused: Vec<(u32, Option<NodeId>)> = out.content["assignments"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| {
-                        let chunk = a["chunk"].as_u64()? as u32;
-                        let node = a["node"].as_str().and_then(|n| NodeId::parse(n).ok());
-                        Some((chunk, node))
-                    })
-                    .collect();
+                let refused: Vec<Assignment> =
+                    serde_json::from_value(out.content["assignments"].clone()).unwrap_or_default();
                 self.assigning.retain(|(t, chunk, node), _| {
-                    t != &task || !refused.contains(&(*chunk, Some(node.clone())))
+                    t != &task || !refused.iter().any(|a| a.chunk == *chunk && &a.node == node)
                 });
             }
             // Progress is sent again when next due, from what the workers say then.
@@ -618,7 +611,6 @@ impl NodeMachine {
         }
     }
 
-    /// If this node is the coordinator, hands ready chunks to nodes.
     /// This node is the coordinator, and has been online long enough to
     /// have seen older nodes' announcements.
     fn coordinating(&self, now: u64) -> bool {
@@ -684,6 +676,7 @@ impl NodeMachine {
         }
     }
 
+    /// If this node is the coordinator, hands ready chunks to nodes.
     fn coordinate(&mut self, now: u64, actions: &mut Vec<Action>) {
         if !self.coordinating(now) {
             self.assigning.clear();

@@ -40,11 +40,21 @@ fn nodes_on_chunk<'a>(
     let voted = record
         .into_iter()
         .flat_map(|c| c.votes.iter().map(|v| &v.node));
-    let sent = in_flight
-        .range((task.id.clone(), chunk, NodeId::min())..)
-        .take_while(move |(t, c, _)| t == &task.id && *c == chunk)
-        .map(|(_, _, n)| n);
-    leased.chain(voted).chain(sent)
+    leased
+        .chain(voted)
+        .chain(sent_to(in_flight, &task.id, chunk))
+}
+
+/// Nodes an assignment of this chunk is on its way to.
+fn sent_to<'a>(
+    in_flight: &'a InFlight,
+    task: &'a EventId,
+    chunk: u32,
+) -> impl Iterator<Item = &'a NodeId> {
+    in_flight
+        .range((task.clone(), chunk, NodeId::min())..)
+        .take_while(move |(t, c, _)| t == task && *c == chunk)
+        .map(|(_, _, n)| n)
 }
 
 /// Room for more leases per online node: `LEASES_PER_SLOT` per announced
@@ -87,10 +97,7 @@ fn ready_by_submitter<'a>(
     for task in tasks {
         for (index, chunk) in task.chunks.iter().enumerate() {
             let index = index as u32;
-            let sent = in_flight
-                .range((task.id.clone(), index, NodeId::min())..)
-                .take_while(|(t, c, _)| t == &task.id && *c == index)
-                .count() as u32;
+            let sent = sent_to(in_flight, &task.id, index).count() as u32;
             let wanted = ledger.replicas_wanted(chunk, now).saturating_sub(sent);
             // Each replica gets an attempt number of its own.
             for replica in 1..=wanted {
@@ -160,13 +167,7 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
         let placed = queue.iter().enumerate().find_map(|(i, ready)| {
             let taken: Vec<&NodeId> =
                 nodes_on_chunk(ledger, ready.task, ready.chunk, now, in_flight)
-                    .chain(nodes_on_chunk(
-                        ledger,
-                        ready.task,
-                        ready.chunk,
-                        now,
-                        &placed_now,
-                    ))
+                    .chain(sent_to(&placed_now, &ready.task.id, ready.chunk))
                     .collect();
             best_node(ledger, &free, ready, &taken).map(|node| (i, node))
         });
