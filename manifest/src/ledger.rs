@@ -504,6 +504,12 @@ impl State {
             .map(|n| &n.id)
     }
 
+    /// Whether the event's sender owns the coordinator, as of the events before it.
+    fn sent_by_coordinator(&self, event: &SeenEvent) -> bool {
+        self.coordinator()
+            .is_some_and(|c| c.is_owned_by(&event.sender))
+    }
+
     fn remember(&mut self, rejection: Rejection) {
         if self.rejections.len() == MAX_REJECTIONS_KEPT {
             self.rejections.pop_front();
@@ -638,10 +644,7 @@ impl State {
     /// A task for a chat command is the coordinator's to submit (so one node
     /// decides, and nobody can start work in another friend's name), once.
     fn take_command(&mut self, event: &SeenEvent, command: &EventId) -> Result<(), String> {
-        if !self
-            .coordinator()
-            .is_some_and(|c| c.is_owned_by(&event.sender))
-        {
+        if !self.sent_by_coordinator(event) {
             return Err(format!(
                 "{} started a task for a chat command but is not the coordinator",
                 event.sender
@@ -691,10 +694,7 @@ impl State {
         // One coordinator at a time, decided by the events before this one:
         // a node that wrongly thought itself coordinator (it had not yet seen
         // an older node) assigns nothing.
-        if !self
-            .coordinator()
-            .is_some_and(|c| c.is_owned_by(&event.sender))
-        {
+        if !self.sent_by_coordinator(event) {
             let reason = format!("{} assigned work but is not the coordinator", event.sender);
             return self.reject(event, reason);
         }
