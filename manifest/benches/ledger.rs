@@ -83,7 +83,7 @@ fn history(total: usize) -> Vec<Value> {
         let outcome = ChunkOutcome {
             chunk: 0,
             attempt: 1,
-            outcome: Outcome::Output(json!({"count": 78_498})),
+            outcome: Outcome::Output(json!({"count": 78_498}).into()),
         };
         let result = event(
             &mut n,

@@ -11,6 +11,7 @@ use crate::ids::{EventId, MxcUri, NodeId, UserId};
 use crate::task_kind::TaskKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// Namespace of every Potluck event type.
 pub const NAMESPACE: &str = "org.potluck";
@@ -173,8 +174,9 @@ pub struct Assignment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The chunk's output, small JSON (see `limits::MAX_INLINE_OUTPUT_BYTES`).
-    Output(Value),
+    /// The chunk's output, small JSON (see `limits::MAX_INLINE_OUTPUT_BYTES`),
+    /// shared: the ledger keeps it without copying it.
+    Output(Arc<Value>),
     Error {
         reason: String,
         retriable: bool,
@@ -217,7 +219,8 @@ pub enum PotluckEvent {
     NodeGone {
         node: NodeId,
     },
-    Task(TaskSpec),
+    /// Shared with the ledger's record of the task, not copied.
+    Task(Arc<TaskSpec>),
     Assign {
         task: EventId,
         assignments: Vec<Assignment>,

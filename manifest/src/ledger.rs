@@ -19,8 +19,11 @@ use crate::limits::{
 };
 use crate::task_kind::TaskKind;
 use crate::validate::{parse_event, Rejection};
+use indexmap::IndexMap;
 use serde_json::Value;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRecord {
@@ -57,7 +60,8 @@ impl Lease {
 pub struct ChunkDone {
     pub node: NodeId,
     pub attempt: u32,
-    pub output: Value,
+    /// Shared with the result event it came from: outputs are not copied.
+    pub output: Arc<Value>,
     pub at: u64,
 }
 
@@ -122,7 +126,7 @@ pub struct TaskRecord {
     /// Who the work is for and whose fair share it uses: for a subtask, the
     /// parent's submitter, whoever split it.
     pub submitter: UserId,
-    pub spec: TaskSpec,
+    pub spec: Arc<TaskSpec>,
     pub submitted_at: u64,
     pub chunks: Vec<ChunkRecord>,
     /// Subtasks, in the order they were submitted.
@@ -160,7 +164,11 @@ impl TaskStatus {
 #[derive(Debug, Clone, Default)]
 struct State {
     nodes: BTreeMap<NodeId, NodeRecord>,
-    tasks: BTreeMap<EventId, TaskRecord>,
+    /// Recomputed when a node comes or goes, not for every event that asks.
+    coordinator: Option<NodeId>,
+    /// Tasks in homeserver order, found by id in constant time: every
+    /// assignment, progress report and result looks its task up.
+    tasks: IndexMap<EventId, TaskRecord>,
     /// Tasks by (submitter, nonce), to recognise a resent submission.
     nonces: BTreeMap<(UserId, String), EventId>,
     /// Tasks by the chat message that started them: one per message.
@@ -173,8 +181,12 @@ struct State {
 }
 
 /// Homeserver order: timestamp, then event id to break ties the same way everywhere.
-fn order_key(event: &SeenEvent) -> (u64, EventId) {
-    (event.origin_server_ts, event.event_id.clone())
+fn order_key(event: &SeenEvent) -> (u64, &EventId) {
+    (event.origin_server_ts, &event.event_id)
+}
+
+fn homeserver_order(a: &SeenEvent, b: &SeenEvent) -> Ordering {
+    order_key(a).cmp(&order_key(b))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -182,7 +194,7 @@ pub struct Ledger {
     /// Every accepted event in homeserver order, kept to fold again when one
     /// arrives late. Also how duplicates are recognised: the homeserver gives
     /// an event one id and one timestamp, however often it is read back.
-    events: BTreeMap<(u64, EventId), SeenEvent>,
+    events: Vec<SeenEvent>,
     state: State,
 }
 
@@ -228,40 +240,42 @@ impl Ledger {
 
     /// Takes in one validated event. Duplicates are ignored.
     pub fn insert(&mut self, event: SeenEvent) {
-        let key = order_key(&event);
-        if self.events.contains_key(&key) {
-            return;
-        }
-        // The common case, a live event newer than all before it: apply it alone.
-        if self
-            .events
-            .last_key_value()
-            .is_none_or(|(last, _)| *last < key)
-        {
+        // The common case, a live event newer than all before it (so no
+        // duplicate either): apply it alone.
+        if self.is_newest(&event) {
             self.state.apply(&event);
-            self.events.insert(key, event);
+            self.events.push(event);
             return;
         }
         self.insert_all(vec![event]);
     }
 
+    fn is_newest(&self, event: &SeenEvent) -> bool {
+        self.events
+            .last()
+            .is_none_or(|last| homeserver_order(last, event) == Ordering::Less)
+    }
+
     fn insert_all(&mut self, mut fresh: Vec<SeenEvent>) {
-        fresh.sort_by_key(order_key);
-        fresh.dedup_by(|a, b| a.event_id == b.event_id && a.origin_server_ts == b.origin_server_ts);
-        fresh.retain(|e| !self.events.contains_key(&order_key(e)));
-        let in_order = match (fresh.first(), self.events.last_key_value()) {
-            (Some(first), Some((last, _))) => *last < order_key(first),
-            _ => true,
-        };
-        for event in fresh {
-            let event = self.events.entry(order_key(&event)).or_insert(event);
-            if in_order {
-                self.state.apply(event);
+        fresh.sort_by(homeserver_order);
+        fresh.dedup_by(|a, b| homeserver_order(a, b) == Ordering::Equal);
+        fresh.retain(|e| {
+            self.events
+                .binary_search_by(|seen| homeserver_order(seen, e))
+                .is_err()
+        });
+        let Some(first) = fresh.first() else { return };
+        if self.is_newest(first) {
+            for event in fresh {
+                self.state.apply(&event);
+                self.events.push(event);
             }
+            return;
         }
-        if !in_order {
-            self.refold();
-        }
+        // Two sorted runs: the sort merges them in linear time.
+        self.events.extend(fresh);
+        self.events.sort_by(homeserver_order);
+        self.refold();
     }
 
     fn refold(&mut self) {
@@ -270,7 +284,7 @@ impl Ledger {
             rejections,
             ..State::default()
         };
-        for event in self.events.values() {
+        for event in &self.events {
             self.state.apply(event);
         }
     }
@@ -313,7 +327,7 @@ impl Ledger {
     /// the coordinator's tab closes the homeserver's "node gone" event hands the
     /// role to the next one.
     pub fn coordinator(&self) -> Option<&NodeId> {
-        self.state.coordinator()
+        self.state.coordinator.as_ref()
     }
 
     fn node_online(&self, node: &NodeId) -> bool {
@@ -476,7 +490,7 @@ impl Ledger {
             let outputs = task
                 .chunks
                 .iter()
-                .filter_map(|c| c.done.as_ref().map(|d| &d.output));
+                .filter_map(|c| c.done.as_ref().map(|d| &*d.output));
             return match task.spec.kind.merge(outputs) {
                 Ok(result) => TaskStatus::Done { result },
                 Err(e) => TaskStatus::Failed {
@@ -496,17 +510,19 @@ impl Ledger {
 }
 
 impl State {
-    fn coordinator(&self) -> Option<&NodeId> {
-        self.nodes
+    fn elect_coordinator(&mut self) {
+        self.coordinator = self
+            .nodes
             .values()
             .filter(|n| n.online)
             .min_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)))
-            .map(|n| &n.id)
+            .map(|n| n.id.clone());
     }
 
     /// Whether the event's sender owns the coordinator, as of the events before it.
     fn sent_by_coordinator(&self, event: &SeenEvent) -> bool {
-        self.coordinator()
+        self.coordinator
+            .as_ref()
             .is_some_and(|c| c.is_owned_by(&event.sender))
     }
 
@@ -524,18 +540,17 @@ impl State {
         });
     }
 
+    /// Keeps an event about a task not seen yet, to apply when the task comes
+    /// (a relation can arrive before its task).
+    fn park(&mut self, task: &EventId, event: &SeenEvent) {
+        self.orphans
+            .entry(task.clone())
+            .or_default()
+            .push(event.clone());
+    }
+
     fn apply(&mut self, event: &SeenEvent) {
         let ts = event.origin_server_ts;
-        // A relation can arrive before its task: park it until the task comes.
-        if let Some(task) = event.event.task_referenced() {
-            if !self.tasks.contains_key(task) {
-                self.orphans
-                    .entry(task.clone())
-                    .or_default()
-                    .push(event.clone());
-                return;
-            }
-        }
         match &event.event {
             PotluckEvent::NodeOnline { node, caps } => {
                 // A node that updates its capabilities keeps its seniority
@@ -553,13 +568,22 @@ impl State {
                         since,
                     },
                 );
+                self.elect_coordinator();
             }
             PotluckEvent::NodeGone { node } => {
                 if let Some(record) = self.nodes.get_mut(node) {
                     record.online = false;
+                    self.elect_coordinator();
                 }
             }
             PotluckEvent::Task(spec) => {
+                if let Some(parent) = spec
+                    .parent
+                    .as_ref()
+                    .filter(|p| !self.tasks.contains_key(*p))
+                {
+                    return self.park(parent, event);
+                }
                 if let Some(nonce) = &spec.nonce {
                     let key = (event.sender.clone(), nonce.clone());
                     if let Some(first) = self.nonces.get(&key) {
@@ -598,37 +622,49 @@ impl State {
                     self.apply(&orphan);
                 }
             }
-            PotluckEvent::Assign { task, assignments } => {
-                self.apply_assign(event, task, assignments)
+            PotluckEvent::Allowlist(list) => self.allowlist = list.clone(),
+            PotluckEvent::Assign { task, .. }
+            | PotluckEvent::Result { task, .. }
+            | PotluckEvent::Progress { task, .. }
+            | PotluckEvent::Cancel { task, .. } => match self.tasks.get_index_of(task) {
+                Some(at) => self.apply_relation(event, at),
+                None => self.park(task, event),
+            },
+        }
+    }
+
+    /// Applies an event about the task at index `task` of `self.tasks`.
+    fn apply_relation(&mut self, event: &SeenEvent, task: usize) {
+        match &event.event {
+            PotluckEvent::Assign { assignments, .. } => self.apply_assign(event, task, assignments),
+            PotluckEvent::Result { node, outcomes, .. } => {
+                self.apply_result(event, task, node, outcomes)
             }
-            PotluckEvent::Result {
-                task,
-                node,
-                outcomes,
-            } => self.apply_result(event, task, node, outcomes),
-            PotluckEvent::Progress { task, node, chunks } => {
+            PotluckEvent::Progress { node, chunks, .. } => {
                 self.apply_progress(event, task, node, chunks)
             }
-            PotluckEvent::Allowlist(list) => self.allowlist = list.clone(),
-            PotluckEvent::Cancel { task, reason } => {
-                let Some(record) = self.tasks.get(task) else {
-                    return;
-                };
-                if record.submitter != event.sender {
-                    let reason = format!("only {} can cancel this task", record.submitter);
-                    return self.reject(event, reason);
-                }
-                let finished = record.own_chunks_done()
-                    && record
-                        .children
-                        .iter()
-                        .all(|c| self.tasks.get(c).is_some_and(TaskRecord::own_chunks_done));
-                if let Some(record) = self.tasks.get_mut(task) {
-                    if record.cancelled.is_none() && !finished {
-                        record.cancelled = Some(reason.clone());
-                    }
-                }
-            }
+            PotluckEvent::Cancel { reason, .. } => self.apply_cancel(event, task, reason),
+            PotluckEvent::NodeOnline { .. }
+            | PotluckEvent::NodeGone { .. }
+            | PotluckEvent::Task(_)
+            | PotluckEvent::Allowlist(_) => {}
+        }
+    }
+
+    fn apply_cancel(&mut self, event: &SeenEvent, task: usize, reason: &Option<String>) {
+        let record = &self.tasks[task];
+        if record.submitter != event.sender {
+            let reason = format!("only {} can cancel this task", record.submitter);
+            return self.reject(event, reason);
+        }
+        let finished = record.own_chunks_done()
+            && record
+                .children
+                .iter()
+                .all(|c| self.tasks.get(c).is_some_and(TaskRecord::own_chunks_done));
+        let record = &mut self.tasks[task];
+        if record.cancelled.is_none() && !finished {
+            record.cancelled = Some(reason.clone());
         }
     }
 
@@ -690,7 +726,7 @@ impl State {
         Ok(record.submitter.clone())
     }
 
-    fn apply_assign(&mut self, event: &SeenEvent, task: &EventId, assignments: &[Assignment]) {
+    fn apply_assign(&mut self, event: &SeenEvent, task: usize, assignments: &[Assignment]) {
         // One coordinator at a time, decided by the events before this one:
         // a node that wrongly thought itself coordinator (it had not yet seen
         // an older node) assigns nothing.
@@ -700,9 +736,7 @@ impl State {
         }
         for a in assignments {
             let node_online = self.nodes.get(&a.node).is_some_and(|n| n.online);
-            let Some(record) = self.tasks.get_mut(task) else {
-                return;
-            };
+            let record = &mut self.tasks[task];
             let Some(chunk) = record.chunks.get_mut(a.chunk as usize) else {
                 let reason = format!("chunk {} does not exist", a.chunk);
                 self.reject(event, reason);
@@ -741,14 +775,12 @@ impl State {
     fn apply_progress(
         &mut self,
         event: &SeenEvent,
-        task: &EventId,
+        task: usize,
         node: &NodeId,
         reports: &[ChunkProgress],
     ) {
         let ts = event.origin_server_ts;
-        let Some(record) = self.tasks.get_mut(task) else {
-            return;
-        };
+        let record = &mut self.tasks[task];
         let mut unknown = Vec::new();
         for report in reports {
             let lease = record.chunks.get_mut(report.chunk as usize).and_then(|c| {
@@ -775,24 +807,19 @@ impl State {
     fn apply_result(
         &mut self,
         event: &SeenEvent,
-        task: &EventId,
+        task: usize,
         node: &NodeId,
         outcomes: &[ChunkOutcome],
     ) {
         let ts = event.origin_server_ts;
+        let record = &mut self.tasks[task];
+        let mut rejections = Vec::new();
         for o in outcomes {
-            let Some(record) = self.tasks.get_mut(task) else {
-                return;
-            };
-            let kind = record.spec.kind.clone();
-            let submitter = record.submitter.clone();
-            let cancelled = record.cancelled.is_some();
             let Some(chunk) = record.chunks.get_mut(o.chunk as usize) else {
-                let reason = format!("chunk {} does not exist", o.chunk);
-                self.reject(event, reason);
+                rejections.push(format!("chunk {} does not exist", o.chunk));
                 continue;
             };
-            if chunk.settled() || cancelled {
+            if chunk.settled() || record.cancelled.is_some() {
                 // First valid result wins; later ones are ignored, not errors.
                 continue;
             }
@@ -801,45 +828,44 @@ impl State {
                 .iter()
                 .position(|l| &l.node == node && l.attempt == o.attempt)
             else {
-                let reason = format!(
+                rejections.push(format!(
                     "{node} holds no lease on chunk {} (attempt {})",
                     o.chunk, o.attempt
-                );
-                self.reject(event, reason);
+                ));
                 continue;
             };
-            let lease = chunk.leases[lease_at].clone();
-            if !lease.accepts_result_at(ts) {
-                let reason = format!("result for chunk {} came after the hard deadline", o.chunk);
-                self.reject(event, reason);
+            let granted_at = chunk.leases[lease_at].granted_at;
+            if !chunk.leases[lease_at].accepts_result_at(ts) {
+                rejections.push(format!(
+                    "result for chunk {} came after the hard deadline",
+                    o.chunk
+                ));
                 continue;
             }
+            // The node gives its lease back with its output or its error.
+            chunk.leases.remove(lease_at);
             match &o.outcome {
                 Outcome::Output(output) => {
-                    if let Err(e) = kind.check_output(output) {
-                        chunk.leases.remove(lease_at);
-                        let reason = format!("chunk {}: {e}", o.chunk);
-                        self.reject(event, reason);
+                    if let Err(e) = record.spec.kind.check_output(output) {
+                        rejections.push(format!("chunk {}: {e}", o.chunk));
                         continue;
                     }
-                    chunk.leases.remove(lease_at);
-                    let seconds = ts.saturating_sub(lease.granted_at) as f64 / 1000.0;
-                    self.usage.record(&submitter, seconds, ts);
+                    let seconds = ts.saturating_sub(granted_at) as f64 / 1000.0;
+                    self.usage.record(&record.submitter, seconds, ts);
                     if chunk.votes.iter().any(|v| &v.node == node) {
                         continue; // One vote per node, however many leases it got.
                     }
                     chunk.votes.push(ChunkDone {
                         node: node.clone(),
                         attempt: o.attempt,
-                        output: output.clone(),
+                        output: Arc::clone(output),
                         at: ts,
                     });
                     count_votes(chunk, ts);
                 }
                 Outcome::Error { reason, retriable } => {
                     // A replica's error does not outvote the others' outputs:
-                    // it gives its lease back, and the chunk is issued again.
-                    chunk.leases.remove(lease_at);
+                    // the chunk is issued again.
                     if *retriable {
                         let backoff = BACKOFF_BASE_MS << (o.attempt.saturating_sub(1)).min(10);
                         chunk.retry_after = chunk.retry_after.max(ts.saturating_add(backoff));
@@ -848,6 +874,9 @@ impl State {
                     }
                 }
             }
+        }
+        for reason in rejections {
+            self.reject(event, reason);
         }
     }
 }
@@ -881,7 +910,7 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
     if agreeing + outstanding < quorum {
         let mut distinct: Vec<&Value> = Vec::new();
         for v in &chunk.votes {
-            if !distinct.contains(&&v.output) {
+            if !distinct.contains(&&*v.output) {
                 distinct.push(&v.output);
             }
         }

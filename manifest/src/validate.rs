@@ -386,7 +386,7 @@ pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
             spec.replication
         ));
     }
-    Ok(PotluckEvent::Task(spec))
+    Ok(PotluckEvent::Task(spec.into()))
 }
 
 fn referenced_task(relation: Relation) -> Result<EventId, String> {
@@ -513,7 +513,7 @@ mod tests {
         });
         let out = Outgoing::task(&spec);
         let seen = parse_event(&envelope(out.event_type, "@a:hs", None, out.content)).unwrap();
-        assert_eq!(seen.event, PotluckEvent::Task(spec));
+        assert_eq!(seen.event, PotluckEvent::Task(spec.into()));
     }
 
     #[test]

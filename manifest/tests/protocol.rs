@@ -44,7 +44,7 @@ fn primes(chunks: u32) -> TaskSpec {
     )
 }
 fn count(n: u64) -> Outcome {
-    Outcome::Output(json!({ "count": n }))
+    Outcome::Output(json!({ "count": n }).into())
 }
 
 impl Room {

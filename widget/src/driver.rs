@@ -353,7 +353,7 @@ impl Driver {
                     done: fraction,
                 });
             }
-            JobEvent::Done(output) => Outcome::Output(output),
+            JobEvent::Done(output) => Outcome::Output(output.into()),
             JobEvent::Failed(reason) => Outcome::Error {
                 reason,
                 retriable: false,

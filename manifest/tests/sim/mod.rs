@@ -249,7 +249,7 @@ impl Tab {
         }
         for job in finished {
             self.jobs.remove(&job);
-            let outcome = Outcome::Output(output.clone());
+            let outcome = Outcome::Output(output.clone().into());
             actions.extend(
                 self.machine
                     .process(Input::WorkerFinished { job, outcome }, now),
@@ -484,7 +484,7 @@ pub fn run(config: &Config) -> Report {
             .map(|c| c.attempts.saturating_sub(u32::from(c.replicas)))
             .sum(),
         wrong_outputs: chunks()
-            .filter(|c| c.done.as_ref().is_some_and(|d| d.output != output))
+            .filter(|c| c.done.as_ref().is_some_and(|d| *d.output != output))
             .count(),
         chunks_outvoted_by_liar: chunks()
             .filter(|c| config.first_friend_lies && liar_votes(c) >= c.quorum())
