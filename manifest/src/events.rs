@@ -214,7 +214,8 @@ pub struct SeenEvent {
 pub enum PotluckEvent {
     NodeOnline {
         node: NodeId,
-        caps: NodeCaps,
+        /// Boxed: the rarest event need not make every event in the ledger big.
+        caps: Box<NodeCaps>,
     },
     NodeGone {
         node: NodeId,

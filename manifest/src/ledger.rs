@@ -75,7 +75,8 @@ pub struct ChunkRecord {
     pub attempts: u32,
     /// A retriable failure asks to wait until then.
     pub retry_after: u64,
-    /// Outputs reported so far, at most one per node, until a majority agrees.
+    /// Outputs of a replicated chunk so far, at most one per node, until a
+    /// majority agrees. A chunk that runs once takes its first output as done.
     pub votes: Vec<ChunkDone>,
     /// The accepted output: the first (or, replicated, the majority's).
     pub done: Option<ChunkDone>,
@@ -563,7 +564,7 @@ impl State {
                     node.clone(),
                     NodeRecord {
                         id: node.clone(),
-                        caps: caps.clone(),
+                        caps: NodeCaps::clone(caps),
                         online: true,
                         since,
                     },
@@ -759,6 +760,8 @@ impl State {
                 continue;
             }
             chunk.attempts = chunk.attempts.max(a.attempt);
+            // Most chunks only ever hold as many leases as they have replicas.
+            chunk.leases.reserve_exact(usize::from(chunk.replicas));
             chunk.leases.push(Lease {
                 node: a.node.clone(),
                 attempt: a.attempt,
@@ -852,15 +855,22 @@ impl State {
                     }
                     let seconds = ts.saturating_sub(granted_at) as f64 / 1000.0;
                     self.usage.record(&record.submitter, seconds, ts);
-                    if chunk.votes.iter().any(|v| &v.node == node) {
-                        continue; // One vote per node, however many leases it got.
-                    }
-                    chunk.votes.push(ChunkDone {
+                    let vote = ChunkDone {
                         node: node.clone(),
                         attempt: o.attempt,
                         output: Arc::clone(output),
                         at: ts,
-                    });
+                    };
+                    if chunk.replicas == 1 {
+                        // Nothing to vote on: the first valid output wins.
+                        chunk.done = Some(vote);
+                        chunk.leases.clear();
+                        continue;
+                    }
+                    if chunk.votes.iter().any(|v| &v.node == node) {
+                        continue; // One vote per node, however many leases it got.
+                    }
+                    chunk.votes.push(vote);
                     count_votes(chunk, ts);
                 }
                 Outcome::Error { reason, retriable } => {

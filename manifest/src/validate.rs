@@ -315,7 +315,10 @@ fn parse_node(
             caps.slots
         ));
     }
-    Ok(PotluckEvent::NodeOnline { node, caps })
+    Ok(PotluckEvent::NodeOnline {
+        node,
+        caps: Box::new(caps),
+    })
 }
 
 /// Validates a task's content: what comes in from the room, and what a node
