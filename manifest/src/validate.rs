@@ -266,23 +266,46 @@ fn parse_content(
     }
 }
 
-/// Bytes `value` takes as JSON, counted without building the text.
-fn json_size(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+/// Bytes `value` takes as compact JSON (as `serde_json::to_vec` writes it),
+/// counted without writing it: the size limit is checked on every event.
+pub fn json_size(value: &Value) -> usize {
+    let separators = |n: usize| 2 + n.saturating_sub(1); // brackets and commas
+    match value {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(n) => number_size(n),
+        Value::String(s) => string_size(s),
+        Value::Array(items) => separators(items.len()) + items.iter().map(json_size).sum::<usize>(),
+        Value::Object(map) => {
+            separators(map.len())
+                + map
+                    .iter()
+                    .map(|(key, value)| string_size(key) + 1 + json_size(value))
+                    .sum::<usize>()
         }
     }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        Err(_) => usize::MAX,
+}
+
+fn number_size(n: &serde_json::Number) -> usize {
+    let digits = |n: u64| n.checked_ilog10().map_or(1, |log| log as usize + 1);
+    match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => digits(u),
+        (None, Some(i)) => 1 + digits(i.unsigned_abs()),
+        // Floats are rare (a homeserver refuses them): count them the slow way.
+        (None, None) => serde_json::to_string(n).map_or(usize::MAX, |text| text.len()),
     }
+}
+
+fn string_size(s: &str) -> usize {
+    let escaped: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum();
+    2 + escaped
 }
 
 fn typed<T: DeserializeOwned>(content: &Value) -> Result<T, String> {

@@ -3,7 +3,7 @@
 //! depend on the order events arrive in.
 
 use manifest::ledger::Ledger;
-use manifest::validate::parse_event;
+use manifest::validate::{json_size, parse_event};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -17,6 +17,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
             .prop_filter("JSON has no NaN", |f| f.is_finite())
             .prop_map(Value::from),
         ".{0,40}".prop_map(Value::from),
+        "[\\x00-\\x1f\"\\\\/\\x7f\u{2028}é]{0,8}".prop_map(Value::from),
         prop_oneof![
             Just("@a:hs"),
             Just("$e1"),
@@ -91,6 +92,11 @@ fn arb_mutated_task() -> impl Strategy<Value = Value> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn the_size_limit_counts_what_serde_json_writes(value in arb_json()) {
+        prop_assert_eq!(json_size(&value), serde_json::to_vec(&value).unwrap().len());
+    }
 
     #[test]
     fn validation_never_panics_on_any_json(raw in arb_json()) {
