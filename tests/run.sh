@@ -26,8 +26,10 @@ stage "native tests (manifest, worker, widget logic)"
 cargo test --offline --locked --workspace
 took "native tests"
 
-stage "wasm tests in headless Chromium (page and dedicated worker)"
-cargo test --offline --locked --target wasm32-unknown-unknown -p potluck-widget --test in_browser -p potluck-worker --test in_worker
+stage "wasm tests in headless Chromium (page and dedicated worker; Whisper on real weights)"
+scripts/whisper-test-data.sh
+cargo test --offline --locked --target wasm32-unknown-unknown -p potluck-widget --test in_browser \
+  -p potluck-worker --test in_worker --test whisper_in_worker -- --nocapture
 took "wasm tests"
 
 stage "release build"

@@ -11,3 +11,5 @@ pub mod whisper;
 
 #[cfg(target_arch = "wasm32")]
 mod entry;
+#[cfg(target_arch = "wasm32")]
+pub mod model_store;

@@ -8,10 +8,9 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use potluck_worker::audio::{resample::resample, wav};
-use potluck_worker::whisper::ct2::Ct2Model;
 use potluck_worker::whisper::mel::{log_mel, MelFilters, SAMPLE_RATE};
 use potluck_worker::whisper::transcribe::{Engine, Options};
-use potluck_worker::whisper::{convert, wer::wer};
+use potluck_worker::whisper::wer::wer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,11 +57,7 @@ fn load_engine(dir: &Path) -> Engine {
     let bin = std::fs::read(dir.join("model.bin")).unwrap();
     let options = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let vocabulary = std::fs::read_to_string(dir.join("vocabulary.txt")).unwrap();
-    let model = Ct2Model::parse(&bin).unwrap();
-    let converted = convert::convert(&model, &options, &vocabulary).unwrap();
-    let st = convert::to_safetensors(&converted.tensors);
-    let json = serde_json::to_string(&converted.info).unwrap();
-    Engine::load(st, &json, &vocabulary).unwrap()
+    Engine::from_ct2(&bin, &options, &vocabulary).unwrap()
 }
 
 struct Reference {

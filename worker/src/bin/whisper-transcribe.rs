@@ -11,8 +11,6 @@
 //! keeps the vocabulary projection in f32 (the default is int8).
 
 use potluck_worker::audio::{resample::resample, wav};
-use potluck_worker::whisper::convert;
-use potluck_worker::whisper::ct2::Ct2Model;
 use potluck_worker::whisper::mel::SAMPLE_RATE;
 use potluck_worker::whisper::transcribe::{Engine, Options};
 use std::path::{Path, PathBuf};
@@ -29,20 +27,14 @@ fn text(p: &Path) -> Result<String, String> {
 
 fn load(dir: &Path) -> Result<Engine, String> {
     let vocabulary = text(&dir.join("vocabulary.txt"))?;
-    let (weights, info) = if dir.join("model.safetensors").exists() {
-        (
-            read(&dir.join("model.safetensors"))?,
-            text(&dir.join("model.json"))?,
-        )
+    let engine = if dir.join("model.safetensors").exists() {
+        let weights = read(&dir.join("model.safetensors"))?;
+        Engine::load(weights, &text(&dir.join("model.json"))?, &vocabulary)
     } else {
         let bin = read(&dir.join("model.bin"))?;
-        let options = text(&dir.join("config.json"))?;
-        let model = Ct2Model::parse(&bin).map_err(|e| e.to_string())?;
-        let c = convert::convert(&model, &options, &vocabulary).map_err(|e| e.to_string())?;
-        let json = serde_json::to_string(&c.info).map_err(|e| e.to_string())?;
-        (convert::to_safetensors(&c.tensors), json)
+        Engine::from_ct2(&bin, &text(&dir.join("config.json"))?, &vocabulary)
     };
-    Engine::load(weights, &info, &vocabulary).map_err(|e| e.to_string())
+    engine.map_err(|e| e.to_string())
 }
 
 struct Args {

@@ -6,8 +6,10 @@
 //! self-attention KV cache, `decode` picks one window's tokens the way
 //! openai's `transcribe` does, `transcribe` walks a recording window by
 //! window into timestamped segments, and `tokenizer` turns ids into text.
-//! `wer` scores transcripts for tests and benchmarks.
+//! `wer` scores transcripts for tests and benchmarks. `catalog` pins the
+//! models a node may load by the sha256 of each file.
 
+pub mod catalog;
 pub mod config;
 pub mod convert;
 pub mod ct2;

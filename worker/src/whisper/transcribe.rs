@@ -94,6 +94,8 @@ pub enum LoadError {
     VocabularyMismatch,
     #[error("model.safetensors: {0}")]
     Weights(#[from] candle_core::Error),
+    #[error("model.bin: {0}")]
+    Package(String),
 }
 
 impl Engine {
@@ -115,6 +117,23 @@ impl Engine {
             filters: MelFilters::new(info.config.num_mel_bins),
             info,
         })
+    }
+
+    /// From the three files of a CTranslate2 package (`catalog::FILES`),
+    /// converted in memory.
+    pub fn from_ct2(
+        model_bin: &[u8],
+        config_json: &str,
+        vocabulary: &str,
+    ) -> Result<Self, LoadError> {
+        let package = |e: &dyn std::fmt::Display| LoadError::Package(e.to_string());
+        let model = super::ct2::Ct2Model::parse(model_bin).map_err(|e| package(&e))?;
+        let converted =
+            super::convert::convert(&model, config_json, vocabulary).map_err(|e| package(&e))?;
+        let info = serde_json::to_string(&converted.info)?;
+        let weights = super::convert::to_safetensors(&converted.tensors);
+        drop(converted); // The converted tensors borrow model.bin: free them first.
+        Self::load(weights, &info, vocabulary)
     }
 
     /// Transcribes 16 kHz mono samples.
@@ -268,8 +287,8 @@ impl Engine {
     }
 }
 
-/// Seconds from a monotonic clock where there is one (not in wasm32 without
-/// web APIs, where timings read 0).
+/// Seconds from a monotonic clock: the worker's `performance` in the browser
+/// (timings read 0 in wasm outside a worker).
 fn now() -> f64 {
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -280,6 +299,11 @@ fn now() -> f64 {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        0.0
+        use wasm_bindgen::JsCast;
+        js_sys::global()
+            .dyn_into::<web_sys::WorkerGlobalScope>()
+            .ok()
+            .and_then(|scope| scope.performance())
+            .map_or(0.0, |clock| clock.now() / 1000.0)
     }
 }

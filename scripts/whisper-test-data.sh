@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Prepares worker/test-data/whisper/ (ignored by git) for the Whisper test in a
+# Chromium Web Worker, worker/tests/whisper_in_worker.rs, which fetches these
+# files from the test runner's server as a widget fetches a model:
+#   tiny.en/{model.bin,config.json,vocabulary.txt}  the verified package files
+#   five-sentences.txt, .f32   espeak-ng speech of the text, 16 kHz mono float32
+#                              (resampled by our engine's resampler)
+#   reference/result.json      faster-whisper's transcripts of the same samples
+set -euo pipefail
+cd "$(dirname "$0")/.."
+models=$(scripts/fetch-models.sh)
+out=worker/test-data/whisper
+mkdir -p "$out/tiny.en" "$out/reference"
+for f in model.bin config.json vocabulary.txt; do
+  cp -u "$models/tiny.en/$f" "$out/tiny.en/$f"
+done
+text="The quick brown fox jumps over the lazy dog. Please call Stella and ask her to bring these things with her from the store. The meeting will start at nine o'clock tomorrow morning. We need to finish the report before the end of the week. Thank you all for coming today."
+printf '%s' "$text" > "$out/five-sentences.txt"
+espeak-ng -v en-us -s 150 -w "$out/five-sentences.wav" "$text"
+cargo run --offline --locked --quiet -p potluck-worker --bin whisper-transcribe -- \
+  "$models/tiny.en" "$out/five-sentences.wav" --no-timestamps \
+  --save-pcm "$out/five-sentences.f32" > /dev/null
+scripts/reference-whisper.sh "$models/tiny.en" "$out/five-sentences.f32" "$out/reference"
+echo "$out"
