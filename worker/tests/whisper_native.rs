@@ -7,9 +7,9 @@
 //! `scripts/reference-whisper.sh`, which installs faster-whisper on first use.
 #![cfg(not(target_arch = "wasm32"))]
 
-use potluck_worker::audio::{resample::resample, wav};
+use potluck_worker::audio::{resample::resample, split::split_at_silences, wav};
 use potluck_worker::whisper::mel::{log_mel, MelFilters, SAMPLE_RATE};
-use potluck_worker::whisper::transcribe::{Engine, Options};
+use potluck_worker::whisper::transcribe::{stitch, Engine, Options};
 use potluck_worker::whisper::wer::wer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -211,5 +211,109 @@ fn audio_longer_than_30_s_is_decoded_window_by_window_as_faster_whisper_does() {
         "tiny.en",
         &format!("{TEXT} {TEXT} {TEXT}"),
         Options::default(),
+    );
+}
+
+/// Sentences spoken one by one with pauses between: about two minutes.
+const SENTENCES: [&str; 27] = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "The meeting will start at nine o'clock tomorrow morning.",
+    "We need to finish the report before the end of the week.",
+    "Thank you all for coming today.",
+    "The train to the city leaves from platform four every hour.",
+    "My sister bought a small house near the river last summer.",
+    "Remember to water the plants while we are away on holiday.",
+    "The children played football in the park until it got dark.",
+    "Our new neighbours invited us over for dinner on Saturday.",
+    "The library closes early on public holidays and Sundays.",
+    "He forgot his umbrella and got completely wet on the way home.",
+    "Could you send me the photos from the birthday party?",
+    "The price of coffee has gone up again this month.",
+    "She practises the piano for an hour every evening.",
+    "We watched an old film and ate popcorn on the sofa.",
+    "The doctor said I should drink more water and sleep longer.",
+    "Turn left at the bakery and the post office is on your right.",
+    "The garden looks lovely now that the roses are in bloom.",
+    "Let us meet again next week to talk about the plan.",
+    "The bus was late again so I walked to work this morning.",
+    "Please turn off the lights when you leave the room.",
+    "The soup needs a little more salt and some fresh pepper.",
+    "Our team won the match by two goals in the last minute.",
+    "I will bring a cake and some fruit to the picnic.",
+    "The shop on the corner sells the best bread in town.",
+    "It is going to rain all weekend so we will stay inside.",
+];
+
+#[test]
+fn two_minutes_split_at_pauses_over_several_workers_keep_faster_whispers_accuracy() {
+    let Some(engine) = tiny_engine() else { return };
+    let mut samples = Vec::new();
+    for (i, sentence) in SENTENCES.iter().enumerate() {
+        let Some(speech) = espeak(sentence) else {
+            eprintln!("SKIPPED: espeak-ng is not installed (apt-get install espeak-ng)");
+            return;
+        };
+        samples.extend(speech);
+        let pause = (0.4 + 0.3 * (i % 4) as f64) * SAMPLE_RATE as f64;
+        samples.resize(samples.len() + pause as usize, 0.0);
+    }
+    let text = SENTENCES.join(" ");
+    let duration = samples.len() as f64 / SAMPLE_RATE as f64;
+
+    let chunks = split_at_silences(&samples, SAMPLE_RATE as u32, 30.0);
+    let lengths: Vec<String> = chunks
+        .iter()
+        .map(|c| format!("{:.1}", c.len() as f64 / SAMPLE_RATE as f64))
+        .collect();
+    eprintln!(
+        "{duration:.1} s split into chunks of {} s",
+        lengths.join(", ")
+    );
+    assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+    let near = SAMPLE_RATE / 20; // 50 ms either side of a cut
+    for cut in chunks.iter().skip(1).map(|c| c.start) {
+        let around = &samples[cut.saturating_sub(near)..(cut + near).min(samples.len())];
+        let loudest = around.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        assert!(
+            loudest < 1e-3,
+            "the cut at {cut} goes through speech ({loudest})"
+        );
+    }
+
+    // Each chunk as a different worker would run it, then one transcript.
+    let t0 = Instant::now();
+    let parts = chunks.iter().map(|c| {
+        let part = engine
+            .transcribe_pcm(&samples[c.clone()], &Options::default())
+            .unwrap();
+        (c.start as f32 / SAMPLE_RATE as f32, part)
+    });
+    let ours = stitch(parts.collect::<Vec<_>>());
+    let ours_s = t0.elapsed().as_secs_f64();
+
+    let dir = models_dir().join("tiny.en");
+    let reference = reference(&dir, &samples, &Options::default());
+    let fw_text = reference.json["float32"]["text"].as_str().unwrap();
+    let ours_wer = wer(&text, &ours.text);
+    let fw_wer = wer(&text, fw_text);
+    eprintln!(
+        "split: ours (chunks stitched) WER {ours_wer:.3}: {}",
+        ours.text
+    );
+    eprintln!("split: faster-whisper (whole)  WER {fw_wer:.3}: {fw_text}");
+    eprintln!(
+        "split: {} chunks in {ours_s:.1} s on one thread (RTF {:.3})",
+        chunks.len(),
+        ours_s / duration
+    );
+    let last_end = ours.segments.last().map_or(0.0, |s| s.end);
+    assert!(
+        (last_end as f64) <= duration + 0.5 && (last_end as f64) > duration - 10.0,
+        "the stitched timestamps run to {last_end} s of {duration:.1} s"
+    );
+    assert!(
+        ours_wer <= fw_wer + WER_MARGIN,
+        "our WER {ours_wer:.3} is more than {WER_MARGIN} above faster-whisper's {fw_wer:.3}"
     );
 }

@@ -218,12 +218,7 @@ impl Engine {
             seek += advance;
         }
         out.segments.retain(|s| !s.text.trim().is_empty());
-        out.text = out
-            .segments
-            .iter()
-            .map(|s| s.text.trim())
-            .collect::<Vec<_>>()
-            .join(" ");
+        out.text = text_of(&out.segments);
         out.language = language
             .and_then(|id| self.tokenizer.token(id))
             .map(|t| t.trim_start_matches("<|").trim_end_matches("|>").to_owned());
@@ -287,6 +282,40 @@ impl Engine {
     }
 }
 
+fn text_of(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| s.text.trim())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One transcript from the transcripts of consecutive chunks of a recording
+/// (`audio::split`), each with where its chunk starts in seconds: segments
+/// and windows move to the recording's time, texts join in order. The chunks
+/// were cut in pauses, so nothing at a seam is lost or said twice.
+pub fn stitch(parts: impl IntoIterator<Item = (f32, Transcript)>) -> Transcript {
+    let mut out = Transcript::default();
+    for (offset, part) in parts {
+        out.segments
+            .extend(part.segments.into_iter().map(|s| Segment {
+                start: s.start + offset,
+                end: s.end + offset,
+                ..s
+            }));
+        out.windows.extend(part.windows.into_iter().map(|w| Window {
+            start: w.start + offset,
+            ..w
+        }));
+        out.language = out.language.or(part.language);
+        out.encoder_s += part.encoder_s;
+        out.decoder_s += part.decoder_s;
+        out.decoded_tokens += part.decoded_tokens;
+    }
+    out.text = text_of(&out.segments);
+    out
+}
+
 /// Seconds from a monotonic clock: the worker's `performance` in the browser
 /// (timings read 0 in wasm outside a worker).
 fn now() -> f64 {
@@ -305,5 +334,43 @@ fn now() -> f64 {
             .ok()
             .and_then(|scope| scope.performance())
             .map_or(0.0, |clock| clock.now() / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(segments: &[(f32, f32, &str)]) -> Transcript {
+        let segments: Vec<Segment> = segments
+            .iter()
+            .map(|&(start, end, text)| Segment {
+                start,
+                end,
+                text: text.into(),
+            })
+            .collect();
+        Transcript {
+            text: text_of(&segments),
+            segments,
+            decoded_tokens: 3,
+            ..Transcript::default()
+        }
+    }
+
+    #[test]
+    fn stitched_chunks_read_as_one_recording() {
+        let whole = stitch([
+            (
+                0.0,
+                part(&[(0.0, 4.0, " Hello there."), (4.5, 9.0, " How are you?")]),
+            ),
+            (29.5, part(&[])), // a chunk of silence says nothing
+            (41.0, part(&[(0.2, 3.0, " Fine, thanks.")])),
+        ]);
+        assert_eq!(whole.text, "Hello there. How are you? Fine, thanks.");
+        let times: Vec<(f32, f32)> = whole.segments.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(times, [(0.0, 4.0), (4.5, 9.0), (41.2, 44.0)]);
+        assert_eq!(whole.decoded_tokens, 9);
     }
 }
