@@ -17,8 +17,8 @@ done
 text="The quick brown fox jumps over the lazy dog. Please call Stella and ask her to bring these things with her from the store. The meeting will start at nine o'clock tomorrow morning. We need to finish the report before the end of the week. Thank you all for coming today."
 printf '%s' "$text" > "$out/five-sentences.txt"
 espeak-ng -v en-us -s 150 -w "$out/five-sentences.wav" "$text"
-cargo run --offline --locked --quiet -p potluck-worker --bin whisper-transcribe -- \
-  "$models/tiny.en" "$out/five-sentences.wav" --no-timestamps \
+cargo run --offline --locked --quiet -p potluck-worker --bin potluck -- transcribe \
+  "$out/five-sentences.wav" --model "$models/tiny.en" --no-timestamps \
   --save-pcm "$out/five-sentences.f32" > /dev/null
 scripts/reference-whisper.sh "$models/tiny.en" "$out/five-sentences.f32" "$out/reference"
 echo "$out"

@@ -1,18 +1,25 @@
-//! `whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]`:
-//! the worker's Whisper engine, natively.
+//! `potluck transcribe FILE.wav [--model tiny.en|base|DIR] [--language CODE]
+//! [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]`:
+//! the worker's Whisper engine, natively, for tests, benchmarks and friends
+//! who prefer a terminal.
 //!
-//! MODEL_DIR is either what `whisper-convert` writes (`model.safetensors`,
-//! `model.json`, `vocabulary.txt`) or a CTranslate2 package directory
-//! (`model.bin`, `config.json`, `vocabulary.txt`), converted in memory.
+//! `--model` names a model that `scripts/fetch-models.sh` put under
+//! `$POTLUCK_MODELS` (default `~/.cache/potluck/models`), tiny.en unless
+//! given, or a directory: either what `whisper-convert` writes
+//! (`model.safetensors`, `model.json`, `vocabulary.txt`) or a CTranslate2
+//! package (`model.bin`, `config.json`, `vocabulary.txt`), converted in
+//! memory. Audio longer than one window is split at its pauses and the
+//! chunks' transcripts stitched, as the room's workers do.
 //! `--bench N` transcribes N times and prints the best real-time factor with
 //! the encoder and decoder times, model load excluded. `--save-pcm` writes
 //! the 16 kHz samples it transcribes (raw little-endian f32), so that a
 //! reference engine can be given exactly the same audio. `--f32-projection`
 //! keeps the vocabulary projection in f32 (the default is int8).
 
-use potluck_worker::audio::{resample::resample, wav};
-use potluck_worker::whisper::mel::SAMPLE_RATE;
-use potluck_worker::whisper::transcribe::{Engine, Options};
+use potluck_worker::audio::{resample::resample, split::split_at_silences, wav};
+use potluck_worker::whisper::catalog::DEFAULT_MODEL;
+use potluck_worker::whisper::mel::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
+use potluck_worker::whisper::transcribe::{stitch, Engine, Options, Transcript};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -37,8 +44,46 @@ fn load(dir: &Path) -> Result<Engine, String> {
     engine.map_err(|e| e.to_string())
 }
 
+/// A model directory, or a model's name under the models directory.
+fn model_dir(model: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(model);
+    if path.is_dir() {
+        return Ok(path);
+    }
+    let models = std::env::var_os("POTLUCK_MODELS").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/potluck/models")
+        },
+        PathBuf::from,
+    );
+    let dir = models.join(model);
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "no model '{model}' in {} (scripts/fetch-models.sh fetches tiny.en and base)",
+            models.display()
+        ))
+    }
+}
+
+/// The whole recording, split at its pauses into windows and stitched.
+fn transcribe(engine: &Engine, samples: &[f32], opts: &Options) -> Result<Transcript, String> {
+    let window_s = (N_FRAMES * HOP_LENGTH) as f64 / SAMPLE_RATE as f64;
+    let mut parts = Vec::new();
+    for chunk in split_at_silences(samples, SAMPLE_RATE as u32, window_s) {
+        let offset = chunk.start as f32 / SAMPLE_RATE as f32;
+        let part = engine
+            .transcribe_pcm(&samples[chunk], opts)
+            .map_err(|e| e.to_string())?;
+        parts.push((offset, part));
+    }
+    Ok(stitch(parts))
+}
+
 struct Args {
-    model: PathBuf,
+    model: String,
     audio: PathBuf,
     language: Option<String>,
     bench: Option<usize>,
@@ -49,10 +94,15 @@ struct Args {
 
 fn parse_args() -> Option<Args> {
     let mut it = std::env::args().skip(1);
+    if it.next().as_deref() != Some("transcribe") {
+        return None;
+    }
     let (mut positional, mut language, mut bench, mut save_pcm) = (Vec::new(), None, None, None);
+    let mut model = DEFAULT_MODEL.to_owned();
     let (mut timestamps, mut f32_projection) = (true, false);
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--model" => model = it.next()?,
             "--language" => language = Some(it.next()?),
             "--bench" => bench = Some(it.next()?.parse().ok()?),
             "--save-pcm" => save_pcm = Some(PathBuf::from(it.next()?)),
@@ -61,7 +111,7 @@ fn parse_args() -> Option<Args> {
             _ => positional.push(PathBuf::from(a)),
         }
     }
-    let [model, audio] = <[PathBuf; 2]>::try_from(positional).ok()?;
+    let [audio] = <[PathBuf; 1]>::try_from(positional).ok()?;
     Some(Args {
         model,
         audio,
@@ -75,7 +125,7 @@ fn parse_args() -> Option<Args> {
 
 fn run(args: Args) -> Result<(), String> {
     let t0 = Instant::now();
-    let mut engine = load(&args.model)?;
+    let mut engine = load(&model_dir(&args.model)?)?;
     if args.f32_projection {
         engine
             .model
@@ -101,9 +151,7 @@ fn run(args: Args) -> Result<(), String> {
     let mut best: Option<(f64, _)> = None;
     for _ in 0..runs {
         let t = Instant::now();
-        let tr = engine
-            .transcribe_pcm(&samples, &opts)
-            .map_err(|e| e.to_string())?;
+        let tr = transcribe(&engine, &samples, &opts)?;
         let s = t.elapsed().as_secs_f64();
         if best.as_ref().is_none_or(|(b, _)| s < *b) {
             best = Some((s, tr));
@@ -131,14 +179,14 @@ fn run(args: Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let Some(args) = parse_args() else {
         eprintln!(
-            "usage: whisper-transcribe MODEL_DIR FILE.wav [--language CODE] [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]"
+            "usage: potluck transcribe FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]"
         );
         return ExitCode::from(2);
     };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("whisper-transcribe: {e}");
+            eprintln!("potluck transcribe: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,70 @@
+//! Noise and repeated runs: a node transcribes many messages in one worker,
+//! so a run must neither crash on audio that is not speech nor leave memory
+//! behind. Alone in its own test binary, so that no other test's allocations
+//! show in the process's resident memory.
+#![cfg(target_os = "linux")]
+
+use potluck_worker::whisper::mel::SAMPLE_RATE;
+use potluck_worker::whisper::transcribe::{Engine, Options};
+use std::path::PathBuf;
+
+fn tiny_engine() -> Option<Engine> {
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let dir = std::env::var_os("POTLUCK_MODELS")
+        .map_or_else(|| home.join(".cache/potluck/models"), PathBuf::from)
+        .join("tiny.en");
+    let read = |name: &str| std::fs::read(dir.join(name)).ok();
+    let (Some(bin), Some(config), Some(vocabulary)) = (
+        read("model.bin"),
+        read("config.json"),
+        read("vocabulary.txt"),
+    ) else {
+        eprintln!(
+            "SKIPPED: no tiny.en in {} (run scripts/fetch-models.sh)",
+            dir.display()
+        );
+        return None;
+    };
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    Some(Engine::from_ct2(&bin, &text(config), &text(vocabulary)).unwrap())
+}
+
+/// Resident memory of this process, in MB.
+fn resident_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096.0 / 1e6
+}
+
+/// White noise at a speaking level, the same every run.
+fn noise(seconds: usize) -> Vec<f32> {
+    let mut seed = 7u32;
+    (0..seconds * SAMPLE_RATE)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.2
+        })
+        .collect()
+}
+
+#[test]
+fn noise_gives_a_transcript_and_twenty_runs_leave_no_memory_behind() {
+    let Some(engine) = tiny_engine() else { return };
+    let audio = noise(4);
+    let first = engine.transcribe_pcm(&audio, &Options::default()).unwrap();
+    eprintln!("noise: {:?} ({} windows)", first.text, first.windows.len());
+    let before = resident_mb();
+    for _ in 0..20 {
+        let again = engine.transcribe_pcm(&audio, &Options::default()).unwrap();
+        assert_eq!(
+            again.text, first.text,
+            "the same audio decodes the same way"
+        );
+    }
+    let after = resident_mb();
+    eprintln!("resident memory after the first run {before:.0} MB, after 20 more {after:.0} MB");
+    assert!(
+        after - before < 20.0,
+        "20 runs grew resident memory from {before:.0} MB to {after:.0} MB"
+    );
+}
