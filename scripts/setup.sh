@@ -10,7 +10,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "apt packages (chromium for tests, build tools)"
 need_apt=()
-for pkg in chromium chromium-driver pkg-config espeak-ng; do
+# espeak-ng speaks and opus-tools encodes the test speech (voice messages are Ogg Opus).
+for pkg in chromium chromium-driver pkg-config espeak-ng opus-tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

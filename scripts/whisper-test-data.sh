@@ -6,6 +6,7 @@
 #   five-sentences.txt, .f32   espeak-ng speech of the text, 16 kHz mono float32
 #                              (resampled by our engine's resampler)
 #   reference/result.json      faster-whisper's transcripts of the same samples
+# and widget/test-data/audio/ for the widget's audio decoding test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=$(scripts/fetch-models.sh)
@@ -21,4 +22,12 @@ cargo run --offline --locked --quiet -p potluck-worker --bin potluck -- transcri
   "$out/five-sentences.wav" --model "$models/tiny.en" --no-timestamps \
   --save-pcm "$out/five-sentences.f32" > /dev/null
 scripts/reference-whisper.sh "$models/tiny.en" "$out/five-sentences.f32" "$out/reference"
-echo "$out"
+
+# The widget's decoding test (widget/tests/audio_in_browser.rs): the same
+# speech as Element sends a voice message (Ogg Opus, 48 kHz, mono), as WAV,
+# and the samples above to compare with.
+audio=widget/test-data/audio
+mkdir -p "$audio"
+opusenc --quiet --bitrate 32 "$out/five-sentences.wav" "$audio/five-sentences.ogg"
+cp "$out/five-sentences.wav" "$out/five-sentences.f32" "$audio/"
+echo "$out $audio"

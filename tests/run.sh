@@ -29,7 +29,7 @@ took "native tests"
 stage "wasm tests in headless Chromium (page and dedicated worker; Whisper on real weights)"
 scripts/whisper-test-data.sh
 cargo test --offline --locked --target wasm32-unknown-unknown -p potluck-widget --test in_browser \
-  -p potluck-worker --test in_worker --test whisper_in_worker -- --nocapture
+  --test audio_in_browser -p potluck-worker --test in_worker --test whisper_in_worker -- --nocapture
 took "wasm tests"
 
 stage "release build"

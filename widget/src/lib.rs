@@ -2,6 +2,7 @@
 //! their node. Decisions live in `manifest`; this crate moves messages between
 //! it and the browser (widget API, Web Workers, timers) and renders.
 
+pub mod audio;
 pub mod clock;
 pub mod driver;
 pub mod host;
