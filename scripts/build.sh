@@ -32,6 +32,7 @@ if [ "$profile" = release ]; then
   for wasm in "$out"/*_bg.wasm; do
     node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
       --enable-reference-types --enable-sign-ext --enable-mutable-globals --enable-multivalue \
+      --enable-simd \
       "$wasm" -o "$wasm"
   done
 fi

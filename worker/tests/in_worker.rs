@@ -32,3 +32,27 @@ fn counts_primes_inside_a_dedicated_worker() {
         })
     );
 }
+
+/// The vocabulary projection has a SIMD128 kernel of its own in wasm: it must
+/// give what the f32 product gives, within the int8 quantisation's error.
+#[wasm_bindgen_test]
+fn the_int8_projection_kernel_matches_the_f32_product() {
+    use potluck_worker::whisper::projection::QuantizedProjection;
+    let (rows, cols) = (300, 384);
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i as u64 * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1)
+        .collect();
+    let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+    let got = QuantizedProjection::new(&w, rows, cols).unwrap().apply(&x);
+    for (r, g) in got.iter().enumerate() {
+        let row = &w[r * cols..(r + 1) * cols];
+        let exact: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
+        // Weights and inputs are each off by at most half a quantisation step.
+        let bound: f32 = row
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| 0.1 / 254.0 * b.abs() + a.abs() / 254.0)
+            .sum();
+        assert!((g - exact).abs() <= bound + 1e-4, "row {r}: {g} vs {exact}");
+    }
+}

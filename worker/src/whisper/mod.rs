@@ -14,6 +14,7 @@ pub mod config;
 pub mod convert;
 pub mod ct2;
 pub mod decode;
+pub mod fast_ops;
 pub mod mel;
 pub mod model;
 pub mod projection;

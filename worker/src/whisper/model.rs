@@ -10,6 +10,7 @@
 //! Whisper was trained with (candle's `gelu` is the tanh approximation).
 
 use super::config::Config;
+use super::fast_ops;
 use super::projection::QuantizedProjection;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::kv_cache::KvCache;
@@ -79,7 +80,7 @@ impl Attention {
         if let Some(mask) = mask {
             w = w.broadcast_add(mask)?;
         }
-        let w = candle_nn::ops::softmax_last_dim(&w)?;
+        let w = fast_ops::softmax_last_dim(&w)?;
         let x = w.matmul(&v)?.transpose(1, 2)?.flatten_from(2)?;
         self.out.forward(&x)
     }
@@ -116,7 +117,7 @@ impl Block {
     }
 
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(&self.mlp_ln.forward(x)?)?.gelu_erf()?;
+        let h = fast_ops::gelu_erf(&self.fc1.forward(&self.mlp_ln.forward(x)?)?)?;
         x + self.fc2.forward(&h)?
     }
 }
@@ -169,8 +170,8 @@ impl Encoder {
 
     /// `[1, n_mels, 3000]` log-mel → `[1, 1500, d]` audio features.
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = self.conv1.forward(mel)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let x = fast_ops::gelu_erf(&self.conv1.forward(mel)?)?;
+        let x = fast_ops::gelu_erf(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
         let n = x.dim(1)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, n)?)?;
         for b in &self.blocks {
