@@ -6,7 +6,8 @@
 //! GELU 19 ns per element. These loops are plain arithmetic that compilers
 //! vectorise, accurate to a few units in the last place.
 
-use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use super::dense::dot;
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two so that `k · ln 2` is exact enough (Cody and Waite).
@@ -109,6 +110,77 @@ impl CustomOp1 for Gelu {
     }
 }
 
+/// `out += p · row`, vectorised in wasm as well (SIMD128 for this function
+/// only, see `projection::row_dot`).
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+fn add_scaled(out: &mut [f32], p: f32, row: &[f32]) {
+    for (o, x) in out.iter_mut().zip(row) {
+        *o += p * x;
+    }
+}
+
+/// softmax(q kᵀ) v for a few query rows (the decoder's one new token), per
+/// batch and head, reading each key and value row once. Through candle's
+/// `gemm` each step copied (packed) all 1500 cross-attention keys and values.
+struct FewQueriesAttention;
+
+impl CustomOp3 for FewQueriesAttention {
+    fn name(&self) -> &'static str {
+        "potluck-few-queries-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        q_storage: &CpuStorage,
+        q_layout: &Layout,
+        k_storage: &CpuStorage,
+        k_layout: &Layout,
+        v_storage: &CpuStorage,
+        v_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = f32_values(q_storage, q_layout, self.name())?;
+        let k = f32_values(k_storage, k_layout, self.name())?;
+        let v = f32_values(v_storage, v_layout, self.name())?;
+        let (batch, heads, queries, width) = q_layout.shape().dims4()?;
+        let keys = k_layout.shape().dims4()?.2;
+        if k.len() != v.len() || k.len() != batch * heads * keys * width {
+            bail!("{}: keys and values of different shapes", self.name())
+        }
+        let mut out = vec![0.0f32; q.len()];
+        let mut scores = vec![0.0f32; keys];
+        let per_head_q = queries * width;
+        let per_head_kv = keys * width;
+        for head in 0..batch * heads {
+            let k = &k[head * per_head_kv..(head + 1) * per_head_kv];
+            let v = &v[head * per_head_kv..(head + 1) * per_head_kv];
+            let q = &q[head * per_head_q..(head + 1) * per_head_q];
+            let out = &mut out[head * per_head_q..(head + 1) * per_head_q];
+            for (query, out) in q.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+                for (score, key) in scores.iter_mut().zip(k.chunks_exact(width)) {
+                    *score = dot(query, key);
+                }
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for score in scores.iter_mut() {
+                    *score = exp(*score - max);
+                    sum += *score;
+                }
+                for (&p, value) in scores.iter().zip(v.chunks_exact(width)) {
+                    add_scaled(out, p / sum, value);
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), q_layout.shape().clone()))
+    }
+}
+
+/// softmax(q kᵀ) v for `q` of shape `[batch, heads, rows, width]` and `k`,
+/// `v` of shape `[batch, heads, keys, width]`, without a mask.
+pub fn few_queries_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    q.contiguous()?
+        .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &FewQueriesAttention)
+}
+
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&SoftmaxLastDim)
@@ -174,5 +246,16 @@ mod tests {
         let theirs = candle_nn::ops::softmax_last_dim(&x.contiguous().unwrap()).unwrap();
         assert!(close(&ours, &theirs) < 1e-7);
         assert!(close(&gelu_erf(&x).unwrap(), &x.gelu_erf().unwrap()) < 1e-6);
+
+        let q = Tensor::randn(0f32, 1.0, (1, 3, 2, 8), &device).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (1, 3, 37, 8), &device).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (1, 3, 37, 8), &device).unwrap();
+        let ours = few_queries_attention(&q, &k, &v).unwrap();
+        let scores = q.matmul(&k.t().unwrap()).unwrap();
+        let theirs = candle_nn::ops::softmax_last_dim(&scores)
+            .unwrap()
+            .matmul(&v)
+            .unwrap();
+        assert!(close(&ours, &theirs) < 1e-5);
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod convert;
 pub mod ct2;
 pub mod decode;
+pub mod dense;
 pub mod fast_ops;
 pub mod mel;
 pub mod model;

@@ -10,11 +10,15 @@
 //! Whisper was trained with (candle's `gelu` is the tanh approximation).
 
 use super::config::Config;
+use super::dense::Dense;
 use super::fast_ops;
 use super::projection::QuantizedProjection;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::kv_cache::KvCache;
-use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, VarBuilder};
+
+/// Attention for at most this many query rows skips candle's `gemm`.
+const FEW_QUERIES: usize = 8;
 
 /// Layer norms in Whisper use PyTorch's default epsilon.
 const LN_EPS: f64 = 1e-5;
@@ -40,21 +44,21 @@ fn conv1d(c_in: usize, c_out: usize, stride: usize, vb: VarBuilder) -> Result<Co
 /// Q/K/V/out projections; the attention arithmetic is shared by the three
 /// uses (encoder self-attention, decoder self- and cross-attention).
 struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    out: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    out: Dense,
     n_head: usize,
 }
 
 impl Attention {
     fn load(d: usize, n_head: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            query: candle_nn::linear(d, d, vb.pp("q_proj"))?,
+            query: Dense::load(d, d, true, vb.pp("q_proj"))?,
             // Whisper has no key bias.
-            key: candle_nn::linear_no_bias(d, d, vb.pp("k_proj"))?,
-            value: candle_nn::linear(d, d, vb.pp("v_proj"))?,
-            out: candle_nn::linear(d, d, vb.pp("out_proj"))?,
+            key: Dense::load(d, d, false, vb.pp("k_proj"))?,
+            value: Dense::load(d, d, true, vb.pp("v_proj"))?,
+            out: Dense::load(d, d, true, vb.pp("out_proj"))?,
             n_head,
         })
     }
@@ -76,6 +80,11 @@ impl Attention {
         let q = (self.heads(q)? * scale)?;
         let k = self.heads(k)?;
         let v = self.heads(v)?;
+        if mask.is_none() && q.dim(2)? <= FEW_QUERIES {
+            // A decoding step: one new token against the cache or the audio.
+            let x = fast_ops::few_queries_attention(&q, &k, &v)?;
+            return self.out.forward(&x.transpose(1, 2)?.flatten_from(2)?);
+        }
         let mut w = q.matmul(&k.t()?)?;
         if let Some(mask) = mask {
             w = w.broadcast_add(mask)?;
@@ -91,8 +100,8 @@ struct Block {
     attn: Attention,
     attn_ln: LayerNorm,
     cross: Option<(Attention, LayerNorm)>,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
     mlp_ln: LayerNorm,
 }
 
@@ -110,8 +119,8 @@ impl Block {
             attn: Attention::load(d, n_head, vb.pp("self_attn"))?,
             attn_ln: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
             cross,
-            fc1: candle_nn::linear(d, 4 * d, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(4 * d, d, vb.pp("fc2"))?,
+            fc1: Dense::load(d, 4 * d, true, vb.pp("fc1"))?,
+            fc2: Dense::load(4 * d, d, true, vb.pp("fc2"))?,
             mlp_ln: layer_norm(d, vb.pp("final_layer_norm"))?,
         })
     }
