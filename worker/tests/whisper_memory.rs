@@ -4,29 +4,20 @@
 //! show in the process's resident memory.
 #![cfg(target_os = "linux")]
 
+use potluck_worker::whisper::catalog::local_models_dir;
 use potluck_worker::whisper::mel::SAMPLE_RATE;
 use potluck_worker::whisper::transcribe::{Engine, Options};
-use std::path::PathBuf;
 
 fn tiny_engine() -> Option<Engine> {
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let dir = std::env::var_os("POTLUCK_MODELS")
-        .map_or_else(|| home.join(".cache/potluck/models"), PathBuf::from)
-        .join("tiny.en");
-    let read = |name: &str| std::fs::read(dir.join(name)).ok();
-    let (Some(bin), Some(config), Some(vocabulary)) = (
-        read("model.bin"),
-        read("config.json"),
-        read("vocabulary.txt"),
-    ) else {
+    let dir = local_models_dir().join("tiny.en");
+    if !dir.join("model.bin").exists() {
         eprintln!(
             "SKIPPED: no tiny.en in {} (run scripts/fetch-models.sh)",
             dir.display()
         );
         return None;
-    };
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    Some(Engine::from_ct2(&bin, &text(config), &text(vocabulary)).unwrap())
+    }
+    Some(Engine::from_dir(&dir).unwrap())
 }
 
 /// Resident memory of this process, in MB.

@@ -8,6 +8,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use potluck_worker::audio::{resample::resample, split::split_at_silences, wav};
+use potluck_worker::whisper::catalog::local_models_dir;
 use potluck_worker::whisper::mel::{log_mel, MelFilters, SAMPLE_RATE};
 use potluck_worker::whisper::transcribe::{stitch, Engine, Options};
 use potluck_worker::whisper::wer::wer;
@@ -33,14 +34,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("POTLUCK_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/potluck/models")
-        })
-}
-
 fn espeak(text: &str) -> Option<Vec<f32>> {
     let out = Command::new("espeak-ng")
         .args(["-v", "en-us", "-s", "150", "--stdout", text])
@@ -54,10 +47,7 @@ fn espeak(text: &str) -> Option<Vec<f32>> {
 }
 
 fn load_engine(dir: &Path) -> Engine {
-    let bin = std::fs::read(dir.join("model.bin")).unwrap();
-    let options = std::fs::read_to_string(dir.join("config.json")).unwrap();
-    let vocabulary = std::fs::read_to_string(dir.join("vocabulary.txt")).unwrap();
-    Engine::from_ct2(&bin, &options, &vocabulary).unwrap()
+    Engine::from_dir(dir).unwrap()
 }
 
 struct Reference {
@@ -103,7 +93,7 @@ fn reference(model_dir: &Path, samples: &[f32], opts: &Options) -> Reference {
 }
 
 fn check_model(name: &str, text: &str, opts: Options) {
-    let dir = models_dir().join(name);
+    let dir = local_models_dir().join(name);
     if !dir.join("model.bin").exists() {
         eprintln!(
             "SKIPPED: no {name} model in {} (run scripts/fetch-models.sh)",
@@ -179,7 +169,7 @@ fn base_transcribes_espeak_speech_as_well_as_faster_whisper_with_language_detect
 }
 
 fn tiny_engine() -> Option<Engine> {
-    let dir = models_dir().join("tiny.en");
+    let dir = local_models_dir().join("tiny.en");
     if !dir.join("model.bin").exists() {
         eprintln!(
             "SKIPPED: no tiny.en model in {} (run scripts/fetch-models.sh)",
@@ -292,7 +282,7 @@ fn two_minutes_split_at_pauses_over_several_workers_keep_faster_whispers_accurac
     let ours = stitch(parts.collect::<Vec<_>>());
     let ours_s = t0.elapsed().as_secs_f64();
 
-    let dir = models_dir().join("tiny.en");
+    let dir = local_models_dir().join("tiny.en");
     let reference = reference(&dir, &samples, &Options::default());
     let fw_text = reference.json["float32"]["text"].as_str().unwrap();
     let ours_wer = wer(&text, &ours.text);

@@ -17,32 +17,12 @@
 //! keeps the vocabulary projection in f32 (the default is int8).
 
 use potluck_worker::audio::{resample::resample, split::split_at_silences, wav};
-use potluck_worker::whisper::catalog::DEFAULT_MODEL;
+use potluck_worker::whisper::catalog::{local_models_dir, DEFAULT_MODEL};
 use potluck_worker::whisper::mel::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use potluck_worker::whisper::transcribe::{stitch, Engine, Options, Transcript};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-
-fn read(p: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn text(p: &Path) -> Result<String, String> {
-    String::from_utf8(read(p)?).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn load(dir: &Path) -> Result<Engine, String> {
-    let vocabulary = text(&dir.join("vocabulary.txt"))?;
-    let engine = if dir.join("model.safetensors").exists() {
-        let weights = read(&dir.join("model.safetensors"))?;
-        Engine::load(weights, &text(&dir.join("model.json"))?, &vocabulary)
-    } else {
-        let bin = read(&dir.join("model.bin"))?;
-        Engine::from_ct2(&bin, &text(&dir.join("config.json"))?, &vocabulary)
-    };
-    engine.map_err(|e| e.to_string())
-}
 
 /// A model directory, or a model's name under the models directory.
 fn model_dir(model: &str) -> Result<PathBuf, String> {
@@ -50,13 +30,7 @@ fn model_dir(model: &str) -> Result<PathBuf, String> {
     if path.is_dir() {
         return Ok(path);
     }
-    let models = std::env::var_os("POTLUCK_MODELS").map_or_else(
-        || {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/potluck/models")
-        },
-        PathBuf::from,
-    );
+    let models = local_models_dir();
     let dir = models.join(model);
     if dir.is_dir() {
         Ok(dir)
@@ -125,7 +99,7 @@ fn parse_args() -> Option<Args> {
 
 fn run(args: Args) -> Result<(), String> {
     let t0 = Instant::now();
-    let mut engine = load(&model_dir(&args.model)?)?;
+    let mut engine = Engine::from_dir(&model_dir(&args.model)?)?;
     if args.f32_projection {
         engine
             .model
@@ -134,8 +108,8 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let load_s = t0.elapsed().as_secs_f64();
-    let audio =
-        wav::read(&read(&args.audio)?).map_err(|e| format!("{}: {e}", args.audio.display()))?;
+    let audio = std::fs::read(&args.audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
+    let audio = wav::read(&audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
     let samples = resample(&audio.samples, audio.rate, SAMPLE_RATE as u32);
     let duration = samples.len() as f64 / SAMPLE_RATE as f64;
     if let Some(p) = &args.save_pcm {

@@ -50,6 +50,19 @@ const PINNED: [(&str, [&str; 3]); 2] = [
 /// The model a transcription uses unless the friend picks another.
 pub const DEFAULT_MODEL: &str = "tiny.en";
 
+/// Where `scripts/fetch-models.sh` keeps models on this machine, one folder
+/// per model: `$POTLUCK_MODELS`, else `~/.cache/potluck/models`.
+pub fn local_models_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    std::env::var_os("POTLUCK_MODELS").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/potluck/models")
+        },
+        PathBuf::from,
+    )
+}
+
 impl ModelSource {
     /// A known model's files under `base_url`, one folder per model
     /// (`{base_url}/tiny.en/model.bin`, …).

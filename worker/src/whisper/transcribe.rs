@@ -136,6 +136,30 @@ impl Engine {
         Self::load(weights, &info, vocabulary)
     }
 
+    /// A model folder on disk: either what `whisper-convert` writes
+    /// (`model.safetensors`, `model.json`, `vocabulary.txt`) or a CTranslate2
+    /// package (`model.bin`, `config.json`, `vocabulary.txt`).
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self, String> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let text = |name: &str| {
+            String::from_utf8(read(name)?).map_err(|e| format!("{}/{name}: {e}", dir.display()))
+        };
+        let vocabulary = text("vocabulary.txt")?;
+        let engine = if dir.join("model.safetensors").exists() {
+            Self::load(
+                read("model.safetensors")?,
+                &text("model.json")?,
+                &vocabulary,
+            )
+        } else {
+            Self::from_ct2(&read("model.bin")?, &text("config.json")?, &vocabulary)
+        };
+        engine.map_err(|e| e.to_string())
+    }
+
     /// Transcribes 16 kHz mono samples.
     pub fn transcribe_pcm(
         &self,
