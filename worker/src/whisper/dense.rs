@@ -94,17 +94,17 @@ impl CustomOp2 for FewRowsTimesWeights {
     }
 }
 
+/// The few products past the last whole group of eight.
+fn plain_dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 /// Eight running sums, so that the compiler can keep them in vector lanes.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut sums = [0.0f32; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail = plain_dot(a8.remainder(), b8.remainder());
     for (x, y) in a8.zip(b8) {
         for i in 0..8 {
             sums[i] += x[i] * y[i];
@@ -124,12 +124,7 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         unsafe { v128_load(four.as_ptr().cast()) }
     }
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail = plain_dot(a8.remainder(), b8.remainder());
     let (mut low, mut high) = (f32x4_splat(0.0), f32x4_splat(0.0));
     for (x, y) in a8.zip(b8) {
         low = f32x4_add(low, f32x4_mul(load(&x[..4]), load(&y[..4])));
