@@ -6,6 +6,9 @@
 
 use crate::events::event_type;
 
+/// MSC4039: download media through the host (the widget has no token).
+pub const DOWNLOAD_FILE: &str = "org.matrix.msc4039.download_file";
+
 pub struct Capability {
     pub id: String,
     pub why: &'static str,
@@ -52,7 +55,23 @@ pub fn requested() -> Vec<Capability> {
     });
     caps.push(Capability {
         id: "org.matrix.msc2762.receive.event:m.room.message#m.text".into(),
-        why: "start tasks that friends ask for in chat with !run",
+        why: "start tasks that friends ask for in chat with !run and !transcribe",
+    });
+    caps.push(Capability {
+        id: "org.matrix.msc2762.receive.event:m.room.message#m.audio".into(),
+        why: "list the room's voice messages to transcribe",
+    });
+    caps.push(Capability {
+        id: "org.matrix.msc2762.send.event:m.room.message#m.notice".into(),
+        why: "post transcripts as replies in the voice message's thread",
+    });
+    caps.push(Capability {
+        id: "org.matrix.msc2762.receive.event:m.room.message#m.notice".into(),
+        why: "see which voice messages already have a transcript",
+    });
+    caps.push(Capability {
+        id: DOWNLOAD_FILE.into(),
+        why: "download the voice messages friends ask to transcribe",
     });
     caps.push(Capability {
         id: "org.matrix.msc4157.send.delayed_event".into(),
@@ -78,13 +97,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn asks_only_for_potluck_types_delayed_events_and_reading_chat() {
+    fn asks_only_for_potluck_types_delayed_events_chat_and_media() {
         for cap in requested() {
-            let chat_commands = cap.id == "org.matrix.msc2762.receive.event:m.room.message#m.text";
+            let chat = cap.id.contains("event:m.room.message#m.");
+            let only_notices_are_sent =
+                !cap.id.contains("send.event:m.room.message") || cap.id.ends_with("#m.notice");
+            assert!(
+                only_notices_are_sent,
+                "{} would let Potluck speak as the friend",
+                cap.id
+            );
             assert!(
                 cap.id.contains("org.potluck.")
                     || cap.id.starts_with("org.matrix.msc4157.")
-                    || chat_commands,
+                    || cap.id == DOWNLOAD_FILE
+                    || chat,
                 "{} is more than Potluck needs",
                 cap.id
             );

@@ -140,7 +140,7 @@ impl TaskSpec {
     pub fn runs_on(&self, caps: &NodeCaps) -> bool {
         let declined = match &self.kind {
             TaskKind::Script(script) => caps.declined.contains(&script.integrity),
-            TaskKind::Primes { .. } => false,
+            TaskKind::Primes { .. } | TaskKind::Transcribe(_) => false,
         };
         self.requirements.met_by(caps) && !declined
     }

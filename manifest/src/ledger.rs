@@ -674,7 +674,7 @@ impl State {
     fn refusal(&self, kind: &TaskKind) -> Option<String> {
         match kind {
             TaskKind::Script(script) => self.allowlist.allows(script).err(),
-            TaskKind::Primes { .. } => None,
+            TaskKind::Primes { .. } | TaskKind::Transcribe(_) => None,
         }
     }
 

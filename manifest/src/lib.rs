@@ -8,6 +8,7 @@
 //! lets the whole protocol be tested natively.
 
 pub mod allowlist;
+pub mod audio_split;
 pub mod capabilities;
 pub mod commands;
 pub mod events;
@@ -19,8 +20,10 @@ pub mod machine;
 pub mod rate;
 pub mod scheduler;
 pub mod task_kind;
+pub mod transcription;
 pub mod validate;
 pub mod view;
+pub mod voice;
 pub mod worker_protocol;
 
 pub use events::{NodeCaps, PotluckEvent, SeenEvent, TaskSpec};

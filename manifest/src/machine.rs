@@ -12,7 +12,7 @@ use crate::events::{
     TaskSpec,
 };
 use crate::ids::{EventId, NodeId, UserId};
-use crate::ledger::{ChunkStatus, Lease, Ledger};
+use crate::ledger::{ChunkStatus, Lease, Ledger, TaskRecord, TaskStatus};
 use crate::limits::{
     COMMAND_MAX_AGE_MS, COORDINATOR_SETTLE_MS, HEARTBEAT_MS, MAX_INLINE_OUTPUT_BYTES,
     PROGRESS_EVERY_MS, RESEND_AFTER_MS, RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
@@ -20,9 +20,12 @@ use crate::limits::{
 use crate::rate::RateBudget;
 use crate::scheduler::{self, InFlight};
 use crate::task_kind::TaskKind;
+use crate::transcription::{TranscribeTask, Transcript};
 use crate::validate::{check_matrix_json, parse_task, Rejection};
+use crate::voice::{self, VoiceMessage};
 use crate::worker_protocol::JobId;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +71,15 @@ pub enum Input {
         body: String,
         /// The homeserver's timestamp of the message.
         sent_at: u64,
+        /// The message it replies to: what `!transcribe` transcribes.
+        reply_to: Option<EventId>,
+    },
+    /// A voice message (or other audio) in the room: a friend may ask for
+    /// its transcript, in the widget or with a `!transcribe` reply.
+    AudioMessage(VoiceMessage),
+    /// A transcript reply seen in the room: that task is answered.
+    TranscriptPosted {
+        task: EventId,
     },
     /// The host or homeserver did not take an event (rate limit, timeout,
     /// network). It is sent again; the ledger ignores any duplicate.
@@ -131,6 +143,9 @@ struct RunningChunk {
 struct FinishedChunk {
     task: EventId,
     outcome: ChunkOutcome,
+    /// The chunk split its task: its result waits until the part it added
+    /// is in the ledger, so that no node sees the task done without it.
+    awaits_part: bool,
     finished_at: u64,
     /// Sent at, waiting to see it accepted in the ledger.
     sent_at: Option<u64>,
@@ -152,8 +167,14 @@ pub struct NodeMachine {
     /// Scripts (by integrity) the friend agreed to run, and those already put to them.
     approved: BTreeSet<String>,
     asked: BTreeSet<String>,
-    /// `!run` messages not yet started as tasks.
+    /// `!run` and `!transcribe` messages not yet started as tasks.
     commands: BTreeMap<EventId, PendingCommand>,
+    /// The audio messages this node has seen, by event id.
+    voices: BTreeMap<EventId, VoiceMessage>,
+    /// Transcriptions whose reply is in the room.
+    replied: BTreeSet<EventId>,
+    /// Transcriptions this node sent a reply for (not yet seen back), and when.
+    replying: BTreeMap<EventId, u64>,
 }
 
 /// A friend's answer about running a kind of work on their machine.
@@ -169,6 +190,7 @@ struct PendingCommand {
     sender: UserId,
     body: String,
     sent_at: u64,
+    reply_to: Option<EventId>,
     /// When this node submitted its task, if it did (not yet seen back).
     submitted_at: Option<u64>,
 }
@@ -193,6 +215,12 @@ impl NodeMachine {
     /// Events waiting for send budget.
     pub fn queued_sends(&self) -> usize {
         self.outbox.len()
+    }
+    /// The room's audio messages this node has seen, oldest first.
+    pub fn voice_messages(&self) -> impl Iterator<Item = &VoiceMessage> {
+        let mut voices: Vec<&VoiceMessage> = self.voices.values().collect();
+        voices.sort_by_key(|v| (v.sent_at, &v.event_id));
+        voices.into_iter()
     }
 
     pub fn process(&mut self, input: Input, now: u64) -> Vec<Action> {
@@ -240,9 +268,10 @@ impl NodeMachine {
                 sender,
                 body,
                 sent_at,
+                reply_to,
             } => {
                 let fresh = now.saturating_sub(sent_at) <= COMMAND_MAX_AGE_MS;
-                if commands::is_command(&body)
+                if (commands::is_command(&body) || voice::is_command(&body))
                     && fresh
                     && self.ledger.task_for_command(&event_id).is_none()
                 {
@@ -250,9 +279,17 @@ impl NodeMachine {
                         sender,
                         body,
                         sent_at,
+                        reply_to,
                         submitted_at: None,
                     });
                 }
+            }
+            Input::AudioMessage(message) => {
+                self.voices.insert(message.event_id.clone(), message);
+            }
+            Input::TranscriptPosted { task } => {
+                self.replying.remove(&task);
+                self.replied.insert(task);
             }
             Input::ScriptConsent { integrity, allow } => {
                 if allow {
@@ -284,7 +321,16 @@ impl NodeMachine {
             Input::WorkerFinished { job, outcome } => {
                 let outcome = fit_inline(outcome);
                 if let Some(run) = self.running.remove(&job) {
+                    let part = match &outcome {
+                        Outcome::Output(output) => self.part_after(&run.task, output),
+                        Outcome::Error { .. } => None,
+                    };
+                    let awaits_part = part.is_some();
+                    if let Some(part) = part {
+                        self.queue_task(part, &mut actions);
+                    }
                     self.finished.push(FinishedChunk {
+                        awaits_part,
                         task: run.task,
                         outcome: ChunkOutcome {
                             chunk: run.chunk,
@@ -340,7 +386,22 @@ impl NodeMachine {
                     f.sent_at = None;
                 }
             }
+            // A transcript reply goes out again from the ledger's state.
+            (voice::REPLY_EVENT_TYPE, _) => {
+                if let Some(task) = voice::replied_task(&json!({ "content": out.content })) {
+                    self.replying.remove(&task);
+                }
+            }
             _ => self.outbox.push_front(out),
+        }
+    }
+
+    /// The part a chunk's output asks to add to its task (a transcription's
+    /// plan adds the chunks that transcribe its spans).
+    fn part_after(&self, task: &EventId, output: &Value) -> Option<TaskSpec> {
+        match &self.ledger.task(task)?.spec.kind {
+            TaskKind::Transcribe(transcribe) => transcribe.part_after(task, output),
+            _ => None,
         }
     }
 
@@ -353,6 +414,7 @@ impl NodeMachine {
         // for send budget only grow their batch.
         self.coordinate(now, actions);
         self.start_commands(now, actions);
+        self.post_transcripts(now);
         self.send_results(now, actions);
         self.report_progress(now, actions);
         while !self.outbox.is_empty() && self.budget.try_take(now) {
@@ -458,6 +520,7 @@ impl NodeMachine {
                                     retriable: true,
                                 },
                             },
+                            awaits_part: false,
                             finished_at: now,
                             sent_at: None,
                         });
@@ -556,6 +619,10 @@ impl NodeMachine {
         });
         let mut due: BTreeMap<EventId, Vec<usize>> = BTreeMap::new();
         for (i, f) in self.finished.iter().enumerate() {
+            let part_seen = || ledger.task(&f.task).is_some_and(|t| !t.children.is_empty());
+            if f.awaits_part && !part_seen() {
+                continue;
+            }
             let waiting_to_send = f.sent_at.is_none() && now >= f.finished_at + RESULT_BATCH_MS;
             let resend = f.sent_at.is_some_and(|at| now >= at + RESEND_AFTER_MS);
             if waiting_to_send || resend {
@@ -644,7 +711,12 @@ impl NodeMachine {
                 event_id: id.clone(),
                 sender: c.sender.clone(),
             };
-            match commands::parse_run(&c.body, self.ledger.allowlist(), command) {
+            let parsed = if voice::is_command(&c.body) {
+                transcribe_command(&c.body, c.reply_to.as_ref(), &self.voices, command)
+            } else {
+                commands::parse_run(&c.body, self.ledger.allowlist(), command)
+            };
+            match parsed {
                 Ok(spec) => {
                     c.submitted_at = Some(now);
                     specs.push(spec);
@@ -661,6 +733,47 @@ impl NodeMachine {
         }
         for spec in specs {
             self.queue_task(spec, actions);
+        }
+    }
+
+    /// The coordinator answers each finished transcription in the voice
+    /// message's thread, once: a reply seen in the room, or sent and not yet
+    /// seen back, is not sent again. Only recent ones: an older reply may be
+    /// beyond what the host let this node read.
+    fn post_transcripts(&mut self, now: u64) {
+        if !self.coordinating(now) {
+            return;
+        }
+        let ledger = &self.ledger;
+        let mut replies = Vec::new();
+        for task in ledger.tasks() {
+            let TaskKind::Transcribe(transcribe) = &task.spec.kind else {
+                continue;
+            };
+            let answered = self.replied.contains(&task.id)
+                || self
+                    .replying
+                    .get(&task.id)
+                    .is_some_and(|&at| now < at + RESEND_AFTER_MS);
+            if !transcribe.is_plan() || answered || task.spec.parent.is_some() {
+                continue;
+            }
+            let message = &transcribe.audio.message;
+            let reply = match ledger.task_status(task, now) {
+                TaskStatus::Done { result } => match Transcript::deserialize(&result) {
+                    Ok(transcript) => voice::reply(message, &task.id, Ok(&transcript)),
+                    Err(e) => voice::reply(message, &task.id, Err(&e.to_string())),
+                },
+                TaskStatus::Failed { reason } => voice::reply(message, &task.id, Err(&reason)),
+                _ => continue,
+            };
+            if now.saturating_sub(last_activity(ledger, task)) <= COMMAND_MAX_AGE_MS {
+                replies.push((task.id.clone(), reply));
+            }
+        }
+        for (task, reply) in replies {
+            self.replying.insert(task, now);
+            self.outbox.push_back(reply);
         }
     }
 
@@ -744,4 +857,44 @@ fn fit_inline(outcome: Outcome) -> Outcome {
         reason: problem,
         retriable: false,
     }
+}
+
+/// `!transcribe [model]`, replying to an audio message this node has seen,
+/// as a task on the sender's behalf.
+fn transcribe_command(
+    body: &str,
+    reply_to: Option<&EventId>,
+    voices: &BTreeMap<EventId, VoiceMessage>,
+    command: ChatCommand,
+) -> Result<TaskSpec, String> {
+    let model = voice::parse_command(body)?;
+    let target = reply_to.ok_or("reply !transcribe to the voice message to transcribe")?;
+    let message = voices.get(target).ok_or(
+        "the message it replies to is not audio, or older than what this client has loaded",
+    )?;
+    let mut spec = TaskSpec::new(
+        TaskKind::Transcribe(TranscribeTask {
+            audio: message.audio.clone(),
+            model,
+            spans: Vec::new(),
+        }),
+        1,
+    );
+    spec.command = Some(command);
+    Ok(spec)
+}
+
+/// When anything last happened to a task and its parts (homeserver time).
+fn last_activity(ledger: &Ledger, task: &TaskRecord) -> u64 {
+    std::iter::once(task)
+        .chain(task.children.iter().filter_map(|id| ledger.task(id)))
+        .flat_map(|t| {
+            std::iter::once(t.submitted_at).chain(
+                t.chunks
+                    .iter()
+                    .filter_map(|c| c.done.as_ref().map(|d| d.at)),
+            )
+        })
+        .max()
+        .unwrap_or_default()
 }

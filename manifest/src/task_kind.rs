@@ -1,6 +1,7 @@
 //! The kinds of work Potluck knows, how each splits into chunks and how the
 //! chunks' outputs merge into the task's result.
 
+use crate::transcription::TranscribeTask;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
@@ -18,6 +19,9 @@ pub enum TaskKind {
     /// Run a Web Worker script that the room allowed on each chunk of a split
     /// (see `docs/writing-tasks.md`).
     Script(ScriptTask),
+    /// Speech to text with Whisper: a plan, then one chunk per span of audio
+    /// (see `transcription`).
+    Transcribe(TranscribeTask),
 }
 
 /// A task that runs a friend's own Web Worker script.
@@ -165,6 +169,8 @@ pub enum KindError {
     ChunksMismatch { split: u64, chunks: u32 },
     #[error("a time limit of {0} s per chunk: it must be 1 to {MAX_SCRIPT_SECONDS}")]
     BadTimeLimit(u32),
+    #[error("the audio to transcribe: {0}")]
+    BadAudio(String),
 }
 
 impl TaskKind {
@@ -201,6 +207,7 @@ impl TaskKind {
                 }
                 Ok(())
             }
+            TaskKind::Transcribe(ref task) => task.validate(chunks),
         }
     }
 
@@ -220,6 +227,7 @@ impl TaskKind {
                 split: script.split.part(index),
                 ..script.clone()
             }),
+            TaskKind::Transcribe(ref task) => TaskKind::Transcribe(task.chunk(index)),
         }
     }
 
@@ -233,6 +241,7 @@ impl TaskKind {
                 .ok_or_else(|| KindError::BadOutput("expected {\"count\": <integer>}".into())),
             // A script's output is its author's business; validation bounds its size.
             TaskKind::Script(_) => Ok(()),
+            TaskKind::Transcribe(task) => task.check_output(output),
         }
     }
 
@@ -253,6 +262,7 @@ impl TaskKind {
             TaskKind::Script(_) => {
                 Ok(json!({ "outputs": outputs.into_iter().collect::<Vec<_>>() }))
             }
+            TaskKind::Transcribe(task) => task.merge(outputs),
         }
     }
 
@@ -268,6 +278,7 @@ impl TaskKind {
                     .collect::<Vec<_>>();
                 Ok(json!({ "outputs": outputs }))
             }
+            TaskKind::Transcribe(task) => task.merge_parts(own, parts),
         }
     }
 
@@ -279,6 +290,14 @@ impl TaskKind {
                 let file = script.url.rsplit('/').next().unwrap_or(&script.url);
                 format!("Run {file}")
             }
+            TaskKind::Transcribe(task) if task.is_plan() => {
+                format!("Transcribe a voice message ({})", task.model.name())
+            }
+            TaskKind::Transcribe(task) => format!(
+                "Transcribe {} pieces of a voice message ({})",
+                task.spans.len(),
+                task.model.name()
+            ),
         }
     }
 }

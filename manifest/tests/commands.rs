@@ -62,6 +62,7 @@ fn command(sent_at: u64) -> Input {
         sender: UserId::parse("@dan:hs").unwrap(),
         body: "!run squares 0 100 10 {\"power\": 2}".into(),
         sent_at,
+        reply_to: None,
     }
 }
 
@@ -130,6 +131,7 @@ fn old_commands_and_unknown_scripts_start_nothing() {
             sender: UserId::parse("@dan:hs").unwrap(),
             body: "!run miner 0 10 1".into(),
             sent_at: 20_000,
+            reply_to: None,
         },
         20_000,
     );

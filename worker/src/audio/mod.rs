@@ -3,5 +3,7 @@
 //! their pauses.
 
 pub mod resample;
-pub mod split;
+/// The splitter lives in `manifest`: where long audio is cut is part of a
+/// transcription task, decided by the node that plans it.
+pub use manifest::audio_split as split;
 pub mod wav;

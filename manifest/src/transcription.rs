@@ -1,0 +1,467 @@
+//! Speech to text as a Potluck task.
+//!
+//! A transcription starts as one chunk that plans: the node running it
+//! downloads the voice message, decodes it and cuts it at its pauses
+//! (`audio_split`) into spans of at most one Whisper window. Its output lists
+//! the spans, and the node adds a part (a subtask) with one chunk per span,
+//! so that every friend's free workers take some. The part's outputs are
+//! timed segments; the parent's result is the whole transcript.
+
+use crate::audio_split::split_at_silences;
+use crate::events::TaskSpec;
+use crate::ids::{EventId, MxcUri};
+use crate::task_kind::{KindError, TaskKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Whisper's input rate.
+pub const SAMPLE_RATE: u32 = 16_000;
+/// One Whisper window: no span is longer.
+pub const MAX_SPAN_MS: u64 = 30_000;
+/// Long enough for two hours of speech, short enough that the plan's output
+/// (every span) stays within an inline output.
+pub const MAX_SPANS: usize = 240;
+
+/// The models a transcription can ask for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WhisperModel {
+    /// English only, fast: the default.
+    #[default]
+    #[serde(rename = "tiny.en")]
+    TinyEn,
+    /// Multilingual, detects the language; slower and more accurate.
+    #[serde(rename = "base")]
+    Base,
+}
+
+impl WhisperModel {
+    pub const ALL: [WhisperModel; 2] = [WhisperModel::TinyEn, WhisperModel::Base];
+
+    /// The name in tasks, commands and the model catalogue.
+    pub fn name(self) -> &'static str {
+        match self {
+            WhisperModel::TinyEn => "tiny.en",
+            WhisperModel::Base => "base",
+        }
+    }
+
+    /// What a friend picking a model reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            WhisperModel::TinyEn => "tiny.en (English, fast)",
+            WhisperModel::Base => "base (any language, slower)",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// A stretch of the recording, in milliseconds from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+impl Span {
+    /// The samples of this span in 16 kHz audio of `len` samples.
+    pub fn samples(&self, len: usize) -> std::ops::Range<usize> {
+        let at = |ms: u64| ((ms * u64::from(SAMPLE_RATE) / 1000) as usize).min(len);
+        at(self.start_ms)..at(self.end_ms)
+    }
+}
+
+/// An encrypted attachment as Matrix describes it (`EncryptedFile`): the
+/// ciphertext's address, its AES-CTR key and counter, and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedFile {
+    pub url: MxcUri,
+    pub key: JsonWebKey,
+    /// Unpadded base64 of the 16-byte initial counter block.
+    pub iv: String,
+    /// `sha256`: unpadded base64 of the ciphertext's SHA-256.
+    pub hashes: std::collections::BTreeMap<String, String>,
+    pub v: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonWebKey {
+    pub kty: String,
+    pub alg: String,
+    /// Unpadded URL-safe base64 of the 256-bit key.
+    pub k: String,
+    #[serde(default)]
+    pub key_ops: Vec<String>,
+    #[serde(default)]
+    pub ext: bool,
+}
+
+/// The audio of a room message: in the clear (`url`) or encrypted (`file`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioRef {
+    /// The voice message (or other audio message) this is the audio of: the
+    /// transcript is posted in its thread.
+    pub message: EventId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<MxcUri>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<EncryptedFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mimetype: Option<String>,
+}
+
+impl AudioRef {
+    /// The media to download: the plain file, or the ciphertext.
+    pub fn media(&self) -> Option<&MxcUri> {
+        self.url.as_ref().or(self.file.as_ref().map(|f| &f.url))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match (&self.url, &self.file) {
+            (Some(_), None) => Ok(()),
+            (None, Some(file)) => {
+                if file.key.alg != "A256CTR" || file.key.kty != "oct" {
+                    return Err(format!(
+                        "the attachment's key is {} {}, not oct A256CTR",
+                        file.key.kty, file.key.alg
+                    ));
+                }
+                if file.v != "v2" {
+                    return Err(format!("encrypted attachments {} are unknown", file.v));
+                }
+                if !file.hashes.contains_key("sha256") {
+                    return Err("the encrypted attachment names no sha256".into());
+                }
+                Ok(())
+            }
+            _ => Err("the audio needs exactly one of url (plain) or file (encrypted)".into()),
+        }
+    }
+}
+
+/// A transcription: which audio, which model, and, once planned, its spans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscribeTask {
+    pub audio: AudioRef,
+    #[serde(default)]
+    pub model: WhisperModel,
+    /// Empty: the task's one chunk plans. Otherwise chunk `i` transcribes `spans[i]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<Span>,
+}
+
+/// A stretch of speech and its words, in the recording's time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedText {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+/// What the planning chunk outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub duration_ms: u64,
+    pub spans: Vec<Span>,
+}
+
+/// What a span's chunk outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanTranscript {
+    pub segments: Vec<TimedText>,
+}
+
+/// The finished task's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transcript {
+    pub duration_ms: u64,
+    pub text: String,
+    pub segments: Vec<TimedText>,
+}
+
+/// The words of `segments`, in order, one space between segments.
+pub fn text_of(segments: &[TimedText]) -> String {
+    segments
+        .iter()
+        .map(|s| s.text.trim())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Cuts 16 kHz audio at its pauses into spans of at most one window.
+pub fn plan(samples: &[f32]) -> Plan {
+    let per_ms = u64::from(SAMPLE_RATE) / 1000;
+    let spans = split_at_silences(samples, SAMPLE_RATE, MAX_SPAN_MS as f64 / 1000.0)
+        .into_iter()
+        .map(|r| Span {
+            start_ms: r.start as u64 / per_ms,
+            end_ms: (r.end as u64).div_ceil(per_ms),
+        })
+        .collect();
+    Plan {
+        duration_ms: (samples.len() as u64).div_ceil(per_ms),
+        spans,
+    }
+}
+
+fn check_spans(spans: &[Span]) -> Result<(), String> {
+    if spans.len() > MAX_SPANS {
+        return Err(format!(
+            "{} spans: at most {MAX_SPANS} (two hours)",
+            spans.len()
+        ));
+    }
+    let mut last_end = 0;
+    for span in spans {
+        if span.end_ms <= span.start_ms || span.end_ms - span.start_ms > MAX_SPAN_MS {
+            return Err(format!(
+                "span {}–{} ms is empty or longer than {MAX_SPAN_MS} ms",
+                span.start_ms, span.end_ms
+            ));
+        }
+        if span.start_ms < last_end {
+            return Err(format!(
+                "span at {} ms overlaps the one before",
+                span.start_ms
+            ));
+        }
+        last_end = span.end_ms;
+    }
+    Ok(())
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(output: &Value, shape: &str) -> Result<T, KindError> {
+    T::deserialize(output).map_err(|e| KindError::BadOutput(format!("expected {shape}: {e}")))
+}
+
+impl TranscribeTask {
+    pub fn is_plan(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn validate(&self, chunks: u32) -> Result<(), KindError> {
+        self.audio.check().map_err(KindError::BadAudio)?;
+        let wanted = self.spans.len().max(1) as u64;
+        if wanted != u64::from(chunks) {
+            return Err(KindError::ChunksMismatch {
+                split: wanted,
+                chunks,
+            });
+        }
+        check_spans(&self.spans).map_err(KindError::BadAudio)
+    }
+
+    pub fn chunk(&self, index: u32) -> TranscribeTask {
+        let spans = match self.spans.get(index as usize) {
+            Some(span) => vec![*span],
+            None => Vec::new(),
+        };
+        TranscribeTask {
+            spans,
+            ..self.clone()
+        }
+    }
+
+    pub fn check_output(&self, output: &Value) -> Result<(), KindError> {
+        if self.is_plan() {
+            let plan: Plan = parse(output, "{duration_ms, spans}")?;
+            if plan.spans.is_empty() {
+                // Empty audio fails while planning; a plan always has work.
+                return Err(KindError::BadOutput("a plan with no spans".into()));
+            }
+            check_spans(&plan.spans).map_err(KindError::BadOutput)
+        } else {
+            parse::<SpanTranscript>(output, "{segments}").map(|_| ())
+        }
+    }
+
+    /// The plan's own output, or the spans' segments in order.
+    pub fn merge<'a>(
+        &self,
+        outputs: impl IntoIterator<Item = &'a Value>,
+    ) -> Result<Value, KindError> {
+        let mut segments = Vec::new();
+        for output in outputs {
+            self.check_output(output)?;
+            if self.is_plan() {
+                return Ok(output.clone());
+            }
+            segments.extend(parse::<SpanTranscript>(output, "{segments}")?.segments);
+        }
+        Ok(json!({ "segments": segments }))
+    }
+
+    /// The plan and its part's segments: the transcript.
+    pub fn merge_parts(&self, own: &Value, parts: &[Value]) -> Result<Value, KindError> {
+        let plan: Plan = parse(own, "{duration_ms, spans}")?;
+        let mut segments = Vec::new();
+        for part in parts {
+            segments.extend(parse::<SpanTranscript>(part, "{segments}")?.segments);
+        }
+        let transcript = Transcript {
+            duration_ms: plan.duration_ms,
+            text: text_of(&segments),
+            segments,
+        };
+        serde_json::to_value(transcript).map_err(|e| KindError::BadOutput(e.to_string()))
+    }
+
+    /// The part a finished plan adds to task `parent`: one chunk per span.
+    pub fn part_after(&self, parent: &EventId, plan_output: &Value) -> Option<TaskSpec> {
+        let plan: Plan = Plan::deserialize(plan_output).ok()?;
+        if !self.is_plan() || plan.spans.is_empty() {
+            return None;
+        }
+        let chunks = plan.spans.len() as u32;
+        let mut spec = TaskSpec::new(
+            TaskKind::Transcribe(TranscribeTask {
+                spans: plan.spans,
+                ..self.clone()
+            }),
+            chunks,
+        );
+        spec.parent = Some(parent.clone());
+        // A resend after a timeout is the same part, not a second one.
+        spec.nonce = Some(format!("spans-of-{parent}"));
+        Some(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audio() -> AudioRef {
+        AudioRef {
+            message: EventId::parse("$voice").unwrap(),
+            url: Some(MxcUri::parse("mxc://hs/abc").unwrap()),
+            file: None,
+            mimetype: Some("audio/ogg".into()),
+        }
+    }
+
+    fn task(spans: Vec<Span>) -> TranscribeTask {
+        TranscribeTask {
+            audio: audio(),
+            model: WhisperModel::TinyEn,
+            spans,
+        }
+    }
+
+    fn span(start_ms: u64, end_ms: u64) -> Span {
+        Span { start_ms, end_ms }
+    }
+
+    #[test]
+    fn a_plan_covers_the_recording_in_windows_cut_at_pauses() {
+        // 70 s: tone with a silent second at 25 s and at 50 s.
+        let mut samples = Vec::new();
+        for s in 0..70 {
+            let loud = s != 25 && s != 50;
+            samples.extend((0..SAMPLE_RATE).map(|i| {
+                if loud {
+                    ((i % 50) as f32 - 25.0) / 25.0
+                } else {
+                    0.0
+                }
+            }));
+        }
+        let plan = plan(&samples);
+        assert_eq!(plan.duration_ms, 70_000);
+        assert_eq!(plan.spans.len(), 3);
+        assert_eq!(plan.spans[0].start_ms, 0);
+        assert_eq!(plan.spans.last().unwrap().end_ms, 70_000);
+        for pair in plan.spans.windows(2) {
+            assert_eq!(pair[0].end_ms, pair[1].start_ms, "no gap, no overlap");
+        }
+        for (cut, pause) in plan.spans.iter().skip(1).zip([25_000, 50_000]) {
+            assert!(
+                (pause..pause + 1000).contains(&cut.start_ms),
+                "cut at {}",
+                cut.start_ms
+            );
+        }
+        assert!(check_spans(&plan.spans).is_ok());
+        assert_eq!(
+            plan.spans[1].samples(samples.len()).len() as u64,
+            16 * (plan.spans[1].end_ms - plan.spans[1].start_ms)
+        );
+    }
+
+    #[test]
+    fn a_plan_has_one_chunk_and_a_planned_task_one_per_span() {
+        assert!(task(vec![]).validate(1).is_ok());
+        assert!(task(vec![]).validate(2).is_err());
+        let planned = task(vec![span(0, 30_000), span(30_000, 41_000)]);
+        assert!(planned.validate(2).is_ok());
+        assert_eq!(planned.chunk(1).spans, vec![span(30_000, 41_000)]);
+        assert!(
+            task(vec![span(0, 31_000)]).validate(1).is_err(),
+            "longer than a window"
+        );
+        assert!(
+            task(vec![span(0, 20_000), span(10_000, 25_000)])
+                .validate(2)
+                .is_err(),
+            "overlap"
+        );
+        assert!(task(vec![span(5, 5)]).validate(1).is_err(), "empty");
+    }
+
+    #[test]
+    fn audio_must_be_plain_or_a_well_formed_encrypted_attachment() {
+        let mut both = task(vec![]);
+        let file: EncryptedFile = serde_json::from_value(json!({
+            "url": "mxc://hs/enc", "iv": "AAAAAAAAAAAAAAAAAAAAAA", "v": "v2",
+            "hashes": {"sha256": "abc"},
+            "key": {"kty": "oct", "alg": "A256CTR", "k": "key", "key_ops": ["encrypt", "decrypt"], "ext": true}
+        }))
+        .unwrap();
+        both.audio.file = Some(file.clone());
+        assert!(matches!(both.validate(1), Err(KindError::BadAudio(_))));
+        let mut encrypted = both.clone();
+        encrypted.audio.url = None;
+        assert!(encrypted.validate(1).is_ok());
+        assert_eq!(encrypted.audio.media().unwrap().as_str(), "mxc://hs/enc");
+        encrypted.audio.file.as_mut().unwrap().key.alg = "A128CBC".into();
+        assert!(encrypted.validate(1).is_err());
+    }
+
+    #[test]
+    fn the_plan_adds_one_part_and_the_parts_segments_make_the_transcript() {
+        let parent = EventId::parse("$task").unwrap();
+        let plan_task = task(vec![]);
+        let plan_output = json!({"duration_ms": 41_000, "spans": [
+            {"start_ms": 0, "end_ms": 30_000}, {"start_ms": 30_000, "end_ms": 41_000}]});
+        assert!(plan_task.check_output(&plan_output).is_ok());
+        let part = plan_task.part_after(&parent, &plan_output).unwrap();
+        assert_eq!(part.chunks, 2);
+        assert_eq!(part.parent, Some(parent.clone()));
+        let TaskKind::Transcribe(spans_task) = &part.kind else {
+            panic!("a transcription's part transcribes")
+        };
+        assert!(part.kind.validate(part.chunks).is_ok());
+
+        let first =
+            json!({"segments": [{"start_ms": 0, "end_ms": 4_000, "text": " Hello there."}]});
+        let second =
+            json!({"segments": [{"start_ms": 30_500, "end_ms": 33_000, "text": " Bye now."}]});
+        let merged = spans_task.merge([&first, &second]).unwrap();
+        let transcript: Transcript =
+            serde_json::from_value(plan_task.merge_parts(&plan_output, &[merged]).unwrap())
+                .unwrap();
+        assert_eq!(transcript.text, "Hello there. Bye now.");
+        assert_eq!(transcript.duration_ms, 41_000);
+        assert_eq!(transcript.segments.len(), 2);
+
+        assert!(spans_task
+            .check_output(&json!({"text": "no segments"}))
+            .is_err());
+        let nothing = json!({"duration_ms": 0, "spans": []});
+        assert!(plan_task.check_output(&nothing).is_err());
+        assert!(plan_task.part_after(&parent, &nothing).is_none());
+    }
+}

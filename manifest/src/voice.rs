@@ -1,0 +1,271 @@
+//! The chat side of transcription: reading voice messages (and other audio)
+//! out of `m.room.message` events, the `!transcribe` command a friend replies
+//! with in any Matrix client, and the threaded reply that carries the
+//! transcript back.
+
+use crate::events::Outgoing;
+use crate::ids::{EventId, MxcUri, UserId};
+use crate::transcription::{AudioRef, EncryptedFile, Transcript, WhisperModel};
+use serde_json::{json, Value};
+
+/// What a reply starts with to ask for a transcript.
+pub const TRANSCRIBE: &str = "!transcribe";
+/// Marks Potluck's replies, with the task they are the result of.
+pub const TRANSCRIPT_KEY: &str = "org.potluck.transcript";
+/// Replies are ordinary room messages.
+pub const REPLY_EVENT_TYPE: &str = "m.room.message";
+/// The longest transcript text put in one reply; Matrix events stop at 64 KiB.
+const MAX_REPLY_CHARS: usize = 30_000;
+
+/// An audio message in the room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceMessage {
+    pub event_id: EventId,
+    pub sender: UserId,
+    pub sent_at: u64,
+    /// The client's description, "Voice message" or a file name.
+    pub body: String,
+    pub duration_ms: Option<u64>,
+    /// Recorded as a voice message (MSC3245), not an uploaded file.
+    pub voice: bool,
+    pub size: Option<u64>,
+    pub audio: AudioRef,
+}
+
+impl VoiceMessage {
+    /// The audio message in `event`, if it is one with usable media.
+    pub fn from_event(event: &Value) -> Option<Self> {
+        if event.get("type")?.as_str()? != "m.room.message" {
+            return None;
+        }
+        let content = event.get("content")?;
+        if content.get("msgtype")?.as_str()? != "m.audio" {
+            return None;
+        }
+        let event_id = EventId::parse(event.get("event_id")?.as_str()?).ok()?;
+        let url = match content.get("url").and_then(Value::as_str) {
+            Some(url) => Some(MxcUri::parse(url).ok()?),
+            None => None,
+        };
+        let file = match content.get("file") {
+            Some(file) => Some(serde_json::from_value::<EncryptedFile>(file.clone()).ok()?),
+            None => None,
+        };
+        if url.is_some() == file.is_some() {
+            return None;
+        }
+        let info = content.get("info");
+        let number = |key: &str| info.and_then(|i| i.get(key)).and_then(Value::as_u64);
+        Some(Self {
+            sender: UserId::parse(event.get("sender")?.as_str()?).ok()?,
+            sent_at: event.get("origin_server_ts")?.as_u64()?,
+            body: content
+                .get("body")
+                .and_then(Value::as_str)
+                .unwrap_or("audio")
+                .chars()
+                .take(200)
+                .collect(),
+            duration_ms: number("duration"),
+            voice: content.get("org.matrix.msc3245.voice").is_some(),
+            size: number("size"),
+            audio: AudioRef {
+                message: event_id.clone(),
+                url,
+                file,
+                mimetype: info
+                    .and_then(|i| i.get("mimetype"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            },
+            event_id,
+        })
+    }
+}
+
+/// The event a message replies to, if it is a reply.
+pub fn reply_to(event: &Value) -> Option<EventId> {
+    let target = event
+        .get("content")?
+        .get("m.relates_to")?
+        .get("m.in_reply_to")?
+        .get("event_id")?
+        .as_str()?;
+    EventId::parse(target).ok()
+}
+
+/// The message a friend typed, without the quoted fallback of the message it
+/// replies to (older clients put `> <@sender> …` lines first).
+fn typed_text(body: &str) -> &str {
+    let mut rest = body;
+    while let Some(line_end) = rest.starts_with("> ").then(|| rest.find('\n')).flatten() {
+        rest = &rest[line_end + 1..];
+    }
+    rest.trim()
+}
+
+/// Is this chat message a `!transcribe` command?
+pub fn is_command(body: &str) -> bool {
+    typed_text(body).split_whitespace().next() == Some(TRANSCRIBE)
+}
+
+/// Reads `!transcribe [model]` into the model to use, or says what is wrong.
+pub fn parse_command(body: &str) -> Result<WhisperModel, String> {
+    let mut words = typed_text(body).split_whitespace();
+    if words.next() != Some(TRANSCRIBE) {
+        return Err("not a !transcribe command".into());
+    }
+    match words.next() {
+        None => Ok(WhisperModel::default()),
+        Some(name) => WhisperModel::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = WhisperModel::ALL.iter().map(|m| m.name()).collect();
+            format!("no model is called '{name}' (known: {})", known.join(", "))
+        }),
+    }
+}
+
+/// The reply that carries a transcription's outcome: an `m.notice` in the
+/// voice message's thread (readable in any client), with the task and the
+/// timed segments for machines.
+pub fn reply_content(
+    message: &EventId,
+    task: &EventId,
+    outcome: Result<&Transcript, &str>,
+) -> Value {
+    let (body, extra) = match outcome {
+        Ok(t) if t.text.is_empty() => ("(no speech)".to_string(), json!({"segments": []})),
+        Ok(t) => {
+            let mut text: String = t.text.chars().take(MAX_REPLY_CHARS).collect();
+            if text.len() < t.text.len() {
+                text.push_str(" …");
+            }
+            let segments = serde_json::to_value(&t.segments).unwrap_or_default();
+            // Segments only while the whole event stays well inside 64 KiB.
+            let fits = crate::validate::json_size(&segments) + text.len() < 40_000;
+            (
+                text,
+                json!({"segments": if fits { segments } else { json!([]) }, "duration_ms": t.duration_ms}),
+            )
+        }
+        Err(reason) => (
+            format!("Could not transcribe this: {reason}"),
+            json!({"error": reason}),
+        ),
+    };
+    let mut marker = json!({ "task": task.as_str() });
+    if let (Some(marker), Some(extra)) = (marker.as_object_mut(), extra.as_object()) {
+        marker.extend(extra.clone());
+    }
+    json!({
+        "msgtype": "m.notice",
+        "body": body,
+        "m.relates_to": {
+            "rel_type": "m.thread",
+            "event_id": message.as_str(),
+            // Clients without threads show it as a reply to the voice message.
+            "is_falling_back": true,
+            "m.in_reply_to": { "event_id": message.as_str() },
+        },
+        TRANSCRIPT_KEY: marker,
+    })
+}
+
+/// The reply as an event to send.
+pub fn reply(message: &EventId, task: &EventId, outcome: Result<&Transcript, &str>) -> Outgoing {
+    Outgoing {
+        event_type: REPLY_EVENT_TYPE,
+        state_key: None,
+        content: reply_content(message, task, outcome),
+    }
+}
+
+/// The task a Potluck transcript reply is the result of, if `event` is one.
+pub fn replied_task(event: &Value) -> Option<EventId> {
+    let task = event
+        .get("content")?
+        .get(TRANSCRIPT_KEY)?
+        .get("task")?
+        .as_str()?;
+    EventId::parse(task).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcription::TimedText;
+
+    fn voice_event() -> Value {
+        json!({
+            "type": "m.room.message", "event_id": "$voice", "sender": "@carol:hs",
+            "origin_server_ts": 1_700_000_000_000u64,
+            "content": {
+                "msgtype": "m.audio", "body": "Voice message", "url": "mxc://hs/ogg",
+                "info": {"duration": 90_000, "mimetype": "audio/ogg", "size": 123_456},
+                "org.matrix.msc1767.audio": {"duration": 90_000, "waveform": [0, 512]},
+                "org.matrix.msc3245.voice": {}
+            }
+        })
+    }
+
+    #[test]
+    fn voice_messages_are_read_with_their_audio_and_duration() {
+        let voice = VoiceMessage::from_event(&voice_event()).unwrap();
+        assert!(voice.voice);
+        assert_eq!(voice.duration_ms, Some(90_000));
+        assert_eq!(voice.audio.url.unwrap().as_str(), "mxc://hs/ogg");
+        assert_eq!(voice.audio.mimetype.as_deref(), Some("audio/ogg"));
+
+        let mut text = voice_event();
+        text["content"]["msgtype"] = json!("m.text");
+        assert!(VoiceMessage::from_event(&text).is_none());
+        let mut broken = voice_event();
+        broken["content"]["url"] = json!("https://not.mxc/x");
+        assert!(VoiceMessage::from_event(&broken).is_none());
+    }
+
+    #[test]
+    fn the_command_is_found_after_a_quoted_fallback_and_may_name_a_model() {
+        assert!(is_command("!transcribe"));
+        assert!(is_command(
+            "> <@carol:hs> sent a voice message.\n\n!transcribe base"
+        ));
+        assert!(!is_command("please !transcribe"));
+        assert_eq!(parse_command("!transcribe"), Ok(WhisperModel::TinyEn));
+        assert_eq!(parse_command("!transcribe base"), Ok(WhisperModel::Base));
+        assert!(parse_command("!transcribe huge")
+            .unwrap_err()
+            .contains("tiny.en, base"));
+        let reply = json!({"content": {"m.relates_to": {"m.in_reply_to": {"event_id": "$voice"}}}});
+        assert_eq!(reply_to(&reply).unwrap().as_str(), "$voice");
+    }
+
+    #[test]
+    fn the_reply_is_a_notice_in_the_voice_messages_thread_that_names_its_task() {
+        let message = EventId::parse("$voice").unwrap();
+        let task = EventId::parse("$task").unwrap();
+        let transcript = Transcript {
+            duration_ms: 4_000,
+            text: "Hello there.".into(),
+            segments: vec![TimedText {
+                start_ms: 0,
+                end_ms: 4_000,
+                text: " Hello there.".into(),
+            }],
+        };
+        let content = reply_content(&message, &task, Ok(&transcript));
+        assert_eq!(content["msgtype"], "m.notice");
+        assert_eq!(content["body"], "Hello there.");
+        assert_eq!(content["m.relates_to"]["rel_type"], "m.thread");
+        assert_eq!(content["m.relates_to"]["event_id"], "$voice");
+        assert_eq!(content[TRANSCRIPT_KEY]["segments"][0]["end_ms"], 4_000);
+        let seen = json!({"type": "m.room.message", "content": content});
+        assert_eq!(replied_task(&seen), Some(task.clone()));
+
+        let failed = reply_content(&message, &task, Err("the audio could not be decoded"));
+        assert!(failed["body"]
+            .as_str()
+            .unwrap()
+            .contains("could not be decoded"));
+        assert_eq!(failed[TRANSCRIPT_KEY]["task"], "$task");
+    }
+}

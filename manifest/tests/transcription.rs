@@ -1,0 +1,275 @@
+//! A voice message to a threaded transcript across two friends' nodes, with
+//! the machines as they run in the widget and a room that stamps and
+//! delivers every event to everyone: the plan adds its part before its own
+//! result, both nodes transcribe spans, and exactly one reply comes back.
+
+mod common;
+
+use common::{caps, raw};
+use manifest::events::{Outcome, Outgoing};
+use manifest::ids::{EventId, NodeId, UserId};
+use manifest::ledger::TaskStatus;
+use manifest::machine::{Action, Input, NodeMachine};
+use manifest::task_kind::TaskKind;
+use manifest::transcription::{Span, TimedText, Transcript};
+use manifest::voice::{self, VoiceMessage};
+use serde_json::{json, Value};
+
+/// What a span's worker "hears": one sentence per span, so the transcript
+/// shows which spans made it and in what order.
+fn words_of(span: &Span) -> String {
+    format!("Sentence from {} seconds.", span.start_ms / 1000)
+}
+
+/// The room: every sent event gets an id and the current time and reaches
+/// every node, as live events do; chat messages reach them as the widget
+/// hands them over.
+struct Room {
+    names: Vec<&'static str>,
+    nodes: Vec<NodeMachine>,
+    timeline: Vec<Value>,
+    now: u64,
+    /// The planning outcome to give (an undecodable file fails there).
+    plan: Result<Value, String>,
+    /// Chunks run, by node: (task, chunk).
+    ran: Vec<Vec<(EventId, u32)>>,
+}
+
+impl Room {
+    fn new(plan: Result<Value, String>) -> Self {
+        let names = vec!["alice", "bob"];
+        let mut room = Self {
+            ran: vec![Vec::new(); names.len()],
+            nodes: names
+                .iter()
+                .map(|name| NodeMachine::new(user(name)))
+                .collect(),
+            names,
+            timeline: Vec::new(),
+            now: 1_000,
+            plan,
+        };
+        for node in 0..room.nodes.len() {
+            let start = Input::StartContributing {
+                node: NodeId::new(&user(room.names[node]), "tab").unwrap(),
+                caps: caps(),
+            };
+            let actions = room.nodes[node].process(start, room.now);
+            room.carry_out(node, actions);
+        }
+        room
+    }
+
+    fn post(&mut self, sender: &str, out: &Outgoing) -> EventId {
+        let id = format!("$e{}", self.timeline.len());
+        let event = raw(&id, sender, out, self.now);
+        self.timeline.push(event.clone());
+        for node in 0..self.nodes.len() {
+            self.deliver(node, &event);
+        }
+        EventId::parse(id).unwrap()
+    }
+
+    /// As `widget/src/driver.rs` routes room messages.
+    fn deliver(&mut self, node: usize, event: &Value) {
+        let input = if event["type"] != "m.room.message" {
+            Input::RoomEvent(event.clone())
+        } else if let Some(message) = VoiceMessage::from_event(event) {
+            Input::AudioMessage(message)
+        } else if let Some(task) = voice::replied_task(event) {
+            Input::TranscriptPosted { task }
+        } else {
+            Input::ChatMessage {
+                event_id: EventId::parse(event["event_id"].as_str().unwrap()).unwrap(),
+                sender: UserId::parse(event["sender"].as_str().unwrap()).unwrap(),
+                body: event["content"]["body"].as_str().unwrap().into(),
+                sent_at: event["origin_server_ts"].as_u64().unwrap(),
+                reply_to: voice::reply_to(event),
+            }
+        };
+        let actions = self.nodes[node].process(input, self.now);
+        self.carry_out(node, actions);
+    }
+
+    fn carry_out(&mut self, node: usize, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send(out) => {
+                    let sender = format!("@{}:hs", self.names[node]);
+                    self.post(&sender, &out);
+                }
+                Action::RunChunk {
+                    job,
+                    task,
+                    chunk,
+                    work,
+                    ..
+                } => {
+                    self.ran[node].push((task, chunk));
+                    let TaskKind::Transcribe(transcribe) = work else {
+                        panic!("only transcriptions here")
+                    };
+                    let outcome = match transcribe.spans.first() {
+                        None => match &self.plan {
+                            Ok(plan) => Outcome::Output(plan.clone().into()),
+                            Err(reason) => Outcome::Error {
+                                reason: reason.clone(),
+                                retriable: false,
+                            },
+                        },
+                        Some(span) => Outcome::Output(
+                            json!({"segments": [TimedText {
+                                start_ms: span.start_ms,
+                                end_ms: span.end_ms,
+                                text: format!(" {}", words_of(span)),
+                            }]})
+                            .into(),
+                        ),
+                    };
+                    let actions =
+                        self.nodes[node].process(Input::WorkerFinished { job, outcome }, self.now);
+                    self.carry_out(node, actions);
+                }
+                Action::Rejected(r) => println!("REJ {r:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// A second of room life: every node ticks.
+    fn tick(&mut self) {
+        self.now += 1_000;
+        for node in 0..self.nodes.len() {
+            let actions = self.nodes[node].process(Input::Tick, self.now);
+            self.carry_out(node, actions);
+        }
+    }
+
+    fn replies(&self) -> Vec<&Value> {
+        self.timeline
+            .iter()
+            .filter(|e| voice::replied_task(e).is_some())
+            .collect()
+    }
+}
+
+fn user(name: &str) -> UserId {
+    UserId::parse(format!("@{name}:hs")).unwrap()
+}
+
+fn voice_message() -> Outgoing {
+    Outgoing {
+        event_type: "m.room.message",
+        state_key: None,
+        content: json!({
+            "msgtype": "m.audio", "body": "Voice message", "url": "mxc://hs/voice",
+            "info": {"duration": 70_000, "mimetype": "audio/ogg"},
+            "org.matrix.msc3245.voice": {}
+        }),
+    }
+}
+
+fn transcribe_reply(to: &EventId) -> Outgoing {
+    Outgoing {
+        event_type: "m.room.message",
+        state_key: None,
+        content: json!({"msgtype": "m.text", "body": "!transcribe",
+            "m.relates_to": {"m.in_reply_to": {"event_id": to.as_str()}}}),
+    }
+}
+
+fn seventy_seconds() -> Value {
+    json!({"duration_ms": 70_000, "spans": [
+        {"start_ms": 0, "end_ms": 25_500},
+        {"start_ms": 25_500, "end_ms": 50_200},
+        {"start_ms": 50_200, "end_ms": 70_000}]})
+}
+
+#[test]
+fn a_transcribe_reply_gives_one_threaded_transcript_made_by_both_nodes() {
+    let mut room = Room::new(Ok(seventy_seconds()));
+    for _ in 0..5 {
+        room.tick(); // Both announce; alice, first, settles as coordinator.
+    }
+    let message = room.post("@carol:hs", &voice_message());
+    room.post("@dan:hs", &transcribe_reply(&message));
+    for _ in 0..120 {
+        room.tick();
+    }
+
+    let ledger = room.nodes[1].ledger();
+    let tasks: Vec<_> = ledger.tasks().filter(|t| t.spec.parent.is_none()).collect();
+    assert_eq!(tasks.len(), 1, "one task for the command, whoever saw it");
+    let task = tasks[0];
+    assert_eq!(task.submitter.as_str(), "@dan:hs");
+    assert_eq!(task.children.len(), 1, "the plan added one part");
+    let part = ledger.task(&task.children[0]).unwrap();
+    assert_eq!(part.chunks.len(), 3, "one chunk per span");
+
+    let TaskStatus::Done { result } = ledger.task_status(task, room.now) else {
+        panic!("{:?}", ledger.task_status(task, room.now))
+    };
+    let transcript: Transcript = serde_json::from_value(result).unwrap();
+    let expected = "Sentence from 0 seconds. Sentence from 25 seconds. Sentence from 50 seconds.";
+    assert_eq!(transcript.text, expected);
+
+    let replies = room.replies();
+    assert_eq!(replies.len(), 1, "exactly one reply");
+    let reply = replies[0];
+    assert_eq!(reply["content"]["body"], expected);
+    assert_eq!(reply["content"]["msgtype"], "m.notice");
+    assert_eq!(reply["content"]["m.relates_to"]["rel_type"], "m.thread");
+    assert_eq!(
+        reply["content"]["m.relates_to"]["event_id"],
+        message.as_str()
+    );
+
+    let spans_ran: Vec<usize> = room
+        .ran
+        .iter()
+        .map(|ran| ran.iter().filter(|(t, _)| t == &part.id).count())
+        .collect();
+    assert!(
+        spans_ran.iter().all(|&n| n > 0),
+        "both nodes transcribed: {spans_ran:?}"
+    );
+    assert_eq!(spans_ran.iter().sum::<usize>(), 3, "each span once");
+}
+
+#[test]
+fn audio_that_cannot_be_decoded_gets_one_failure_reply() {
+    let mut room = Room::new(Err("the audio could not be decoded: EncodingError".into()));
+    for _ in 0..5 {
+        room.tick();
+    }
+    let message = room.post("@carol:hs", &voice_message());
+    room.post("@dan:hs", &transcribe_reply(&message));
+    for _ in 0..60 {
+        room.tick();
+    }
+    let replies = room.replies();
+    assert_eq!(replies.len(), 1);
+    let body = replies[0]["content"]["body"].as_str().unwrap();
+    assert!(body.contains("could not be decoded"), "{body}");
+}
+
+#[test]
+fn a_transcribe_command_that_replies_to_no_audio_starts_nothing() {
+    let mut room = Room::new(Ok(seventy_seconds()));
+    for _ in 0..5 {
+        room.tick();
+    }
+    let text = room.post(
+        "@carol:hs",
+        &Outgoing {
+            event_type: "m.room.message",
+            state_key: None,
+            content: json!({"msgtype": "m.text", "body": "hello"}),
+        },
+    );
+    room.post("@dan:hs", &transcribe_reply(&text));
+    for _ in 0..10 {
+        room.tick();
+    }
+    assert_eq!(room.nodes[0].ledger().tasks().count(), 0);
+}
