@@ -873,11 +873,11 @@ fn transcribe_command(
         "the message it replies to is not audio, or older than what this client has loaded",
     )?;
     let mut spec = TaskSpec::new(
-        TaskKind::Transcribe(TranscribeTask {
+        TaskKind::Transcribe(Box::new(TranscribeTask {
             audio: message.audio.clone(),
             model,
             spans: Vec::new(),
-        }),
+        })),
         1,
     );
     spec.command = Some(command);

@@ -21,7 +21,7 @@ pub enum TaskKind {
     Script(ScriptTask),
     /// Speech to text with Whisper: a plan, then one chunk per span of audio
     /// (see `transcription`).
-    Transcribe(TranscribeTask),
+    Transcribe(Box<TranscribeTask>),
 }
 
 /// A task that runs a friend's own Web Worker script.
@@ -227,7 +227,7 @@ impl TaskKind {
                 split: script.split.part(index),
                 ..script.clone()
             }),
-            TaskKind::Transcribe(ref task) => TaskKind::Transcribe(task.chunk(index)),
+            TaskKind::Transcribe(ref task) => TaskKind::Transcribe(Box::new(task.chunk(index))),
         }
     }
 

@@ -317,10 +317,10 @@ impl TranscribeTask {
         }
         let chunks = plan.spans.len() as u32;
         let mut spec = TaskSpec::new(
-            TaskKind::Transcribe(TranscribeTask {
+            TaskKind::Transcribe(Box::new(TranscribeTask {
                 spans: plan.spans,
                 ..self.clone()
-            }),
+            })),
             chunks,
         );
         spec.parent = Some(parent.clone());

@@ -6,6 +6,8 @@ use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{Ledger, TaskRecord, TaskStatus};
 use crate::scheduler::{explain_idle, work_of};
 use crate::task_kind::TaskKind;
+use crate::voice::VoiceMessage;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeView {
@@ -189,4 +191,67 @@ fn progress(ledger: &Ledger, task: &TaskRecord, done: u32, total: u32, now: u64)
         })
         .sum();
     ((done as f32 + running) / total as f32).min(1.0)
+}
+
+/// Where a voice message's transcript stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VoiceState {
+    NotTranscribed,
+    Queued,
+    Running { fraction: f32 },
+    Done { text: String },
+    Failed { reason: String },
+}
+
+/// One row of the voice message list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceRow {
+    pub message: VoiceMessage,
+    pub state: VoiceState,
+    /// The latest transcription asked for this message.
+    pub task: Option<EventId>,
+}
+
+/// The room's audio messages, newest first, each with its latest
+/// transcription's state (a failed one can be asked for again).
+pub fn voice_rows<'a>(
+    ledger: &Ledger,
+    messages: impl Iterator<Item = &'a VoiceMessage>,
+    now: u64,
+) -> Vec<VoiceRow> {
+    let mut latest: BTreeMap<&EventId, &TaskRecord> = BTreeMap::new();
+    for task in ledger.tasks() {
+        if let TaskKind::Transcribe(t) = &task.spec.kind {
+            if t.is_plan() && task.spec.parent.is_none() {
+                latest.insert(&t.audio.message, task); // Later tasks replace earlier ones.
+            }
+        }
+    }
+    let mut rows: Vec<VoiceRow> = messages
+        .map(|message| {
+            let task = latest.get(&message.event_id);
+            let state = match task.map(|t| ledger.task_status(t, now)) {
+                None | Some(TaskStatus::Cancelled { .. }) => VoiceState::NotTranscribed,
+                Some(TaskStatus::Queued) => VoiceState::Queued,
+                Some(TaskStatus::Running { done, total }) => VoiceState::Running {
+                    fraction: done as f32 / total.max(1) as f32,
+                },
+                Some(TaskStatus::Done { result }) => VoiceState::Done {
+                    text: result
+                        .get("text")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                },
+                Some(TaskStatus::Failed { reason }) => VoiceState::Failed { reason },
+            };
+            VoiceRow {
+                message: message.clone(),
+                state,
+                task: task.map(|t| t.id.clone()),
+            }
+        })
+        .collect();
+    rows.sort_by_key(|row| std::cmp::Reverse(row.message.sent_at));
+    rows
 }

@@ -7,7 +7,8 @@ use crate::host::room::{self, Room};
 use crate::host::widget_api;
 use crate::pool::machine_info;
 use crate::pool::sandbox::ScriptRun;
-use crate::pool::workers::{JobEvent, WorkerPool};
+use crate::pool::workers::{AudioInput, JobEvent, WorkerPool};
+use crate::{audio, media};
 use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
 use manifest::allowlist::{AllowedScript, Allowlist};
@@ -17,7 +18,9 @@ use manifest::ids::{EventId, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::machine::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
-use manifest::view::PoolView;
+use manifest::transcription::{self, AudioRef, TranscribeTask, WhisperModel};
+use manifest::view::{voice_rows, PoolView, VoiceRow};
+use manifest::voice::{self, VoiceMessage};
 use manifest::worker_protocol::JobId;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -50,7 +53,20 @@ pub struct Snapshot {
     pub allowlist: Vec<AllowedScript>,
     /// Scripts waiting for this friend's yes or no before their machine runs them.
     pub consent_asks: Vec<AllowedScript>,
+    /// The room's voice messages, newest first, with their transcripts.
+    pub voices: Vec<VoiceRow>,
 }
+
+/// A voice message's decoded audio, shared by the chunks of it this node runs.
+#[derive(Clone)]
+enum Decoded {
+    Loading,
+    Ready(Rc<Vec<f32>>),
+    Failed(String),
+}
+
+/// Decoded recordings kept at once: a node works on one or two at a time.
+const DECODED_KEPT: usize = 2;
 
 struct State {
     machine: NodeMachine,
@@ -61,6 +77,8 @@ struct State {
     /// Chunks of friends' scripts, each running in its own sandbox.
     scripts: BTreeMap<JobId, ScriptRun>,
     consent_asks: Vec<AllowedScript>,
+    /// Decoded audio by voice message, the most recently used last.
+    decoded: Vec<(EventId, Decoded)>,
     problem: Option<String>,
     theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
@@ -100,6 +118,7 @@ impl Driver {
                 jobs: BTreeMap::new(),
                 scripts: BTreeMap::new(),
                 consent_asks: Vec::new(),
+                decoded: Vec::new(),
                 problem: None,
                 theme: params.theme,
                 on_change: Rc::new(on_change),
@@ -154,7 +173,7 @@ impl Driver {
             if let Some(ts) = event.get("origin_server_ts").and_then(Value::as_u64) {
                 self.state.borrow_mut().clock.observe(ts, local_now());
             }
-            match chat_message(&event) {
+            match room_message(&event) {
                 Some(message) => self.handle(message),
                 None => self.handle(Input::RoomEvent(event)),
             }
@@ -174,10 +193,11 @@ impl Driver {
             Ok(events) => self.handle(Input::RoomEvents(events)),
             Err(e) => problems.push(format!("could not read the room's allowed scripts: {e}")),
         }
-        // Recent chat, for `!run` commands sent while no coordinator was online.
+        // Recent chat: voice messages, transcripts already posted, and
+        // commands sent while no coordinator was online.
         match self.room.read_timeline(CHAT_MESSAGE).await {
             Ok(messages) => {
-                for message in messages.iter().filter_map(chat_message) {
+                for message in messages.iter().filter_map(room_message) {
                     self.handle(message);
                 }
             }
@@ -284,7 +304,10 @@ impl Driver {
             } => {
                 let mut state = self.state.borrow_mut();
                 state.jobs.insert(job, (task, chunk, 0.0));
-                if let TaskKind::Script(script) = &work {
+                if let TaskKind::Transcribe(transcribe) = work {
+                    drop(state);
+                    self.run_transcription(job, *transcribe);
+                } else if let TaskKind::Script(script) = &work {
                     let weak = Rc::downgrade(self);
                     let run = ScriptRun::start(job, script, move |job, event| {
                         if let Some(driver) = weak.upgrade() {
@@ -375,6 +398,107 @@ impl Driver {
         self.handle(Input::WorkerFinished { job, outcome });
     }
 
+    /// A transcription chunk. Decoding needs WebAudio, which only the page
+    /// has: the plan runs here; a span's samples go to a worker with the job.
+    fn run_transcription(self: &Rc<Self>, job: JobId, task: TranscribeTask) {
+        let driver = self.clone();
+        spawn_local(async move {
+            let samples = match driver.decoded_audio(&task.audio).await {
+                Ok(samples) => samples,
+                Err(reason) => return driver.finish_local(job, JobEvent::Failed(reason)),
+            };
+            let Some(span) = task.spans.first().copied() else {
+                let plan = transcription::plan(&samples);
+                let output = serde_json::to_value(plan).unwrap_or_default();
+                return driver.finish_local(job, JobEvent::Done(output));
+            };
+            let state = driver.state.borrow();
+            // Stopped while the audio downloaded: nothing to run.
+            let (true, Some(pool)) = (state.jobs.contains_key(&job), &state.pool) else {
+                return;
+            };
+            let samples = js_sys::Float32Array::from(&samples[span.samples(samples.len())]);
+            let work = TaskKind::Transcribe(Box::new(task));
+            pool.run_with_audio(
+                job,
+                work,
+                AudioInput {
+                    samples,
+                    models_url: models_url(),
+                },
+            );
+        });
+    }
+
+    /// Reports a job that ran in the page, unless it was stopped meanwhile.
+    fn finish_local(self: &Rc<Self>, job: JobId, event: JobEvent) {
+        if self.state.borrow().jobs.contains_key(&job) {
+            self.on_job(job, event);
+        }
+    }
+
+    /// The voice message's samples: downloaded and decoded once per node
+    /// however many of its chunks run here.
+    async fn decoded_audio(self: &Rc<Self>, audio: &AudioRef) -> Result<Rc<Vec<f32>>, String> {
+        let id = &audio.message;
+        loop {
+            let entry = {
+                let mut state = self.state.borrow_mut();
+                let found = state.decoded.iter().position(|(m, _)| m == id);
+                match found {
+                    Some(at) => {
+                        let used = state.decoded.remove(at);
+                        let entry = used.1.clone();
+                        state.decoded.push(used);
+                        Some(entry)
+                    }
+                    None => {
+                        if state.decoded.len() >= DECODED_KEPT {
+                            state.decoded.remove(0);
+                        }
+                        state.decoded.push((id.clone(), Decoded::Loading));
+                        None
+                    }
+                }
+            };
+            match entry {
+                Some(Decoded::Ready(samples)) => return Ok(samples),
+                Some(Decoded::Failed(reason)) => return Err(reason),
+                Some(Decoded::Loading) => {
+                    gloo::timers::future::TimeoutFuture::new(100).await;
+                }
+                None => break,
+            }
+        }
+        let decoded = match media::fetch_audio(&self.room, audio).await {
+            Ok(bytes) => audio::decode_for_whisper(&bytes).await,
+            Err(reason) => Err(reason),
+        };
+        let entry = match &decoded {
+            Ok(samples) => Decoded::Ready(Rc::new(samples.clone())),
+            Err(reason) => Decoded::Failed(reason.clone()),
+        };
+        let mut state = self.state.borrow_mut();
+        if let Some(slot) = state.decoded.iter_mut().find(|(m, _)| m == id) {
+            slot.1 = entry.clone();
+        }
+        match entry {
+            Decoded::Ready(samples) => Ok(samples),
+            Decoded::Failed(reason) => Err(reason),
+            Decoded::Loading => unreachable!("set just above"),
+        }
+    }
+
+    /// Asks the room's nodes to transcribe a voice message.
+    pub fn transcribe(self: &Rc<Self>, message: &VoiceMessage, model: WhisperModel) {
+        let task = TranscribeTask {
+            audio: message.audio.clone(),
+            model,
+            spans: Vec::new(),
+        };
+        self.submit(TaskSpec::new(TaskKind::Transcribe(Box::new(task)), 1));
+    }
+
     /// Starts contributing this machine with `workers` Web Workers.
     pub async fn contribute(self: &Rc<Self>, workers: u32) -> Result<(), String> {
         let weak = Rc::downgrade(self);
@@ -460,6 +584,7 @@ impl Driver {
                 queued_sends: state.machine.queued_sends(),
                 allowlist: state.machine.ledger().allowlist().scripts.clone(),
                 consent_asks: state.consent_asks.clone(),
+                voices: voice_rows(state.machine.ledger(), state.machine.voice_messages(), now),
             };
             (snapshot, state.on_change.clone())
         };
@@ -512,15 +637,31 @@ fn task_id_of(event: &Value) -> Option<String> {
 /// Chat messages: where `!run` commands come from.
 const CHAT_MESSAGE: &str = "m.room.message";
 
-/// A plain-text chat message as the machine's input, if `event` is one.
-fn chat_message(event: &Value) -> Option<Input> {
+/// A room message as the machine's input, if `event` is one: a voice
+/// message, a transcript reply, or chat (where commands come from).
+fn room_message(event: &Value) -> Option<Input> {
     if event.get("type")?.as_str()? != CHAT_MESSAGE {
         return None;
+    }
+    if let Some(message) = VoiceMessage::from_event(event) {
+        return Some(Input::AudioMessage(message));
+    }
+    if let Some(task) = voice::replied_task(event) {
+        return Some(Input::TranscriptPosted { task });
     }
     Some(Input::ChatMessage {
         event_id: EventId::parse(event.get("event_id")?.as_str()?).ok()?,
         sender: UserId::parse(event.get("sender")?.as_str()?).ok()?,
         body: event.get("content")?.get("body")?.as_str()?.to_owned(),
         sent_at: event.get("origin_server_ts")?.as_u64()?,
+        reply_to: voice::reply_to(event),
     })
+}
+
+/// Where workers download Whisper models: `models/` beside the widget.
+fn models_url() -> String {
+    let page = gloo::utils::window().location().href().unwrap_or_default();
+    web_sys::Url::new_with_base("models/", &page)
+        .map(|url| url.href())
+        .unwrap_or_else(|_| "models/".into())
 }

@@ -6,6 +6,7 @@ pub mod audio;
 pub mod clock;
 pub mod driver;
 pub mod host;
+pub mod media;
 pub mod pool;
 pub mod ui;
 

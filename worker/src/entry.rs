@@ -1,10 +1,29 @@
-//! The Web Worker's entry point: `postMessage` in, `runner::handle`, `postMessage` out.
+//! The Web Worker's entry point: `postMessage` in, a runner, `postMessage` out.
+//!
+//! Most jobs are a JSON string for `runner::handle`. A transcription's job is
+//! an object: the same JSON as `message`, the span's samples as `pcm` (a
+//! transferred `Float32Array`) and where the models are served as `models`.
 
+use crate::model_store::ModelStore;
 use crate::runner;
-use manifest::worker_protocol::FromWorker;
+use crate::speech::transcribe_span;
+use crate::whisper::catalog::ModelSource;
+use crate::whisper::transcribe::Engine;
+use js_sys::{Float32Array, Reflect};
+use manifest::task_kind::TaskKind;
+use manifest::transcription::TranscribeTask;
+use manifest::worker_protocol::{FromWorker, ToWorker};
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+thread_local! {
+    /// The model this worker loaded last, by name: kept for the worker's life
+    /// so that the next span does not load it again.
+    static ENGINE: RefCell<Option<(String, Rc<Engine>)>> = const { RefCell::new(None) };
+}
 
 fn post(scope: &DedicatedWorkerGlobalScope, reply: &FromWorker) {
     if let Ok(text) = serde_json::to_string(reply) {
@@ -21,10 +40,93 @@ pub fn start() {
     };
     let reply_scope = scope.clone();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-        let text = event.data().as_string().unwrap_or_default();
-        runner::handle(&text, |reply| post(&reply_scope, &reply));
+        let data = event.data();
+        match data.as_string() {
+            Some(text) => runner::handle(&text, |reply| post(&reply_scope, &reply)),
+            None => on_audio_job(&reply_scope, &data),
+        }
     });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget(); // Lives as long as the worker.
     post(&scope, &FromWorker::Ready);
+}
+
+/// A transcription job: JSON, samples and the models' address.
+fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
+    let field = |name: &str| Reflect::get(data, &name.into()).unwrap_or(JsValue::UNDEFINED);
+    let text = field("message").as_string().unwrap_or_default();
+    let (job, task) = match serde_json::from_str::<ToWorker>(&text) {
+        Ok(ToWorker::Run {
+            job,
+            work: TaskKind::Transcribe(task),
+        }) => (job, task),
+        Ok(ToWorker::Run { job, .. }) => {
+            return post(
+                scope,
+                &FromWorker::Failed {
+                    job,
+                    reason: "only transcriptions come with audio".into(),
+                },
+            )
+        }
+        Err(e) => {
+            return post(
+                scope,
+                &FromWorker::Failed {
+                    job: 0,
+                    reason: format!("the worker could not read its job: {e}"),
+                },
+            )
+        }
+    };
+    let samples = field("pcm")
+        .dyn_into::<Float32Array>()
+        .map(|pcm| pcm.to_vec())
+        .unwrap_or_default();
+    let models = field("models").as_string().unwrap_or_default();
+    let scope = scope.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let reply = match transcribe(&task, &samples, &models).await {
+            Ok(output) => FromWorker::Done { job, output },
+            Err(reason) => FromWorker::Failed { job, reason },
+        };
+        post(&scope, &reply);
+    });
+}
+
+async fn transcribe(
+    task: &TranscribeTask,
+    samples: &[f32],
+    models: &str,
+) -> Result<serde_json::Value, String> {
+    let span = task
+        .spans
+        .first()
+        .ok_or("a worker transcribes spans; planning happens in the widget")?;
+    let engine = engine(task.model.name(), models).await?;
+    let transcript = transcribe_span(&engine, samples, span)?;
+    serde_json::to_value(transcript).map_err(|e| e.to_string())
+}
+
+/// The model, from this worker's memory, the browser's cache or the network.
+async fn engine(model: &str, models: &str) -> Result<Rc<Engine>, String> {
+    let loaded = ENGINE.with_borrow(|e| {
+        e.as_ref()
+            .filter(|(name, _)| name == model)
+            .map(|(_, engine)| engine.clone())
+    });
+    if let Some(engine) = loaded {
+        return Ok(engine);
+    }
+    // One model at a time: free the other before loading this one.
+    ENGINE.with_borrow_mut(|e| *e = None);
+    let source = ModelSource::pinned(model, models)?;
+    let store = ModelStore::open().await.map_err(|e| e.to_string())?;
+    let (engine, _report) = store
+        .load_engine(&source)
+        .await
+        .map_err(|e| format!("the {model} model could not be loaded: {e}"))?;
+    let engine = Rc::new(engine);
+    ENGINE.with_borrow_mut(|e| *e = Some((model.to_owned(), engine.clone())));
+    Ok(engine)
 }

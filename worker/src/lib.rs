@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod primes;
 pub mod runner;
+pub mod speech;
 pub mod whisper;
 
 #[cfg(target_arch = "wasm32")]

@@ -42,6 +42,13 @@ pub fn handle(message: &str, mut post: impl FnMut(FromWorker)) {
                 job,
                 reason: "script tasks run in the sandbox, not in Potluck's worker".into(),
             }),
+            // They need the model and the audio: the wasm entry runs them.
+            TaskKind::Transcribe(_) => post(FromWorker::Failed {
+                job,
+                reason:
+                    "a transcription needs its audio and a model, which only the browser worker has"
+                        .into(),
+            }),
         },
     }
 }

@@ -7,10 +7,13 @@
 //! `scripts/reference-whisper.sh`, which installs faster-whisper on first use.
 #![cfg(not(target_arch = "wasm32"))]
 
-use potluck_worker::audio::{resample::resample, split::split_at_silences, wav};
+use manifest::ids::{EventId, MxcUri};
+use manifest::transcription::{self, AudioRef, TranscribeTask, Transcript, WhisperModel};
+use potluck_worker::audio::{resample::resample, wav};
+use potluck_worker::speech::transcribe_span;
 use potluck_worker::whisper::catalog::local_models_dir;
 use potluck_worker::whisper::mel::{log_mel, MelFilters, SAMPLE_RATE};
-use potluck_worker::whisper::transcribe::{stitch, Engine, Options};
+use potluck_worker::whisper::transcribe::{Engine, Options};
 use potluck_worker::whisper::wer::wer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -236,7 +239,7 @@ const SENTENCES: [&str; 27] = [
 ];
 
 #[test]
-fn two_minutes_split_at_pauses_over_several_workers_keep_faster_whispers_accuracy() {
+fn two_minutes_planned_as_a_task_and_split_over_workers_keep_faster_whispers_accuracy() {
     let Some(engine) = tiny_engine() else { return };
     let mut samples = Vec::new();
     for (i, sentence) in SENTENCES.iter().enumerate() {
@@ -251,18 +254,25 @@ fn two_minutes_split_at_pauses_over_several_workers_keep_faster_whispers_accurac
     let text = SENTENCES.join(" ");
     let duration = samples.len() as f64 / SAMPLE_RATE as f64;
 
-    let chunks = split_at_silences(&samples, SAMPLE_RATE as u32, 30.0);
-    let lengths: Vec<String> = chunks
+    // Planned as a transcription task is: cut at the pauses into spans.
+    let plan = transcription::plan(&samples);
+    let lengths: Vec<String> = plan
+        .spans
         .iter()
-        .map(|c| format!("{:.1}", c.len() as f64 / SAMPLE_RATE as f64))
+        .map(|s| format!("{:.1}", (s.end_ms - s.start_ms) as f64 / 1000.0))
         .collect();
     eprintln!(
         "{duration:.1} s split into chunks of {} s",
         lengths.join(", ")
     );
-    assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+    assert!(plan.spans.len() >= 4, "{} spans", plan.spans.len());
     let near = SAMPLE_RATE / 20; // 50 ms either side of a cut
-    for cut in chunks.iter().skip(1).map(|c| c.start) {
+    for cut in plan
+        .spans
+        .iter()
+        .skip(1)
+        .map(|s| s.samples(samples.len()).start)
+    {
         let around = &samples[cut.saturating_sub(near)..(cut + near).min(samples.len())];
         let loudest = around.iter().fold(0.0f32, |m, s| m.max(s.abs()));
         assert!(
@@ -271,15 +281,38 @@ fn two_minutes_split_at_pauses_over_several_workers_keep_faster_whispers_accurac
         );
     }
 
-    // Each chunk as a different worker would run it, then one transcript.
+    // Each span as a different worker would run it, merged as the task is.
     let t0 = Instant::now();
-    let parts = chunks.iter().map(|c| {
-        let part = engine
-            .transcribe_pcm(&samples[c.clone()], &Options::default())
-            .unwrap();
-        (c.start as f32 / SAMPLE_RATE as f32, part)
-    });
-    let ours = stitch(parts.collect::<Vec<_>>());
+    let spans: Vec<serde_json::Value> = plan
+        .spans
+        .iter()
+        .map(|span| {
+            let part =
+                transcribe_span(&engine, &samples[span.samples(samples.len())], span).unwrap();
+            serde_json::to_value(part).unwrap()
+        })
+        .collect();
+    let task = TranscribeTask {
+        audio: AudioRef {
+            message: EventId::parse("$voice").unwrap(),
+            url: Some(MxcUri::parse("mxc://hs/voice").unwrap()),
+            file: None,
+            mimetype: None,
+        },
+        model: WhisperModel::TinyEn,
+        spans: Vec::new(),
+    };
+    let part = TranscribeTask {
+        spans: plan.spans.clone(),
+        ..task.clone()
+    };
+    let merged = task
+        .merge_parts(
+            &serde_json::to_value(&plan).unwrap(),
+            &[part.merge(&spans).unwrap()],
+        )
+        .unwrap();
+    let ours: Transcript = serde_json::from_value(merged).unwrap();
     let ours_s = t0.elapsed().as_secs_f64();
 
     let dir = local_models_dir().join("tiny.en");
@@ -288,18 +321,27 @@ fn two_minutes_split_at_pauses_over_several_workers_keep_faster_whispers_accurac
     let ours_wer = wer(&text, &ours.text);
     let fw_wer = wer(&text, fw_text);
     eprintln!(
-        "split: ours (chunks stitched) WER {ours_wer:.3}: {}",
+        "split: ours (spans merged)   WER {ours_wer:.3}: {}",
         ours.text
     );
     eprintln!("split: faster-whisper (whole)  WER {fw_wer:.3}: {fw_text}");
     eprintln!(
-        "split: {} chunks in {ours_s:.1} s on one thread (RTF {:.3})",
-        chunks.len(),
+        "split: {} spans in {ours_s:.1} s on one thread (RTF {:.3})",
+        plan.spans.len(),
         ours_s / duration
     );
-    let last_end = ours.segments.last().map_or(0.0, |s| s.end);
+    let last_end = ours
+        .segments
+        .last()
+        .map_or(0.0, |s| s.end_ms as f64 / 1000.0);
+    for pair in ours.segments.windows(2) {
+        assert!(
+            pair[0].end_ms <= pair[1].start_ms,
+            "segments overlap: {pair:?}"
+        );
+    }
     assert!(
-        (last_end as f64) <= duration + 0.5 && (last_end as f64) > duration - 10.0,
+        last_end <= duration + 0.5 && last_end > duration - 10.0,
         "the stitched timestamps run to {last_end} s of {duration:.1} s"
     );
     assert!(

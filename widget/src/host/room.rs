@@ -6,6 +6,7 @@ use js_sys::{Array, Reflect, JSON};
 use manifest::events::Outgoing;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 /// Relations read back per request; the host pages through the rest.
@@ -140,6 +141,23 @@ impl Room {
         Ok(array_of(
             &call(self.api.read_room_events(event_type, TASKS_ON_OPEN)).await?,
         ))
+    }
+
+    /// The bytes of the media at `mxc`, downloaded by the host.
+    pub async fn download(&self, mxc: &str) -> Result<Vec<u8>, String> {
+        let response = call(self.api.download_file(mxc)).await?;
+        let file = Reflect::get(&response, &"file".into()).unwrap_or(JsValue::UNDEFINED);
+        // Element and the test host hand over a Blob; an ArrayBuffer works too.
+        let buffer = match file.dyn_ref::<web_sys::Blob>() {
+            Some(blob) => JsFuture::from(blob.array_buffer())
+                .await
+                .map_err(|e| describe_error(&e))?,
+            None => file,
+        };
+        if !buffer.is_instance_of::<js_sys::ArrayBuffer>() {
+            return Err(format!("the host gave no file for {mxc}"));
+        }
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 
     /// Every event that references `event_id`, following the host's pages.

@@ -61,4 +61,9 @@ extern "C" {
         limit: u32,
         from: &JsValue,
     ) -> Promise;
+
+    /// MSC4039: the media at an `mxc://` URI, fetched by the host (which holds
+    /// the access token). Resolves `{ file: Blob }`.
+    #[wasm_bindgen(method, js_name = downloadFile)]
+    pub fn download_file(this: &WidgetApi, content_uri: &str) -> Promise;
 }

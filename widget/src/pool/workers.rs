@@ -2,6 +2,7 @@
 //! time; a job is stopped by terminating its worker and starting a fresh one,
 //! the only way to stop wasm that is busy computing.
 
+use js_sys::{Array, Float32Array, Object, Reflect};
 use manifest::task_kind::TaskKind;
 use manifest::worker_protocol::{FromWorker, JobId, ToWorker};
 use serde_json::Value;
@@ -35,9 +36,23 @@ struct Slot {
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
 }
 
+/// What a transcription job carries beside its JSON (see `worker/src/entry.rs`).
+pub struct AudioInput {
+    /// The span's 16 kHz samples, transferred to the worker, not copied.
+    pub samples: Float32Array,
+    /// Where the worker downloads models from.
+    pub models_url: String,
+}
+
+struct Queued {
+    job: JobId,
+    work: TaskKind,
+    audio: Option<AudioInput>,
+}
+
 struct Inner {
     slots: Vec<Slot>,
-    queue: VecDeque<(JobId, TaskKind)>,
+    queue: VecDeque<Queued>,
     listener: Listener,
 }
 
@@ -155,7 +170,24 @@ impl WorkerPool {
 
     /// Queues a job; it starts as soon as a worker is free.
     pub fn run(&self, job: JobId, work: TaskKind) {
-        self.0.borrow_mut().queue.push_back((job, work));
+        self.enqueue(Queued {
+            job,
+            work,
+            audio: None,
+        });
+    }
+
+    /// Queues a transcription job with its audio.
+    pub fn run_with_audio(&self, job: JobId, work: TaskKind, audio: AudioInput) {
+        self.enqueue(Queued {
+            job,
+            work,
+            audio: Some(audio),
+        });
+    }
+
+    fn enqueue(&self, queued: Queued) {
+        self.0.borrow_mut().queue.push_back(queued);
         self.dispatch();
     }
 
@@ -163,7 +195,7 @@ impl WorkerPool {
     pub fn abort(&self, job: JobId) {
         let running_in = {
             let mut inner = self.0.borrow_mut();
-            inner.queue.retain(|(queued, _)| *queued != job);
+            inner.queue.retain(|queued| queued.job != job);
             inner.slots.iter().position(|s| s.job == Some(job))
         };
         if let Some(index) = running_in {
@@ -174,13 +206,17 @@ impl WorkerPool {
     fn dispatch(&self) {
         let mut inner = self.0.borrow_mut();
         while let Some(index) = inner.slots.iter().position(|s| s.ready && s.job.is_none()) {
-            let Some((job, work)) = inner.queue.pop_front() else {
+            let Some(Queued { job, work, audio }) = inner.queue.pop_front() else {
                 return;
             };
             let message = serde_json::to_string(&ToWorker::Run { job, work }).unwrap_or_default();
             let slot = &mut inner.slots[index];
             slot.job = Some(job);
-            if let Err(e) = slot.worker.post_message(&JsValue::from_str(&message)) {
+            let posted = match audio {
+                None => slot.worker.post_message(&JsValue::from_str(&message)),
+                Some(audio) => post_with_audio(&slot.worker, &message, audio),
+            };
+            if let Err(e) = posted {
                 slot.job = None;
                 web_sys::console::error_1(&e);
             }
@@ -195,4 +231,14 @@ impl WorkerPool {
         }
         inner.queue.clear();
     }
+}
+
+/// `{message, pcm, models}`, the samples' buffer transferred.
+fn post_with_audio(worker: &Worker, message: &str, audio: AudioInput) -> Result<(), JsValue> {
+    let data = Object::new();
+    Reflect::set(&data, &"message".into(), &message.into())?;
+    Reflect::set(&data, &"pcm".into(), &audio.samples)?;
+    Reflect::set(&data, &"models".into(), &audio.models_url.into())?;
+    let transfer = Array::of1(&audio.samples.buffer());
+    worker.post_message_with_transfer(&data, &transfer)
 }

@@ -5,12 +5,15 @@ use super::pool_list::PoolList;
 use super::scripts::{ConsentPrompt, Scripts};
 use super::submit_form::SubmitForm;
 use super::task_list::TaskList;
+use super::voice_list::VoiceList;
 use crate::driver::{Driver, Snapshot};
 use crate::host::params::{self, Theme};
 use crate::pool::machine_info;
 use manifest::allowlist::AllowedScript;
 use manifest::events::TaskSpec;
 use manifest::ids::EventId;
+use manifest::transcription::WhisperModel;
+use manifest::voice::VoiceMessage;
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -156,6 +159,14 @@ pub fn app() -> Html {
                     });
                 })
             };
+            let on_transcribe = {
+                let driver = driver.clone();
+                Callback::from(move |(message, model): (VoiceMessage, WhisperModel)| {
+                    if let Some(d) = &*driver {
+                        d.transcribe(&message, model);
+                    }
+                })
+            };
             let on_cancel = {
                 let driver = driver.clone();
                 Callback::from(move |task: EventId| {
@@ -174,6 +185,7 @@ pub fn app() -> Html {
                         idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
                         {on_toggle} {on_workers} />
                     <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
+                    <VoiceList rows={snapshot.voices.clone()} {on_transcribe} />
                     <SubmitForm on_submit={on_submit.clone()} />
                     <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_allow} allow_error={(*allow_error).clone()} />
                     if snapshot.queued_sends > 0 {

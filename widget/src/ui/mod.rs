@@ -7,3 +7,4 @@ pub mod scripts;
 pub mod submit_form;
 pub mod task_list;
 pub mod tiles;
+pub mod voice_list;

@@ -1,0 +1,105 @@
+//! A message's audio as bytes: downloaded through the host (MSC4039) and, for
+//! an encrypted attachment, checked against its SHA-256 and decrypted here.
+//!
+//! In an encrypted room the host decrypts events but not media: a voice
+//! message's `file` carries the AES-CTR key, counter and the ciphertext's
+//! hash, and the widget must verify and decrypt the bytes itself
+//! (Matrix spec, "Sending encrypted attachments").
+
+use crate::host::room::{describe_error, Room};
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use manifest::transcription::{AudioRef, EncryptedFile};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CryptoKey, SubtleCrypto};
+
+/// The audio file of `audio`, in the clear.
+pub async fn fetch_audio(room: &Room, audio: &AudioRef) -> Result<Vec<u8>, String> {
+    let mxc = audio.media().ok_or("the message names no media")?;
+    let bytes = room
+        .download(mxc.as_str())
+        .await
+        .map_err(|e| format!("could not download the audio: {e}"))?;
+    match &audio.file {
+        None => Ok(bytes),
+        Some(file) => decrypt_attachment(&bytes, file).await,
+    }
+}
+
+fn subtle() -> Result<SubtleCrypto, String> {
+    gloo::utils::window()
+        .crypto()
+        .map(|c| c.subtle())
+        .map_err(|_| "this browser offers no WebCrypto".into())
+}
+
+async fn wait(promise: Result<js_sys::Promise, JsValue>) -> Result<JsValue, String> {
+    let promise = promise.map_err(|e| describe_error(&e))?;
+    JsFuture::from(promise)
+        .await
+        .map_err(|e| describe_error(&e))
+}
+
+/// Unpadded (or padded) standard base64 to bytes, by the browser's `atob`.
+fn base64_bytes(text: &str) -> Result<Vec<u8>, String> {
+    let binary = gloo::utils::window()
+        .atob(text)
+        .map_err(|_| format!("'{text}' is not base64"))?;
+    Ok(binary.chars().map(|c| c as u8).collect())
+}
+
+fn unpadded_base64(bytes: &[u8]) -> String {
+    let binary: String = bytes.iter().map(|&b| char::from(b)).collect();
+    gloo::utils::window()
+        .btoa(&binary)
+        .unwrap_or_default()
+        .trim_end_matches('=')
+        .to_owned()
+}
+
+/// Checks the ciphertext's SHA-256, then decrypts it with AES-CTR.
+pub async fn decrypt_attachment(
+    ciphertext: &[u8],
+    file: &EncryptedFile,
+) -> Result<Vec<u8>, String> {
+    let subtle = subtle()?;
+    let data = Uint8Array::from(ciphertext);
+    let digest = wait(subtle.digest_with_str_and_buffer_source("SHA-256", &data)).await?;
+    let got = unpadded_base64(&Uint8Array::new(&digest).to_vec());
+    let want = file.hashes.get("sha256").map(|h| h.trim_end_matches('='));
+    if want != Some(got.as_str()) {
+        return Err(format!(
+            "the encrypted audio does not match its hash (sha256 {got}, expected {}): it was not used",
+            want.unwrap_or("none")
+        ));
+    }
+    let jwk = Object::new();
+    for (key, value) in [
+        ("kty", &file.key.kty),
+        ("alg", &file.key.alg),
+        ("k", &file.key.k),
+    ] {
+        Reflect::set(&jwk, &key.into(), &JsValue::from_str(value))
+            .map_err(|e| describe_error(&e))?;
+    }
+    Reflect::set(&jwk, &"ext".into(), &JsValue::TRUE).map_err(|e| describe_error(&e))?;
+    let usages = Array::of1(&"decrypt".into());
+    let key: CryptoKey = wait(subtle.import_key_with_str("jwk", &jwk, "AES-CTR", false, &usages))
+        .await
+        .map_err(|e| format!("the attachment's key is unusable: {e}"))?
+        .unchecked_into();
+    let counter = Uint8Array::from(base64_bytes(&file.iv)?.as_slice());
+    if counter.length() != 16 {
+        return Err("the attachment's iv is not 16 bytes".into());
+    }
+    let algorithm = Object::new();
+    Reflect::set(&algorithm, &"name".into(), &"AES-CTR".into()).map_err(|e| describe_error(&e))?;
+    Reflect::set(&algorithm, &"counter".into(), &counter).map_err(|e| describe_error(&e))?;
+    // Matrix uses the iv's low 64 bits as the block counter.
+    Reflect::set(&algorithm, &"length".into(), &JsValue::from(64))
+        .map_err(|e| describe_error(&e))?;
+    let plain = wait(subtle.decrypt_with_object_and_buffer_source(&algorithm, &key, &data))
+        .await
+        .map_err(|e| format!("the audio could not be decrypted: {e}"))?;
+    Ok(Uint8Array::new(&plain).to_vec())
+}

@@ -1,0 +1,36 @@
+//! One span of a transcription task, in the worker: the span's samples in,
+//! timed text in the recording's time out.
+
+use crate::whisper::transcribe::{Engine, Options};
+use manifest::transcription::{Span, SpanTranscript, TimedText};
+
+/// Transcribes `samples` (16 kHz mono, exactly the span's audio) of `span`.
+/// Segment times move to the recording's time and stay inside the span, so
+/// that segments of neighbouring spans never overlap.
+pub fn transcribe_span(
+    engine: &Engine,
+    samples: &[f32],
+    span: &Span,
+) -> Result<SpanTranscript, String> {
+    if samples.is_empty() {
+        return Err("the span has no audio".into());
+    }
+    let transcript = engine
+        .transcribe_pcm(samples, &Options::default())
+        .map_err(|e| format!("Whisper failed: {e}"))?;
+    let at = |seconds: f32| {
+        let ms = span.start_ms + (seconds.max(0.0) * 1000.0).round() as u64;
+        ms.min(span.end_ms)
+    };
+    let segments = transcript
+        .segments
+        .into_iter()
+        .filter(|s| !s.text.trim().is_empty())
+        .map(|s| TimedText {
+            start_ms: at(s.start),
+            end_ms: at(s.end),
+            text: s.text,
+        })
+        .collect();
+    Ok(SpanTranscript { segments })
+}
