@@ -30,7 +30,9 @@ wasm-bindgen --no-typescript --target no-modules --out-dir "$out" "$target_dir/p
 
 if [ "$profile" = release ]; then
   for wasm in "$out"/*_bg.wasm; do
-    node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+    # The UI for size; the worker, where Whisper runs, for speed.
+    level=-Oz; [[ "$wasm" == *potluck_worker* ]] && level=-O3
+    node_modules/.bin/wasm-opt "$level" --enable-bulk-memory --enable-nontrapping-float-to-int \
       --enable-reference-types --enable-sign-ext --enable-mutable-globals --enable-multivalue \
       --enable-simd \
       "$wasm" -o "$wasm"

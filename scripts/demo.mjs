@@ -3,7 +3,7 @@
 // Run through scripts/demo.sh, which installs and builds first.
 
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -21,7 +21,11 @@ const dir = await mkdtemp(join(tmpdir(), "potluck-demo-"));
 const synapse = await startSynapse({ dir, port: port("POTLUCK_HS_PORT", 8008) });
 const host = await serveStatic({ root: await buildHost(join(dir, "host")), port: port("POTLUCK_HOST_PORT", 8080) });
 // Another site than the host page, as in every real deployment.
-const widget = await serveStatic({ root: join(ROOT, "dist"), host: "localhost", port: port("POTLUCK_WIDGET_PORT", 8081) });
+// Whisper models beside it (`models/`), from where scripts/fetch-models.sh keeps them.
+const models = process.env.POTLUCK_MODELS ?? join(homedir(), ".cache/potluck/models");
+const widget = await serveStatic({
+  root: join(ROOT, "dist"), host: "localhost", port: port("POTLUCK_WIDGET_PORT", 8081), mounts: { "/models/": models },
+});
 const widgetUrl = `${widget.url}index.html?${WIDGET_QUERY}`;
 
 const users = [];

@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
+# Whisper models for transcription, served beside the widget.
+scripts/fetch-models.sh >/dev/null
 exec node scripts/demo.mjs

@@ -30,4 +30,25 @@ audio=widget/test-data/audio
 mkdir -p "$audio"
 opusenc --quiet --bitrate 32 "$out/five-sentences.wav" "$audio/five-sentences.ogg"
 cp "$out/five-sentences.wav" "$out/five-sentences.f32" "$audio/"
+
+# The transcription end-to-end test (tests/e2e/transcribe.test.mjs): a voice
+# message of about 90 s, sentences with pauses of different lengths (SSML
+# breaks), as Ogg Opus; faster-whisper's transcript of the same Opus stream
+# decoded at 16 kHz, to compare word error rates with.
+voice=tests/fixtures/speech/voice-message.txt
+ssml="<speak>"
+i=0
+while IFS= read -r sentence; do
+  ssml+="$sentence <break time=\"$((400 + 300 * (i % 4)))ms\"/> "
+  i=$((i + 1))
+done < "$voice"
+ssml+="</speak>"
+espeak-ng -m -v en-us -s 150 -w "$audio/voice-message.wav" "$ssml"
+opusenc --quiet --bitrate 32 "$audio/voice-message.wav" "$audio/voice-message.ogg"
+opusdec --quiet --rate 16000 "$audio/voice-message.ogg" "$audio/voice-message-16k.wav"
+cargo run --offline --locked --quiet -p potluck-worker --bin potluck -- transcribe \
+  "$audio/voice-message-16k.wav" --model "$models/tiny.en" --no-timestamps \
+  --save-pcm "$audio/voice-message.f32" > /dev/null
+mkdir -p "$audio/voice-message-reference"
+scripts/reference-whisper.sh "$models/tiny.en" "$audio/voice-message.f32" "$audio/voice-message-reference" --timestamps
 echo "$out $audio"

@@ -3,7 +3,7 @@
 // http://localhost, and a browser to put each friend in front of it.
 
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,6 +14,8 @@ import { startSynapse } from "./synapse.mjs";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 export const ARTIFACTS = join(ROOT, "test-artifacts");
+/** Where `scripts/fetch-models.sh` keeps the Whisper models. */
+export const MODELS = process.env.POTLUCK_MODELS ?? join(homedir(), ".cache/potluck/models");
 
 /**
  * Starts everything for friends `names` (the first creates the room).
@@ -25,7 +27,8 @@ export async function startPoolRoom({ names, defaultRateLimits = false }) {
     startSynapse({ dir, defaultRateLimits }), buildHost(join(dir, "dist-host")),
   ]);
   const hostServer = await serveStatic({ root: hostDist });
-  const widgetServer = await serveStatic({ root: join(ROOT, "dist"), host: "localhost" });
+  // Whisper models beside the widget, as a deployment serves them (`models/`).
+  const widgetServer = await serveStatic({ root: join(ROOT, "dist"), host: "localhost", mounts: { "/models/": MODELS } });
   const users = {};
   for (const name of names) {
     const password = `${name}-password`;

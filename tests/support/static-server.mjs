@@ -22,10 +22,14 @@ const MIME_TYPES = {
   ".svg": "image/svg+xml",
   ".ogg": "audio/ogg",
   ".txt": "text/plain; charset=utf-8",
+  ".bin": "application/octet-stream",
 };
 
-/** Resolves a URL path inside `root`, or null when it would escape it. */
-function fileFor(root, urlPath) {
+/** Resolves a URL path inside `root` (or a mounted folder), or null when it would escape it. */
+function fileFor(root, urlPath, mounts) {
+  for (const [prefix, folder] of Object.entries(mounts)) {
+    if (urlPath.startsWith(prefix)) return fileFor(folder, "/" + urlPath.slice(prefix.length), {});
+  }
   let decoded;
   try {
     decoded = decodeURIComponent(urlPath);
@@ -43,10 +47,12 @@ function fileFor(root, urlPath) {
  * @param {string} [opts.host] the host name used in the returned url (the socket is always 127.0.0.1)
  * @param {number} [opts.port] 0 for any free port
  * @param {Record<string, string>} [opts.headers] extra headers on every response (e.g. COOP/COEP)
+ * @param {Record<string, string>} [opts.mounts] URL prefixes ("/models/") served from other folders
  * @returns {Promise<{url: string, port: number, close: () => Promise<void>}>}
  */
-export async function serveStatic({ root, host = "127.0.0.1", port = 0, headers = {} }) {
+export async function serveStatic({ root, host = "127.0.0.1", port = 0, headers = {}, mounts = {} }) {
   root = resolve(root);
+  mounts = Object.fromEntries(Object.entries(mounts).map(([prefix, folder]) => [prefix, resolve(folder)]));
   const server = createServer(async (req, res) => {
     const send = (status, type, body) => {
       res.writeHead(status, { ...headers, "Content-Type": type, "Cache-Control": "no-store" });
@@ -54,7 +60,7 @@ export async function serveStatic({ root, host = "127.0.0.1", port = 0, headers 
     };
     if (req.method !== "GET" && req.method !== "HEAD") return send(405, "text/plain", "method not allowed\n");
 
-    let path = fileFor(root, new URL(req.url, "http://x").pathname);
+    let path = fileFor(root, new URL(req.url, "http://x").pathname, mounts);
     let info = path && (await stat(path).catch(() => null));
     // A folder is served only through its index.html; no listing.
     if (info?.isDirectory()) {

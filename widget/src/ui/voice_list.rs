@@ -57,6 +57,19 @@ pub fn voice_list(props: &Props) -> Html {
     let model = use_state(WhisperModel::default);
     let menu = use_state(|| None::<Menu>);
     let copied = use_state(|| None::<EventId>);
+    // `autofocus` is refused in a cross-origin frame: focus the menu by hand,
+    // so that the keyboard lands in it.
+    let first_item = use_node_ref();
+    {
+        let first_item = first_item.clone();
+        use_effect_with((*menu).clone(), move |open| {
+            if open.is_some() {
+                if let Some(button) = first_item.cast::<HtmlElement>() {
+                    let _ = button.focus();
+                }
+            }
+        });
+    }
 
     let on_model = {
         let model = model.clone();
@@ -183,7 +196,7 @@ pub fn voice_list(props: &Props) -> Html {
         Some(html! {
             <div class="context-menu" role="menu" data-testid="voice-menu" onkeydown={on_menu_key}
                 style={format!("left: {}px; top: {}px", open.x, open.y)}>
-                <button role="menuitem" data-testid="menu-transcribe" autofocus=true
+                <button role="menuitem" data-testid="menu-transcribe" ref={first_item.clone()}
                     disabled={!can_transcribe(&row.state)} onclick={on_item}>{ "Transcribe" }</button>
                 <button role="menuitem" onclick={close}>{ "Close" }</button>
             </div>
