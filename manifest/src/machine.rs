@@ -25,7 +25,7 @@ use crate::validate::{check_matrix_json, parse_task, Rejection};
 use crate::voice::{self, VoiceMessage};
 use crate::worker_protocol::JobId;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -386,12 +386,9 @@ impl NodeMachine {
                     f.sent_at = None;
                 }
             }
-            // A transcript reply goes out again from the ledger's state.
-            (voice::REPLY_EVENT_TYPE, _) => {
-                if let Some(task) = voice::replied_task(&json!({ "content": out.content })) {
-                    self.replying.remove(&task);
-                }
-            }
+            // A transcript reply that timed out may still have been sent:
+            // it goes out again only if it is not seen within its resend time.
+            (voice::REPLY_EVENT_TYPE, _) => {}
             _ => self.outbox.push_front(out),
         }
     }
@@ -419,6 +416,12 @@ impl NodeMachine {
         self.report_progress(now, actions);
         while !self.outbox.is_empty() && self.budget.try_take(now) {
             if let Some(out) = self.outbox.pop_front() {
+                if out.event_type == voice::REPLY_EVENT_TYPE {
+                    // Its resend time counts from now, not from when it was queued.
+                    if let Some(task) = voice::task_of_reply(&out.content) {
+                        self.replying.insert(task, now);
+                    }
+                }
                 actions.push(Action::Send(out));
             }
         }
@@ -750,11 +753,18 @@ impl NodeMachine {
             let TaskKind::Transcribe(transcribe) = &task.spec.kind else {
                 continue;
             };
+            let queued = || {
+                self.outbox.iter().any(|out| {
+                    out.event_type == voice::REPLY_EVENT_TYPE
+                        && voice::task_of_reply(&out.content).as_ref() == Some(&task.id)
+                })
+            };
             let answered = self.replied.contains(&task.id)
                 || self
                     .replying
                     .get(&task.id)
-                    .is_some_and(|&at| now < at + RESEND_AFTER_MS);
+                    .is_some_and(|&at| now < at + RESEND_AFTER_MS)
+                || queued();
             if !transcribe.is_plan() || answered || task.spec.parent.is_some() {
                 continue;
             }

@@ -181,11 +181,12 @@ pub fn reply(message: &EventId, task: &EventId, outcome: Result<&Transcript, &st
 
 /// The task a Potluck transcript reply is the result of, if `event` is one.
 pub fn replied_task(event: &Value) -> Option<EventId> {
-    let task = event
-        .get("content")?
-        .get(TRANSCRIPT_KEY)?
-        .get("task")?
-        .as_str()?;
+    task_of_reply(event.get("content")?)
+}
+
+/// The task a reply's content answers.
+pub fn task_of_reply(content: &Value) -> Option<EventId> {
+    let task = content.get(TRANSCRIPT_KEY)?.get("task")?.as_str()?;
     EventId::parse(task).ok()
 }
 

@@ -34,6 +34,19 @@ struct Room {
     plan: Result<Value, String>,
     /// Chunks run, by node: (task, chunk).
     ran: Vec<Vec<(EventId, u32)>>,
+    /// What happens to the first transcript reply a node sends.
+    first_reply: Delivery,
+    /// Events the homeserver took whose delivery is late: (due, event).
+    late: Vec<(u64, Value)>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Delivery {
+    Delivered,
+    /// The host timed out but the homeserver took it: the node sees it later.
+    TimedOutButSent,
+    /// The host timed out and it never arrived.
+    Lost,
 }
 
 impl Room {
@@ -49,6 +62,8 @@ impl Room {
             timeline: Vec::new(),
             now: 1_000,
             plan,
+            first_reply: Delivery::Delivered,
+            late: Vec::new(),
         };
         for node in 0..room.nodes.len() {
             let start = Input::StartContributing {
@@ -62,13 +77,26 @@ impl Room {
     }
 
     fn post(&mut self, sender: &str, out: &Outgoing) -> EventId {
+        self.post_after(sender, out, 0)
+    }
+
+    /// Posts `out` now; every node sees it `delay_ms` later.
+    fn post_after(&mut self, sender: &str, out: &Outgoing, delay_ms: u64) -> EventId {
         let id = format!("$e{}", self.timeline.len());
         let event = raw(&id, sender, out, self.now);
         self.timeline.push(event.clone());
-        for node in 0..self.nodes.len() {
-            self.deliver(node, &event);
+        if delay_ms > 0 {
+            self.late.push((self.now + delay_ms, event));
+        } else {
+            self.deliver_everywhere(&event);
         }
         EventId::parse(id).unwrap()
+    }
+
+    fn deliver_everywhere(&mut self, event: &Value) {
+        for node in 0..self.nodes.len() {
+            self.deliver(node, event);
+        }
     }
 
     /// As `widget/src/driver.rs` routes room messages.
@@ -96,8 +124,26 @@ impl Room {
         for action in actions {
             match action {
                 Action::Send(out) => {
+                    let delivery = if voice::task_of_reply(&out.content).is_some() {
+                        std::mem::replace(&mut self.first_reply, Delivery::Delivered)
+                    } else {
+                        Delivery::Delivered
+                    };
                     let sender = format!("@{}:hs", self.names[node]);
-                    self.post(&sender, &out);
+                    match delivery {
+                        Delivery::Delivered => drop(self.post(&sender, &out)),
+                        // Seen 20 s later: after the timeout, before a resend is due.
+                        Delivery::TimedOutButSent => drop(self.post_after(&sender, &out, 20_000)),
+                        Delivery::Lost => {}
+                    }
+                    if delivery != Delivery::Delivered {
+                        let failed = Input::SendFailed {
+                            out,
+                            retry_after_ms: None,
+                        };
+                        let actions = self.nodes[node].process(failed, self.now);
+                        self.carry_out(node, actions);
+                    }
                 }
                 Action::RunChunk {
                     job,
@@ -140,6 +186,14 @@ impl Room {
     /// A second of room life: every node ticks.
     fn tick(&mut self) {
         self.now += 1_000;
+        let now = self.now;
+        let (due, later) = std::mem::take(&mut self.late)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(at, _)| *at <= now);
+        self.late = later;
+        for (_, event) in due {
+            self.deliver_everywhere(&event);
+        }
         for node in 0..self.nodes.len() {
             let actions = self.nodes[node].process(Input::Tick, self.now);
             self.carry_out(node, actions);
@@ -282,4 +336,25 @@ fn a_transcribe_command_that_replies_to_no_audio_starts_nothing() {
         room.tick();
     }
     assert_eq!(room.nodes[0].ledger().tasks().count(), 0);
+}
+
+#[test]
+fn a_reply_whose_send_timed_out_is_posted_once_whether_or_not_it_arrived() {
+    for delivery in [Delivery::TimedOutButSent, Delivery::Lost] {
+        let mut room = Room::new(Ok(seventy_seconds()));
+        room.first_reply = delivery;
+        for _ in 0..5 {
+            room.tick();
+        }
+        let message = room.post("@carol:hs", &voice_message());
+        room.post("@dan:hs", &transcribe_reply(&message));
+        for _ in 0..180 {
+            room.tick();
+        }
+        assert_eq!(
+            room.replies().len(),
+            1,
+            "one reply after a lost or late send"
+        );
+    }
 }
