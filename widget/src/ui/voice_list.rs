@@ -136,14 +136,14 @@ pub fn voice_list(props: &Props) -> Html {
                 });
             })
         };
-        let icon = if message.voice { "🎤" } else { "🔊" };
+        let kind = if message.voice { "voice" } else { "audio" };
         html! {
             <li class={classes!("voice", state_class(&row.state))} tabindex="0" data-testid="voice"
                 data-event-id={id.to_string()} data-state={state_class(&row.state)}
                 oncontextmenu={on_context} onkeydown={on_key}
                 aria-label={format!("{} from {}, right-click or Shift+F10 for actions", message.body, message.sender.localpart())}>
                 <div class="what">
-                    <span aria-hidden="true">{ icon }</span>{ " " }
+                    <span class="kind">{ kind }</span>{ " " }
                     <strong>{ message.sender.localpart() }</strong>
                     { format!(" · {}{}", clock_time(message.sent_at), duration(message.duration_ms)) }
                 </div>
