@@ -171,6 +171,14 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpanTranscript {
     pub segments: Vec<TimedText>,
+    /// Milliseconds the worker spent in Whisper, for the benchmark's split
+    /// of wall time into inference and coordination.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inference_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The finished task's result.

@@ -104,7 +104,13 @@ async fn transcribe(
         .first()
         .ok_or("a worker transcribes spans; planning happens in the widget")?;
     let engine = engine(task.model.name(), models).await?;
-    let transcript = transcribe_span(&engine, samples, span)?;
+    let clock = js_sys::global()
+        .dyn_into::<web_sys::WorkerGlobalScope>()
+        .ok()
+        .and_then(|scope| scope.performance());
+    let started = clock.as_ref().map_or(0.0, |c| c.now());
+    let mut transcript = transcribe_span(&engine, samples, span)?;
+    transcript.inference_ms = clock.map_or(0.0, |c| c.now() - started).max(0.0) as u64;
     serde_json::to_value(transcript).map_err(|e| e.to_string())
 }
 

@@ -22,7 +22,8 @@ enum Phase {
     Connecting,
     /// Opened outside a host, or the host refused: a message, and nothing is sent.
     Stopped(String),
-    Running(Snapshot),
+    /// Boxed: a snapshot is large, and phases are moved around.
+    Running(Box<Snapshot>),
 }
 
 fn url_pairs() -> Vec<(String, String)> {
@@ -70,7 +71,7 @@ pub fn app() -> Html {
             Ok(params) => wasm_bindgen_futures::spawn_local(async move {
                 let on_change = {
                     let phase = phase.clone();
-                    move |snapshot| phase.set(Phase::Running(snapshot))
+                    move |snapshot| phase.set(Phase::Running(Box::new(snapshot)))
                 };
                 match Driver::connect(params, on_change).await {
                     Ok(d) => {
@@ -89,12 +90,12 @@ pub fn app() -> Html {
         });
     }
 
-    let theme = match &*phase {
-        Phase::Running(Snapshot {
-            theme: Some(theme), ..
-        }) => *theme,
-        _ => parsed.as_ref().as_ref().map_or(Theme::Light, |p| p.theme),
+    let client_theme = match &*phase {
+        Phase::Running(snapshot) => snapshot.theme,
+        _ => None,
     };
+    let theme =
+        client_theme.unwrap_or_else(|| parsed.as_ref().as_ref().map_or(Theme::Light, |p| p.theme));
     let body = match &*phase {
         Phase::Connecting => {
             html! { <p class="notice" data-testid="connecting">{ "Connecting to the room…" }</p> }

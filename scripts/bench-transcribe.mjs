@@ -1,0 +1,131 @@
+// Time to transcript for a five-minute voice message with 1, 2 and 3
+// contributing nodes, on the real stack (Synapse, the test host, the release
+// widget, tiny.en), and where the wall time goes: inference in the workers,
+// or coordination (download, decoding, planning, room events, waiting).
+//
+//   node scripts/bench-transcribe.mjs [NODES...]     (default: 1 2 3)
+//
+// Each run is a fresh room, so every node starts cold as a friend's would:
+// it downloads the model (or reads it from the browser's cache) on its first
+// span. Needs dist/ (scripts/build.sh), the models (scripts/fetch-models.sh)
+// and espeak-ng and opusenc (scripts/setup.sh). Prints a table.
+
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { WAIT_MS } from "../tests/support/browser.mjs";
+import { ROOT, contribute, startPoolRoom } from "../tests/support/pool-room.mjs";
+
+const TARGET_SECONDS = 300;
+const NAMES = ["alice", "bob", "dave"];
+
+/** About five minutes of espeak-ng speech with pauses, as Ogg Opus. */
+async function fiveMinutes(dir) {
+  const sentences = (await readFile(join(ROOT, "tests/fixtures/speech/voice-message.txt"), "utf8"))
+    .split("\n").filter(Boolean);
+  // 22 sentences make about 89 s.
+  const count = Math.ceil(sentences.length * TARGET_SECONDS / 89);
+  let ssml = "<speak>";
+  for (let i = 0; i < count; i++) ssml += `${sentences[i % sentences.length]} <break time="${400 + 300 * (i % 4)}ms"/> `;
+  ssml += "</speak>";
+  execFileSync("espeak-ng", ["-m", "-v", "en-us", "-s", "150", "-w", join(dir, "speech.wav"), ssml]);
+  execFileSync("opusenc", ["--quiet", "--bitrate", "32", join(dir, "speech.wav"), join(dir, "speech.ogg")]);
+  return readFile(join(dir, "speech.ogg"));
+}
+
+function oggSeconds(bytes) {
+  // The last page's granule position counts 48 kHz samples (RFC 7845).
+  const at = bytes.lastIndexOf(Buffer.from("OggS"));
+  return Number(bytes.readBigUInt64LE(at + 6)) / 48_000;
+}
+
+async function send(room, user, path, init) {
+  const response = await fetch(`${room.synapse.baseUrl}${path}`, {
+    ...init, headers: { Authorization: `Bearer ${user.accessToken}`, ...init.headers },
+  });
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+async function run(nodes, speech, seconds) {
+  const room = await startPoolRoom({ names: [...NAMES.slice(0, nodes), "carol"] });
+  try {
+    const widgets = [];
+    for (const name of NAMES.slice(0, nodes)) {
+      const { widget } = await room.openWidget(name);
+      await contribute(widget);
+      widgets.push(widget);
+    }
+    const carol = room.users.carol;
+    const { content_uri: url } = await send(room, carol, "/_matrix/media/v3/upload?filename=voice.ogg", {
+      method: "POST", headers: { "Content-Type": "audio/ogg" }, body: speech,
+    });
+    const { event_id: message } = await send(room, carol,
+      `/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/send/m.room.message/bench${Date.now()}`, {
+        method: "PUT", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          msgtype: "m.audio", body: "Voice message", url, "org.matrix.msc3245.voice": {},
+          info: { duration: Math.round(seconds * 1000), mimetype: "audio/ogg", size: speech.length },
+        }),
+      });
+    const row = widgets[0].locator(`[data-testid=voice][data-event-id="${message}"]`);
+    await row.waitFor({ timeout: WAIT_MS });
+    const started = Date.now();
+    await row.getByTestId("transcribe-button").click();
+    let reply;
+    while (!reply) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      reply = (await room.roomEvents()).find((e) => e.content?.["org.potluck.transcript"]
+        && e.content["m.relates_to"]?.event_id === message);
+      if (Date.now() - started > 1_800_000) throw new Error("no transcript within 30 minutes");
+    }
+    const wall = (Date.now() - started) / 1000;
+    const events = await room.roomEvents();
+    const task = reply.content["org.potluck.transcript"].task;
+    const part = events.find((e) => e.type === "org.potluck.task" && e.content.parent === task)?.event_id;
+    const related = events.filter((e) => e.type.startsWith("org.potluck.") && e.type !== "org.potluck.node"
+      && [task, part].includes(e.content["m.relates_to"]?.event_id ?? e.event_id));
+    const perNode = new Map();
+    for (const e of related.filter((e) => e.type === "org.potluck.result" && e.content["m.relates_to"]?.event_id === part)) {
+      for (const o of e.content.outcomes) {
+        const ms = o.output?.inference_ms ?? 0;
+        perNode.set(e.sender, (perNode.get(e.sender) ?? 0) + ms / 1000);
+      }
+    }
+    const inference = [...perNode.values()];
+    const busiest = Math.max(0, ...inference);
+    return {
+      nodes, wall, spans: events.find((e) => e.event_id === part)?.content.chunks ?? 0,
+      inference: inference.reduce((a, b) => a + b, 0), busiest,
+      events: related.length + 1, // and the reply
+      byNode: [...perNode.entries()].map(([who, s]) => `${who.split(":")[0].slice(1)} ${s.toFixed(0)} s`).join(", "),
+    };
+  } finally {
+    await room.close();
+  }
+}
+
+const counts = process.argv.slice(2).map(Number).filter(Boolean);
+const dir = await mkdtemp(join(tmpdir(), "potluck-bench-"));
+try {
+  const speech = await fiveMinutes(dir);
+  const seconds = oggSeconds(speech);
+  console.log(`voice message: ${seconds.toFixed(1)} s of speech, ${(speech.length / 1024).toFixed(0)} KiB Ogg Opus`);
+  const rows = [];
+  for (const nodes of counts.length ? counts : [1, 2, 3]) {
+    const r = await run(nodes, speech, seconds);
+    rows.push(r);
+    console.log(`${nodes} node(s): ${r.wall.toFixed(0)} s`);
+  }
+  const one = rows.find((r) => r.nodes === 1)?.wall;
+  console.log("\n| nodes | time to transcript | speed-up | RTF | inference (all nodes) | busiest node | coordination (wall − busiest) | room events | inference by node |");
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    console.log(`| ${r.nodes} | ${r.wall.toFixed(0)} s | ${one ? (one / r.wall).toFixed(2) + "×" : "—"} | ${(r.wall / seconds).toFixed(3)} | `
+      + `${r.inference.toFixed(0)} s | ${r.busiest.toFixed(0)} s | ${(r.wall - r.busiest).toFixed(0)} s | ${r.events} | ${r.byNode} |`);
+  }
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
