@@ -89,6 +89,30 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// A room message (`m.room.message`) as the machine's input: a voice
+    /// message, a transcript reply, or chat (where commands come from).
+    /// `None` for any other event, or a message without the fields chat has.
+    pub fn from_room_message(event: &Value) -> Option<Input> {
+        if event.get("type")?.as_str()? != voice::REPLY_EVENT_TYPE {
+            return None;
+        }
+        if let Some(message) = VoiceMessage::from_event(event) {
+            return Some(Input::AudioMessage(message));
+        }
+        if let Some(task) = voice::replied_task(event) {
+            return Some(Input::TranscriptPosted { task });
+        }
+        Some(Input::ChatMessage {
+            event_id: EventId::parse(event.get("event_id")?.as_str()?).ok()?,
+            sender: UserId::parse(event.get("sender")?.as_str()?).ok()?,
+            body: event.get("content")?.get("body")?.as_str()?.to_owned(),
+            sent_at: event.get("origin_server_ts")?.as_u64()?,
+            reply_to: voice::reply_to(event),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Send(Outgoing),

@@ -13,7 +13,7 @@ use manifest::machine::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
 use manifest::transcription::{Span, TimedText, Transcript};
 use manifest::view::{voice_rows, VoiceState};
-use manifest::voice::{self, VoiceMessage};
+use manifest::voice;
 use serde_json::{json, Value};
 
 /// What a span's worker "hears": one sentence per span, so the transcript
@@ -99,23 +99,10 @@ impl Room {
         }
     }
 
-    /// As `widget/src/driver.rs` routes room messages.
+    /// Hands `event` to a node as the widget does.
     fn deliver(&mut self, node: usize, event: &Value) {
-        let input = if event["type"] != "m.room.message" {
-            Input::RoomEvent(event.clone())
-        } else if let Some(message) = VoiceMessage::from_event(event) {
-            Input::AudioMessage(message)
-        } else if let Some(task) = voice::replied_task(event) {
-            Input::TranscriptPosted { task }
-        } else {
-            Input::ChatMessage {
-                event_id: EventId::parse(event["event_id"].as_str().unwrap()).unwrap(),
-                sender: UserId::parse(event["sender"].as_str().unwrap()).unwrap(),
-                body: event["content"]["body"].as_str().unwrap().into(),
-                sent_at: event["origin_server_ts"].as_u64().unwrap(),
-                reply_to: voice::reply_to(event),
-            }
-        };
+        let input =
+            Input::from_room_message(event).unwrap_or_else(|| Input::RoomEvent(event.clone()));
         let actions = self.nodes[node].process(input, self.now);
         self.carry_out(node, actions);
     }

@@ -20,7 +20,7 @@ use manifest::machine::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
 use manifest::transcription::{self, AudioRef, TranscribeTask, WhisperModel};
 use manifest::view::{voice_rows, PoolView, VoiceRow};
-use manifest::voice::{self, VoiceMessage};
+use manifest::voice::VoiceMessage;
 use manifest::worker_protocol::JobId;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -173,7 +173,7 @@ impl Driver {
             if let Some(ts) = event.get("origin_server_ts").and_then(Value::as_u64) {
                 self.state.borrow_mut().clock.observe(ts, local_now());
             }
-            match room_message(&event) {
+            match Input::from_room_message(&event) {
                 Some(message) => self.handle(message),
                 None => self.handle(Input::RoomEvent(event)),
             }
@@ -197,7 +197,7 @@ impl Driver {
         // commands sent while no coordinator was online.
         match self.room.read_timeline(CHAT_MESSAGE).await {
             Ok(messages) => {
-                for message in messages.iter().filter_map(room_message) {
+                for message in messages.iter().filter_map(Input::from_room_message) {
                     self.handle(message);
                 }
             }
@@ -634,29 +634,8 @@ fn task_id_of(event: &Value) -> Option<String> {
         .flatten()
 }
 
-/// Chat messages: where `!run` commands come from.
+/// Room messages: voice messages, transcript replies and chat commands.
 const CHAT_MESSAGE: &str = "m.room.message";
-
-/// A room message as the machine's input, if `event` is one: a voice
-/// message, a transcript reply, or chat (where commands come from).
-fn room_message(event: &Value) -> Option<Input> {
-    if event.get("type")?.as_str()? != CHAT_MESSAGE {
-        return None;
-    }
-    if let Some(message) = VoiceMessage::from_event(event) {
-        return Some(Input::AudioMessage(message));
-    }
-    if let Some(task) = voice::replied_task(event) {
-        return Some(Input::TranscriptPosted { task });
-    }
-    Some(Input::ChatMessage {
-        event_id: EventId::parse(event.get("event_id")?.as_str()?).ok()?,
-        sender: UserId::parse(event.get("sender")?.as_str()?).ok()?,
-        body: event.get("content")?.get("body")?.as_str()?.to_owned(),
-        sent_at: event.get("origin_server_ts")?.as_u64()?,
-        reply_to: voice::reply_to(event),
-    })
-}
 
 /// Where workers download Whisper models: `models/` beside the widget.
 fn models_url() -> String {
