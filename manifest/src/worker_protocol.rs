@@ -31,4 +31,11 @@ pub enum FromWorker {
         job: JobId,
         reason: String,
     },
+    /// Something the friend should know while `job` runs, that does not
+    /// change its outcome (the browser would not keep the model: it will
+    /// download again).
+    Notice {
+        job: JobId,
+        text: String,
+    },
 }

@@ -55,6 +55,8 @@ pub struct Snapshot {
     pub consent_asks: Vec<AllowedScript>,
     /// The room's voice messages, newest first, with their transcripts.
     pub voices: Vec<VoiceRow>,
+    /// What a worker said this friend should know (a model not kept).
+    pub worker_notice: Option<String>,
 }
 
 /// A voice message's decoded audio, shared by the chunks of it this node runs.
@@ -79,6 +81,7 @@ struct State {
     consent_asks: Vec<AllowedScript>,
     /// Decoded audio by voice message, the most recently used last.
     decoded: Vec<(EventId, Decoded)>,
+    worker_notice: Option<String>,
     problem: Option<String>,
     theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
@@ -119,6 +122,7 @@ impl Driver {
                 scripts: BTreeMap::new(),
                 consent_asks: Vec::new(),
                 decoded: Vec::new(),
+                worker_notice: None,
                 problem: None,
                 theme: params.theme,
                 on_change: Rc::new(on_change),
@@ -376,6 +380,10 @@ impl Driver {
                     done: fraction,
                 });
             }
+            JobEvent::Notice(text) => {
+                self.state.borrow_mut().worker_notice = Some(text);
+                return self.publish();
+            }
             JobEvent::Done(output) => Outcome::Output(output.into()),
             JobEvent::Failed(reason) => Outcome::Error {
                 reason,
@@ -585,6 +593,7 @@ impl Driver {
                 allowlist: state.machine.ledger().allowlist().scripts.clone(),
                 consent_asks: state.consent_asks.clone(),
                 voices: voice_rows(state.machine.ledger(), state.machine.voice_messages(), now),
+                worker_notice: state.worker_notice.clone(),
             };
             (snapshot, state.on_change.clone())
         };

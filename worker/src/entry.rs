@@ -86,7 +86,8 @@ fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
     let models = field("models").as_string().unwrap_or_default();
     let scope = scope.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let reply = match transcribe(&task, &samples, &models).await {
+        let notice = |text: String| post(&scope, &FromWorker::Notice { job, text });
+        let reply = match transcribe(&task, &samples, &models, notice).await {
             Ok(output) => FromWorker::Done { job, output },
             Err(reason) => FromWorker::Failed { job, reason },
         };
@@ -98,12 +99,13 @@ async fn transcribe(
     task: &TranscribeTask,
     samples: &[f32],
     models: &str,
+    notice: impl Fn(String),
 ) -> Result<serde_json::Value, String> {
     let span = task
         .spans
         .first()
         .ok_or("a worker transcribes spans; planning happens in the widget")?;
-    let engine = engine(task.model.name(), models).await?;
+    let engine = engine(task.model.name(), models, notice).await?;
     let clock = js_sys::global()
         .dyn_into::<web_sys::WorkerGlobalScope>()
         .ok()
@@ -115,7 +117,8 @@ async fn transcribe(
 }
 
 /// The model, from this worker's memory, the browser's cache or the network.
-async fn engine(model: &str, models: &str) -> Result<Rc<Engine>, String> {
+/// Says through `notice` when the browser would not keep the files.
+async fn engine(model: &str, models: &str, notice: impl Fn(String)) -> Result<Rc<Engine>, String> {
     let loaded = ENGINE.with_borrow(|e| {
         e.as_ref()
             .filter(|(name, _)| name == model)
@@ -128,10 +131,15 @@ async fn engine(model: &str, models: &str) -> Result<Rc<Engine>, String> {
     ENGINE.with_borrow_mut(|e| *e = None);
     let source = ModelSource::pinned(model, models)?;
     let store = ModelStore::open().await.map_err(|e| e.to_string())?;
-    let (engine, _report) = store
+    let (engine, report) = store
         .load_engine(&source)
         .await
         .map_err(|e| format!("the {model} model could not be loaded: {e}"))?;
+    if let Some(reason) = report.not_kept {
+        notice(format!(
+            "The {model} model stays in memory while this tab is open, and downloads again after: {reason}"
+        ));
+    }
     let engine = Rc::new(engine);
     ENGINE.with_borrow_mut(|e| *e = Some((model.to_owned(), engine.clone())));
     Ok(engine)

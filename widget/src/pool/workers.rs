@@ -24,6 +24,8 @@ pub enum JobEvent {
     Failed(String),
     /// The worker itself died (out of memory, a browser error): worth retrying elsewhere.
     Crashed(String),
+    /// Something to tell the friend; the job goes on.
+    Notice(String),
 }
 
 type Listener = Rc<dyn Fn(JobId, JobEvent)>;
@@ -128,6 +130,7 @@ impl WorkerPool {
                     slot.job = None;
                     (Some(job), Some(JobEvent::Failed(reason)))
                 }
+                FromWorker::Notice { job, text } => (Some(job), Some(JobEvent::Notice(text))),
             }
         };
         let pool = WorkerPool(inner);

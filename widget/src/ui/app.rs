@@ -181,6 +181,9 @@ pub fn app() -> Html {
                     if let Some(problem) = &snapshot.problem {
                         <p class="notice problem" role="status" data-testid="problem">{ problem }</p>
                     }
+                    if let Some(notice) = &snapshot.worker_notice {
+                        <p class="notice" role="status" data-testid="worker-notice">{ notice }</p>
+                    }
                     <ConsentPrompt asks={snapshot.consent_asks.clone()} {on_answer} />
                     <Contribute {contributing} busy={*busy} workers={*workers} max={cores}
                         idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
