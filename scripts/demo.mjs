@@ -2,7 +2,8 @@
 // widget added, the host page and the widget served, until Ctrl-C.
 // Run through scripts/demo.sh, which installs and builds first.
 
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +45,11 @@ await fetch(`${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roo
   body: JSON.stringify({ type: "m.custom", url: widgetUrl, name: "Potluck", data: {}, id: WIDGET_ID, creatorUserId: alice.userId }),
 }).then((r) => { if (!r.ok) throw new Error(`adding the widget: ${r.status}`); });
 
+// A voice message from carol to transcribe: espeak-ng speech as Ogg Opus,
+// sent as Element sends voice messages. The demo runs without it if the
+// speech tools are missing.
+const voiceNote = await sendVoiceMessage(users[2]).catch((e) => `no voice message (${e.message})`);
+
 console.log(`
 Potluck demo is running (Ctrl-C stops it and deletes its data).
 
@@ -60,6 +66,37 @@ for (const user of users) {
   console.log(`  ${user.name.padEnd(6)} (${user.userId}, password ${user.password})\n    ${host.url}?${query}\n`);
 }
 console.log("Approve the capabilities, click Contribute compute in two of them, and submit tasks from the third.");
+console.log(`Voice messages: ${voiceNote}; right-click it in the widget and pick Transcribe.`);
+
+/** An Ogg Opus file's length: its last page's granule position counts 48 kHz samples (RFC 7845). */
+function oggSeconds(bytes) {
+  const at = bytes.lastIndexOf(Buffer.from("OggS"));
+  return Number(bytes.readBigUInt64LE(at + 6)) / 48_000;
+}
+
+async function sendVoiceMessage(from) {
+  const text = "Hello friends. This voice message was transcribed by your browsers, together, while you chatted.";
+  const wav = join(dir, "voice.wav");
+  const ogg = join(dir, "voice.ogg");
+  execFileSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", wav, text]);
+  execFileSync("opusenc", ["--quiet", "--bitrate", "32", wav, ogg]);
+  const bytes = await readFile(ogg);
+  const auth = { Authorization: `Bearer ${from.accessToken}` };
+  const upload = await fetch(`${synapse.baseUrl}/_matrix/media/v3/upload?filename=voice.ogg`, {
+    method: "POST", headers: { ...auth, "Content-Type": "audio/ogg" }, body: bytes,
+  });
+  if (!upload.ok) throw new Error(`upload: ${upload.status}`);
+  const { content_uri: url } = await upload.json();
+  const sent = await fetch(`${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/demo-voice`, {
+    method: "PUT", headers: { ...auth, "Content-Type": "application/json" },
+    body: JSON.stringify({
+      msgtype: "m.audio", body: "Voice message", url, "org.matrix.msc3245.voice": {},
+      info: { mimetype: "audio/ogg", size: bytes.length, duration: Math.round(oggSeconds(bytes) * 1000) },
+    }),
+  });
+  if (!sent.ok) throw new Error(`send: ${sent.status}`);
+  return `carol sent one`;
+}
 
 async function shutdown() {
   await Promise.allSettled([host.close(), widget.close(), synapse.stop()]);
