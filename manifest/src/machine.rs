@@ -777,6 +777,9 @@ impl NodeMachine {
             let TaskKind::Transcribe(transcribe) = &task.spec.kind else {
                 continue;
             };
+            if !transcribe.is_plan() || task.spec.parent.is_some() {
+                continue;
+            }
             let queued = || {
                 self.outbox.iter().any(|out| {
                     out.event_type == voice::REPLY_EVENT_TYPE
@@ -789,7 +792,9 @@ impl NodeMachine {
                     .get(&task.id)
                     .is_some_and(|&at| now < at + RESEND_AFTER_MS)
                 || queued();
-            if !transcribe.is_plan() || answered || task.spec.parent.is_some() {
+            // Checked before the status, which merges the whole transcript.
+            let recent = || now.saturating_sub(last_activity(ledger, task)) <= COMMAND_MAX_AGE_MS;
+            if answered || !recent() {
                 continue;
             }
             let message = &transcribe.audio.message;
@@ -801,9 +806,7 @@ impl NodeMachine {
                 TaskStatus::Failed { reason } => voice::reply(message, &task.id, Err(&reason)),
                 _ => continue,
             };
-            if now.saturating_sub(last_activity(ledger, task)) <= COMMAND_MAX_AGE_MS {
-                replies.push((task.id.clone(), reply));
-            }
+            replies.push((task.id.clone(), reply));
         }
         for (task, reply) in replies {
             self.replying.insert(task, now);
@@ -906,14 +909,7 @@ fn transcribe_command(
     let message = voices.get(target).ok_or(
         "the message it replies to is not audio, or older than what this client has loaded",
     )?;
-    let mut spec = TaskSpec::new(
-        TaskKind::Transcribe(Box::new(TranscribeTask {
-            audio: message.audio.clone(),
-            model,
-            spans: Vec::new(),
-        })),
-        1,
-    );
+    let mut spec = TranscribeTask::request(message.audio.clone(), model);
     spec.command = Some(command);
     Ok(spec)
 }

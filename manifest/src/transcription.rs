@@ -246,6 +246,16 @@ fn parse<T: for<'de> Deserialize<'de>>(output: &Value, shape: &str) -> Result<T,
 }
 
 impl TranscribeTask {
+    /// A new transcription of `audio`: one chunk, which plans.
+    pub fn request(audio: AudioRef, model: WhisperModel) -> TaskSpec {
+        let plan = TranscribeTask {
+            audio,
+            model,
+            spans: Vec::new(),
+        };
+        TaskSpec::new(TaskKind::Transcribe(Box::new(plan)), 1)
+    }
+
     pub fn is_plan(&self) -> bool {
         self.spans.is_empty()
     }

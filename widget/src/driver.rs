@@ -482,9 +482,9 @@ impl Driver {
             Ok(bytes) => audio::decode_for_whisper(&bytes).await,
             Err(reason) => Err(reason),
         };
-        let entry = match &decoded {
-            Ok(samples) => Decoded::Ready(Rc::new(samples.clone())),
-            Err(reason) => Decoded::Failed(reason.clone()),
+        let entry = match decoded {
+            Ok(samples) => Decoded::Ready(Rc::new(samples)),
+            Err(reason) => Decoded::Failed(reason),
         };
         let mut state = self.state.borrow_mut();
         if let Some(slot) = state.decoded.iter_mut().find(|(m, _)| m == id) {
@@ -499,12 +499,7 @@ impl Driver {
 
     /// Asks the room's nodes to transcribe a voice message.
     pub fn transcribe(self: &Rc<Self>, message: &VoiceMessage, model: WhisperModel) {
-        let task = TranscribeTask {
-            audio: message.audio.clone(),
-            model,
-            spans: Vec::new(),
-        };
-        self.submit(TaskSpec::new(TaskKind::Transcribe(Box::new(task)), 1));
+        self.submit(TranscribeTask::request(message.audio.clone(), model));
     }
 
     /// Starts contributing this machine with `workers` Web Workers.

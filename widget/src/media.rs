@@ -6,11 +6,10 @@
 //! hash, and the widget must verify and decrypt the bytes itself
 //! (Matrix spec, "Sending encrypted attachments").
 
-use crate::host::room::{describe_error, Room};
+use crate::host::room::{call, describe_error, Room};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use manifest::transcription::{AudioRef, EncryptedFile};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
 /// The audio file of `audio`, in the clear.
@@ -33,11 +32,9 @@ fn subtle() -> Result<SubtleCrypto, String> {
         .map_err(|_| "this browser offers no WebCrypto".into())
 }
 
+/// Awaits a WebCrypto call, which may also throw before returning a promise.
 async fn wait(promise: Result<js_sys::Promise, JsValue>) -> Result<JsValue, String> {
-    let promise = promise.map_err(|e| describe_error(&e))?;
-    JsFuture::from(promise)
-        .await
-        .map_err(|e| describe_error(&e))
+    call(promise.map_err(|e| describe_error(&e))?).await
 }
 
 /// Unpadded (or padded) standard base64 to bytes, by the browser's `atob`.

@@ -8,7 +8,7 @@ use crate::model_store::ModelStore;
 use crate::runner;
 use crate::speech::transcribe_span;
 use crate::whisper::catalog::ModelSource;
-use crate::whisper::transcribe::Engine;
+use crate::whisper::transcribe::{self, Engine};
 use js_sys::{Float32Array, Reflect};
 use manifest::task_kind::TaskKind;
 use manifest::transcription::TranscribeTask;
@@ -106,13 +106,9 @@ async fn transcribe(
         .first()
         .ok_or("a worker transcribes spans; planning happens in the widget")?;
     let engine = engine(task.model.name(), models, notice).await?;
-    let clock = js_sys::global()
-        .dyn_into::<web_sys::WorkerGlobalScope>()
-        .ok()
-        .and_then(|scope| scope.performance());
-    let started = clock.as_ref().map_or(0.0, |c| c.now());
+    let started = transcribe::now();
     let mut transcript = transcribe_span(&engine, samples, span)?;
-    transcript.inference_ms = clock.map_or(0.0, |c| c.now() - started).max(0.0) as u64;
+    transcript.inference_ms = ((transcribe::now() - started) * 1000.0).max(0.0) as u64;
     serde_json::to_value(transcript).map_err(|e| e.to_string())
 }
 

@@ -43,7 +43,8 @@ pub fn describe_error(error: &JsValue) -> String {
         .unwrap_or_else(|| "the host gave no reason".into())
 }
 
-async fn call(promise: js_sys::Promise) -> Result<JsValue, String> {
+/// Awaits a promise; a rejection becomes its message.
+pub(crate) async fn call(promise: js_sys::Promise) -> Result<JsValue, String> {
     JsFuture::from(promise)
         .await
         .map_err(|e| describe_error(&e))
