@@ -13,8 +13,16 @@ export const WAIT_MS = 15_000;
 // Element's template variables, filled in by the host as Element does.
 export const WIDGET_QUERY = "user=$matrix_user_id&room=$matrix_room_id&theme=$org.matrix.msc2873.client_theme";
 
-export function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+export function launchBrowser({ args = [] } = {}) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...args] });
+}
+
+/**
+ * Chromium flags for a microphone that plays `wav` (looping) to whoever
+ * records, without a permission prompt: how a test speaks into Element.
+ */
+export function fakeMicrophone(wav) {
+  return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${wav}`];
 }
 
 /**
