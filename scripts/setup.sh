@@ -11,7 +11,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "apt packages (chromium for tests, build tools)"
 need_apt=()
 # espeak-ng speaks and opus-tools encodes the test speech (voice messages are Ogg Opus).
-for pkg in chromium chromium-driver pkg-config espeak-ng opus-tools; do
+# Mesa's lavapipe (a Vulkan GPU in software) runs WGSL kernels in native tests.
+for pkg in chromium chromium-driver pkg-config espeak-ng opus-tools mesa-vulkan-drivers libvulkan1; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -140,9 +140,11 @@ impl TaskSpec {
     pub fn runs_on(&self, caps: &NodeCaps) -> bool {
         let declined = match &self.kind {
             TaskKind::Script(script) => caps.declined.contains(&script.integrity),
-            TaskKind::Primes { .. } | TaskKind::Transcribe(_) => false,
+            TaskKind::Primes { .. } | TaskKind::Transcribe(_) | TaskKind::Kernel(_) => false,
         };
-        self.requirements.met_by(caps) && !declined
+        // A kernel needs a GPU whatever its submitter wrote.
+        let gpu_ok = caps.webgpu || !matches!(self.kind, TaskKind::Kernel(_));
+        self.requirements.met_by(caps) && gpu_ok && !declined
     }
 
     /// A task of `chunks` chunks with no inputs, deadline, replication or parent.

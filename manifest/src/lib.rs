@@ -9,11 +9,13 @@
 
 pub mod allowlist;
 pub mod audio_split;
+pub mod base64;
 pub mod capabilities;
 pub mod commands;
 pub mod events;
 pub mod fairness;
 pub mod ids;
+pub mod kernel;
 pub mod ledger;
 pub mod limits;
 pub mod machine;

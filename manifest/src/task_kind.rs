@@ -1,6 +1,7 @@
 //! The kinds of work Potluck knows, how each splits into chunks and how the
 //! chunks' outputs merge into the task's result.
 
+use crate::kernel::KernelTask;
 use crate::transcription::TranscribeTask;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -22,6 +23,9 @@ pub enum TaskKind {
     /// Speech to text with Whisper: a plan, then one chunk per span of audio
     /// (see `transcription`).
     Transcribe(Box<TranscribeTask>),
+    /// A WGSL compute shader, one dispatch per chunk, on nodes with WebGPU
+    /// (see `kernel`).
+    Kernel(Box<KernelTask>),
 }
 
 /// A task that runs a friend's own Web Worker script.
@@ -171,6 +175,8 @@ pub enum KindError {
     BadTimeLimit(u32),
     #[error("the audio to transcribe: {0}")]
     BadAudio(String),
+    #[error("the WebGPU kernel: {0}")]
+    BadKernel(String),
 }
 
 impl TaskKind {
@@ -208,6 +214,7 @@ impl TaskKind {
                 Ok(())
             }
             TaskKind::Transcribe(ref task) => task.validate(chunks),
+            TaskKind::Kernel(ref kernel) => kernel.validate(chunks),
         }
     }
 
@@ -228,6 +235,7 @@ impl TaskKind {
                 ..script.clone()
             }),
             TaskKind::Transcribe(ref task) => TaskKind::Transcribe(Box::new(task.chunk(index))),
+            TaskKind::Kernel(ref kernel) => TaskKind::Kernel(Box::new(kernel.chunk(index))),
         }
     }
 
@@ -242,6 +250,7 @@ impl TaskKind {
             // A script's output is its author's business; validation bounds its size.
             TaskKind::Script(_) => Ok(()),
             TaskKind::Transcribe(task) => task.check_output(output),
+            TaskKind::Kernel(kernel) => kernel.check_output(output),
         }
     }
 
@@ -262,6 +271,13 @@ impl TaskKind {
             TaskKind::Script(_) => {
                 Ok(json!({ "outputs": outputs.into_iter().collect::<Vec<_>>() }))
             }
+            TaskKind::Kernel(kernel) => {
+                let outputs = outputs.into_iter().collect::<Vec<_>>();
+                for output in &outputs {
+                    kernel.check_output(output)?;
+                }
+                Ok(json!({ "outputs": outputs }))
+            }
             TaskKind::Transcribe(task) => task.merge(outputs),
         }
     }
@@ -271,7 +287,7 @@ impl TaskKind {
     pub fn merge_parts(&self, own: &Value, parts: &[Value]) -> Result<Value, KindError> {
         match self {
             TaskKind::Primes { .. } => self.merge(std::iter::once(own).chain(parts)),
-            TaskKind::Script(_) => {
+            TaskKind::Script(_) | TaskKind::Kernel(_) => {
                 let outputs = std::iter::once(own)
                     .chain(parts)
                     .flat_map(|r| r["outputs"].as_array().cloned().unwrap_or_default())
@@ -297,6 +313,11 @@ impl TaskKind {
                 "Transcribe {} pieces of a voice message ({})",
                 task.spans.len(),
                 task.model.name()
+            ),
+            TaskKind::Kernel(kernel) => format!(
+                "Run the WebGPU kernel {} in {} pieces",
+                kernel.entry,
+                kernel.chunks.len()
             ),
         }
     }

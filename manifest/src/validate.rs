@@ -350,7 +350,7 @@ pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
     if content
         .get("kind")
         .and_then(Value::as_str)
-        .is_some_and(|k| !["primes", "script", "transcribe"].contains(&k))
+        .is_some_and(|k| !["primes", "script", "transcribe", "kernel"].contains(&k))
     {
         return Err(format!(
             "unknown task kind '{}'",

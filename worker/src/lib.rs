@@ -5,6 +5,7 @@
 //! blocks while it does: the widget stops a job by terminating the worker.
 
 pub mod audio;
+pub mod kernel;
 pub mod primes;
 pub mod runner;
 pub mod speech;

@@ -49,6 +49,11 @@ pub fn handle(message: &str, mut post: impl FnMut(FromWorker)) {
                     "a transcription needs its audio and a model, which only the browser worker has"
                         .into(),
             }),
+            // Asynchronous (the GPU answers later): the wasm entry runs them.
+            TaskKind::Kernel(_) => post(FromWorker::Failed {
+                job,
+                reason: "a WebGPU kernel runs in the browser worker's GPU queue".into(),
+            }),
         },
     }
 }

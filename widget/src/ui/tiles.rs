@@ -3,40 +3,12 @@
 //! it: the pool at work, at a glance. Any task whose chunks answer
 //! `{"x", "y", "size", "pixels"}` (grey levels, base64) is shown this way.
 
+use manifest::base64;
 use manifest::ids::UserId;
 use manifest::view::Tile;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use yew::prelude::*;
-
-/// Decodes standard base64; `None` on anything else.
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let text = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for group in text.chunks(4) {
-        let digits: Vec<u8> = group.iter().map(|&c| value(c)).collect::<Option<_>>()?;
-        let n = digits
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
-        let bytes = n.to_be_bytes();
-        match digits.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
-}
 
 /// A friend's colour: a hue from their user id, the same on every node.
 pub fn friend_hue(user: &UserId) -> u32 {
@@ -68,7 +40,7 @@ fn tint(grey: u8, hue: u32) -> [u8; 3] {
 
 /// RGBA pixels of one tile, or `None` if its pixels are not `size²` bytes of base64.
 pub fn tile_rgba(tile: &Tile) -> Option<Vec<u8>> {
-    let grey = decode_base64(&tile.pixels)?;
+    let grey = base64::decode(&tile.pixels)?;
     if grey.len() != (tile.size * tile.size) as usize {
         return None;
     }
@@ -151,14 +123,6 @@ pub fn tile_image(props: &Props) -> Html {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_decodes_with_and_without_padding() {
-        assert_eq!(decode_base64("TWFu").unwrap(), b"Man");
-        assert_eq!(decode_base64("TWE=").unwrap(), b"Ma");
-        assert_eq!(decode_base64("TQ==").unwrap(), b"M");
-        assert!(decode_base64("T!==").is_none());
-    }
 
     #[test]
     fn a_tile_is_tinted_by_its_friend_and_checked_for_size() {
