@@ -42,7 +42,7 @@ fi
 # The real matrix-widget-api, as the global `mxwidgets` the Rust bindings use.
 node_modules/.bin/esbuild node_modules/matrix-widget-api/lib/index.js --bundle --minify \
   --format=iife --global-name=mxwidgets --log-level=warning --outfile="$out/matrix-widget-api.js"
-cp static/* "$out/"
+cp -r static/* "$out/"
 cargo run --offline --locked --quiet -p potluck-manifest --bin potluck-capabilities > "$out/capabilities.js"
 # The example tasks, for the demo to allow and run.
 mkdir -p "$out/examples/sum-of-squares"

@@ -36,6 +36,8 @@ stage "release build"
 scripts/build.sh
 cargo build --offline --locked --release -p potluck-worker --bin count-primes \
   -p potluck-example-mandelbrot --bin mandelbrot-tile
+# WebGPU kernels natively, to compare with the browser's (built by the native tests already).
+cargo build --offline --locked -p potluck-worker --bin run-kernel
 took build
 
 stage "end-to-end: Synapse + test host + Chromium"

@@ -120,7 +120,12 @@ impl KernelTask {
     /// The task as chunk `index` runs it: that chunk's parameters only.
     pub fn chunk(&self, index: u32) -> KernelTask {
         KernelTask {
-            chunks: self.chunks.get(index as usize).cloned().into_iter().collect(),
+            chunks: self
+                .chunks
+                .get(index as usize)
+                .cloned()
+                .into_iter()
+                .collect(),
             ..self.clone()
         }
     }
@@ -187,8 +192,14 @@ mod tests {
         assert_eq!(chunk.chunks, vec![vec![0, 1]]);
         assert_eq!(chunk.param_words(), vec![0, 1, 0, 0]);
         let output = chunk.output_from(&[7; 32 * 32]);
-        assert_eq!((output["x"].as_u64(), output["y"].as_u64()), (Some(0), Some(1)));
-        assert_eq!(base64::decode(output["pixels"].as_str().unwrap()).unwrap(), vec![7; 1024]);
+        assert_eq!(
+            (output["x"].as_u64(), output["y"].as_u64()),
+            (Some(0), Some(1))
+        );
+        assert_eq!(
+            base64::decode(output["pixels"].as_str().unwrap()).unwrap(),
+            vec![7; 1024]
+        );
         chunk.check_output(&output).unwrap();
     }
 
@@ -199,7 +210,9 @@ mod tests {
             output: KernelOutput::Bytes,
             ..tiles(32)
         };
-        let output = task.chunk(0).output_from(&vec![255; MAX_OUTPUT_WORDS as usize * 4]);
+        let output = task
+            .chunk(0)
+            .output_from(&vec![255; MAX_OUTPUT_WORDS as usize * 4]);
         assert!(output.to_string().len() <= crate::limits::MAX_INLINE_OUTPUT_BYTES);
         let tile = tiles(MAX_TILE_SIZE).chunk(0).output_from(&[255; 48 * 48]);
         assert!(tile.to_string().len() <= crate::limits::MAX_INLINE_OUTPUT_BYTES);
@@ -208,25 +221,91 @@ mod tests {
     #[test]
     fn malformed_kernels_are_refused_with_the_reason() {
         let cases: Vec<(KernelTask, &str)> = vec![
-            (KernelTask { wgsl: "x".repeat(MAX_WGSL_BYTES + 1), ..tiles(32) }, "bytes"),
-            (KernelTask { entry: "main()".into(), ..tiles(32) }, "identifier"),
-            (KernelTask { workgroups: [0, 1, 1], ..tiles(32) }, "workgroups"),
-            (KernelTask { output_words: MAX_OUTPUT_WORDS + 1, output: KernelOutput::Bytes, ..tiles(32) }, "output words"),
-            (KernelTask { output_words: 100, ..tiles(32) }, "needs 256"),
-            (KernelTask { chunks: vec![vec![0; MAX_PARAM_WORDS + 1]; 4], ..tiles(32) }, "parameter words"),
-            (KernelTask { chunks: vec![vec![0]; 4], ..tiles(32) }, "column and row"),
+            (
+                KernelTask {
+                    wgsl: "x".repeat(MAX_WGSL_BYTES + 1),
+                    ..tiles(32)
+                },
+                "bytes",
+            ),
+            (
+                KernelTask {
+                    entry: "main()".into(),
+                    ..tiles(32)
+                },
+                "identifier",
+            ),
+            (
+                KernelTask {
+                    workgroups: [0, 1, 1],
+                    ..tiles(32)
+                },
+                "workgroups",
+            ),
+            (
+                KernelTask {
+                    output_words: MAX_OUTPUT_WORDS + 1,
+                    output: KernelOutput::Bytes,
+                    ..tiles(32)
+                },
+                "output words",
+            ),
+            (
+                KernelTask {
+                    output_words: 100,
+                    ..tiles(32)
+                },
+                "needs 256",
+            ),
+            (
+                KernelTask {
+                    chunks: vec![vec![0; MAX_PARAM_WORDS + 1]; 4],
+                    ..tiles(32)
+                },
+                "parameter words",
+            ),
+            (
+                KernelTask {
+                    chunks: vec![vec![0]; 4],
+                    ..tiles(32)
+                },
+                "column and row",
+            ),
         ];
         for (task, expected) in cases {
             let reason = task.validate(4).unwrap_err().to_string();
             assert!(reason.contains(expected), "{reason} should say {expected}");
         }
-        assert!(matches!(tiles(32).validate(5), Err(KindError::ChunksMismatch { .. })));
+        assert!(matches!(
+            tiles(32).validate(5),
+            Err(KindError::ChunksMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn only_nodes_with_webgpu_run_a_kernel_whatever_its_submitter_wrote() {
+        let spec = crate::TaskSpec::new(crate::TaskKind::Kernel(Box::new(tiles(32))), 4);
+        assert!(!spec.requirements.webgpu);
+        let caps = |webgpu| crate::NodeCaps {
+            cores: 4,
+            slots: 2,
+            memory_mb: None,
+            webgpu,
+            models: vec![],
+            declined: vec![],
+        };
+        assert!(spec.runs_on(&caps(true)));
+        assert!(!spec.runs_on(&caps(false)));
     }
 
     #[test]
     fn an_output_without_its_bytes_is_malformed() {
         let task = tiles(32).chunk(0);
-        assert!(task.check_output(&json!({"x": 0, "y": 0, "size": 32})).is_err());
-        assert!(task.check_output(&json!({"pixels": "not base64!"})).is_err());
+        assert!(task
+            .check_output(&json!({"x": 0, "y": 0, "size": 32}))
+            .is_err());
+        assert!(task
+            .check_output(&json!({"pixels": "not base64!"}))
+            .is_err());
     }
 }

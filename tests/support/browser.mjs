@@ -9,6 +9,8 @@ export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 export const WAIT_MS = 15_000;
+// WebGPU in headless Chromium: SwiftShader, a GPU in software.
+export const WEBGPU_ARGS = ["--enable-unsafe-webgpu"];
 
 // Element's template variables, filled in by the host as Element does.
 export const WIDGET_QUERY = "user=$matrix_user_id&room=$matrix_room_id&theme=$org.matrix.msc2873.client_theme";
@@ -29,8 +31,10 @@ export function fakeMicrophone(wav) {
  * Opens the test host for `user` in a fresh browser context (its own storage,
  * like another friend's computer). Browser errors are echoed with the user's name.
  */
-export async function openHost(browser, { hostUrl, hsUrl, user, roomId, widgetUrl, widgetId = "potluck", autoApprove = false, theme }) {
+export async function openHost(browser, { hostUrl, hsUrl, user, roomId, widgetUrl, widgetId = "potluck", autoApprove = false, theme, webgpu = true }) {
   const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+  // A machine without WebGPU: the widget finds no navigator.gpu in any frame.
+  if (!webgpu) await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }));
   const page = await context.newPage();
   page.on("console", (msg) => {
     if (msg.type() === "error" || process.env.POTLUCK_E2E_CONSOLE === "all") {

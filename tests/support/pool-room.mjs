@@ -19,9 +19,10 @@ export const MODELS = process.env.POTLUCK_MODELS ?? join(homedir(), ".cache/potl
 
 /**
  * Starts everything for friends `names` (the first creates the room).
- * `defaultRateLimits` keeps Synapse's own limits, as on a real homeserver.
+ * `defaultRateLimits` keeps Synapse's own limits, as on a real homeserver;
+ * `browserArgs` are extra Chromium flags (WebGPU, for one).
  */
-export async function startPoolRoom({ names, defaultRateLimits = false }) {
+export async function startPoolRoom({ names, defaultRateLimits = false, browserArgs = [] }) {
   const dir = await mkdtemp(join(tmpdir(), "potluck-e2e-"));
   const [synapse, hostDist] = await Promise.all([
     startSynapse({ dir, defaultRateLimits }), buildHost(join(dir, "dist-host")),
@@ -36,7 +37,7 @@ export async function startPoolRoom({ names, defaultRateLimits = false }) {
   }
   const [creator, ...members] = names.map((n) => users[n]);
   const roomId = await synapse.createRoom(creator.accessToken, { members, body: { name: "Potluck friends" } });
-  const browser = await launchBrowser();
+  const browser = await launchBrowser({ args: browserArgs });
   await mkdir(ARTIFACTS, { recursive: true });
 
   return {
@@ -48,9 +49,12 @@ export async function startPoolRoom({ names, defaultRateLimits = false }) {
       widgetUrl: `${widgetServer.url}index.html?${WIDGET_QUERY}`, ...opts,
     }),
 
-    /** Opens `name`'s page with capabilities approved; returns the widget's frame once it runs. */
-    async openWidget(name) {
-      const page = await this.open(name, { autoApprove: true });
+    /**
+     * Opens `name`'s page with capabilities approved; returns the widget's
+     * frame once it runs. `{ webgpu: false }`: a machine without WebGPU.
+     */
+    async openWidget(name, opts = {}) {
+      const page = await this.open(name, { autoApprove: true, ...opts });
       const widget = await widgetFrame(page);
       await widget.getByTestId("contribute").waitFor({ timeout: WAIT_MS });
       return { page, widget };

@@ -1,15 +1,18 @@
 //! The Web Worker's entry point: `postMessage` in, a runner, `postMessage` out.
 //!
-//! Most jobs are a JSON string for `runner::handle`. A transcription's job is
+//! Most jobs are a JSON string for `runner::handle`. A WebGPU kernel's is the
+//! same JSON, run asynchronously on the worker's GPU. A transcription's job is
 //! an object: the same JSON as `message`, the span's samples as `pcm` (a
 //! transferred `Float32Array`) and where the models are served as `models`.
 
+use crate::kernel::Gpu;
 use crate::model_store::ModelStore;
 use crate::runner;
 use crate::speech::transcribe_span;
 use crate::whisper::catalog::ModelSource;
 use crate::whisper::transcribe::{self, Engine};
 use js_sys::{Float32Array, Reflect};
+use manifest::kernel::KernelTask;
 use manifest::task_kind::TaskKind;
 use manifest::transcription::TranscribeTask;
 use manifest::worker_protocol::{FromWorker, ToWorker};
@@ -23,6 +26,8 @@ thread_local! {
     /// The model this worker loaded last, by name: kept for the worker's life
     /// so that the next span does not load it again.
     static ENGINE: RefCell<Option<(String, Rc<Engine>)>> = const { RefCell::new(None) };
+    /// The GPU this worker opened for its first kernel, kept for the next.
+    static GPU: RefCell<Option<Rc<Gpu>>> = const { RefCell::new(None) };
 }
 
 fn post(scope: &DedicatedWorkerGlobalScope, reply: &FromWorker) {
@@ -42,13 +47,48 @@ pub fn start() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         let data = event.data();
         match data.as_string() {
-            Some(text) => runner::handle(&text, |reply| post(&reply_scope, &reply)),
+            Some(text) => match serde_json::from_str::<ToWorker>(&text) {
+                Ok(ToWorker::Run {
+                    job,
+                    work: TaskKind::Kernel(kernel),
+                }) => on_kernel_job(&reply_scope, job, *kernel),
+                _ => runner::handle(&text, |reply| post(&reply_scope, &reply)),
+            },
             None => on_audio_job(&reply_scope, &data),
         }
     });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget(); // Lives as long as the worker.
     post(&scope, &FromWorker::Ready);
+}
+
+/// A WebGPU kernel's chunk: one dispatch on this worker's GPU.
+fn on_kernel_job(scope: &DedicatedWorkerGlobalScope, job: u64, kernel: KernelTask) {
+    let scope = scope.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = match gpu().await {
+            Ok(gpu) => gpu.run(&kernel).await,
+            Err(reason) => Err(reason),
+        };
+        let reply = match result {
+            Ok(bytes) => FromWorker::Done {
+                job,
+                output: kernel.output_from(&bytes),
+            },
+            Err(reason) => FromWorker::Failed { job, reason },
+        };
+        post(&scope, &reply);
+    });
+}
+
+/// This worker's GPU, opened on first use.
+async fn gpu() -> Result<Rc<Gpu>, String> {
+    if let Some(gpu) = GPU.with_borrow(Clone::clone) {
+        return Ok(gpu);
+    }
+    let gpu = Rc::new(Gpu::open().await?);
+    GPU.with_borrow_mut(|g| *g = Some(gpu.clone()));
+    Ok(gpu)
 }
 
 /// A transcription job: JSON, samples and the models' address.

@@ -61,7 +61,11 @@ impl Gpu {
             compilation_options: Default::default(),
             cache: None,
         });
-        let params: Vec<u8> = task.param_words().iter().flat_map(|w| w.to_le_bytes()).collect();
+        let params: Vec<u8> = task
+            .param_words()
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
         let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
             contents: &params,

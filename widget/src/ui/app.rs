@@ -1,6 +1,7 @@
 //! The root: connects to the host, then renders the snapshot the driver publishes.
 
 use super::contribute::Contribute;
+use super::gpu_demo::GpuDemo;
 use super::pool_list::PoolList;
 use super::scripts::{ConsentPrompt, Scripts};
 use super::submit_form::SubmitForm;
@@ -191,6 +192,7 @@ pub fn app() -> Html {
                     <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
                     <VoiceList rows={snapshot.voices.clone()} {on_transcribe} />
                     <SubmitForm on_submit={on_submit.clone()} />
+                    <GpuDemo on_submit={on_submit.clone()} />
                     <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_allow} allow_error={(*allow_error).clone()} />
                     if snapshot.queued_sends > 0 {
                         <p class="notice" role="status" data-testid="queued">

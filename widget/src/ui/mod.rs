@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod contribute;
+pub mod gpu_demo;
 pub mod pool_list;
 pub mod scripts;
 pub mod submit_form;

@@ -1,0 +1,77 @@
+// WebGPU kernels end to end: alice and bob contribute from browsers with
+// WebGPU (SwiftShader in headless Chromium), carol from one without. alice
+// renders the Mandelbrot set on friends' GPUs: a WGSL kernel, one tile per
+// chunk. Only alice's and bob's GPUs compute tiles, carol's machine none; the
+// picture is assembled from both; and the same task run natively through wgpu
+// on Mesa's lavapipe (target/debug/run-kernel) gives the same pixels.
+//
+// Needs dist/ and target/debug/run-kernel (tests/run.sh builds both).
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import { WAIT_MS, WEBGPU_ARGS } from "../support/browser.mjs";
+import { ARTIFACTS, ROOT, chunkOutputs, contribute, shownTasks, startPoolRoom } from "../support/pool-room.mjs";
+
+const TASK_DONE_MS = 180_000;
+
+describe("WebGPU kernels", () => {
+  let room;
+  const pages = {};
+  const widgets = {};
+
+  before(async () => {
+    room = await startPoolRoom({ names: ["alice", "bob", "carol"], browserArgs: WEBGPU_ARGS });
+    for (const name of ["alice", "bob", "carol"]) {
+      ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name, { webgpu: name !== "carol" }));
+    }
+  });
+
+  after(async () => room?.close());
+
+  test("the Mandelbrot kernel runs only on GPUs, on both of them, and matches wgpu on lavapipe", async () => {
+    for (const name of ["alice", "bob", "carol"]) await contribute(widgets[name]);
+    const node = (owner) => widgets.alice.locator(`[data-testid=node][data-owner="@${owner}:localhost"] .caps`);
+    await node("carol").waitFor({ timeout: WAIT_MS });
+    assert.match(await node("alice").textContent(), /WebGPU/);
+    assert.match(await node("bob").textContent(), /WebGPU/);
+    assert.doesNotMatch(await node("carol").textContent(), /WebGPU/);
+
+    await widgets.alice.getByTestId("submit-mandelbrot-gpu").click();
+    await widgets.alice.waitForFunction(() => {
+      const el = document.querySelector("[data-testid=task]");
+      return el && ["done", "failed", "cancelled"].includes(el.dataset.status);
+    }, null, { timeout: TASK_DONE_MS, polling: 500 });
+    const [task] = await shownTasks(widgets.alice);
+    assert.equal(task.status, "done: 16 outputs");
+    assert.ok(task.doneBy.includes("@alice:localhost") && task.doneBy.includes("@bob:localhost"),
+      `both GPUs ran tiles: ${task.doneBy}`);
+    const senders = new Set(chunkOutputs(await room.roomEvents()).filter((o) => o.task === task.id).map((o) => o.sender));
+    assert.ok(!senders.has("@carol:localhost"), "carol's machine, without WebGPU, ran no tile");
+
+    // The same task natively: wgpu on Vulkan (lavapipe), the same shader.
+    const event = (await room.roomEvents()).find((e) => e.event_id === task.id);
+    const native = JSON.parse(execFileSync(join(ROOT, "target/debug/run-kernel"), { input: JSON.stringify(event.content.params) }));
+    const result = JSON.parse(await widgets.alice.locator(`[data-task-id="${task.id}"] [data-testid=task-result]`).textContent());
+    let same = 0;
+    let total = 0;
+    for (const [i, tile] of result.outputs.entries()) {
+      const mine = Buffer.from(tile.pixels, "base64");
+      const theirs = Buffer.from(native.outputs[i].pixels, "base64");
+      assert.equal(mine.length, theirs.length);
+      for (let p = 0; p < mine.length; p++) same += mine[p] === theirs[p] ? 1 : 0;
+      total += mine.length;
+    }
+    console.log(`browser (SwiftShader) vs native (${native.adapter}): ${same}/${total} pixels equal`);
+    assert.equal(same, total, "every pixel the same in the browser and natively");
+
+    const picture = widgets.alice.locator(`[data-task-id="${task.id}"] [data-testid=tile-image]`);
+    assert.equal(await picture.getAttribute("data-tiles"), "16");
+    const legend = await picture.getByTestId("tile-legend").textContent();
+    assert.match(legend, /alice \(\d+\)/);
+    assert.match(legend, /bob \(\d+\)/);
+    await picture.screenshot({ path: join(ARTIFACTS, "mandelbrot-gpu.png") });
+  });
+});
