@@ -32,6 +32,14 @@
       api.on("action:send_event", accept);
       api.on("action:update_state", accept);
       api.on("action:theme_change", accept);
+      // To-device messages (private results) arrive wrapped, to tell them from room events.
+      api.on("action:send_to_device", (ev) => {
+        ev.preventDefault();
+        api.transport.reply(ev.detail, {});
+        const message = { to_device: ev.detail.data };
+        if (handler) handler(message);
+        else early.push(message);
+      });
       api.start();
     } catch (error) {
       console.error("Potluck could not start the widget API:", error);

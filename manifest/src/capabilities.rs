@@ -74,6 +74,20 @@ pub fn requested() -> Vec<Capability> {
         why: "download the voice messages friends ask to transcribe",
     });
     caps.push(Capability {
+        id: format!(
+            "org.matrix.msc3819.send.to_device:{}",
+            crate::private::OUTPUT_EVENT_TYPE
+        ),
+        why: "send private results to the friend who asked for them alone",
+    });
+    caps.push(Capability {
+        id: format!(
+            "org.matrix.msc3819.receive.to_device:{}",
+            crate::private::OUTPUT_EVENT_TYPE
+        ),
+        why: "receive the results of your private tasks",
+    });
+    caps.push(Capability {
         id: "org.matrix.msc4157.send.delayed_event".into(),
         why: "let the homeserver say your computer left if your tab closes",
     });

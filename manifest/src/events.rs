@@ -8,7 +8,7 @@
 
 use crate::allowlist::Allowlist;
 use crate::ids::{EventId, MxcUri, NodeId, UserId};
-use crate::task_kind::TaskKind;
+use crate::task_kind::{KindError, TaskKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -119,6 +119,10 @@ pub struct TaskSpec {
     /// coordinator on the sender's behalf.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<ChatCommand>,
+    /// Outputs go to the submitter alone, by to-device message; the room sees
+    /// only their seals (see `private`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 /// A chat message that asked for a task, and who sent it.
@@ -147,6 +151,29 @@ impl TaskSpec {
         self.requirements.met_by(caps) && gpu_ok && !declined
     }
 
+    /// Checks one chunk's output: a seal for a private task, else the kind's shape.
+    pub fn check_output(&self, output: &Value) -> Result<(), KindError> {
+        if self.private {
+            crate::private::check_sealed(output)
+        } else {
+            self.kind.check_output(output)
+        }
+    }
+
+    /// The task's result in the room: the merged outputs, or for a private
+    /// task only that it is done (its outputs are the submitter's).
+    pub fn merge<'a>(
+        &self,
+        outputs: impl IntoIterator<Item = &'a Value>,
+    ) -> Result<Value, KindError> {
+        if self.private {
+            let count = outputs.into_iter().count();
+            Ok(serde_json::json!({ "private": true, "chunks": count }))
+        } else {
+            self.kind.merge(outputs)
+        }
+    }
+
     /// A task of `chunks` chunks with no inputs, deadline, replication or parent.
     pub fn new(kind: TaskKind, chunks: u32) -> Self {
         Self {
@@ -160,6 +187,7 @@ impl TaskSpec {
             parent: None,
             nonce: None,
             command: None,
+            private: false,
         }
     }
 }

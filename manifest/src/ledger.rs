@@ -492,7 +492,7 @@ impl Ledger {
                 .chunks
                 .iter()
                 .filter_map(|c| c.done.as_ref().map(|d| &*d.output));
-            return match task.spec.kind.merge(outputs) {
+            return match task.spec.merge(outputs) {
                 Ok(result) => TaskStatus::Done { result },
                 Err(e) => TaskStatus::Failed {
                     reason: e.to_string(),
@@ -850,7 +850,7 @@ impl State {
             chunk.leases.remove(lease_at);
             match &o.outcome {
                 Outcome::Output(output) => {
-                    if let Err(e) = record.spec.kind.check_output(output) {
+                    if let Err(e) = record.spec.check_output(output) {
                         rejections.push(format!("chunk {}: {e}", o.chunk));
                         continue;
                     }

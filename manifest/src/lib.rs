@@ -19,6 +19,7 @@ pub mod kernel;
 pub mod ledger;
 pub mod limits;
 pub mod machine;
+pub mod private;
 pub mod rate;
 pub mod scheduler;
 pub mod task_kind;

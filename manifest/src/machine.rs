@@ -17,6 +17,7 @@ use crate::limits::{
     COMMAND_MAX_AGE_MS, COORDINATOR_SETTLE_MS, HEARTBEAT_MS, MAX_INLINE_OUTPUT_BYTES,
     PROGRESS_EVERY_MS, RESEND_AFTER_MS, RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
 };
+use crate::private;
 use crate::rate::RateBudget;
 use crate::scheduler::{self, InFlight};
 use crate::task_kind::TaskKind;
@@ -27,6 +28,7 @@ use crate::worker_protocol::JobId;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -139,6 +141,11 @@ pub enum Action {
     /// runs it; they answer with `Input::ScriptConsent`.
     AskConsent {
         script: AllowedScript,
+    },
+    /// Send a private chunk output to the submitter's devices (see `private`).
+    SendToDevice {
+        user: UserId,
+        content: Value,
     },
     /// An event was not accepted; log it, nothing else to do.
     Rejected(Rejection),
@@ -345,6 +352,7 @@ impl NodeMachine {
             Input::WorkerFinished { job, outcome } => {
                 let outcome = fit_inline(outcome);
                 if let Some(run) = self.running.remove(&job) {
+                    let outcome = self.seal_if_private(&run, outcome, &mut actions);
                     let part = match &outcome {
                         Outcome::Output(output) => self.part_after(&run.task, output),
                         Outcome::Error { .. } => None,
@@ -873,6 +881,28 @@ fn lease_of<'a>(ledger: &'a Ledger, run: &RunningChunk, node: &NodeId) -> Option
         .leases
         .iter()
         .find(|l| &l.node == node && l.attempt == run.attempt)
+}
+
+impl NodeMachine {
+    /// A private task's output goes to its submitter; the room gets its seal.
+    fn seal_if_private(
+        &self,
+        run: &RunningChunk,
+        outcome: Outcome,
+        actions: &mut Vec<Action>,
+    ) -> Outcome {
+        let Outcome::Output(output) = &outcome else {
+            return outcome;
+        };
+        let Some(record) = self.ledger.task(&run.task).filter(|r| r.spec.private) else {
+            return outcome;
+        };
+        actions.push(Action::SendToDevice {
+            user: record.submitter.clone(),
+            content: private::message(&run.task, run.chunk, output),
+        });
+        Outcome::Output(Arc::new(private::seal(output)))
+    }
 }
 
 /// An output no result event can carry (too big, or numbers a homeserver

@@ -371,6 +371,12 @@ pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
         ));
     }
     spec.kind.validate(spec.chunks).map_err(|e| e.to_string())?;
+    // The coordinator reads a transcription's outputs to split and answer it.
+    if spec.private && matches!(spec.kind, TaskKind::Transcribe(_)) {
+        return Err(
+            "a transcription cannot be private: its transcript is a reply in the room".into(),
+        );
+    }
     if spec.inputs.len() > MAX_INPUTS {
         return Err(format!(
             "a task has {} inputs; the limit is {MAX_INPUTS}",

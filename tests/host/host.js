@@ -193,6 +193,14 @@ class TestHostDriver extends WidgetDriver {
     return this.client.getVisibleRooms().map((room) => room.roomId);
   }
 
+  // Element encrypts to-device messages with Olm when the widget asks; this
+  // host has no crypto (its test rooms are unencrypted), so it sends them in
+  // the clear, to every device the map names ("*": all of a user's devices).
+  async sendToDevice(eventType, encrypted, contentMap) {
+    const map = new Map(Object.entries(contentMap).map(([user, devices]) => [user, new Map(Object.entries(devices))]));
+    await this.client.sendToDevice(eventType, map);
+  }
+
   // Lets the widget see the homeserver's errcode, as Element does.
   processError(error) {
     return error instanceof MatrixError ? { matrix_api_error: error.asWidgetApiErrorData() } : undefined;
@@ -238,6 +246,10 @@ function feedLiveEvents(client, widgetApi) {
     if (relatesToUnknown(ev) || fromInvite(ev) || advance(ev)) {
       widgetApi.feedEvent(ev.getEffectiveEvent()).catch((e) => console.error("[host] feedEvent failed", e));
     }
+  });
+  // To-device messages reach the widget while it runs, as Element feeds them.
+  client.on(ClientEvent.ToDeviceEvent, (ev) => {
+    widgetApi.feedToDevice(ev.getEffectiveEvent(), ev.isEncrypted()).catch((e) => console.error("[host] feedToDevice failed", e));
   });
   client.on(RoomStateEvent.Events, (ev) => {
     widgetApi.feedStateUpdate(ev.getEffectiveEvent()).catch((e) => console.error("[host] feedStateUpdate failed", e));

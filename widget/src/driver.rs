@@ -17,6 +17,7 @@ use manifest::events::{event_type, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::machine::{Action, Input, NodeMachine};
+use manifest::private::{self, PrivateOutputs};
 use manifest::task_kind::TaskKind;
 use manifest::transcription::{self, AudioRef, TranscribeTask, WhisperModel};
 use manifest::view::{voice_rows, PoolView, VoiceRow};
@@ -82,6 +83,8 @@ struct State {
     /// Decoded audio by voice message, the most recently used last.
     decoded: Vec<(EventId, Decoded)>,
     worker_notice: Option<String>,
+    /// Outputs of this friend's private tasks, received by to-device message.
+    private_outputs: PrivateOutputs,
     problem: Option<String>,
     theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
@@ -123,6 +126,7 @@ impl Driver {
                 consent_asks: Vec::new(),
                 decoded: Vec::new(),
                 worker_notice: None,
+                private_outputs: PrivateOutputs::default(),
                 problem: None,
                 theme: params.theme,
                 on_change: Rc::new(on_change),
@@ -162,9 +166,12 @@ impl Driver {
         *self.push_listener.borrow_mut() = Some(listener);
     }
 
-    /// A push: one event (`send_event`), a batch of state (`update_state`) or
-    /// the client's new theme (`theme_change`).
+    /// A push: one event (`send_event`), a batch of state (`update_state`),
+    /// the client's new theme (`theme_change`) or a to-device message.
     fn on_push(self: &Rc<Self>, data: Value) {
+        if let Some(message) = data.get("to_device") {
+            return self.on_to_device(message);
+        }
         if let (Some(theme), None) = (data.get("name").and_then(Value::as_str), data.get("type")) {
             self.state.borrow_mut().theme = Theme::from_client(theme);
             return self.publish();
@@ -334,10 +341,38 @@ impl Driver {
             Action::AskConsent { script } => {
                 self.state.borrow_mut().consent_asks.push(script);
             }
+            Action::SendToDevice { user, content } => {
+                let driver = self.clone();
+                spawn_local(async move {
+                    let sent = driver
+                        .room
+                        .send_to_device(user.as_str(), private::OUTPUT_EVENT_TYPE, &content)
+                        .await;
+                    if let Err(e) = sent {
+                        driver.report(format!("could not send a private result to {user}: {e}"));
+                    }
+                });
+            }
             Action::Rejected(rejection) => {
                 web_sys::console::warn_1(&format!("Potluck ignored an event: {rejection}").into());
             }
         }
+    }
+
+    /// A to-device message: the output of one of this friend's private tasks.
+    fn on_to_device(self: &Rc<Self>, message: &Value) {
+        if message["type"] != private::OUTPUT_EVENT_TYPE {
+            return;
+        }
+        let received = self
+            .state
+            .borrow_mut()
+            .private_outputs
+            .receive(&message["content"]);
+        if let Err(e) = received {
+            web_sys::console::warn_1(&format!("Potluck ignored a private output: {e}").into());
+        }
+        self.publish();
     }
 
     fn send(self: &Rc<Self>, out: Outgoing) {
@@ -573,13 +608,18 @@ impl Driver {
         let (snapshot, on_change) = {
             let state = self.state.borrow();
             let node = state.machine.node().cloned();
+            let ledger = state.machine.ledger();
+            let mut view = PoolView::build(ledger, node.as_ref(), now);
+            if let Some(me) = state.machine.me() {
+                state.private_outputs.reveal(&mut view.tasks, ledger, me);
+            }
             let snapshot = Snapshot {
                 me: state
                     .machine
                     .me()
                     .map(|u| u.to_string())
                     .unwrap_or_default(),
-                view: PoolView::build(state.machine.ledger(), node.as_ref(), now),
+                view,
                 node,
                 local_jobs: state.jobs.values().cloned().collect(),
                 problem: state.problem.clone(),

@@ -313,7 +313,7 @@ impl Tab {
             Action::AbortJob { job } => {
                 self.jobs.remove(&job);
             }
-            Action::AskConsent { .. } | Action::Rejected(_) => {}
+            Action::AskConsent { .. } | Action::Rejected(_) | Action::SendToDevice { .. } => {}
         }
     }
 }

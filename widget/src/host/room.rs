@@ -144,6 +144,19 @@ impl Room {
         ))
     }
 
+    /// Sends `content` to every device of `user`, encrypted where the host can.
+    pub async fn send_to_device(
+        &self,
+        user: &str,
+        event_type: &str,
+        content: &Value,
+    ) -> Result<(), String> {
+        let map = serde_json::json!({ user: { "*": content } });
+        call(self.api.send_to_device(event_type, true, &to_js(&map)))
+            .await
+            .map(|_| ())
+    }
+
     /// The bytes of the media at `mxc`, downloaded by the host.
     pub async fn download(&self, mxc: &str) -> Result<Vec<u8>, String> {
         let response = call(self.api.download_file(mxc)).await?;

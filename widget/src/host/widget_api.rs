@@ -62,6 +62,16 @@ extern "C" {
         from: &JsValue,
     ) -> Promise;
 
+    /// MSC3819: an event to users' devices, `{user: {device or "*": content}}`;
+    /// `encrypted` asks the host to encrypt it (Element uses Olm).
+    #[wasm_bindgen(method, js_name = sendToDevice)]
+    pub fn send_to_device(
+        this: &WidgetApi,
+        event_type: &str,
+        encrypted: bool,
+        content_map: &JsValue,
+    ) -> Promise;
+
     /// MSC4039: the media at an `mxc://` URI, fetched by the host (which holds
     /// the access token). Resolves `{ file: Blob }`.
     #[wasm_bindgen(method, js_name = downloadFile)]

@@ -23,10 +23,15 @@ fn status_text(status: &TaskStatus) -> (String, &'static str) {
             match (
                 result.get("count"),
                 result.get("outputs").and_then(|o| o.as_array()),
+                result.get("waiting"),
             ) {
-                (Some(count), _) => format!("done: {count} primes"),
-                (None, Some(outputs)) => format!("done: {} outputs", outputs.len()),
-                (None, None) => "done".into(),
+                (Some(count), _, _) => format!("done: {count} primes"),
+                (None, Some(outputs), _) => format!("done: {} outputs", outputs.len()),
+                (None, None, Some(waiting)) => {
+                    format!("done: {waiting} private outputs still on their way to you")
+                }
+                _ if result.get("private").is_some() => "done: private result".into(),
+                _ => "done".into(),
             },
             "done",
         ),
