@@ -31,9 +31,12 @@ const TRANSCRIPT_WITHIN_MS = 240_000;
 // What erin says into the (fake) microphone: 17.4 s of espeak-ng speech.
 const SPOKEN = join(AUDIO, "five-sentences.wav");
 const RECORD_MS = 19_000;
-// Words tiny.en gets right in every take (the fake microphone's loop starts
-// wherever it happens to be when recording starts).
-const HEARD = /meeting will start at (8|eight) o.?clock tomorrow morning/i;
+// Phrases of what erin says. The fake microphone loops the file from wherever
+// it is when recording starts, and tiny.en now and then drops sentences of a
+// take (seen once in six runs: two of five sentences left), so a transcript
+// must hold some of them; the word error rate is transcribe.test.mjs's to check.
+const PHRASES = [/please call stell/i, /meeting will start/i, /finish the report/i, /thank you all for coming/i];
+const heard = (text) => PHRASES.filter((p) => p.test(text)).length >= 2;
 
 /** Element's files in `dir`: unpacked from the tarball, or the folder itself. */
 async function elementApp(dir) {
@@ -164,7 +167,9 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     await frame.locator("[data-testid=voice][data-state=done]").waitFor({ timeout: TRANSCRIPT_WITHIN_MS });
     const transcript = await frame.getByTestId("transcript").first().inputValue();
     console.log(`transcript in Element: ${transcript}`);
-    assert.match(transcript, HEARD);
+    assert.ok(heard(transcript), `the transcript holds what erin said: ${transcript}`);
+    // The reply's text as Element shows it: the transcript's first words.
+    const opening = transcript.trim().split(/\s+/).slice(0, 4).join(" ");
 
     await shot("transcript");
 
@@ -189,13 +194,13 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     // thread), so erin's own Element shows it after a reload.
     const threadOf = (p) => p.locator(".mx_ThreadSummary", { hasText: "1 reply" });
     await threadOf(frankPage).waitFor({ timeout: 60_000 });
-    assert.match(await threadOf(frankPage).innerText(), HEARD);
+    assert.ok((await threadOf(frankPage).innerText()).includes(opening));
     await threadOf(frankPage).click();
-    await frankPage.locator(".mx_ThreadView").getByText(HEARD).waitFor({ timeout: WAIT_MS });
+    await frankPage.locator(".mx_ThreadView").getByText(opening).waitFor({ timeout: WAIT_MS });
     await dismissToasts(frankPage);
     await frankPage.screenshot({ path: join(ARTIFACTS, "element-thread.png") });
     await page.reload();
     await threadOf(page).waitFor({ timeout: 60_000 });
-    assert.match(await threadOf(page).innerText(), HEARD);
+    assert.ok((await threadOf(page).innerText()).includes(opening));
   });
 });
