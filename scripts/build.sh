@@ -45,8 +45,10 @@ node_modules/.bin/esbuild node_modules/matrix-widget-api/lib/index.js --bundle -
 cp -r static/* "$out/"
 cargo run --offline --locked --quiet -p potluck-manifest --bin potluck-capabilities > "$out/capabilities.js"
 # The example tasks, for the demo to allow and run.
-mkdir -p "$out/examples/sum-of-squares"
-cp examples/sum-of-squares/task.js "$out/examples/sum-of-squares/"
+for example in sum-of-squares word-count; do
+  mkdir -p "$out/examples/$example"
+  cp "examples/$example/task.js" "$out/examples/$example/"
+done
 examples/mandelbrot-rust/build.sh "$out/examples/mandelbrot-rust" >/dev/null
 # What a moderator pastes into "Allow a script" to run them.
 for task in "$out"/examples/*/task.js; do

@@ -36,12 +36,13 @@
   <\/script>`;
 
   /**
-   * Runs one chunk. `request` is JSON: {url, integrity, args, chunk, maxSeconds}.
+   * Runs one chunk. `request` is JSON: {url, integrity, args, chunk, maxSeconds};
+   * `inputs` the task's input files (Uint8Arrays, already checked), in order.
    * `onEvent` gets JSON strings: {type: "progress", fraction} any number of
    * times, then one of {type: "done", output} or {type: "failed", reason}.
    * Returns a function that stops the run.
    */
-  self.potluckRunScript = (requestJson, onEvent) => {
+  self.potluckRunScript = (requestJson, inputs, onEvent) => {
     const request = JSON.parse(requestJson);
     let finished = false;
     let frame = null;
@@ -101,7 +102,7 @@
       frame.hidden = true;
       frame.srcdoc = FRAME;
       frame.onload = () => {
-        const run = { type: "run", args: request.args, chunk: request.chunk, inputs: [] };
+        const run = { type: "run", args: request.args, chunk: request.chunk, inputs };
         frame.contentWindow.postMessage({ source, run }, "*", [channel.port2]);
       };
       document.body.appendChild(frame);

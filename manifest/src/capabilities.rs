@@ -8,6 +8,8 @@ use crate::events::event_type;
 
 /// MSC4039: download media through the host (the widget has no token).
 pub const DOWNLOAD_FILE: &str = "org.matrix.msc4039.download_file";
+/// MSC4039: upload media through the host: a task's input files.
+pub const UPLOAD_FILE: &str = "org.matrix.msc4039.upload_file";
 
 pub struct Capability {
     pub id: String,
@@ -71,7 +73,11 @@ pub fn requested() -> Vec<Capability> {
     });
     caps.push(Capability {
         id: DOWNLOAD_FILE.into(),
-        why: "download the voice messages friends ask to transcribe",
+        why: "download the voice messages friends ask to transcribe, and tasks' input files",
+    });
+    caps.push(Capability {
+        id: UPLOAD_FILE.into(),
+        why: "upload the input files of tasks you submit",
     });
     caps.push(Capability {
         id: format!(
@@ -125,6 +131,7 @@ mod tests {
                 cap.id.contains("org.potluck.")
                     || cap.id.starts_with("org.matrix.msc4157.")
                     || cap.id == DOWNLOAD_FILE
+                    || cap.id == UPLOAD_FILE
                     || chat,
                 "{} is more than Potluck needs",
                 cap.id

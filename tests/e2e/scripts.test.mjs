@@ -2,8 +2,9 @@
 // friends contribute, a third submits a script task in 20 chunks from the
 // widget; each contributor approves the new script before it runs; the merged
 // result is right and both machines ran chunks. Scripts that are not allowed,
-// or whose bytes do not match the allowed hash, fail before running a line. A
-// script that tries to leave its sandbox gets nothing; one that loops forever
+// or whose bytes do not match the allowed hash, fail before running a line.
+// An input file reaches a script through the media repository, checked by
+// its SHA-256. A script that tries to leave its sandbox gets nothing; one that loops forever
 // is stopped at its time limit and the node goes on with the next task.
 //
 // Needs dist/ (tests/run.sh builds it).
@@ -107,11 +108,15 @@ describe("scripts the room allowed", () => {
       name: "mandelbrot", url: at("dist/examples/mandelbrot-rust/task.js"),
       integrity: await integrity("dist/examples/mandelbrot-rust/task.js"), description: "Mandelbrot tiles, in Rust",
     };
+    const words = {
+      name: "words", url: at("examples/word-count/task.js"),
+      integrity: await integrity("examples/word-count/task.js"), description: "counts the words of a text file",
+    };
     // The script changed on its server since the room allowed it.
     const changed = { ...squares, name: "changed", url: at("examples/sum-of-squares/task.js?v=2"),
       integrity: `sha384-${"A".repeat(64)}` };
     assert.equal(await putAllowlist(room, room.users.carol, [squares]), 403, "carol is no moderator");
-    assert.equal(await putAllowlist(room, room.users.alice, [squares, probe, forever, changed, mandelbrot]), 200);
+    assert.equal(await putAllowlist(room, room.users.alice, [squares, probe, forever, changed, mandelbrot, words]), 200);
     await widgets.carol.getByTestId("allowlist").getByText("probe", { exact: true }).waitFor({ timeout: WAIT_MS });
   });
 
@@ -177,6 +182,36 @@ describe("scripts the room allowed", () => {
     assert.match(legend, /alice \(\d+\)/);
     assert.match(legend, /bob \(\d+\)/);
     await picture.screenshot({ path: join(ARTIFACTS, "mandelbrot-tiles.png") });
+  });
+
+  test("an input file goes through the media repository and a script gets exactly its bytes", async () => {
+    // 40 lines of 1 to 8 words: the file carol picks in the form.
+    const lines = Array.from({ length: 40 }, (_, i) => Array.from({ length: 1 + (i * 7) % 8 }, (_, w) => `w${i}_${w}`).join(" "));
+    const text = `${lines.join("\n")}\n`;
+    const expected = lines.reduce((n, line) => n + line.split(" ").length, 0);
+    const before = (await shownTasks(widgets.carol)).length;
+    const form = widgets.carol.getByTestId("script-form");
+    await form.getByTestId("script-name").selectOption("words");
+    await form.getByTestId("script-split").fill("0 40 10");
+    await form.getByTestId("script-args").fill("");
+    await form.getByTestId("script-inputs").setInputFiles({ name: "text.txt", mimeType: "text/plain", buffer: Buffer.from(text) });
+    await form.getByTestId("script-submit").click();
+    const id = await newestTaskId(widgets.carol, before);
+    assert.equal((await settled(widgets.carol, id)).status, "done: 4 outputs");
+    const result = JSON.parse(await widgets.carol.locator(`[data-task-id="${id}"] [data-testid=task-result]`).textContent());
+    assert.equal(result.outputs.reduce((n, o) => n + o.words, 0), expected);
+    await form.getByTestId("script-inputs").setInputFiles([]);
+
+    // The task names the file by its hash: a task naming the same upload
+    // with another hash fails its chunk, and its script never sees the bytes.
+    const task = (await room.roomEvents()).find((e) => e.event_id === id).content;
+    const input = task.inputs[0];
+    assert.equal(input.size, Buffer.byteLength(text));
+    assert.equal(input.sha256, createHash("sha256").update(text).digest("hex"));
+    const tampered = await sendTask(room, room.users.carol, {
+      kind: "script", params: task.params, chunks: 4, inputs: [{ ...input, sha256: "0".repeat(64) }],
+    });
+    assert.match((await settled(widgets.carol, tampered)).status, /is not the file the task names/);
   });
 
   test("a script that is not allowed, or not with that hash, fails before any node runs it", async () => {

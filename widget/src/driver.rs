@@ -13,13 +13,14 @@ use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
 use manifest::allowlist::{AllowedScript, Allowlist};
 use manifest::capabilities;
-use manifest::events::{event_type, Outcome, Outgoing, TaskSpec};
-use manifest::ids::{EventId, NodeId, UserId};
+use manifest::events::{event_type, Input as TaskInput, Outcome, Outgoing, TaskSpec};
+use manifest::ids::{EventId, MxcUri, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::machine::{Action, Input, NodeMachine};
 use manifest::private::{self, PrivateOutputs};
-use manifest::task_kind::TaskKind;
+use manifest::task_kind::{ScriptTask, TaskKind};
 use manifest::transcription::{self, AudioRef, TranscribeTask, WhisperModel};
+use manifest::validate::parse_task;
 use manifest::view::{voice_rows, PoolView, VoiceRow};
 use manifest::voice::VoiceMessage;
 use manifest::worker_protocol::JobId;
@@ -314,18 +315,19 @@ impl Driver {
                 ..
             } => {
                 let mut state = self.state.borrow_mut();
-                state.jobs.insert(job, (task, chunk, 0.0));
+                state.jobs.insert(job, (task.clone(), chunk, 0.0));
                 if let TaskKind::Transcribe(transcribe) = work {
                     drop(state);
                     self.run_transcription(job, *transcribe);
-                } else if let TaskKind::Script(script) = &work {
-                    let weak = Rc::downgrade(self);
-                    let run = ScriptRun::start(job, script, move |job, event| {
-                        if let Some(driver) = weak.upgrade() {
-                            driver.on_job(job, event);
-                        }
-                    });
-                    state.scripts.insert(job, run);
+                } else if let TaskKind::Script(script) = work {
+                    let inputs = state
+                        .machine
+                        .ledger()
+                        .task(&task)
+                        .map(|t| t.spec.inputs.clone())
+                        .unwrap_or_default();
+                    drop(state);
+                    self.run_script(job, script, inputs);
                 } else if let Some(pool) = &state.pool {
                     pool.run(job, work);
                 }
@@ -357,6 +359,59 @@ impl Driver {
                 web_sys::console::warn_1(&format!("Potluck ignored an event: {rejection}").into());
             }
         }
+    }
+
+    /// Runs a script's chunk in its sandbox, once its input files (if any)
+    /// are downloaded and checked; a file that fails the check fails the chunk.
+    fn run_script(self: &Rc<Self>, job: JobId, script: ScriptTask, inputs: Vec<TaskInput>) {
+        let driver = self.clone();
+        spawn_local(async move {
+            let mut files = Vec::with_capacity(inputs.len());
+            for input in &inputs {
+                match media::fetch_input(&driver.room, input).await {
+                    Ok(bytes) => files.push(bytes),
+                    Err(reason) => return driver.on_job(job, JobEvent::Failed(reason)),
+                }
+            }
+            if !driver.state.borrow().jobs.contains_key(&job) {
+                return; // Aborted while its inputs downloaded.
+            }
+            let weak = Rc::downgrade(&driver);
+            let run = ScriptRun::start(job, &script, &files, move |job, event| {
+                if let Some(driver) = weak.upgrade() {
+                    driver.on_job(job, event);
+                }
+            });
+            driver.state.borrow_mut().scripts.insert(job, run);
+        });
+    }
+
+    /// Uploads a task's input files through the host, names each by its size
+    /// and SHA-256 in the task, and submits it.
+    pub async fn submit_with_files(
+        self: &Rc<Self>,
+        mut spec: TaskSpec,
+        files: Vec<web_sys::File>,
+    ) -> Result<(), String> {
+        for file in files {
+            let bytes = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+                .await
+                .map(|buffer| js_sys::Uint8Array::new(&buffer).to_vec())
+                .map_err(|_| format!("could not read {}", file.name()))?;
+            let mxc = self
+                .room
+                .upload(&file)
+                .await
+                .map_err(|e| format!("could not upload {}: {e}", file.name()))?;
+            spec.inputs.push(TaskInput {
+                mxc: MxcUri::parse(mxc).map_err(|e| e.to_string())?,
+                size: bytes.len() as u64,
+                sha256: media::sha256_hex(&bytes).await?,
+            });
+        }
+        parse_task(&Outgoing::task(&spec).content)?;
+        self.submit(spec);
+        Ok(())
     }
 
     /// A to-device message: the output of one of this friend's private tasks.
@@ -397,7 +452,7 @@ impl Driver {
         });
     }
 
-    fn report(self: &Rc<Self>, problem: String) {
+    pub fn report(self: &Rc<Self>, problem: String) {
         web_sys::console::error_1(&problem.clone().into());
         self.state.borrow_mut().problem = Some(problem);
         self.publish();

@@ -1,5 +1,6 @@
-//! A message's audio as bytes: downloaded through the host (MSC4039) and, for
-//! an encrypted attachment, checked against its SHA-256 and decrypted here.
+//! Media as bytes, through the host (MSC4039): a message's audio (for an
+//! encrypted attachment, checked against its SHA-256 and decrypted here) and
+//! a task's input files, checked against the size and SHA-256 the task names.
 //!
 //! In an encrypted room the host decrypts events but not media: a voice
 //! message's `file` carries the AES-CTR key, counter and the ciphertext's
@@ -8,6 +9,7 @@
 
 use crate::host::room::{call, describe_error, Room};
 use js_sys::{Array, Object, Reflect, Uint8Array};
+use manifest::events::Input;
 use manifest::transcription::{AudioRef, EncryptedFile};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CryptoKey, SubtleCrypto};
@@ -23,6 +25,38 @@ pub async fn fetch_audio(room: &Room, audio: &AudioRef) -> Result<Vec<u8>, Strin
         None => Ok(bytes),
         Some(file) => decrypt_attachment(&bytes, file).await,
     }
+}
+
+/// A task's input file, exactly as its submitter uploaded it: a file whose
+/// size or SHA-256 differs is refused, never handed to a script.
+pub async fn fetch_input(room: &Room, input: &Input) -> Result<Vec<u8>, String> {
+    let bytes = room
+        .download(input.mxc.as_str())
+        .await
+        .map_err(|e| format!("could not download the input {}: {e}", input.mxc))?;
+    let sha256 = sha256_hex(&bytes).await?;
+    if bytes.len() as u64 != input.size || sha256 != input.sha256 {
+        return Err(format!(
+            "the input {} is not the file the task names ({} bytes, sha256 {sha256}; expected {} bytes, sha256 {}): it was not used",
+            input.mxc,
+            bytes.len(),
+            input.size,
+            input.sha256
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Lowercase hex SHA-256, by WebCrypto.
+pub async fn sha256_hex(bytes: &[u8]) -> Result<String, String> {
+    let digest =
+        wait(subtle()?.digest_with_str_and_buffer_source("SHA-256", &Uint8Array::from(bytes)))
+            .await?;
+    Ok(Uint8Array::new(&digest)
+        .to_vec()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn subtle() -> Result<SubtleCrypto, String> {

@@ -157,6 +157,15 @@ impl Room {
             .map(|_| ())
     }
 
+    /// Uploads `file` to the media repository through the host; its `mxc://` URI.
+    pub async fn upload(&self, file: &web_sys::Blob) -> Result<String, String> {
+        let response = call(self.api.upload_file(file)).await?;
+        Reflect::get(&response, &"content_uri".into())
+            .ok()
+            .and_then(|uri| uri.as_string())
+            .ok_or_else(|| "the host returned no content_uri for the upload".into())
+    }
+
     /// The bytes of the media at `mxc`, downloaded by the host.
     pub async fn download(&self, mxc: &str) -> Result<Vec<u8>, String> {
         let response = call(self.api.download_file(mxc)).await?;

@@ -76,4 +76,9 @@ extern "C" {
     /// the access token). Resolves `{ file: Blob }`.
     #[wasm_bindgen(method, js_name = downloadFile)]
     pub fn download_file(this: &WidgetApi, content_uri: &str) -> Promise;
+
+    /// MSC4039: uploads a file (a `Blob`) through the host. Resolves
+    /// `{ content_uri }`.
+    #[wasm_bindgen(method, js_name = uploadFile)]
+    pub fn upload_file(this: &WidgetApi, file: &JsValue) -> Promise;
 }

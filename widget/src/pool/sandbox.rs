@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 extern "C" {
     /// Returns the function that stops the run.
     #[wasm_bindgen(js_name = potluckRunScript)]
-    fn potluck_run_script(request: &str, on_event: &Function) -> Function;
+    fn potluck_run_script(request: &str, inputs: &js_sys::Array, on_event: &Function) -> Function;
 }
 
 /// What the sandbox reports, as `static/sandbox.js` sends it.
@@ -32,10 +32,12 @@ pub struct ScriptRun {
 }
 
 impl ScriptRun {
-    /// Fetches the script (checking its integrity) and runs one chunk of it.
+    /// Fetches the script (checking its integrity) and runs one chunk of it,
+    /// with the task's input files (already checked), in the task's order.
     pub fn start(
         job: JobId,
         script: &ScriptTask,
+        inputs: &[Vec<u8>],
         listener: impl Fn(JobId, JobEvent) + 'static,
     ) -> Self {
         let on_event = Closure::<dyn FnMut(String)>::new(move |text: String| {
@@ -54,7 +56,15 @@ impl ScriptRun {
             "chunk": script.split.chunk_value(),
             "maxSeconds": script.max_seconds,
         });
-        let stop = potluck_run_script(&request.to_string(), on_event.as_ref().unchecked_ref());
+        let files: js_sys::Array = inputs
+            .iter()
+            .map(|bytes| js_sys::Uint8Array::from(bytes.as_slice()))
+            .collect();
+        let stop = potluck_run_script(
+            &request.to_string(),
+            &files,
+            on_event.as_ref().unchecked_ref(),
+        );
         Self {
             stop,
             _on_event: on_event,

@@ -142,6 +142,17 @@ pub fn app() -> Html {
                     }
                 })
             };
+            let on_submit_files = {
+                let driver = driver.clone();
+                Callback::from(move |(spec, files): (TaskSpec, Vec<web_sys::File>)| {
+                    let Some(d) = (*driver).clone() else { return };
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if let Err(e) = d.submit_with_files(spec, files).await {
+                            d.report(format!("the task was not submitted: {e}"));
+                        }
+                    });
+                })
+            };
             let on_answer = {
                 let driver = driver.clone();
                 Callback::from(move |(integrity, allow): (String, bool)| {
@@ -193,7 +204,7 @@ pub fn app() -> Html {
                     <VoiceList rows={snapshot.voices.clone()} {on_transcribe} />
                     <SubmitForm on_submit={on_submit.clone()} />
                     <GpuDemo on_submit={on_submit.clone()} />
-                    <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_allow} allow_error={(*allow_error).clone()} />
+                    <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_submit_files} {on_allow} allow_error={(*allow_error).clone()} />
                     if snapshot.queued_sends > 0 {
                         <p class="notice" role="status" data-testid="queued">
                             { format!("{} waiting to be sent: the homeserver allows one event every few seconds.", snapshot.queued_sends) }

@@ -116,6 +116,8 @@ pub fn consent_prompt(props: &ConsentProps) -> Html {
 pub struct ScriptsProps {
     pub allowed: Vec<AllowedScript>,
     pub on_submit: Callback<TaskSpec>,
+    /// A task with input files to upload first.
+    pub on_submit_files: Callback<(TaskSpec, Vec<web_sys::File>)>,
     pub on_allow: Callback<AllowedScript>,
     /// Why the last allowlist change failed, if it did.
     pub allow_error: Option<String>,
@@ -166,8 +168,10 @@ pub fn scripts(props: &ScriptsProps) -> Html {
             set(e.target_unchecked_into::<HtmlInputElement>().value())
         })
     };
+    let files = use_node_ref();
     let onsubmit = {
         let (form, error, on_submit) = (form.clone(), error.clone(), props.on_submit.clone());
+        let (files, on_submit_files) = (files.clone(), props.on_submit_files.clone());
         let allowed = props.allowed.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
@@ -178,7 +182,16 @@ pub fn scripts(props: &ScriptsProps) -> Html {
             match to_script_spec(&typed, &allowed) {
                 Ok(spec) => {
                     error.set(None);
-                    on_submit.emit(spec);
+                    let chosen: Vec<web_sys::File> = files
+                        .cast::<HtmlInputElement>()
+                        .and_then(|input| input.files())
+                        .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
+                        .unwrap_or_default();
+                    if chosen.is_empty() {
+                        on_submit.emit(spec);
+                    } else {
+                        on_submit_files.emit((spec, chosen));
+                    }
                 }
                 Err(message) => error.set(Some(message)),
             }
@@ -231,6 +244,7 @@ pub fn scripts(props: &ScriptsProps) -> Html {
                     <input type="text" value={form.split.clone()} oninput={on_split} aria-label="split: start end size, or a JSON array" data-testid="script-split" />
                     <input type="number" min="1" placeholder={DEFAULT_SCRIPT_SECONDS.to_string()} value={form.max_seconds.clone()} oninput={on_seconds} aria-label="time limit per chunk (s)" data-testid="script-seconds" />
                     <textarea rows="2" placeholder="parameters (JSON)" value={form.args.clone()} oninput={on_args} aria-label="parameters" data-testid="script-args" />
+                    <label>{ "Input files " }<input type="file" multiple=true ref={files} aria-label="input files" data-testid="script-inputs" /></label>
                     <button type="submit" data-testid="script-submit">{ "Submit" }</button>
                 </form>
                 if let Some(e) = &*error { <p class="error" role="alert" data-testid="script-error">{ e }</p> }

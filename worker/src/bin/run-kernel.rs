@@ -1,6 +1,7 @@
 //! `run-kernel < task.json`: runs every chunk of a WebGPU kernel task (the
 //! `params` of a `kernel` task) on this machine's GPU through wgpu, and
-//! prints `{"adapter", "outputs"}`. The end-to-end tests compare the pool's
+//! prints `{"adapter", "outputs", "ms"}` (`ms`: each chunk's wall time, the
+//! first with the shader's compilation). The end-to-end tests compare the pool's
 //! result in the browser with it; a friend can check a kernel before
 //! submitting it. Without a GPU, Mesa's lavapipe (`mesa-vulkan-drivers`) does.
 
@@ -8,6 +9,7 @@ use manifest::kernel::KernelTask;
 use potluck_worker::kernel::Gpu;
 use serde_json::json;
 use std::io::Read;
+use std::time::Instant;
 
 fn main() {
     let mut text = String::new();
@@ -23,14 +25,20 @@ fn main() {
         fail(&e.to_string());
     }
     let gpu = pollster::block_on(Gpu::open()).unwrap_or_else(|e| fail(&e));
+    let mut ms = Vec::new();
     let outputs: Vec<_> = (0..task.chunks.len() as u32)
         .map(|i| {
             let chunk = task.chunk(i);
+            let started = Instant::now();
             let bytes = pollster::block_on(gpu.run(&chunk)).unwrap_or_else(|e| fail(&e));
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
             chunk.output_from(&bytes)
         })
         .collect();
-    println!("{}", json!({ "adapter": gpu.name, "outputs": outputs }));
+    println!(
+        "{}",
+        json!({ "adapter": gpu.name, "outputs": outputs, "ms": ms })
+    );
 }
 
 fn fail(reason: &str) -> ! {
