@@ -70,10 +70,18 @@ async function run(nodes, scriptUrl, integrity) {
       v: 1, kind: "script", chunks: CHUNKS,
       params: { url: scriptUrl, integrity, args: { power: 2 }, split: { range: { start: 0, end: CHUNKS * CHUNK_SIZE, size: CHUNK_SIZE } } },
     });
-    await widgets[0].waitForFunction((id) => {
-      const el = document.querySelector(`[data-task-id="${id}"]`);
-      return el && ["done", "failed", "cancelled"].includes(el.dataset.status);
-    }, task, { timeout: 1_800_000, polling: 200 });
+    const report = setInterval(async () => {
+      const shown = (await shownTasks(widgets[0]).catch(() => [])).find((t) => t.id === task);
+      console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s: ${shown?.status ?? "not shown yet"}`);
+    }, 15_000);
+    try {
+      await widgets[0].waitForFunction((id) => {
+        const el = document.querySelector(`[data-task-id="${id}"]`);
+        return el && ["done", "failed", "cancelled"].includes(el.dataset.status);
+      }, task, { timeout: 1_800_000, polling: 200 });
+    } finally {
+      clearInterval(report);
+    }
     const wall = Date.now() - started;
     const shown = (await shownTasks(widgets[0])).find((t) => t.id === task);
     if (shown.status !== `done: ${CHUNKS} outputs`) throw new Error(`the task ended ${shown.status}`);

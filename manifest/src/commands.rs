@@ -94,6 +94,7 @@ mod tests {
 
     fn room() -> Allowlist {
         Allowlist {
+            kernels: vec![],
             scripts: vec![AllowedScript {
                 name: "squares".into(),
                 url: "https://x.org/squares.js".into(),

@@ -117,6 +117,16 @@ impl KernelTask {
         Ok(())
     }
 
+    /// `sha256-` and the base64 SHA-256 of the source: what the room's
+    /// allowlist pins.
+    pub fn integrity(&self) -> String {
+        use sha2::{Digest, Sha256};
+        format!(
+            "sha256-{}",
+            base64::encode(&Sha256::digest(self.wgsl.as_bytes()))
+        )
+    }
+
     /// The task as chunk `index` runs it: that chunk's parameters only.
     pub fn chunk(&self, index: u32) -> KernelTask {
         KernelTask {

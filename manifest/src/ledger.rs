@@ -674,8 +674,8 @@ impl State {
     fn refusal(&self, kind: &TaskKind) -> Option<String> {
         match kind {
             TaskKind::Script(script) => self.allowlist.allows(script).err(),
-            // Built-in kinds; a kernel runs in WebGPU's sandbox (docs/security.md).
-            TaskKind::Primes { .. } | TaskKind::Transcribe(_) | TaskKind::Kernel(_) => None,
+            TaskKind::Kernel(kernel) => self.allowlist.allows_kernel(kernel).err(),
+            TaskKind::Primes { .. } | TaskKind::Transcribe(_) => None,
         }
     }
 

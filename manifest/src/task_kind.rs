@@ -118,7 +118,7 @@ impl Split {
 /// (prefix, base64 length of the digest).
 const INTEGRITY_FORMS: [(&str, usize); 3] = [("sha256-", 44), ("sha384-", 64), ("sha512-", 88)];
 
-fn check_integrity(integrity: &str) -> Result<(), KindError> {
+pub(crate) fn check_integrity(integrity: &str) -> Result<(), KindError> {
     let valid = INTEGRITY_FORMS.iter().any(|(prefix, len)| {
         integrity.strip_prefix(prefix).is_some_and(|digest| {
             digest.len() == *len

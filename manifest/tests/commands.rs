@@ -19,6 +19,7 @@ fn node(name: &str) -> NodeId {
 /// The room so far: alice's node (the coordinator), then bob's, and the allowlist.
 fn history() -> Vec<Value> {
     let list = Allowlist {
+        kernels: vec![],
         scripts: vec![AllowedScript {
             name: "squares".into(),
             url: "https://x.org/squares.js".into(),

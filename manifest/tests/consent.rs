@@ -28,6 +28,7 @@ fn alice_with_an_assigned_script_chunk() -> (NodeMachine, Vec<Action>) {
         1_000,
     );
     let list = Allowlist {
+        kernels: vec![],
         scripts: vec![AllowedScript {
             name: "tiles".into(),
             url: "https://x.org/tiles.js".into(),

@@ -721,6 +721,7 @@ fn script_task(url: &str, digest: char, items: usize) -> TaskSpec {
 
 fn allow(room: &mut Room, name: &str, url: &str, digest: char, ts: u64) {
     let list = Allowlist {
+        kernels: vec![],
         scripts: vec![AllowedScript {
             name: name.into(),
             url: url.into(),

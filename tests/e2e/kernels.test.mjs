@@ -1,7 +1,7 @@
 // WebGPU kernels end to end: alice and bob contribute from browsers with
 // WebGPU (SwiftShader in headless Chromium), carol from one without. alice
 // renders the Mandelbrot set on friends' GPUs: a WGSL kernel, one tile per
-// chunk. Only alice's and bob's GPUs compute tiles, carol's machine none; the
+// chunk, refused until alice (the room's moderator) allows its source. Only alice's and bob's GPUs compute tiles, carol's machine none; the
 // picture is assembled from both; and the same task run natively through wgpu
 // on Mesa's lavapipe (target/debug/run-kernel) gives the same pixels.
 //
@@ -39,11 +39,22 @@ describe("WebGPU kernels", () => {
     assert.match(await node("bob").textContent(), /WebGPU/);
     assert.doesNotMatch(await node("carol").textContent(), /WebGPU/);
 
-    await widgets.alice.getByTestId("submit-mandelbrot-gpu").click();
-    await widgets.alice.waitForFunction(() => {
+    const settled = () => widgets.alice.waitForFunction(() => {
       const el = document.querySelector("[data-testid=task]");
       return el && ["done", "failed", "cancelled"].includes(el.dataset.status);
     }, null, { timeout: TASK_DONE_MS, polling: 500 });
+
+    // Like a script, a kernel runs only once the room allowed its source.
+    await widgets.alice.getByTestId("submit-mandelbrot-gpu").click();
+    await settled();
+    const [refused] = await shownTasks(widgets.alice);
+    assert.match(refused.status, /failed: this WebGPU kernel \(sha256-.*\) is not on this room's allowlist/);
+    await widgets.alice.getByTestId("allow-mandelbrot-gpu").click();
+    await widgets.alice.getByTestId("allow-mandelbrot-gpu").waitFor({ state: "detached", timeout: WAIT_MS });
+
+    await widgets.alice.getByTestId("submit-mandelbrot-gpu").click();
+    await widgets.alice.waitForFunction(() => document.querySelectorAll("[data-testid=task]").length === 2, null, { timeout: WAIT_MS });
+    await settled();
     const [task] = await shownTasks(widgets.alice);
     assert.equal(task.status, "done: 16 outputs");
     assert.ok(task.doneBy.includes("@alice:localhost") && task.doneBy.includes("@bob:localhost"),

@@ -11,7 +11,7 @@ use crate::pool::workers::{AudioInput, JobEvent, WorkerPool};
 use crate::{audio, media};
 use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
-use manifest::allowlist::{AllowedScript, Allowlist};
+use manifest::allowlist::{AllowedKernel, AllowedScript, Allowlist};
 use manifest::capabilities;
 use manifest::events::{event_type, Input as TaskInput, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{EventId, MxcUri, NodeId, UserId};
@@ -53,6 +53,8 @@ pub struct Snapshot {
     pub queued_sends: usize,
     /// The scripts the room allows.
     pub allowlist: Vec<AllowedScript>,
+    /// The WebGPU kernels the room allows.
+    pub kernels: Vec<AllowedKernel>,
     /// Scripts waiting for this friend's yes or no before their machine runs them.
     pub consent_asks: Vec<AllowedScript>,
     /// The room's voice messages, newest first, with their transcripts.
@@ -637,9 +639,28 @@ impl Driver {
     /// Adds a script to the room's allowlist. The homeserver accepts it only
     /// from members with the power to change room state (moderators, by default).
     pub async fn allow_script(self: &Rc<Self>, script: AllowedScript) -> Result<(), String> {
+        self.change_allowlist(|list| {
+            list.scripts.retain(|s| s.name != script.name);
+            list.scripts.push(script);
+        })
+        .await
+    }
+
+    /// Adds a WebGPU kernel to the room's allowlist (moderators, as above).
+    pub async fn allow_kernel(self: &Rc<Self>, kernel: AllowedKernel) -> Result<(), String> {
+        self.change_allowlist(|list| {
+            list.kernels.retain(|k| k.name != kernel.name);
+            list.kernels.push(kernel);
+        })
+        .await
+    }
+
+    async fn change_allowlist(
+        self: &Rc<Self>,
+        edit: impl FnOnce(&mut Allowlist),
+    ) -> Result<(), String> {
         let mut list: Allowlist = self.state.borrow().machine.ledger().allowlist().clone();
-        list.scripts.retain(|s| s.name != script.name);
-        list.scripts.push(script);
+        edit(&mut list);
         list.validate()?;
         self.room
             .send(&Outgoing::allowlist(&list))
@@ -680,7 +701,8 @@ impl Driver {
                 problem: state.problem.clone(),
                 theme: Some(state.theme),
                 queued_sends: state.machine.queued_sends(),
-                allowlist: state.machine.ledger().allowlist().scripts.clone(),
+                allowlist: ledger.allowlist().scripts.clone(),
+                kernels: ledger.allowlist().kernels.clone(),
                 consent_asks: state.consent_asks.clone(),
                 voices: voice_rows(state.machine.ledger(), state.machine.voice_messages(), now),
                 worker_notice: state.worker_notice.clone(),

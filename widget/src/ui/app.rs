@@ -10,7 +10,7 @@ use super::voice_list::VoiceList;
 use crate::driver::{Driver, Snapshot};
 use crate::host::params::{self, Theme};
 use crate::pool::machine_info;
-use manifest::allowlist::AllowedScript;
+use manifest::allowlist::{AllowedKernel, AllowedScript};
 use manifest::events::TaskSpec;
 use manifest::ids::EventId;
 use manifest::transcription::WhisperModel;
@@ -153,6 +153,17 @@ pub fn app() -> Html {
                     });
                 })
             };
+            let on_allow_kernel = {
+                let driver = driver.clone();
+                let allow_error = allow_error.clone();
+                Callback::from(move |kernel: AllowedKernel| {
+                    let Some(d) = (*driver).clone() else { return };
+                    let allow_error = allow_error.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        allow_error.set(d.allow_kernel(kernel).await.err());
+                    });
+                })
+            };
             let on_answer = {
                 let driver = driver.clone();
                 Callback::from(move |(integrity, allow): (String, bool)| {
@@ -203,7 +214,8 @@ pub fn app() -> Html {
                     <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
                     <VoiceList rows={snapshot.voices.clone()} {on_transcribe} />
                     <SubmitForm on_submit={on_submit.clone()} />
-                    <GpuDemo on_submit={on_submit.clone()} />
+                    <GpuDemo on_submit={on_submit.clone()} allowed={snapshot.kernels.clone()}
+                        on_allow={on_allow_kernel} allow_error={(*allow_error).clone()} />
                     <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_submit_files} {on_allow} allow_error={(*allow_error).clone()} />
                     if snapshot.queued_sends > 0 {
                         <p class="notice" role="status" data-testid="queued">

@@ -1,7 +1,8 @@
 //! `run-kernel < task.json`: runs every chunk of a WebGPU kernel task (the
 //! `params` of a `kernel` task) on this machine's GPU through wgpu, and
-//! prints `{"adapter", "outputs", "ms"}` (`ms`: each chunk's wall time, the
-//! first with the shader's compilation). The end-to-end tests compare the pool's
+//! prints `{"adapter", "integrity", "outputs", "ms"}` (`integrity`: the hash a
+//! moderator allows; `ms`: each chunk's wall time, the first with the
+//! shader's compilation). The end-to-end tests compare the pool's
 //! result in the browser with it; a friend can check a kernel before
 //! submitting it. Without a GPU, Mesa's lavapipe (`mesa-vulkan-drivers`) does.
 
