@@ -38,9 +38,9 @@ async function inBrowser(task) {
   const browser = await launchBrowser({ args: WEBGPU_ARGS });
   try {
     const page = await browser.newPage();
-    await page.goto(`${server.url}kernels/mandelbrot.wgsl`);
+    await page.goto(`${server.url}index.html`);
     return await page.evaluate(async (task) => {
-      const worker = new Worker("../worker.js");
+      const worker = new Worker("worker.js");
       const next = () => new Promise((resolve) => worker.addEventListener("message", (e) => resolve(JSON.parse(e.data)), { once: true }));
       const ready = await next();
       if (ready.type !== "ready") throw new Error(JSON.stringify(ready));

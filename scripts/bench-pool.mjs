@@ -5,7 +5,7 @@
 // sum-of-squares example). The peer: the same script's chunks run one after
 // another in this Node.js process (V8, like Chromium), measured in the same run.
 //
-//   node scripts/bench-pool.mjs [NODES...]     (default: 1 2 3)
+//   node scripts/bench-pool.mjs [--chunks N] [NODES...]     (default: 200 chunks; 1 2 3 nodes)
 //
 // Needs dist/ (scripts/build.sh). Prints a table.
 
@@ -18,7 +18,8 @@ import { WAIT_MS } from "../tests/support/browser.mjs";
 import { ROOT, contribute, shownTasks, startPoolRoom } from "../tests/support/pool-room.mjs";
 import { serveStatic } from "../tests/support/static-server.mjs";
 
-const CHUNKS = 200;
+const chunksAt = process.argv.indexOf("--chunks");
+const CHUNKS = chunksAt > 0 ? Number(process.argv.splice(chunksAt, 2)[1]) : 200;
 const CHUNK_SIZE = 1_000_000; // numbers per chunk: about 0.4 s each here
 const SCRIPT = "examples/sum-of-squares/task.js";
 const NAMES = ["alice", "bob", "dave"];

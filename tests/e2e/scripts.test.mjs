@@ -108,6 +108,10 @@ describe("scripts the room allowed", () => {
       name: "mandelbrot", url: at("dist/examples/mandelbrot-rust/task.js"),
       integrity: await integrity("dist/examples/mandelbrot-rust/task.js"), description: "Mandelbrot tiles, in Rust",
     };
+    const hog = {
+      name: "hog", url: at("tests/fixtures/scripts/hog.js"),
+      integrity: await integrity("tests/fixtures/scripts/hog.js"), description: "allocates without bound",
+    };
     const words = {
       name: "words", url: at("examples/word-count/task.js"),
       integrity: await integrity("examples/word-count/task.js"), description: "counts the words of a text file",
@@ -116,7 +120,7 @@ describe("scripts the room allowed", () => {
     const changed = { ...squares, name: "changed", url: at("examples/sum-of-squares/task.js?v=2"),
       integrity: `sha384-${"A".repeat(64)}` };
     assert.equal(await putAllowlist(room, room.users.carol, [squares]), 403, "carol is no moderator");
-    assert.equal(await putAllowlist(room, room.users.alice, [squares, probe, forever, changed, mandelbrot, words]), 200);
+    assert.equal(await putAllowlist(room, room.users.alice, [squares, probe, forever, changed, mandelbrot, words, hog]), 200);
     await widgets.carol.getByTestId("allowlist").getByText("probe", { exact: true }).waitFor({ timeout: WAIT_MS });
   });
 
@@ -291,6 +295,23 @@ describe("scripts the room allowed", () => {
     await form.getByTestId("script-submit").click();
     const id = await newestTaskId(widgets.carol, before);
     assert.match((await settled(widgets.carol, id)).status, /stopped after 3 s/);
+    await submitPrimes(widgets.carol, { start: 0, end: 1_000_000, chunks: 2 });
+    const next = await newestTaskId(widgets.carol, before + 1);
+    assert.match((await settled(widgets.carol, next)).status, /^done: 78498 primes/);
+  });
+
+  test("a script that allocates without bound is stopped and the node goes on", async () => {
+    const before = (await shownTasks(widgets.carol)).length;
+    const form = widgets.carol.getByTestId("script-form");
+    await form.getByTestId("script-name").selectOption("hog");
+    await form.getByTestId("script-split").fill("[1]");
+    await form.getByTestId("script-args").fill("");
+    await form.getByTestId("script-seconds").fill("30");
+    await form.getByTestId("script-submit").click();
+    const id = await newestTaskId(widgets.carol, before);
+    const status = (await settled(widgets.carol, id)).status;
+    console.log(`a script that allocates without bound: ${status}`);
+    assert.match(status, /^failed: /);
     await submitPrimes(widgets.carol, { start: 0, end: 1_000_000, chunks: 2 });
     const next = await newestTaskId(widgets.carol, before + 1);
     assert.match((await settled(widgets.carol, next)).status, /^done: 78498 primes/);
