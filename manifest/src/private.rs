@@ -9,10 +9,8 @@
 //! merges them into the result only it shows.
 
 use crate::events::TaskSpec;
-use crate::ids::EventId;
-use crate::ids::UserId;
-use crate::ledger::Ledger;
-use crate::ledger::TaskStatus;
+use crate::ids::{EventId, UserId};
+use crate::ledger::{ChunkRecord, Ledger, TaskStatus};
 use crate::task_kind::KindError;
 use crate::view::TaskView;
 use serde_json::{json, Value};
@@ -25,9 +23,15 @@ pub const OUTPUT_EVENT_TYPE: &str = "org.potluck.output";
 /// `{"sealed": <hex SHA-256>}` of an output: serde_json writes object keys in
 /// order, so every node seals the same output the same way.
 pub fn seal(output: &Value) -> Value {
-    let digest = Sha256::digest(output.to_string().as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    json!({ "sealed": hex })
+    json!({ "sealed": digest(output) })
+}
+
+/// Lowercase hex SHA-256 of an output's JSON.
+fn digest(output: &Value) -> String {
+    Sha256::digest(output.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Whether `output` is a seal, as a private task's chunks must report.
@@ -71,13 +75,9 @@ impl PrivateOutputs {
         let output = content
             .get("output")
             .ok_or("a private output has no output")?;
-        let seal = seal(output)["sealed"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
         let kept = self.received.entry((task, chunk)).or_default();
         if kept.len() < 5 {
-            kept.insert(seal, output.clone()); // At most one per replica.
+            kept.insert(digest(output), output.clone()); // At most one per replica.
         }
         Ok(())
     }
@@ -91,12 +91,17 @@ impl PrivateOutputs {
             .chunks
             .iter()
             .enumerate()
-            .map(|(i, chunk)| {
-                let sealed = chunk.done.as_ref()?.output["sealed"].as_str()?;
-                self.received.get(&(task.clone(), i as u32))?.get(sealed)
-            })
+            .map(|(i, chunk)| self.accepted(task, i, chunk))
             .collect();
         spec.kind.merge(outputs?).ok()
+    }
+
+    /// The output received for chunk `index` whose seal the ledger accepted.
+    fn accepted(&self, task: &EventId, index: usize, chunk: &ChunkRecord) -> Option<&Value> {
+        let sealed = chunk.done.as_ref()?.output["sealed"].as_str()?;
+        self.received
+            .get(&(task.clone(), index as u32))?
+            .get(sealed)
     }
 
     /// Shows `me` the results only they received: each of their private
@@ -123,18 +128,7 @@ impl PrivateOutputs {
                 .chunks
                 .iter()
                 .enumerate()
-                .filter(|(i, chunk)| {
-                    let Some(sealed) = chunk
-                        .done
-                        .as_ref()
-                        .and_then(|d| d.output["sealed"].as_str())
-                    else {
-                        return true;
-                    };
-                    self.received
-                        .get(&(task.clone(), *i as u32))
-                        .is_none_or(|r| !r.contains_key(sealed))
-                })
+                .filter(|&(i, chunk)| self.accepted(task, i, chunk).is_none())
                 .count()
         })
     }
