@@ -9,6 +9,7 @@
 
 use crate::host::room::{call, describe_error, Room};
 use js_sys::{Array, Object, Reflect, Uint8Array};
+use manifest::base64;
 use manifest::events::Input;
 use manifest::transcription::{AudioRef, EncryptedFile};
 use wasm_bindgen::{JsCast, JsValue};
@@ -71,23 +72,6 @@ async fn wait(promise: Result<js_sys::Promise, JsValue>) -> Result<JsValue, Stri
     call(promise.map_err(|e| describe_error(&e))?).await
 }
 
-/// Unpadded (or padded) standard base64 to bytes, by the browser's `atob`.
-fn base64_bytes(text: &str) -> Result<Vec<u8>, String> {
-    let binary = gloo::utils::window()
-        .atob(text)
-        .map_err(|_| format!("'{text}' is not base64"))?;
-    Ok(binary.chars().map(|c| c as u8).collect())
-}
-
-fn unpadded_base64(bytes: &[u8]) -> String {
-    let binary: String = bytes.iter().map(|&b| char::from(b)).collect();
-    gloo::utils::window()
-        .btoa(&binary)
-        .unwrap_or_default()
-        .trim_end_matches('=')
-        .to_owned()
-}
-
 /// Checks the ciphertext's SHA-256, then decrypts it with AES-CTR.
 pub async fn decrypt_attachment(
     ciphertext: &[u8],
@@ -96,7 +80,9 @@ pub async fn decrypt_attachment(
     let subtle = subtle()?;
     let data = Uint8Array::from(ciphertext);
     let digest = wait(subtle.digest_with_str_and_buffer_source("SHA-256", &data)).await?;
-    let got = unpadded_base64(&Uint8Array::new(&digest).to_vec());
+    let got = base64::encode(&Uint8Array::new(&digest).to_vec())
+        .trim_end_matches('=')
+        .to_owned();
     let want = file.hashes.get("sha256").map(|h| h.trim_end_matches('='));
     if want != Some(got.as_str()) {
         return Err(format!(
@@ -119,7 +105,8 @@ pub async fn decrypt_attachment(
         .await
         .map_err(|e| format!("the attachment's key is unusable: {e}"))?
         .unchecked_into();
-    let counter = Uint8Array::from(base64_bytes(&file.iv)?.as_slice());
+    let iv = base64::decode(&file.iv).ok_or_else(|| format!("'{}' is not base64", file.iv))?;
+    let counter = Uint8Array::from(iv.as_slice());
     if counter.length() != 16 {
         return Err("the attachment's iv is not 16 bytes".into());
     }
