@@ -52,7 +52,9 @@ pub fn start() {
                     job,
                     work: TaskKind::Kernel(kernel),
                 }) => on_kernel_job(&reply_scope, job, *kernel),
-                _ => runner::handle(&text, |reply| post(&reply_scope, &reply)),
+                Ok(request) => runner::run(request, |reply| post(&reply_scope, &reply)),
+                // Says what could not be read.
+                Err(_) => runner::handle(&text, |reply| post(&reply_scope, &reply)),
             },
             None => on_audio_job(&reply_scope, &data),
         }

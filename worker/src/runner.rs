@@ -11,16 +11,17 @@ const PROGRESS_STEP: f32 = 0.02;
 
 /// Handles one message from the widget, sending replies through `post`.
 pub fn handle(message: &str, mut post: impl FnMut(FromWorker)) {
-    let request: ToWorker = match serde_json::from_str(message) {
-        Ok(request) => request,
-        Err(e) => {
-            post(FromWorker::Failed {
-                job: 0,
-                reason: format!("the worker could not read its job: {e}"),
-            });
-            return;
-        }
-    };
+    match serde_json::from_str(message) {
+        Ok(request) => run(request, post),
+        Err(e) => post(FromWorker::Failed {
+            job: 0,
+            reason: format!("the worker could not read its job: {e}"),
+        }),
+    }
+}
+
+/// Runs one job already read, sending replies through `post`.
+pub fn run(request: ToWorker, mut post: impl FnMut(FromWorker)) {
     match request {
         ToWorker::Run { job, work } => match work {
             TaskKind::Primes { start, end } => {
