@@ -84,6 +84,7 @@ fn history(total: usize) -> Vec<Value> {
             chunk: 0,
             attempt: 1,
             outcome: Outcome::Output(json!({"count": 78_498}).into()),
+            compute_ms: None,
         };
         let result = event(
             &mut n,

@@ -219,6 +219,11 @@ pub struct ChunkOutcome {
     pub attempt: u32,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Milliseconds the chunk ran on the node, so the coordinator can size
+    /// each node's queue to the task (see `scheduler::free_capacity`). Absent
+    /// from older nodes; the ledger then counts from the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_ms: Option<u64>,
 }
 
 /// How far a node got with one chunk it holds a lease on.

@@ -63,6 +63,9 @@ pub struct ChunkDone {
     /// Shared with the result event it came from: outputs are not copied.
     pub output: Arc<Value>,
     pub at: u64,
+    /// How long the chunk ran: what the node reports, but never more than
+    /// the lease has been out (so a node cannot claim more than it could have run).
+    pub took_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +143,22 @@ pub struct TaskRecord {
 impl TaskRecord {
     fn own_chunks_done(&self) -> bool {
         self.chunks.iter().all(|c| c.done.is_some())
+    }
+
+    /// How long one chunk of this task runs: the median of the chunks done so
+    /// far (the median, so one slow machine or one stall does not set it).
+    /// `None` before the first chunk is done.
+    pub fn chunk_ms_estimate(&self) -> Option<u64> {
+        let mut took: Vec<u64> = self
+            .chunks
+            .iter()
+            .filter_map(|c| c.done.as_ref().map(|d| d.took_ms))
+            .collect();
+        if took.is_empty() {
+            return None;
+        }
+        let middle = took.len() / 2;
+        Some(*took.select_nth_unstable(middle).1)
     }
 }
 
@@ -854,13 +873,17 @@ impl State {
                         rejections.push(format!("chunk {}: {e}", o.chunk));
                         continue;
                     }
-                    let seconds = ts.saturating_sub(granted_at) as f64 / 1000.0;
-                    self.usage.record(&record.submitter, seconds, ts);
+                    let leased_ms = ts.saturating_sub(granted_at);
+                    let took_ms = o.compute_ms.map_or(leased_ms, |ms| ms.min(leased_ms));
+                    // Usage counts running time, not time spent in a node's queue.
+                    self.usage
+                        .record(&record.submitter, took_ms as f64 / 1000.0, ts);
                     let vote = ChunkDone {
                         node: node.clone(),
                         attempt: o.attempt,
                         output: Arc::clone(output),
                         at: ts,
+                        took_ms,
                     };
                     if chunk.replicas == 1 {
                         // Nothing to vote on: the first valid output wins.

@@ -14,8 +14,9 @@ use crate::events::{
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Lease, Ledger, TaskRecord, TaskStatus};
 use crate::limits::{
-    COMMAND_MAX_AGE_MS, COORDINATOR_SETTLE_MS, HEARTBEAT_MS, MAX_INLINE_OUTPUT_BYTES,
-    PROGRESS_EVERY_MS, RESEND_AFTER_MS, RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
+    COMMAND_MAX_AGE_MS, COORDINATOR_SETTLE_MS, HEARTBEAT_MS, MAX_ASSIGNMENTS_PER_EVENT,
+    MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, PROGRESS_EVERY_MS, RESEND_AFTER_MS,
+    RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
 };
 use crate::private;
 use crate::rate::RateBudget;
@@ -168,6 +169,7 @@ struct RunningChunk {
     done: f32,
     /// When progress on this chunk was last sent to the room.
     reported_at: Option<u64>,
+    started_at: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -368,6 +370,7 @@ impl NodeMachine {
                             chunk: run.chunk,
                             attempt: run.attempt,
                             outcome,
+                            compute_ms: Some(now.saturating_sub(run.started_at)),
                         },
                         finished_at: now,
                         sent_at: None,
@@ -554,6 +557,7 @@ impl NodeMachine {
                                     reason: "the contributor declined this script".into(),
                                     retriable: true,
                                 },
+                                compute_ms: None,
                             },
                             awaits_part: false,
                             finished_at: now,
@@ -597,6 +601,7 @@ impl NodeMachine {
                     attempt,
                     done: 0.0,
                     reported_at: None,
+                    started_at: now,
                 },
             );
             actions.push(Action::RunChunk {
@@ -665,17 +670,19 @@ impl NodeMachine {
             }
         }
         for (task, indices) in due {
-            if !self.budget.try_take(now) {
-                break;
+            for indices in fit_in_events(&indices, |i| &self.finished[i].outcome) {
+                if !self.budget.try_take(now) {
+                    return;
+                }
+                let outcomes: Vec<ChunkOutcome> = indices
+                    .iter()
+                    .map(|&i| self.finished[i].outcome.clone())
+                    .collect();
+                for &i in &indices {
+                    self.finished[i].sent_at = Some(now);
+                }
+                actions.push(Action::Send(Outgoing::result(&task, &c.node, &outcomes)));
             }
-            let outcomes: Vec<ChunkOutcome> = indices
-                .iter()
-                .map(|&i| self.finished[i].outcome.clone())
-                .collect();
-            for &i in &indices {
-                self.finished[i].sent_at = Some(now);
-            }
-            actions.push(Action::Send(Outgoing::result(&task, &c.node, &outcomes)));
         }
     }
 
@@ -859,15 +866,18 @@ impl NodeMachine {
                 wanted && !came_back && now < *sent + RESEND_AFTER_MS
             });
         let in_flight: InFlight = self.assigning.keys().cloned().collect();
+        // What does not fit this round's events is planned again next round.
         for (task, assignments) in scheduler::plan(ledger, now, &in_flight) {
-            if !self.budget.try_take(now) {
-                break;
+            for assignments in assignments.chunks(MAX_ASSIGNMENTS_PER_EVENT) {
+                if !self.budget.try_take(now) {
+                    return;
+                }
+                for a in assignments {
+                    self.assigning
+                        .insert((task.clone(), a.chunk, a.node.clone()), (a.attempt, now));
+                }
+                actions.push(Action::Send(Outgoing::assign(&task, assignments)));
             }
-            for a in &assignments {
-                self.assigning
-                    .insert((task.clone(), a.chunk, a.node.clone()), (a.attempt, now));
-            }
-            actions.push(Action::Send(Outgoing::assign(&task, &assignments)));
         }
     }
 }
@@ -908,6 +918,31 @@ impl NodeMachine {
 /// An output no result event can carry (too big, or numbers a homeserver
 /// refuses) fails the chunk here, with a reason, rather than making an event
 /// that the homeserver or every node would reject.
+/// Splits outcomes into groups that each fit one result event: many short
+/// chunks finish while a node waits for send budget, and each output may be up
+/// to `MAX_INLINE_OUTPUT_BYTES`.
+fn fit_in_events<'a>(
+    indices: &[usize],
+    outcome: impl Fn(usize) -> &'a ChunkOutcome,
+) -> Vec<Vec<usize>> {
+    // Room for the event's own fields (relation, node id, version).
+    let budget = MAX_CONTENT_BYTES - 1024;
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut size = 0;
+    for &i in indices {
+        let bytes = serde_json::to_vec(outcome(i)).map_or(budget, |b| b.len() + 1);
+        match groups.last_mut() {
+            Some(group) if size + bytes <= budget => group.push(i),
+            _ => {
+                groups.push(vec![i]);
+                size = 0;
+            }
+        }
+        size += bytes;
+    }
+    groups
+}
+
 fn fit_inline(outcome: Outcome) -> Outcome {
     let Outcome::Output(output) = &outcome else {
         return outcome;

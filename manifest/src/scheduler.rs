@@ -7,7 +7,7 @@
 use crate::events::Assignment;
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkStatus, Ledger, NodeRecord, TaskRecord, TaskStatus};
-use crate::limits::LEASES_PER_SLOT;
+use crate::limits::{MAX_LEASES_PER_SLOT, QUEUE_TARGET_MS};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// One replica of a chunk waiting for a node (a chunk that is not replicated
@@ -17,6 +17,8 @@ struct ReadyChunk<'a> {
     task: &'a TaskRecord,
     chunk: u32,
     attempt: u32,
+    /// Its estimated running time (see `chunk_ms`).
+    ms: u64,
 }
 
 /// Assignments the coordinator sent and has not seen back yet: (task, chunk, node).
@@ -57,28 +59,80 @@ fn sent_to<'a>(
         .map(|(_, _, n)| n)
 }
 
-/// Room for more leases per online node: `LEASES_PER_SLOT` per announced
-/// slot, minus the live leases it holds and the assignments on their way to it.
-pub fn free_slots(ledger: &Ledger, now: u64, in_flight: &InFlight) -> BTreeMap<NodeId, u32> {
-    let mut busy: BTreeMap<&NodeId, u32> = BTreeMap::new();
-    for (_, _, node) in in_flight {
-        *busy.entry(node).or_default() += 1;
+/// Nodes assignments of any chunk of `task` are on their way to.
+fn sent_to_task<'a>(
+    in_flight: &'a InFlight,
+    task: &'a EventId,
+) -> impl Iterator<Item = &'a NodeId> {
+    in_flight
+        .range((task.clone(), 0, NodeId::min())..)
+        .take_while(move |(t, _, _)| t == task)
+        .map(|(_, _, n)| n)
+}
+
+/// What an online node holds: live leases and assignments on their way,
+/// and the running time they add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLoad {
+    pub slots: u32,
+    pub leases: u32,
+    /// Estimated milliseconds of the chunks it holds.
+    pub queued_ms: u64,
+}
+
+impl NodeLoad {
+    /// Whether the node can take one more chunk that runs about `chunk_ms`:
+    /// always while a worker slot has nothing, then while its queue holds less
+    /// than `QUEUE_TARGET_MS` of work per slot.
+    pub fn can_take(&self, chunk_ms: u64) -> bool {
+        self.leases < self.slots
+            || (self.leases < self.slots.saturating_mul(MAX_LEASES_PER_SLOT)
+                && self.queued_ms.saturating_add(chunk_ms)
+                    <= u64::from(self.slots).saturating_mul(QUEUE_TARGET_MS))
     }
+
+    fn take(&mut self, chunk_ms: u64) {
+        self.leases += 1;
+        self.queued_ms = self.queued_ms.saturating_add(chunk_ms);
+    }
+
+    /// Worker slots with no chunk at all: the first thing to fill.
+    fn idle_slots(&self) -> u32 {
+        self.slots.saturating_sub(self.leases)
+    }
+}
+
+/// The running time to count for one chunk of `task`: its estimate, or, before
+/// any chunk is done, a whole queue's worth, so unknown chunks go out one per slot.
+fn chunk_ms(task: &TaskRecord) -> u64 {
+    task.chunk_ms_estimate().unwrap_or(QUEUE_TARGET_MS)
+}
+
+/// The load of every online node: its live leases and the assignments on
+/// their way to it.
+pub fn node_loads(ledger: &Ledger, now: u64, in_flight: &InFlight) -> BTreeMap<NodeId, NodeLoad> {
+    let mut loads: BTreeMap<NodeId, NodeLoad> = ledger
+        .online_nodes()
+        .map(|n| {
+            let load = NodeLoad {
+                slots: n.caps.slots,
+                leases: 0,
+                queued_ms: 0,
+            };
+            (n.id.clone(), load)
+        })
+        .collect();
     for task in ledger.tasks() {
-        for chunk in &task.chunks {
-            for lease in ledger.held_leases(chunk, now) {
-                *busy.entry(&lease.node).or_default() += 1;
+        let mut ms = None;
+        let held = task.chunks.iter().flat_map(|c| ledger.held_leases(c, now));
+        let sent = sent_to_task(in_flight, &task.id);
+        for node in held.map(|lease| &lease.node).chain(sent) {
+            if let Some(load) = loads.get_mut(node) {
+                load.take(*ms.get_or_insert_with(|| chunk_ms(task)));
             }
         }
     }
-    ledger
-        .online_nodes()
-        .map(|n| {
-            let used = busy.get(&n.id).copied().unwrap_or(0);
-            let capacity = n.caps.slots.saturating_mul(LEASES_PER_SLOT);
-            (n.id.clone(), capacity.saturating_sub(used))
-        })
-        .collect()
+    loads
 }
 
 /// Chunks ready to run per submitter, each queue in the submitter's own order
@@ -95,6 +149,7 @@ fn ready_by_submitter<'a>(
     tasks.sort_by_key(|t| (-i16::from(t.spec.priority), t.submitted_at, t.id.clone()));
     let mut queues: BTreeMap<&UserId, VecDeque<ReadyChunk>> = BTreeMap::new();
     for task in tasks {
+        let ms = chunk_ms(task);
         for (index, chunk) in task.chunks.iter().enumerate() {
             let index = index as u32;
             let sent = sent_to(in_flight, &task.id, index).count() as u32;
@@ -108,6 +163,7 @@ fn ready_by_submitter<'a>(
                         task,
                         chunk: index,
                         attempt: chunk.attempts.saturating_add(sent + replica),
+                        ms,
                     });
             }
         }
@@ -137,14 +193,14 @@ pub fn running_by_submitter(ledger: &Ledger, now: u64) -> BTreeMap<UserId, u32> 
 /// come back from the homeserver yet, so it neither assigns those chunks twice
 /// nor fills the same slots again.
 pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Vec<Assignment>)> {
-    let mut free = free_slots(ledger, now, in_flight);
+    let mut loads = node_loads(ledger, now, in_flight);
     let mut queues = ready_by_submitter(ledger, now, in_flight);
     let mut running = running_by_submitter(ledger, now);
     let mut plan: BTreeMap<EventId, Vec<Assignment>> = BTreeMap::new();
     // Replicas placed this round count as on their way.
     let mut placed_now = InFlight::new();
 
-    while free.values().any(|&f| f > 0) {
+    while loads.values().any(|l| l.can_take(0)) {
         // The friend with the fewest chunks running, then the least recent usage.
         let next = queues
             .iter()
@@ -169,14 +225,17 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
                 nodes_on_chunk(ledger, ready.task, ready.chunk, now, in_flight)
                     .chain(sent_to(&placed_now, &ready.task.id, ready.chunk))
                     .collect();
-            best_node(ledger, &free, ready, &taken).map(|node| (i, node))
+            best_node(ledger, &loads, ready, &taken).map(|node| (i, node))
         });
         let Some((index, node)) = placed else {
             queue.clear(); // Nothing of theirs fits any free node this round.
             continue;
         };
         let ready = queue.remove(index).expect("index came from this queue");
-        *free.get_mut(&node).expect("node came from free") -= 1;
+        loads
+            .get_mut(&node)
+            .expect("node came from loads")
+            .take(ready.ms);
         *running.entry(user.clone()).or_default() += 1;
         placed_now.insert((ready.task.id.clone(), ready.chunk, node.clone()));
         plan.entry(ready.task.id.clone())
@@ -190,23 +249,33 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
     plan.into_iter().collect()
 }
 
-/// The free node that meets the chunk's requirements with the most free
-/// slots, among those not already on this chunk. A replica goes to another
-/// friend's machine where one is free: a majority of one friend's tabs proves less.
+/// The node that meets the chunk's requirements and has room for it, among
+/// those not already on this chunk: the one with the most idle workers, then
+/// the shortest queue per worker. A replica goes to another friend's machine
+/// where one has room: a majority of one friend's tabs proves less.
 fn best_node(
     ledger: &Ledger,
-    free: &BTreeMap<NodeId, u32>,
+    loads: &BTreeMap<NodeId, NodeLoad>,
     ready: &ReadyChunk,
     taken: &[&NodeId],
 ) -> Option<NodeId> {
     let fresh_friend = |n: &NodeRecord| !taken.iter().any(|t| t.owner() == n.id.owner());
-    free.iter()
-        .filter(|(id, &slots)| slots > 0 && !taken.contains(id))
-        .filter_map(|(id, &slots)| ledger.node(id).map(|n| (n, slots)))
+    // Queues compared per worker slot, without dividing: a/sa < b/sb.
+    let shorter_queue = |a: &NodeLoad, b: &NodeLoad| {
+        let per_slot = |l: &NodeLoad, other: &NodeLoad| {
+            u128::from(l.queued_ms) * u128::from(other.slots.max(1))
+        };
+        per_slot(b, a).cmp(&per_slot(a, b))
+    };
+    loads
+        .iter()
+        .filter(|(id, load)| load.can_take(ready.ms) && !taken.contains(id))
+        .filter_map(|(id, load)| ledger.node(id).map(|n| (n, load)))
         .filter(|(n, _)| ready.task.spec.runs_on(&n.caps))
-        .max_by(|(a, sa), (b, sb)| {
-            (fresh_friend(a), sa)
-                .cmp(&(fresh_friend(b), sb))
+        .max_by(|(a, la), (b, lb)| {
+            (fresh_friend(a), la.idle_slots())
+                .cmp(&(fresh_friend(b), lb.idle_slots()))
+                .then_with(|| shorter_queue(la, lb))
                 .then(b.id.cmp(&a.id))
         })
         .map(|(n, _)| n.id.clone())
@@ -217,7 +286,7 @@ fn best_node(
 pub enum IdleReason {
     /// The node is not (or no longer) announced in the room.
     NotContributing,
-    /// Every slot has a chunk, and its queue is full.
+    /// Every slot has a chunk.
     AllSlotsBusy,
     /// Nothing is waiting.
     NoWork,
@@ -255,11 +324,9 @@ pub fn explain_idle(ledger: &Ledger, node: &NodeId, now: u64) -> IdleReason {
     let Some(record) = ledger.node(node).filter(|n| n.online) else {
         return IdleReason::NotContributing;
     };
-    if free_slots(ledger, now, &InFlight::new())
+    if node_loads(ledger, now, &InFlight::new())
         .get(node)
-        .copied()
-        .unwrap_or(0)
-        == 0
+        .is_none_or(|load| load.idle_slots() == 0)
     {
         return IdleReason::AllSlotsBusy;
     }

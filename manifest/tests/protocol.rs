@@ -7,7 +7,9 @@ use manifest::events::{
 };
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
-use manifest::limits::{LEASE_HARD_MS, LEASE_SOFT_MS, MAX_ATTEMPTS};
+use manifest::limits::{
+    LEASE_HARD_MS, LEASE_SOFT_MS, MAX_ATTEMPTS, MAX_LEASES_PER_SLOT, QUEUE_TARGET_MS,
+};
 use manifest::scheduler::{explain_idle, plan, IdleReason, InFlight};
 use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
 use serde_json::{json, Value};
@@ -124,6 +126,7 @@ impl Room {
                     chunk,
                     attempt,
                     outcome,
+                    compute_ms: None,
                 }],
             ),
             ts,
@@ -215,6 +218,7 @@ fn results_after_the_hard_deadline_are_dropped() {
             chunk: 0,
             attempt: 1,
             outcome: count(1),
+            compute_ms: None,
         }],
     );
     let reason = room.send_rejected("alice", &late, 3 + LEASE_HARD_MS + 1);
@@ -235,6 +239,7 @@ fn a_result_from_a_node_without_a_lease_is_rejected_and_changes_nothing() {
             chunk: 0,
             attempt: 1,
             outcome: count(7),
+            compute_ms: None,
         }],
     );
     let reason = room.send_rejected("mallory", &forged, 5);
@@ -328,9 +333,10 @@ fn a_friend_with_a_thousand_chunks_queued_does_not_hold_up_another_friends_one()
         room.assign("alice", &flood, a.chunk, "alice", 1, 3);
     }
     let single = room.send("dan", &Outgoing::task(&primes(1)), 4);
-    // The next slot that frees goes to Dan, not to Carol's 997 waiting chunks.
-    room.result("alice", &flood, 0, 1, count(1), 5);
-    let next = plan(&room.ledger, 6, &InFlight::new());
+    // The next slot that frees goes to Dan, not to Carol's 997 waiting chunks
+    // (which take a minute each, too long to queue any).
+    room.result("alice", &flood, 0, 1, count(1), 60_003);
+    let next = plan(&room.ledger, 60_004, &InFlight::new());
     assert_eq!(
         next,
         vec![(
@@ -342,6 +348,72 @@ fn a_friend_with_a_thousand_chunks_queued_does_not_hold_up_another_friends_one()
             }]
         )]
     );
+}
+
+/// Sends a result that says how long the chunk ran.
+fn timed_result(room: &mut Room, task: &EventId, chunk: u32, compute_ms: u64, ts: u64) {
+    let outcome = ChunkOutcome {
+        chunk,
+        attempt: 1,
+        outcome: count(1),
+        compute_ms: Some(compute_ms),
+    };
+    room.send(
+        "alice",
+        &Outgoing::result(task, &node("alice"), &[outcome]),
+        ts,
+    );
+}
+
+fn assigned(plan: &[(EventId, Vec<Assignment>)]) -> usize {
+    plan.iter().map(|(_, a)| a.len()).sum()
+}
+
+#[test]
+fn short_chunks_are_handed_out_a_queue_at_a_time_once_one_is_timed() {
+    let mut room = Room::new();
+    room.online("alice", caps(2, false), 1);
+    let task = room.send("carol", &Outgoing::task(&primes(200)), 2);
+    // Nothing is timed yet: one chunk per worker.
+    let first = plan(&room.ledger, 3, &InFlight::new());
+    assert_eq!(assigned(&first), 2);
+    for a in &first[0].1 {
+        room.assign("alice", &task, a.chunk, "alice", 1, 3);
+    }
+    // A chunk ran for 0.5 s (its result came 9 s later, after waiting for
+    // send budget): the queue fills with 30 s of work per worker, up to the cap.
+    timed_result(&mut room, &task, 0, 500, 9_003);
+    let next = plan(&room.ledger, 9_004, &InFlight::new());
+    let cap = 2 * MAX_LEASES_PER_SLOT as usize;
+    assert_eq!(assigned(&next), cap - 1, "alice still holds chunk 1");
+    assert!((2 * QUEUE_TARGET_MS / 500) as usize > cap);
+}
+
+#[test]
+fn a_queue_holds_about_thirty_seconds_of_work_per_worker() {
+    let mut room = Room::new();
+    room.online("alice", caps(2, false), 1);
+    let task = room.send("carol", &Outgoing::task(&primes(50)), 2);
+    let first = plan(&room.ledger, 3, &InFlight::new());
+    for a in &first[0].1 {
+        room.assign("alice", &task, a.chunk, "alice", 1, 3);
+    }
+    timed_result(&mut room, &task, 0, 10_000, 10_003);
+    let next = plan(&room.ledger, 10_004, &InFlight::new());
+    // 2 workers × 30 s = 60 s: six chunks of 10 s, one of them still running.
+    assert_eq!(
+        assigned(&next) as u64,
+        2 * QUEUE_TARGET_MS / 10_000 - 1,
+        "{next:?}"
+    );
+    // A node that never reports a time is timed from its lease instead.
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    let task = room.send("carol", &Outgoing::task(&primes(50)), 2);
+    room.assign("alice", &task, 0, "alice", 1, 3);
+    room.result("alice", &task, 0, 1, count(1), 20_003);
+    let next = plan(&room.ledger, 20_004, &InFlight::new());
+    assert_eq!(assigned(&next), 1, "one idle worker, 20 s chunks: no queue");
 }
 
 #[test]
@@ -414,11 +486,13 @@ fn events_seen_in_any_order_or_twice_give_the_same_ledger() {
             chunk: 0,
             attempt: 1,
             outcome: count(3),
+            compute_ms: None,
         },
         ChunkOutcome {
             chunk: 1,
             attempt: 1,
             outcome: count(4),
+            compute_ms: None,
         },
     ];
     push(
