@@ -231,6 +231,7 @@ mod tests {
             output_words: 1,
             chunks: vec![vec![]],
             output: Default::default(),
+            max_seconds: crate::kernel::DEFAULT_KERNEL_SECONDS,
         };
         let source = "@compute @workgroup_size(1) fn main() {}";
         let list = Allowlist {

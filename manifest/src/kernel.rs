@@ -12,7 +12,7 @@
 //! task must require WebGPU.
 
 use crate::base64;
-use crate::task_kind::KindError;
+use crate::task_kind::{KindError, MAX_SCRIPT_SECONDS};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -42,6 +42,18 @@ pub struct KernelTask {
     /// How a chunk's output reads.
     #[serde(default)]
     pub output: KernelOutput,
+    /// A chunk that runs longer is stopped (its worker, and with it its GPU
+    /// device, is dropped) and the task fails with the reason.
+    #[serde(default = "default_kernel_seconds")]
+    pub max_seconds: u32,
+}
+
+/// A kernel's time limit per chunk unless the task sets one: GPU work that
+/// takes a minute for one chunk should be split into more chunks.
+pub const DEFAULT_KERNEL_SECONDS: u32 = 60;
+
+fn default_kernel_seconds() -> u32 {
+    DEFAULT_KERNEL_SECONDS
 }
 
 /// What a chunk's output buffer holds.
@@ -96,6 +108,9 @@ impl KernelTask {
                 "a chunk has {} parameter words; the limit is {MAX_PARAM_WORDS}",
                 params.len()
             ));
+        }
+        if self.max_seconds == 0 || self.max_seconds > MAX_SCRIPT_SECONDS {
+            return Err(KindError::BadTimeLimit(self.max_seconds));
         }
         if let KernelOutput::Tile { size } = self.output {
             if !(1..=MAX_TILE_SIZE).contains(&size) || size * size != self.output_words * 4 {
@@ -191,6 +206,7 @@ mod tests {
             output_words: size * size / 4,
             chunks: vec![vec![0, 0], vec![1, 0], vec![0, 1], vec![1, 1]],
             output: KernelOutput::Tile { size },
+            max_seconds: DEFAULT_KERNEL_SECONDS,
         }
     }
 
@@ -280,6 +296,13 @@ mod tests {
                     ..tiles(32)
                 },
                 "column and row",
+            ),
+            (
+                KernelTask {
+                    max_seconds: 0,
+                    ..tiles(32)
+                },
+                "time limit",
             ),
         ];
         for (task, expected) in cases {

@@ -2,7 +2,7 @@
 //! machine without a GPU (scripts/setup.sh installs it). The same runner and
 //! the same shaders as the browser's worker.
 
-use manifest::kernel::{KernelOutput, KernelTask};
+use manifest::kernel::{KernelOutput, KernelTask, DEFAULT_KERNEL_SECONDS};
 use potluck_worker::kernel::Gpu;
 
 const MANDELBROT: &str = include_str!("../../static/kernels/mandelbrot.wgsl");
@@ -55,6 +55,7 @@ fn mandelbrot(size: u32, tiles: u32) -> KernelTask {
             .map(|i| vec![i % tiles, i / tiles, size, tiles, cx, cy, span, max_iter])
             .collect(),
         output: KernelOutput::Tile { size },
+        max_seconds: DEFAULT_KERNEL_SECONDS,
     }
 }
 

@@ -52,6 +52,16 @@ struct Queued {
     audio: Option<AudioInput>,
 }
 
+/// How long a job may run before its worker is terminated. Scripts have
+/// their limit in the sandbox (`sandbox.rs`); kernels have theirs here, where
+/// they run; the built-in kinds are bounded by their leases.
+fn time_limit_s(work: &TaskKind) -> Option<u32> {
+    match work {
+        TaskKind::Kernel(kernel) => Some(kernel.max_seconds),
+        _ => None,
+    }
+}
+
 struct Inner {
     slots: Vec<Slot>,
     queue: VecDeque<Queued>,
@@ -212,6 +222,9 @@ impl WorkerPool {
             let Some(Queued { job, work, audio }) = inner.queue.pop_front() else {
                 return;
             };
+            if let Some(seconds) = time_limit_s(&work) {
+                self.stop_after(index, job, seconds);
+            }
             let message = serde_json::to_string(&ToWorker::Run { job, work }).unwrap_or_default();
             let slot = &mut inner.slots[index];
             slot.job = Some(job);
@@ -224,6 +237,28 @@ impl WorkerPool {
                 web_sys::console::error_1(&e);
             }
         }
+    }
+
+    /// Stops `job` if it still runs in `index` after `seconds`: the only way
+    /// to stop a shader or wasm that does not return is to end its worker.
+    fn stop_after(&self, index: usize, job: JobId, seconds: u32) {
+        let weak = Rc::downgrade(&self.0);
+        let millis = seconds.saturating_mul(1000);
+        gloo::timers::callback::Timeout::new(millis, move || {
+            let Some(inner) = weak.upgrade() else { return };
+            let pool = WorkerPool(inner);
+            let still_running = pool.0.borrow().slots.get(index).and_then(|s| s.job) == Some(job);
+            if !still_running {
+                return;
+            }
+            pool.replace(index);
+            let listener = pool.0.borrow().listener.clone();
+            let reason =
+                format!("it ran longer than its time limit of {seconds} s and was stopped");
+            listener(job, JobEvent::Failed(reason));
+            pool.dispatch();
+        })
+        .forget();
     }
 
     /// Terminates every worker.

@@ -6,7 +6,7 @@
 
 use manifest::allowlist::AllowedKernel;
 use manifest::events::{Outgoing, TaskSpec};
-use manifest::kernel::{KernelOutput, KernelTask};
+use manifest::kernel::{KernelOutput, KernelTask, DEFAULT_KERNEL_SECONDS};
 use manifest::task_kind::TaskKind;
 use manifest::validate::parse_task;
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
@@ -43,6 +43,7 @@ pub fn mandelbrot_task() -> TaskSpec {
             })
             .collect(),
         output: KernelOutput::Tile { size: TILE_SIZE },
+        max_seconds: DEFAULT_KERNEL_SECONDS,
     };
     let mut spec = TaskSpec::new(TaskKind::Kernel(Box::new(kernel)), TILES * TILES);
     spec.requirements.webgpu = true;
