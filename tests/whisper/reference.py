@@ -1,13 +1,13 @@
 """faster-whisper on the same audio as our engine, for the native tests and benchmarks.
 
-usage: reference.py MODEL_DIR SAMPLES_F32 OUT_DIR [--language en] [--timestamps] [--bench]
+usage: reference.py MODEL_DIR SAMPLES_F32 OUT_DIR [--language en] [--timestamps] [--bench] [--only float32|int8]
 
 SAMPLES_F32 is raw little-endian float32, 16 kHz mono. Writes to OUT_DIR:
   features.f32   faster-whisper's log-mel of the whole file ([80, frames] row-major)
   result.json    transcripts (float32 and int8), timings, frame count
 Decoding options match our engine: greedy with openai's temperature fallback,
 timestamps only with --timestamps, no conditioning on previous text, no VAD,
-one CPU thread.
+one CPU thread. `--only` runs one compute type (to measure its memory alone).
 """
 import json
 import sys
@@ -33,7 +33,10 @@ def main():
     features.astype("<f4").tofile(f"{out_dir}/features.f32")
 
     result = {"frames": int(features.shape[-1]), "duration": duration}
-    for compute_type in ["float32", "int8"]:
+    compute_types = ["float32", "int8"]
+    if "--only" in args:
+        compute_types = [args[args.index("--only") + 1]]
+    for compute_type in compute_types:
         t0 = time.perf_counter()
         model = WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=1)
         load = time.perf_counter() - t0

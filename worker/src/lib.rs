@@ -12,6 +12,8 @@ pub mod speech;
 pub mod whisper;
 
 #[cfg(target_arch = "wasm32")]
+mod benchmark;
+#[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
 pub mod model_store;
