@@ -9,6 +9,8 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -84,5 +86,37 @@ describe("WebGPU kernels", () => {
     assert.match(legend, /alice \(\d+\)/);
     assert.match(legend, /bob \(\d+\)/);
     await picture.screenshot({ path: join(ARTIFACTS, "mandelbrot-gpu.png") });
+  });
+
+  test("a kernel past its time limit is stopped, its task fails with the reason, and the GPU runs the next kernel", async () => {
+    const wgsl = await readFile(join(ROOT, "tests/fixtures/kernels/spin.wgsl"), "utf8");
+    const integrity = `sha256-${createHash("sha256").update(wgsl).digest("base64")}`;
+    const spin = (rounds, maxSeconds) => JSON.stringify({
+      wgsl, entry: "main", workgroups: [16, 1, 1], output_words: 1, chunks: [[rounds]], max_seconds: maxSeconds,
+    });
+    const alice = widgets.alice;
+    await alice.getByText("Your own kernel").click();
+    await alice.getByLabel("kernel name").fill("spin");
+    await alice.getByLabel("kernel hash").fill(integrity);
+    await alice.getByRole("button", { name: "Allow (moderators)" }).click();
+
+    const submit = async (task) => {
+      const before = await alice.getByTestId("task").count();
+      await alice.getByTestId("kernel-task").fill(task);
+      await alice.getByTestId("kernel-submit").click();
+      await alice.waitForFunction((n) => document.querySelectorAll("[data-testid=task]").length === n + 1, before, { timeout: WAIT_MS });
+      await alice.waitForFunction(() => {
+        const el = document.querySelector("[data-testid=task]");
+        return ["done", "failed", "cancelled"].includes(el.dataset.status);
+      }, null, { timeout: TASK_DONE_MS, polling: 500 });
+      return (await shownTasks(alice))[0];
+    };
+    // About 14 s on SwiftShader here (3.7 s per million rounds), far past its
+    // 1 s limit. WebGPU cannot cancel a dispatch: the browser's GPU process
+    // finishes it after the worker is gone, so it is long, not endless.
+    const stopped = await submit(spin(4_000_000, 1));
+    assert.match(stopped.status, /failed: .*ran longer than its time limit of 1 s and was stopped/);
+    const next = await submit(spin(1_000, 30));
+    assert.equal(next.status, "done: 1 outputs");
   });
 });
