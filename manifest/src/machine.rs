@@ -195,6 +195,9 @@ pub struct NodeMachine {
     assigning: BTreeMap<(EventId, u32, NodeId), (u32, u64)>,
     outbox: VecDeque<Outgoing>,
     budget: RateBudget,
+    /// Whether this node's results go before its assignments at the next
+    /// send: the two take turns (see `step`).
+    results_first: bool,
     next_job: JobId,
     submitted: u64,
     /// Scripts (by integrity) the friend agreed to run, and those already put to them.
@@ -442,12 +445,19 @@ impl NodeMachine {
         self.keep_alive(now, actions);
         self.abort_obsolete(now, actions);
         self.start_assigned(now, actions);
-        // Assignments first: they keep the whole pool busy; results that wait
-        // for send budget only grow their batch.
-        self.coordinate(now, actions);
+        // Assignments keep the whole pool busy, and results that wait for send
+        // budget only grow their batch; but a coordinator's own results are
+        // what frees its own queue, and its account carries both. They take
+        // turns, or the coordinator's worker waits for room in its queue.
+        if self.results_first {
+            self.send_results_taking_turns(now, actions);
+            self.coordinate_taking_turns(now, actions);
+        } else {
+            self.coordinate_taking_turns(now, actions);
+            self.send_results_taking_turns(now, actions);
+        }
         self.start_commands(now, actions);
         self.post_transcripts(now);
-        self.send_results(now, actions);
         self.report_progress(now, actions);
         while !self.outbox.is_empty() && self.budget.try_take(now) {
             if let Some(out) = self.outbox.pop_front() {
@@ -459,6 +469,22 @@ impl NodeMachine {
                 }
                 actions.push(Action::Send(out));
             }
+        }
+    }
+
+    fn coordinate_taking_turns(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let before = actions.len();
+        self.coordinate(now, actions);
+        if actions.len() > before {
+            self.results_first = true;
+        }
+    }
+
+    fn send_results_taking_turns(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let before = actions.len();
+        self.send_results(now, actions);
+        if actions.len() > before {
+            self.results_first = false;
         }
     }
 
