@@ -236,29 +236,35 @@ E, D = "model.encoder", "model.decoder"
 linear(f"{E}.conv1", "encoder/conv1")
 linear(f"{E}.conv2", "encoder/conv2")
 copy(f"{E}.embed_positions.weight", "encoder/position_encodings/encodings")
-for n in layers("encoder"):
-    p, c = f"{E}.layers.{n}", f"encoder/layer_{n}"
+
+
+def self_attention(p, c):
     split(f"{p}.self_attn", f"{c}/self_attention/linear_0", ["q_proj", "k_proj", "v_proj"])
     linear(f"{p}.self_attn.out_proj", f"{c}/self_attention/linear_1")
     norm(f"{p}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
+
+
+def ffn(p, c):
     linear(f"{p}.fc1", f"{c}/ffn/linear_0")
     linear(f"{p}.fc2", f"{c}/ffn/linear_1")
     norm(f"{p}.final_layer_norm", f"{c}/ffn/layer_norm")
+
+
+for n in layers("encoder"):
+    p, c = f"{E}.layers.{n}", f"encoder/layer_{n}"
+    self_attention(p, c)
+    ffn(p, c)
 norm(f"{E}.layer_norm", "encoder/layer_norm")
 copy(f"{D}.embed_tokens.weight", "decoder/embeddings/weight")
 copy(f"{D}.embed_positions.weight", "decoder/position_encodings/encodings")
 for n in layers("decoder"):
     p, c = f"{D}.layers.{n}", f"decoder/layer_{n}"
-    split(f"{p}.self_attn", f"{c}/self_attention/linear_0", ["q_proj", "k_proj", "v_proj"])
-    linear(f"{p}.self_attn.out_proj", f"{c}/self_attention/linear_1")
-    norm(f"{p}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
+    self_attention(p, c)
     linear(f"{p}.encoder_attn.q_proj", f"{c}/attention/linear_0")
     split(f"{p}.encoder_attn", f"{c}/attention/linear_1", ["k_proj", "v_proj"])
     linear(f"{p}.encoder_attn.out_proj", f"{c}/attention/linear_2")
     norm(f"{p}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
-    linear(f"{p}.fc1", f"{c}/ffn/linear_0")
-    linear(f"{p}.fc2", f"{c}/ffn/linear_1")
-    norm(f"{p}.final_layer_norm", f"{c}/ffn/layer_norm")
+    ffn(p, c)
 norm(f"{D}.layer_norm", "decoder/layer_norm")
 save_file(hf, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
 

@@ -449,12 +449,16 @@ impl NodeMachine {
         // budget only grow their batch; but a coordinator's own results are
         // what frees its own queue, and its account carries both. They take
         // turns, or the coordinator's worker waits for room in its queue.
-        if self.results_first {
-            self.send_results_taking_turns(now, actions);
-            self.coordinate_taking_turns(now, actions);
-        } else {
-            self.coordinate_taking_turns(now, actions);
-            self.send_results_taking_turns(now, actions);
+        for results in [self.results_first, !self.results_first] {
+            let before = actions.len();
+            if results {
+                self.send_results(now, actions);
+            } else {
+                self.coordinate(now, actions);
+            }
+            if actions.len() > before {
+                self.results_first = !results;
+            }
         }
         self.start_commands(now, actions);
         self.post_transcripts(now);
@@ -469,22 +473,6 @@ impl NodeMachine {
                 }
                 actions.push(Action::Send(out));
             }
-        }
-    }
-
-    fn coordinate_taking_turns(&mut self, now: u64, actions: &mut Vec<Action>) {
-        let before = actions.len();
-        self.coordinate(now, actions);
-        if actions.len() > before {
-            self.results_first = true;
-        }
-    }
-
-    fn send_results_taking_turns(&mut self, now: u64, actions: &mut Vec<Action>) {
-        let before = actions.len();
-        self.send_results(now, actions);
-        if actions.len() > before {
-            self.results_first = false;
         }
     }
 
