@@ -80,9 +80,22 @@ pub enum Input {
     /// A voice message (or other audio) in the room: a friend may ask for
     /// its transcript, in the widget or with a `!transcribe` reply.
     AudioMessage(VoiceMessage),
-    /// A transcript reply seen in the room: that task is answered.
+    /// A transcript reply seen in the room: that task is answered, if the
+    /// sender is one of the nodes that ran it (see `counts_as_reply`).
     TranscriptPosted {
         task: EventId,
+        sender: UserId,
+    },
+    /// The replies in a voice message's thread, as the host read them for
+    /// `Action::ReadThread` (hosts do not feed thread replies live), or why
+    /// they could not be read.
+    ThreadRead {
+        root: EventId,
+        replies: Result<Vec<Value>, String>,
+    },
+    /// The host took an event and returned its id: it is in the room.
+    Sent {
+        out: Outgoing,
     },
     /// The host or homeserver did not take an event (rate limit, timeout,
     /// network). It is sent again; the ledger ignores any duplicate.
@@ -104,7 +117,8 @@ impl Input {
             return Some(Input::AudioMessage(message));
         }
         if let Some(task) = voice::replied_task(event) {
-            return Some(Input::TranscriptPosted { task });
+            let sender = UserId::parse(event.get("sender")?.as_str()?).ok()?;
+            return Some(Input::TranscriptPosted { task, sender });
         }
         Some(Input::ChatMessage {
             event_id: EventId::parse(event.get("event_id")?.as_str()?).ok()?,
@@ -147,6 +161,12 @@ pub enum Action {
     SendToDevice {
         user: UserId,
         content: Value,
+    },
+    /// Read the replies in this voice message's thread and hand them back as
+    /// `Input::ThreadRead`: before a transcript is posted, and after a send
+    /// that failed (it may have landed), so that it is never posted twice.
+    ReadThread {
+        root: EventId,
     },
     /// An event was not accepted; log it, nothing else to do.
     Rejected(Rejection),
@@ -207,10 +227,22 @@ pub struct NodeMachine {
     commands: BTreeMap<EventId, PendingCommand>,
     /// The audio messages this node has seen, by event id.
     voices: BTreeMap<EventId, VoiceMessage>,
-    /// Transcriptions whose reply is in the room.
-    replied: BTreeSet<EventId>,
-    /// Transcriptions this node sent a reply for (not yet seen back), and when.
-    replying: BTreeMap<EventId, u64>,
+    /// Where each finished transcription's reply stands.
+    replies: BTreeMap<EventId, ReplyState>,
+}
+
+/// A transcription's reply, as this node knows it. A reply is posted only
+/// after its thread was read and found without one, and posted again only
+/// after a send that failed and a second read of the thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyState {
+    /// The thread is being read (asked at `since`).
+    Checking { since: u64 },
+    /// The thread had no reply: queued or handed to the host, until the host
+    /// says it was sent (`Input::Sent`) or failed (`Input::SendFailed`).
+    Sending,
+    /// In the room: seen there, or the host confirmed the send.
+    Posted,
 }
 
 /// A friend's answer about running a kind of work on their machine.
@@ -323,9 +355,16 @@ impl NodeMachine {
             Input::AudioMessage(message) => {
                 self.voices.insert(message.event_id.clone(), message);
             }
-            Input::TranscriptPosted { task } => {
-                self.replying.remove(&task);
-                self.replied.insert(task);
+            Input::TranscriptPosted { task, sender } => {
+                if self.counts_as_reply(&task, &sender) {
+                    self.replies.insert(task, ReplyState::Posted);
+                }
+            }
+            Input::ThreadRead { root, replies } => self.thread_read(&root, replies, now),
+            Input::Sent { out } => {
+                if let Some(task) = reply_task(&out) {
+                    self.replies.insert(task, ReplyState::Posted);
+                }
             }
             Input::ScriptConsent { integrity, allow } => {
                 if allow {
@@ -424,9 +463,13 @@ impl NodeMachine {
                     f.sent_at = None;
                 }
             }
-            // A transcript reply that timed out may still have been sent:
-            // it goes out again only if it is not seen within its resend time.
-            (voice::REPLY_EVENT_TYPE, _) => {}
+            // A transcript reply that failed may still have landed: it goes
+            // out again only once its thread was read and found without it.
+            (voice::REPLY_EVENT_TYPE, _) if reply_task(&out).is_some() => {
+                if let Some(task) = reply_task(&out) {
+                    self.replies.remove(&task);
+                }
+            }
             _ => self.outbox.push_front(out),
         }
     }
@@ -461,16 +504,10 @@ impl NodeMachine {
             }
         }
         self.start_commands(now, actions);
-        self.post_transcripts(now);
+        self.post_transcripts(now, actions);
         self.report_progress(now, actions);
         while !self.outbox.is_empty() && self.budget.try_take(now) {
             if let Some(out) = self.outbox.pop_front() {
-                if out.event_type == voice::REPLY_EVENT_TYPE {
-                    // Its resend time counts from now, not from when it was queued.
-                    if let Some(task) = voice::task_of_reply(&out.content) {
-                        self.replying.insert(task, now);
-                    }
-                }
                 actions.push(Action::Send(out));
             }
         }
@@ -793,54 +830,104 @@ impl NodeMachine {
     }
 
     /// The coordinator answers each finished transcription in the voice
-    /// message's thread, once: a reply seen in the room, or sent and not yet
-    /// seen back, is not sent again. Only recent ones: an older reply may be
-    /// beyond what the host let this node read.
-    fn post_transcripts(&mut self, now: u64) {
+    /// message's thread, once. Hosts do not feed thread replies back live, so
+    /// the thread is read first (`Action::ReadThread`); the reply is queued
+    /// only if the thread has none (see `thread_read`). Only recent ones: an
+    /// older task's reply may be beyond what the host lets this node read.
+    fn post_transcripts(&mut self, now: u64, actions: &mut Vec<Action>) {
         if !self.coordinating(now) {
             return;
         }
         let ledger = &self.ledger;
-        let mut replies = Vec::new();
+        let mut reads = Vec::new();
         for task in ledger.tasks() {
-            let TaskKind::Transcribe(transcribe) = &task.spec.kind else {
+            let Some(message) = transcription_root(task) else {
                 continue;
             };
-            if !transcribe.is_plan() || task.spec.parent.is_some() {
-                continue;
-            }
-            let queued = || {
-                self.outbox.iter().any(|out| {
-                    out.event_type == voice::REPLY_EVENT_TYPE
-                        && voice::task_of_reply(&out.content).as_ref() == Some(&task.id)
-                })
+            let due = match self.replies.get(&task.id) {
+                None => true,
+                // The host never answered: read again.
+                Some(ReplyState::Checking { since }) => {
+                    now >= since.saturating_add(RESEND_AFTER_MS)
+                }
+                Some(ReplyState::Sending | ReplyState::Posted) => false,
             };
-            let answered = self.replied.contains(&task.id)
-                || self
-                    .replying
-                    .get(&task.id)
-                    .is_some_and(|&at| now < at + RESEND_AFTER_MS)
-                || queued();
             // Checked before the status, which merges the whole transcript.
             let recent = || now.saturating_sub(last_activity(ledger, task)) <= COMMAND_MAX_AGE_MS;
-            if answered || !recent() {
+            if due && recent() && ledger.task_status(task, now).is_terminal() {
+                reads.push((task.id.clone(), message.clone()));
+            }
+        }
+        for (task, root) in reads {
+            self.replies
+                .insert(task, ReplyState::Checking { since: now });
+            actions.push(Action::ReadThread { root });
+        }
+    }
+
+    /// A thread was read: replies in it count (`counts_as_reply`), and each
+    /// transcription of its message still without one gets its reply queued.
+    fn thread_read(&mut self, root: &EventId, replies: Result<Vec<Value>, String>, now: u64) {
+        // Unreadable: the transcription stays `Checking` and is read again later.
+        let Ok(replies) = replies else { return };
+        for reply in &replies {
+            let posted = voice::replied_task(reply).zip(
+                reply
+                    .get("sender")
+                    .and_then(Value::as_str)
+                    .and_then(|s| UserId::parse(s).ok()),
+            );
+            if let Some((task, sender)) = posted {
+                if self.counts_as_reply(&task, &sender) {
+                    self.replies.insert(task, ReplyState::Posted);
+                }
+            }
+        }
+        let checking: Vec<EventId> = self
+            .replies
+            .iter()
+            .filter(|(_, state)| matches!(state, ReplyState::Checking { .. }))
+            .map(|(task, _)| task.clone())
+            .collect();
+        for task in checking {
+            let Some(record) = self.ledger.task(&task) else {
+                continue;
+            };
+            if transcription_root(record) != Some(root) {
                 continue;
             }
-            let message = &transcribe.audio.message;
-            let reply = match ledger.task_status(task, now) {
-                TaskStatus::Done { result } => match Transcript::deserialize(&result) {
-                    Ok(transcript) => voice::reply(message, &task.id, Ok(&transcript)),
-                    Err(e) => voice::reply(message, &task.id, Err(&e.to_string())),
-                },
-                TaskStatus::Failed { reason } => voice::reply(message, &task.id, Err(&reason)),
-                _ => continue,
-            };
-            replies.push((task.id.clone(), reply));
+            if let Some(reply) = reply_for(&self.ledger, record, now) {
+                self.replies.insert(task, ReplyState::Sending);
+                self.outbox.push_back(reply);
+            }
         }
-        for (task, reply) in replies {
-            self.replying.insert(task, now);
-            self.outbox.push_back(reply);
+    }
+
+    /// Whether a transcript reply from `sender` answers `task`: one from
+    /// this node's own account, the coordinator's, or a node that ran part of
+    /// it. Anyone else's "transcript" is only a message.
+    fn counts_as_reply(&self, task: &EventId, sender: &UserId) -> bool {
+        if self.me.as_ref() == Some(sender) {
+            return true;
         }
+        let ledger = &self.ledger;
+        if ledger.coordinator().is_some_and(|c| c.is_owned_by(sender)) {
+            return true;
+        }
+        let Some(record) = ledger.task(task) else {
+            return false;
+        };
+        std::iter::once(record)
+            .chain(record.children.iter().filter_map(|id| ledger.task(id)))
+            .flat_map(|t| &t.chunks)
+            .any(|chunk| {
+                chunk.leases.iter().any(|l| l.node.is_owned_by(sender))
+                    || chunk.votes.iter().any(|v| v.node.is_owned_by(sender))
+                    || chunk
+                        .done
+                        .as_ref()
+                        .is_some_and(|d| d.node.is_owned_by(sender))
+            })
     }
 
     /// Queues a task for sending, unless every node would reject it.
@@ -1006,4 +1093,35 @@ fn last_activity(ledger: &Ledger, task: &TaskRecord) -> u64 {
         })
         .max()
         .unwrap_or_default()
+}
+
+/// The voice message a top-level transcription answers in its thread.
+fn transcription_root(task: &TaskRecord) -> Option<&EventId> {
+    let TaskKind::Transcribe(transcribe) = &task.spec.kind else {
+        return None;
+    };
+    (transcribe.is_plan() && task.spec.parent.is_none()).then_some(&transcribe.audio.message)
+}
+
+/// The reply a finished transcription gets; `None` while it still runs.
+fn reply_for(ledger: &Ledger, task: &TaskRecord, now: u64) -> Option<Outgoing> {
+    let TaskKind::Transcribe(transcribe) = &task.spec.kind else {
+        return None;
+    };
+    let message = &transcribe.audio.message;
+    Some(match ledger.task_status(task, now) {
+        TaskStatus::Done { result } => match Transcript::deserialize(&result) {
+            Ok(transcript) => voice::reply(message, &task.id, Ok(&transcript)),
+            Err(e) => voice::reply(message, &task.id, Err(&e.to_string())),
+        },
+        TaskStatus::Failed { reason } => voice::reply(message, &task.id, Err(&reason)),
+        _ => return None,
+    })
+}
+
+/// The transcription a transcript reply answers, if `out` is one.
+fn reply_task(out: &Outgoing) -> Option<EventId> {
+    (out.event_type == voice::REPLY_EVENT_TYPE)
+        .then(|| voice::task_of_reply(&out.content))
+        .flatten()
 }

@@ -21,6 +21,9 @@ pub const MAX_SPAN_MS: u64 = 30_000;
 /// Long enough for two hours of speech, short enough that the plan's output
 /// (every span) stays within an inline output.
 pub const MAX_SPANS: usize = 240;
+/// The longest recording a transcription takes: two hours, as `MAX_SPANS`.
+/// Spans must end within it, so no offset in them can overflow a sample index.
+pub const MAX_AUDIO_MS: u64 = 2 * 60 * 60_000;
 
 /// The models a transcription can ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,11 +69,22 @@ pub struct Span {
 }
 
 impl Span {
-    /// The samples of this span in 16 kHz audio of `len` samples.
+    /// The samples of this span in 16 kHz audio of `len` samples: always a
+    /// range within `0..len` (empty for a span past the end or reversed),
+    /// whatever a task says, on 32- and 64-bit targets alike.
     pub fn samples(&self, len: usize) -> std::ops::Range<usize> {
-        let at = |ms: u64| ((ms * u64::from(SAMPLE_RATE) / 1000) as usize).min(len);
-        at(self.start_ms)..at(self.end_ms)
+        let (start, end) = sample_range(self.start_ms, self.end_ms, len as u64);
+        // Both are at most `len`, so they fit a usize.
+        start as usize..end as usize
     }
+}
+
+/// `Span::samples` in u64, saturating: start ≤ end ≤ `len`.
+fn sample_range(start_ms: u64, end_ms: u64, len: u64) -> (u64, u64) {
+    let per_ms = u64::from(SAMPLE_RATE) / 1000;
+    let at = |ms: u64| ms.saturating_mul(per_ms).min(len);
+    let end = at(end_ms);
+    (at(start_ms).min(end), end)
 }
 
 /// An encrypted attachment as Matrix describes it (`EncryptedFile`): the
@@ -199,20 +213,36 @@ pub fn text_of(segments: &[TimedText]) -> String {
         .join(" ")
 }
 
+/// Why a recording cannot be planned: it fails at once, as retrying the
+/// same bytes cannot help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the recording is empty: there is nothing to transcribe")]
+    Empty,
+    #[error("the recording is {minutes} minutes long; Potluck transcribes at most {} minutes", MAX_AUDIO_MS / 60_000)]
+    TooLong { minutes: u64 },
+}
+
 /// Cuts 16 kHz audio at its pauses into spans of at most one window.
-pub fn plan(samples: &[f32]) -> Plan {
+pub fn plan(samples: &[f32]) -> Result<Plan, PlanError> {
     let per_ms = u64::from(SAMPLE_RATE) / 1000;
+    let duration_ms = (samples.len() as u64).div_ceil(per_ms);
+    if duration_ms > MAX_AUDIO_MS {
+        return Err(PlanError::TooLong {
+            minutes: duration_ms / 60_000,
+        });
+    }
     let spans = split_at_silences(samples, SAMPLE_RATE, MAX_SPAN_MS as f64 / 1000.0)
         .into_iter()
         .map(|r| Span {
             start_ms: r.start as u64 / per_ms,
             end_ms: (r.end as u64).div_ceil(per_ms),
         })
-        .collect();
-    Plan {
-        duration_ms: (samples.len() as u64).div_ceil(per_ms),
-        spans,
+        .collect::<Vec<Span>>();
+    if spans.is_empty() {
+        return Err(PlanError::Empty);
     }
+    Ok(Plan { duration_ms, spans })
 }
 
 fn check_spans(spans: &[Span]) -> Result<(), String> {
@@ -224,6 +254,14 @@ fn check_spans(spans: &[Span]) -> Result<(), String> {
     }
     let mut last_end = 0;
     for span in spans {
+        if span.end_ms > MAX_AUDIO_MS {
+            return Err(format!(
+                "span {}–{} ms ends after {} minutes, the longest recording transcribed",
+                span.start_ms,
+                span.end_ms,
+                MAX_AUDIO_MS / 60_000
+            ));
+        }
         if span.end_ms <= span.start_ms || span.end_ms - span.start_ms > MAX_SPAN_MS {
             return Err(format!(
                 "span {}–{} ms is empty or longer than {MAX_SPAN_MS} ms",
@@ -351,6 +389,49 @@ impl TranscribeTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A crafted span (74.6 hours in, past u64, reversed) slices nothing
+        /// out of range: the range stays in `0..len`, also for a 32-bit `len`.
+        #[test]
+        fn span_samples_stay_within_the_audio_whatever_the_span(
+            start_ms in any::<u64>(),
+            end_ms in any::<u64>(),
+            len in any::<u32>(),
+        ) {
+            let span = Span { start_ms, end_ms };
+            let range = span.samples(len as usize);
+            prop_assert!(range.start <= range.end);
+            prop_assert!(range.end <= len as usize);
+            let (start, end) = sample_range(start_ms, end_ms, u64::from(len));
+            prop_assert!(start <= end && end <= u64::from(len));
+        }
+
+        #[test]
+        fn spans_ending_after_two_hours_are_refused(start_ms in 0..MAX_AUDIO_MS, over in 1..u64::MAX / 2) {
+            let end_ms = MAX_AUDIO_MS.saturating_add(over);
+            let span = Span { start_ms, end_ms };
+            prop_assert!(check_spans(&[span]).is_err());
+        }
+    }
+
+    #[test]
+    fn the_span_that_crashed_contributors_is_refused_and_slices_safely() {
+        // 74.6 hours: `ms * 16` wrapped a 32-bit usize and reversed the range.
+        let span = Span {
+            start_ms: 268_435_456,
+            end_ms: 268_435_456 + 20_000,
+        };
+        assert!(check_spans(&[span]).unwrap_err().contains("120 minutes"));
+        assert_eq!(span.samples(16_000 * 60), 960_000..960_000);
+    }
+
+    #[test]
+    fn empty_audio_fails_to_plan_at_once_with_a_reason() {
+        assert_eq!(plan(&[]), Err(PlanError::Empty));
+        assert!(PlanError::Empty.to_string().contains("empty"));
+    }
 
     fn audio() -> AudioRef {
         AudioRef {
@@ -387,7 +468,7 @@ mod tests {
                 }
             }));
         }
-        let plan = plan(&samples);
+        let plan = plan(&samples).unwrap();
         assert_eq!(plan.duration_ms, 70_000);
         assert_eq!(plan.spans.len(), 3);
         assert_eq!(plan.spans[0].start_ms, 0);

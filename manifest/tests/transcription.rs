@@ -2,6 +2,8 @@
 //! the machines as they run in the widget and a room that stamps and
 //! delivers every event to everyone: the plan adds its part before its own
 //! result, both nodes transcribe spans, and exactly one reply comes back.
+//! As in Element, thread replies are not fed to widgets live: a node learns
+//! of them from the host's answer to its send and by reading the thread.
 
 mod common;
 
@@ -38,6 +40,14 @@ struct Room {
     first_reply: Delivery,
     /// Events the homeserver took whose delivery is late: (due, event).
     late: Vec<(u64, Value)>,
+    /// Thread reads the nodes asked for.
+    thread_reads: usize,
+}
+
+/// Whether `event` is a reply in `root`'s thread.
+fn in_thread(event: &Value, root: &str) -> bool {
+    let relation = &event["content"]["m.relates_to"];
+    relation["rel_type"] == "m.thread" && relation["event_id"] == root
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -64,6 +74,7 @@ impl Room {
             plan,
             first_reply: Delivery::Delivered,
             late: Vec::new(),
+            thread_reads: 0,
         };
         for node in 0..room.nodes.len() {
             let start = Input::StartContributing {
@@ -94,6 +105,9 @@ impl Room {
     }
 
     fn deliver_everywhere(&mut self, event: &Value) {
+        if event["content"]["m.relates_to"]["rel_type"] == "m.thread" {
+            return; // Hosts feed widgets the main timeline only.
+        }
         for node in 0..self.nodes.len() {
             self.deliver(node, event);
         }
@@ -123,14 +137,30 @@ impl Room {
                         Delivery::TimedOutButSent => drop(self.post_after(&sender, &out, 20_000)),
                         Delivery::Lost => {}
                     }
-                    if delivery != Delivery::Delivered {
-                        let failed = Input::SendFailed {
+                    let answer = match delivery {
+                        Delivery::Delivered => Input::Sent { out },
+                        _ => Input::SendFailed {
                             out,
                             retry_after_ms: None,
-                        };
-                        let actions = self.nodes[node].process(failed, self.now);
-                        self.carry_out(node, actions);
-                    }
+                        },
+                    };
+                    let actions = self.nodes[node].process(answer, self.now);
+                    self.carry_out(node, actions);
+                }
+                Action::ReadThread { root } => {
+                    self.thread_reads += 1;
+                    let replies = self
+                        .timeline
+                        .iter()
+                        .filter(|e| in_thread(e, root.as_str()))
+                        .cloned()
+                        .collect();
+                    let read = Input::ThreadRead {
+                        root,
+                        replies: Ok(replies),
+                    };
+                    let actions = self.nodes[node].process(read, self.now);
+                    self.carry_out(node, actions);
                 }
                 Action::RunChunk {
                     job,
@@ -327,7 +357,11 @@ fn a_transcribe_command_that_replies_to_no_audio_starts_nothing() {
 
 #[test]
 fn a_reply_whose_send_timed_out_is_posted_once_whether_or_not_it_arrived() {
-    for delivery in [Delivery::TimedOutButSent, Delivery::Lost] {
+    for delivery in [
+        Delivery::Delivered,
+        Delivery::TimedOutButSent,
+        Delivery::Lost,
+    ] {
         let mut room = Room::new(Ok(seventy_seconds()));
         room.first_reply = delivery;
         for _ in 0..5 {
@@ -335,13 +369,86 @@ fn a_reply_whose_send_timed_out_is_posted_once_whether_or_not_it_arrived() {
         }
         let message = room.post("@carol:hs", &voice_message());
         room.post("@dan:hs", &transcribe_reply(&message));
-        for _ in 0..180 {
+        // Ten minutes: every resend timer has run out many times over.
+        for _ in 0..600 {
             room.tick();
         }
         assert_eq!(
             room.replies().len(),
             1,
-            "one reply after a lost or late send"
+            "one reply after a {} send",
+            match delivery {
+                Delivery::Delivered => "confirmed",
+                Delivery::TimedOutButSent => "late",
+                Delivery::Lost => "lost",
+            }
         );
     }
+}
+
+#[test]
+fn a_new_coordinator_reads_the_thread_and_does_not_post_the_reply_again() {
+    let mut room = Room::new(Ok(seventy_seconds()));
+    for _ in 0..5 {
+        room.tick();
+    }
+    let message = room.post("@carol:hs", &voice_message());
+    room.post("@dan:hs", &transcribe_reply(&message));
+    while room.replies().is_empty() {
+        room.tick();
+        assert!(room.now < 300_000, "no reply");
+    }
+    // Alice, who coordinated and replied, leaves; bob takes over.
+    assert_eq!(room.replies()[0]["sender"], "@alice:hs");
+    let reads_before = room.thread_reads;
+    let actions = room.nodes[0].process(Input::StopContributing, room.now);
+    room.carry_out(0, actions);
+    let gone = Outgoing::node_gone(&NodeId::new(&user("alice"), "tab").unwrap());
+    room.post("@alice:hs", &gone);
+    for _ in 0..600 {
+        room.tick();
+    }
+    assert!(
+        room.thread_reads > reads_before,
+        "bob read the thread before replying"
+    );
+    assert_eq!(room.replies().len(), 1, "bob found alice's reply");
+}
+
+#[test]
+fn a_fake_transcript_from_someone_who_ran_nothing_does_not_block_the_real_one() {
+    let mut room = Room::new(Ok(seventy_seconds()));
+    for _ in 0..5 {
+        room.tick();
+    }
+    let message = room.post("@carol:hs", &voice_message());
+    room.post("@dan:hs", &transcribe_reply(&message));
+    for _ in 0..3 {
+        room.tick();
+    }
+    let task = room.nodes[0]
+        .ledger()
+        .tasks()
+        .find(|t| t.spec.parent.is_none())
+        .map(|t| t.id.clone())
+        .expect("the command started a task");
+    // Mallory posts a "transcript" for it in the thread, and as a plain message.
+    let fake = voice::reply(&message, &task, Err("nothing to hear"));
+    room.post("@mallory:hs", &fake);
+    let mut in_main_timeline = fake.clone();
+    in_main_timeline.content["m.relates_to"] = json!({});
+    room.post("@mallory:hs", &in_main_timeline);
+    for _ in 0..300 {
+        room.tick();
+    }
+    let real: Vec<_> = room
+        .replies()
+        .into_iter()
+        .filter(|e| e["sender"] != "@mallory:hs")
+        .collect();
+    assert_eq!(real.len(), 1, "the real transcript came once");
+    assert!(real[0]["content"]["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("Sentence from 0 seconds."));
 }

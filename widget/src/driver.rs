@@ -47,6 +47,9 @@ pub struct Snapshot {
     pub local_jobs: Vec<(EventId, u32, f32)>,
     /// The latest problem talking to the host, shown until things work again.
     pub problem: Option<String>,
+    /// What the widget could not read of the room's past when it opened;
+    /// true until it is opened again.
+    pub history_problem: Option<String>,
     /// Follows the client's light or dark theme.
     pub theme: Option<Theme>,
     /// Events waiting for the homeserver's rate limit.
@@ -89,6 +92,7 @@ struct State {
     /// Outputs of this friend's private tasks, received by to-device message.
     private_outputs: PrivateOutputs,
     problem: Option<String>,
+    history_problem: Option<String>,
     theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
 }
@@ -98,6 +102,8 @@ type PushListener = Closure<dyn FnMut(JsValue)>;
 
 pub struct Driver {
     room: Room,
+    /// Where workers download Whisper models (see `WidgetParams::models`).
+    models: String,
     state: RefCell<State>,
     push_listener: RefCell<Option<PushListener>>,
     _ticker: RefCell<Option<Interval>>,
@@ -119,6 +125,7 @@ impl Driver {
             widget_api::boot_widget_api().ok_or_else(|| ParamsError::OutsideHost.to_string())?;
         let driver = Rc::new(Self {
             room: Room::new(api),
+            models: params.models.clone(),
             state: RefCell::new(State {
                 machine: NodeMachine::new(me),
                 clock: ServerClock::default(),
@@ -131,6 +138,7 @@ impl Driver {
                 worker_notice: None,
                 private_outputs: PrivateOutputs::default(),
                 problem: None,
+                history_problem: None,
                 theme: params.theme,
                 on_change: Rc::new(on_change),
             }),
@@ -194,30 +202,34 @@ impl Driver {
         }
     }
 
-    /// Rebuilds the pool from what the host lets us read: node state, the tasks
-    /// in its timeline, and everything that references each task.
+    /// Rebuilds the pool from what the host lets us read: node state, the
+    /// allowlist, recent chat, the tasks in its timeline, and everything that
+    /// references each task. Every read names what the granted capabilities
+    /// name (a msgtype, a state key), or the host refuses it.
     async fn load_history(self: &Rc<Self>) {
         let mut problems = Vec::new();
-        match self.room.read_state(event_type::NODE).await {
+        match self.room.read_state(event_type::NODE, None).await {
             Ok(events) => self.handle(Input::RoomEvents(events)),
-            Err(e) => problems.push(format!("could not read who contributes: {e}")),
+            Err(e) => problems.push((HistoryRead::Nodes, e)),
         }
         // Before the tasks: whether a script task may run is judged by it.
-        match self.room.read_state(event_type::ALLOWLIST).await {
+        match self.room.read_state(event_type::ALLOWLIST, Some("")).await {
             Ok(events) => self.handle(Input::RoomEvents(events)),
-            Err(e) => problems.push(format!("could not read the room's allowed scripts: {e}")),
+            Err(e) => problems.push((HistoryRead::Allowlist, e)),
         }
-        // Recent chat: voice messages, transcripts already posted, and
-        // commands sent while no coordinator was online.
-        match self.room.read_timeline(CHAT_MESSAGE).await {
-            Ok(messages) => {
-                for message in messages.iter().filter_map(Input::from_room_message) {
-                    self.handle(message);
+        // Recent chat: voice messages first, then the commands that reply to
+        // them, sent while no coordinator was online, and transcripts.
+        for msgtype in CHAT_MSGTYPES {
+            match self.room.read_timeline(CHAT_MESSAGE, Some(msgtype)).await {
+                Ok(messages) => {
+                    for message in messages.iter().rev().filter_map(Input::from_room_message) {
+                        self.handle(message);
+                    }
                 }
+                Err(e) => problems.push((HistoryRead::Messages(msgtype), e)),
             }
-            Err(e) => problems.push(format!("could not read recent messages: {e}")),
         }
-        match self.room.read_timeline(event_type::TASK).await {
+        match self.room.read_timeline(event_type::TASK, None).await {
             Ok(tasks) => {
                 let ids: Vec<String> = tasks
                     .iter()
@@ -234,16 +246,19 @@ impl Driver {
                             pending.extend(related.iter().filter_map(task_id_of));
                             self.handle(Input::RoomEvents(related));
                         }
-                        Err(e) => {
-                            problems.push(format!("could not read the history of task {id}: {e}"))
-                        }
+                        Err(e) => problems.push((HistoryRead::Tasks, e)),
                     }
                 }
             }
-            Err(e) => problems.push(format!("could not read earlier tasks: {e}")),
+            Err(e) => problems.push((HistoryRead::Tasks, e)),
         }
         if !problems.is_empty() {
-            self.state.borrow_mut().problem = Some(problems.join("; "));
+            for (what, error) in &problems {
+                web_sys::console::warn_1(&format!("Potluck could not read {what}: {error}").into());
+            }
+            let mut unread: Vec<HistoryRead> = problems.into_iter().map(|(what, _)| what).collect();
+            unread.dedup();
+            self.state.borrow_mut().history_problem = Some(history_words(&unread));
         }
     }
 
@@ -357,6 +372,13 @@ impl Driver {
                     }
                 });
             }
+            Action::ReadThread { root } => {
+                let driver = self.clone();
+                spawn_local(async move {
+                    let replies = driver.room.read_thread(root.as_str()).await;
+                    driver.handle(Input::ThreadRead { root, replies });
+                });
+            }
             Action::Rejected(rejection) => {
                 web_sys::console::warn_1(&format!("Potluck ignored an event: {rejection}").into());
             }
@@ -436,7 +458,10 @@ impl Driver {
         let driver = self.clone();
         spawn_local(async move {
             match driver.room.send(&out).await {
-                Ok(()) => driver.state.borrow_mut().problem = None,
+                Ok(()) => {
+                    driver.state.borrow_mut().problem = None;
+                    driver.handle(Input::Sent { out });
+                }
                 Err(e) if e.permanent => {
                     driver.report(format!("could not send {}: {}", out.event_type, e.message))
                 }
@@ -508,9 +533,11 @@ impl Driver {
                 Err(reason) => return driver.finish_local(job, JobEvent::Failed(reason)),
             };
             let Some(span) = task.spans.first().copied() else {
-                let plan = transcription::plan(&samples);
-                let output = serde_json::to_value(plan).unwrap_or_default();
-                return driver.finish_local(job, JobEvent::Done(output));
+                let event = match transcription::plan(&samples) {
+                    Ok(plan) => JobEvent::Done(serde_json::to_value(plan).unwrap_or_default()),
+                    Err(e) => JobEvent::Failed(e.to_string()),
+                };
+                return driver.finish_local(job, event);
             };
             let state = driver.state.borrow();
             // Stopped while the audio downloaded: nothing to run.
@@ -524,7 +551,7 @@ impl Driver {
                 work,
                 AudioInput {
                     samples,
-                    models_url: models_url(),
+                    models_url: driver.models.clone(),
                 },
             );
         });
@@ -699,6 +726,7 @@ impl Driver {
                 node,
                 local_jobs: state.jobs.values().cloned().collect(),
                 problem: state.problem.clone(),
+                history_problem: state.history_problem.clone(),
                 theme: Some(state.theme),
                 queued_sends: state.machine.queued_sends(),
                 allowlist: ledger.allowlist().scripts.clone(),
@@ -757,11 +785,43 @@ fn task_id_of(event: &Value) -> Option<String> {
 
 /// Room messages: voice messages, transcript replies and chat commands.
 const CHAT_MESSAGE: &str = "m.room.message";
+/// The msgtypes read on open, each allowed by its own capability: audio
+/// before text, so that a `!transcribe` finds the message it replies to.
+const CHAT_MSGTYPES: [&str; 3] = ["m.audio", "m.text", "m.notice"];
 
-/// Where workers download Whisper models: `models/` beside the widget.
-fn models_url() -> String {
-    let page = gloo::utils::window().location().href().unwrap_or_default();
-    web_sys::Url::new_with_base("models/", &page)
-        .map(|url| url.href())
-        .unwrap_or_else(|_| "models/".into())
+/// What of the room's past the widget reads on open, in words for the
+/// friend when it could not (the host's own message goes to the console).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HistoryRead {
+    Nodes,
+    Allowlist,
+    Messages(&'static str),
+    Tasks,
+}
+
+impl std::fmt::Display for HistoryRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self {
+            Self::Nodes => "who contributes",
+            Self::Allowlist => {
+                "which scripts the room allows (scripts will not run until it changes)"
+            }
+            Self::Messages("m.audio") => {
+                "voice messages sent before you opened it (new ones will show)"
+            }
+            Self::Messages("m.text") => "chat commands sent before you opened it",
+            Self::Messages(_) => "transcripts posted before you opened it",
+            Self::Tasks => "tasks from before you opened it",
+        };
+        f.write_str(what)
+    }
+}
+
+/// One sentence for everything the widget could not read on open.
+fn history_words(problems: &[HistoryRead]) -> String {
+    let what: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    format!(
+        "Potluck could not read {}. Reloading the widget may help; if it keeps happening, approve all of Potluck's permissions in your Matrix client.",
+        what.join("; nor ")
+    )
 }

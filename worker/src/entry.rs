@@ -3,7 +3,8 @@
 //! Most jobs are a JSON string for `runner::handle`. A WebGPU kernel's is the
 //! same JSON, run asynchronously on the worker's GPU. A transcription's job is
 //! an object: the same JSON as `message`, the span's samples as `pcm` (a
-//! transferred `Float32Array`) and where the models are served as `models`.
+//! transferred `Float32Array`) and, as `models`, the Hugging Face Hub (or a
+//! server with its path shape) to fetch the model from.
 
 use crate::kernel::Gpu;
 use crate::model_store::ModelStore;
@@ -167,7 +168,7 @@ async fn engine(model: &str, models: &str, notice: impl Fn(String)) -> Result<Rc
     }
     // One model at a time: free the other before loading this one.
     ENGINE.with_borrow_mut(|e| *e = None);
-    let source = ModelSource::pinned(model, models)?;
+    let source = ModelSource::from_hub(model, models)?;
     let store = ModelStore::open().await.map_err(|e| e.to_string())?;
     let (engine, report) = store
         .load_engine(&source)

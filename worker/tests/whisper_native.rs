@@ -255,7 +255,7 @@ fn two_minutes_planned_as_a_task_and_split_over_workers_keep_faster_whispers_acc
     let duration = samples.len() as f64 / SAMPLE_RATE as f64;
 
     // Planned as a transcription task is: cut at the pauses into spans.
-    let plan = transcription::plan(&samples);
+    let plan = transcription::plan(&samples).expect("speech plans");
     let lengths: Vec<String> = plan
         .spans
         .iter()

@@ -313,7 +313,11 @@ impl Tab {
             Action::AbortJob { job } => {
                 self.jobs.remove(&job);
             }
-            Action::AskConsent { .. } | Action::Rejected(_) | Action::SendToDevice { .. } => {}
+            // No transcriptions in the simulation.
+            Action::ReadThread { .. }
+            | Action::AskConsent { .. }
+            | Action::Rejected(_)
+            | Action::SendToDevice { .. } => {}
         }
     }
 }

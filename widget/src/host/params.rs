@@ -34,6 +34,9 @@ pub struct WidgetParams {
     pub user_id: String,
     pub room_id: String,
     pub theme: Theme,
+    /// Where Whisper models come from: the Hugging Face Hub, or a server
+    /// with its path shape that the widget URL names (`models=`).
+    pub models: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -44,6 +47,8 @@ pub enum ParamsError {
     Missing(&'static str),
     #[error("The host's address '{0}' is not a valid URL.")]
     BadParentUrl(String),
+    #[error("The widget URL's models= '{0}' is not an http(s) address. Fix the widget's URL, or leave models= out to use the Hugging Face Hub.")]
+    BadModelsUrl(String),
 }
 
 /// Reads the parameters from `(name, value)` pairs of the query string.
@@ -55,6 +60,7 @@ pub fn parse<'a>(
     let mut user_id = None;
     let mut room_id = None;
     let mut theme = Theme::Light;
+    let mut models = None;
     for (name, value) in pairs {
         // An unfilled template variable (`$matrix_user_id`) means the host did not fill it.
         let value = Some(value.to_owned()).filter(|v| !v.is_empty() && !v.starts_with('$'));
@@ -64,6 +70,7 @@ pub fn parse<'a>(
             "user" | "matrix_user_id" => user_id = value,
             "room" | "matrix_room_id" => room_id = value,
             "theme" => theme = value.map_or(Theme::Light, |v| Theme::from_client(&v)),
+            "models" => models = value,
             _ => {}
         }
     }
@@ -71,14 +78,23 @@ pub fn parse<'a>(
         return Err(ParamsError::OutsideHost);
     };
     let parent_origin = origin_of(&parent_url).ok_or(ParamsError::BadParentUrl(parent_url))?;
+    let models = match models {
+        None => DEFAULT_MODELS_HUB.to_owned(),
+        Some(url) if origin_of(&url).is_some() => url,
+        Some(url) => return Err(ParamsError::BadModelsUrl(url)),
+    };
     Ok(WidgetParams {
         widget_id,
         parent_origin,
         user_id: user_id.ok_or(ParamsError::Missing("user=$matrix_user_id"))?,
         room_id: room_id.ok_or(ParamsError::Missing("room=$matrix_room_id"))?,
         theme,
+        models,
     })
 }
+
+/// The Hugging Face Hub, where Systran's conversions of the pinned models live.
+pub const DEFAULT_MODELS_HUB: &str = "https://huggingface.co";
 
 /// `scheme://host[:port]` of an absolute http(s) URL.
 fn origin_of(url: &str) -> Option<String> {
@@ -107,6 +123,28 @@ mod tests {
         assert_eq!(params.parent_origin, "http://127.0.0.1:8080");
         assert_eq!(params.theme, Theme::Dark);
         assert_eq!(params.user_id, "@alice:localhost");
+        assert_eq!(params.models, DEFAULT_MODELS_HUB);
+    }
+
+    #[test]
+    fn models_come_from_the_hub_unless_the_url_names_a_mirror() {
+        let with = |models: &str| {
+            parse([
+                ("widgetId", "w"),
+                ("parentUrl", "https://app.element.io/"),
+                ("user", "@a:hs"),
+                ("room", "!r:hs"),
+                ("models", models),
+            ])
+        };
+        assert_eq!(
+            with("https://models.example.org/hub").unwrap().models,
+            "https://models.example.org/hub"
+        );
+        assert_eq!(
+            with("ftp://nope"),
+            Err(ParamsError::BadModelsUrl("ftp://nope".into()))
+        );
     }
 
     #[test]

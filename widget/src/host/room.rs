@@ -11,8 +11,8 @@ use wasm_bindgen_futures::JsFuture;
 
 /// Relations read back per request; the host pages through the rest.
 const RELATIONS_PAGE: u32 = 100;
-/// Tasks read from the host's timeline when the widget opens.
-const TASKS_ON_OPEN: u32 = 200;
+/// Events of each kind read from the host's timeline when the widget opens.
+const EVENTS_ON_OPEN: u32 = 200;
 
 pub struct Room {
     api: WidgetApi,
@@ -81,6 +81,7 @@ impl Room {
         &self.api
     }
 
+    /// Sends `out`; the host's answer (an event id) means it is in the room.
     pub async fn send(&self, out: &Outgoing) -> Result<(), SendError> {
         let content = to_js(&out.content);
         let promise = match &out.state_key {
@@ -132,16 +133,32 @@ impl Room {
             .map(|_| ())
     }
 
-    pub async fn read_state(&self, event_type: &str) -> Result<Vec<Value>, String> {
-        Ok(array_of(
-            &call(self.api.read_state_events(event_type)).await?,
-        ))
+    /// The room's current state events of `event_type`: every state key, or
+    /// only `state_key` when given (what a capability for one key allows).
+    pub async fn read_state(
+        &self,
+        event_type: &str,
+        state_key: Option<&str>,
+    ) -> Result<Vec<Value>, String> {
+        let key = state_key.map_or(JsValue::UNDEFINED, JsValue::from_str);
+        let read = self
+            .api
+            .read_state_events(event_type, &JsValue::UNDEFINED, &key);
+        Ok(array_of(&call(read).await?))
     }
 
-    pub async fn read_timeline(&self, event_type: &str) -> Result<Vec<Value>, String> {
-        Ok(array_of(
-            &call(self.api.read_room_events(event_type, TASKS_ON_OPEN)).await?,
-        ))
+    /// The newest events of `event_type` the host has loaded; for
+    /// `m.room.message`, those of one `msgtype` (capabilities are per msgtype).
+    pub async fn read_timeline(
+        &self,
+        event_type: &str,
+        msgtype: Option<&str>,
+    ) -> Result<Vec<Value>, String> {
+        let msgtype = msgtype.map_or(JsValue::UNDEFINED, JsValue::from_str);
+        let read = self
+            .api
+            .read_room_events(event_type, EVENTS_ON_OPEN, &msgtype);
+        Ok(array_of(&call(read).await?))
     }
 
     /// Sends `content` to every device of `user`, encrypted where the host can.
@@ -185,13 +202,23 @@ impl Room {
 
     /// Every event that references `event_id`, following the host's pages.
     pub async fn read_references(&self, event_id: &str) -> Result<Vec<Value>, String> {
+        self.read_relations(event_id, "m.reference").await
+    }
+
+    /// Every reply in `root`'s thread the widget may read.
+    pub async fn read_thread(&self, root: &str) -> Result<Vec<Value>, String> {
+        self.read_relations(root, "m.thread").await
+    }
+
+    /// Every event related to `event_id` by `rel_type`, following the host's pages.
+    async fn read_relations(&self, event_id: &str, rel_type: &str) -> Result<Vec<Value>, String> {
         let mut events = Vec::new();
         let mut from = JsValue::UNDEFINED;
         loop {
             let page = call(self.api.read_event_relations(
                 event_id,
                 &JsValue::UNDEFINED,
-                "m.reference",
+                rel_type,
                 &JsValue::UNDEFINED,
                 RELATIONS_PAGE,
                 &from,

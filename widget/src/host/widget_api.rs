@@ -45,11 +45,25 @@ extern "C" {
     #[wasm_bindgen(method, js_name = sendScheduledDelayedEvent)]
     pub fn send_delayed_event_now(this: &WidgetApi, delay_id: &str) -> Promise;
 
+    /// The newest `limit` events of a type (and, for messages, a msgtype:
+    /// a capability granted per msgtype allows only reads that name it).
     #[wasm_bindgen(method, js_name = readRoomEvents)]
-    pub fn read_room_events(this: &WidgetApi, event_type: &str, limit: u32) -> Promise;
+    pub fn read_room_events(
+        this: &WidgetApi,
+        event_type: &str,
+        limit: u32,
+        msgtype: &JsValue,
+    ) -> Promise;
 
+    /// State events of a type; with `state_key`, only that one (a capability
+    /// granted for one state key allows only reads that name it).
     #[wasm_bindgen(method, js_name = readStateEvents)]
-    pub fn read_state_events(this: &WidgetApi, event_type: &str) -> Promise;
+    pub fn read_state_events(
+        this: &WidgetApi,
+        event_type: &str,
+        limit: &JsValue,
+        state_key: &JsValue,
+    ) -> Promise;
 
     #[wasm_bindgen(method, js_name = readEventRelations)]
     pub fn read_event_relations(

@@ -201,6 +201,9 @@ pub fn app() -> Html {
             };
             html! {
                 <>
+                    if let Some(problem) = &snapshot.history_problem {
+                        <p class="notice problem" role="status" data-testid="history-problem">{ problem }</p>
+                    }
                     if let Some(problem) = &snapshot.problem {
                         <p class="notice problem" role="status" data-testid="problem">{ problem }</p>
                     }
