@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 
 import { buildHost } from "../tests/host/build.mjs";
 import { WIDGET_QUERY } from "../tests/support/browser.mjs";
+import { serveModelHub } from "../tests/support/model-hub.mjs";
 import { serveStatic } from "../tests/support/static-server.mjs";
 import { startSynapse } from "../tests/support/synapse.mjs";
 
@@ -21,13 +22,13 @@ const WIDGET_ID = "potluck";
 const dir = await mkdtemp(join(tmpdir(), "potluck-demo-"));
 const synapse = await startSynapse({ dir, port: port("POTLUCK_HS_PORT", 8008) });
 const host = await serveStatic({ root: await buildHost(join(dir, "host")), port: port("POTLUCK_HOST_PORT", 8080) });
-// Another site than the host page, as in every real deployment.
-// Whisper models beside it (`models/`), from where scripts/fetch-models.sh keeps them.
+// dist/ alone, on another site than the host page, as in every real deployment.
+const widget = await serveStatic({ root: join(ROOT, "dist"), host: "localhost", port: port("POTLUCK_WIDGET_PORT", 8081) });
+// Whisper models as the Hugging Face Hub serves them (a real deployment's
+// default), from where scripts/fetch-models.sh keeps them: the demo needs no internet.
 const models = process.env.POTLUCK_MODELS ?? join(homedir(), ".cache/potluck/models");
-const widget = await serveStatic({
-  root: join(ROOT, "dist"), host: "localhost", port: port("POTLUCK_WIDGET_PORT", 8081), mounts: { "/models/": models },
-});
-const widgetUrl = `${widget.url}index.html?${WIDGET_QUERY}`;
+const hub = await serveModelHub({ models, port: port("POTLUCK_MODELS_PORT", 8082) });
+const widgetUrl = `${widget.url}index.html?${WIDGET_QUERY}&models=${hub.url}`;
 
 const users = [];
 for (const name of FRIENDS) {
@@ -99,7 +100,7 @@ async function sendVoiceMessage(from) {
 }
 
 async function shutdown() {
-  await Promise.allSettled([host.close(), widget.close(), synapse.stop()]);
+  await Promise.allSettled([host.close(), widget.close(), hub.close(), synapse.stop()]);
   await rm(dir, { recursive: true, force: true });
   process.exit(0);
 }

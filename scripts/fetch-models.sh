@@ -6,7 +6,18 @@
 # Each download is checked against the sha256 recorded in
 # shared/notes/whisper.md. Idempotent: a model whose files are present and
 # verified is skipped. Prints the models directory on success.
+#
+#   scripts/fetch-models.sh --mirror DIR
+#     also writes the files into DIR under the Hugging Face Hub's path shape
+#     ({repo}/resolve/{revision}/{file}, the revisions pinned in
+#     worker/src/whisper/catalog.rs), for self-hosters: serve DIR with CORS
+#     headers and add `&models=<its URL>` to the widget URL.
 set -euo pipefail
+
+mirror=""
+if [ "${1:-}" = "--mirror" ]; then
+  mirror="${2:?--mirror needs a folder}"
+fi
 
 models="${POTLUCK_MODELS:-$HOME/.cache/potluck/models}"
 mkdir -p "$models"
@@ -87,6 +98,19 @@ else
   check "$base/vocabulary.txt" 34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913
   check "$base/config.json" 56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a
   echo "base fetched" >&2
+fi
+
+if [ -n "$mirror" ]; then
+  for entry in "tiny.en Systran/faster-whisper-tiny.en 0d3d19a32d3338f10357c0889762bd8d64bbdeba" \
+               "base Systran/faster-whisper-base ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66"; do
+    read -r model repo revision <<<"$entry"
+    dest="$mirror/$repo/resolve/$revision"
+    mkdir -p "$dest"
+    for f in model.bin config.json vocabulary.txt; do
+      cp --reflink=auto "$models/$model/$f" "$dest/$f"
+    done
+  done
+  echo "mirrored into $mirror (serve it with CORS; widget URL: &models=<its URL>)" >&2
 fi
 
 echo "$models"

@@ -1,9 +1,10 @@
 // The Transcribe flow in real Element Web: a user logs in, creates a room in
 // Element's UI (end-to-end encrypted, Element's default), adds Potluck with
 // /addwidget, approves its capabilities in Element's dialog, clicks
-// Contribute compute, records a voice message with Element's recorder (sent
-// as an encrypted attachment), picks Transcribe in the widget, and the
-// transcript shows under the voice message as its thread.
+// Contribute compute, and picks Transcribe in the widget on a voice message
+// recorded with Element's recorder (an encrypted attachment) before the
+// widget was added; the transcript shows under the voice message as its
+// thread, once, also after every resend timer ran out.
 //
 // Element Web is not on any package registry: the build in
 // ../shared/element-web is used, or the one POTLUCK_ELEMENT_WEB names (a
@@ -21,6 +22,7 @@ import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS, WIDGET_QUERY, fakeMicrophone, launchBrowser } from "../support/browser.mjs";
 import { ARTIFACTS, MODELS, ROOT } from "../support/pool-room.mjs";
+import { serveModelHub } from "../support/model-hub.mjs";
 import { serveStatic } from "../support/static-server.mjs";
 import { startSynapse } from "../support/synapse.mjs";
 
@@ -37,6 +39,9 @@ const RECORD_MS = 19_000;
 // must hold some of them; the word error rate is transcribe.test.mjs's to check.
 const PHRASES = [/please call stell/i, /meeting will start/i, /finish the report/i, /thank you all for coming/i];
 const heard = (text) => PHRASES.filter((p) => p.test(text)).length >= 2;
+// manifest/src/limits.rs RESEND_AFTER_MS (30 s) and a margin: no copy of a
+// reply can come later than this after the first.
+const RESEND_WINDOW_MS = 45_000;
 
 /** Element's files in `dir`: unpacked from the tarball, or the folder itself. */
 async function elementApp(dir) {
@@ -77,13 +82,14 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
       setting_defaults: { "RustCrypto.staged_rollout_percent": 100 },
     }));
     const element = await serveStatic({ root: app });
-    const widget = await serveStatic({ root: join(ROOT, "dist"), host: "localhost", mounts: { "/models/": MODELS } });
-    servers = [element, widget];
+    const widget = await serveStatic({ root: join(ROOT, "dist"), host: "localhost" });
+    const hub = await serveModelHub({ models: MODELS });
+    servers = [element, widget, hub];
     erin = { name: "erin", password: "erin-password", ...await synapse.registerUser("erin", "erin-password") };
     frank = { name: "frank", password: "frank-password", ...await synapse.registerUser("frank", "frank-password") };
     browser = await launchBrowser({ args: fakeMicrophone(SPOKEN) });
     elementUrl = element.url;
-    widgetUrl = `${widget.url}index.html?${WIDGET_QUERY}`;
+    widgetUrl = `${widget.url}index.html?${WIDGET_QUERY}&models=${hub.url}`;
   });
 
   /** `user` logged in to Element in a browser of their own. */
@@ -130,6 +136,21 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     const composer = page.locator(".mx_SendMessageComposer [role=textbox]");
     await composer.waitFor({ timeout: WAIT_MS });
 
+    // A voice message, recorded with Element's own recorder (Ogg Opus, sent
+    // in this encrypted room as an encrypted attachment) before Potluck is
+    // in the room: the widget must find it in what Element has loaded.
+    await page.getByRole("button", { name: "More options" }).click();
+    await page.getByRole("menuitem", { name: "Voice Message" }).click();
+    await page.waitForTimeout(RECORD_MS);
+    await page.getByRole("button", { name: "Send voice message" }).click();
+    const roomId = (await matrix("GET", "/_matrix/client/v3/joined_rooms")).joined_rooms[0];
+    for (const until = Date.now() + WAIT_MS; ;) {
+      const recent = await matrix("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=20`);
+      if (recent.chunk.some((e) => e.type === "m.room.encrypted")) break;
+      assert.ok(Date.now() < until, "the voice message reached the homeserver");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+
     await composer.fill(`/addwidget ${widgetUrl}`);
     await composer.press("Enter");
     await page.getByRole("button", { name: "Room info" }).last().click();
@@ -142,7 +163,6 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     await approval.getByRole("button", { name: "Approve" }).click();
 
     // frank, a friend without the widget open, is in the room with Element.
-    const roomId = (await matrix("GET", "/_matrix/client/v3/joined_rooms")).joined_rooms[0];
     await matrix("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, erin, { user_id: frank.userId });
     await matrix("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, frank);
     const frankPage = await logIn(frank);
@@ -153,12 +173,6 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     await frame.getByTestId("contribute").click({ timeout: 60_000 });
     await frame.getByText("Stop contributing").waitFor({ timeout: WAIT_MS });
 
-    // A voice message, recorded with Element's own recorder: Ogg Opus, sent
-    // in this encrypted room as an encrypted attachment.
-    await page.getByRole("button", { name: "More options" }).click();
-    await page.getByRole("menuitem", { name: "Voice Message" }).click();
-    await page.waitForTimeout(RECORD_MS);
-    await page.getByRole("button", { name: "Send voice message" }).click();
 
     const row = frame.getByTestId("voice").first();
     await row.waitFor({ timeout: 60_000 });
@@ -182,9 +196,12 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
       roots = recent.chunk.filter((e) => e.type === "m.room.encrypted" && e.unsigned?.["m.relations"]?.["m.thread"]);
     }
     assert.equal(roots.length, 1, "the recording is a thread root");
+    // Past every timer that could send a second copy: a send is confirmed by
+    // Element's answer, and nothing is resent before RESEND_AFTER_MS (30 s).
+    await new Promise((r) => setTimeout(r, RESEND_WINDOW_MS));
     const thread = await matrix("GET",
       `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(roots[0].event_id)}/m.thread`);
-    assert.equal(thread.chunk.length, 1, "one reply in its thread");
+    assert.equal(thread.chunk.length, 1, "one reply in its thread, after every resend timer ran out");
     assert.equal(thread.chunk[0].type, "m.room.encrypted", "encrypted by Element");
     assert.equal(thread.chunk[0].sender, erin.userId);
 

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 
 import { buildHost } from "../host/build.mjs";
 import { WAIT_MS, WIDGET_QUERY, launchBrowser, openHost, widgetFrame } from "./browser.mjs";
+import { serveModelHub } from "./model-hub.mjs";
 import { serveStatic } from "./static-server.mjs";
 import { startSynapse } from "./synapse.mjs";
 
@@ -28,8 +29,10 @@ export async function startPoolRoom({ names, defaultRateLimits = false, browserA
     startSynapse({ dir, defaultRateLimits }), buildHost(join(dir, "dist-host")),
   ]);
   const hostServer = await serveStatic({ root: hostDist });
-  // Whisper models beside the widget, as a deployment serves them (`models/`).
-  const widgetServer = await serveStatic({ root: join(ROOT, "dist"), host: "localhost", mounts: { "/models/": MODELS } });
+  // dist/ alone, as README's deployment serves it; Whisper models from a
+  // stand-in for the Hugging Face Hub on another site, named by `models=`.
+  const widgetServer = await serveStatic({ root: join(ROOT, "dist"), host: "localhost" });
+  const modelHub = await serveModelHub({ models: MODELS });
   const users = {};
   for (const name of names) {
     const password = `${name}-password`;
@@ -41,12 +44,12 @@ export async function startPoolRoom({ names, defaultRateLimits = false, browserA
   await mkdir(ARTIFACTS, { recursive: true });
 
   return {
-    synapse, users, roomId,
+    synapse, users, roomId, modelHub,
 
     /** Opens the host page for `name`; returns the page. */
     open: (name, opts = {}) => openHost(browser, {
       hostUrl: hostServer.url, hsUrl: synapse.baseUrl, user: users[name], roomId,
-      widgetUrl: `${widgetServer.url}index.html?${WIDGET_QUERY}`, ...opts,
+      widgetUrl: `${widgetServer.url}index.html?${WIDGET_QUERY}&models=${modelHub.url}`, ...opts,
     }),
 
     /**
@@ -69,7 +72,7 @@ export async function startPoolRoom({ names, defaultRateLimits = false, browserA
 
     async close() {
       await browser.close();
-      await Promise.allSettled([hostServer.close(), widgetServer.close()]);
+      await Promise.allSettled([hostServer.close(), widgetServer.close(), modelHub.close()]);
       await synapse.stop();
       if (process.env.POTLUCK_KEEP_TMP !== "1") await rm(dir, { recursive: true, force: true });
     },
