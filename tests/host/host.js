@@ -11,12 +11,18 @@
 // Query parameters: hs, user, password, room, widget (URL, may hold Element's
 // $template variables), widgetId (default "potluck"), theme (light|dark),
 // lang (default "en"), autoApprove (1 = approve every capability without asking).
+//
+// Beside the widget, timeline.js shows the room to the friend (messages, thread
+// replies, Reply, Forward, a composer), as Element's timeline does; it only
+// listens to the client and sends as the user, never through the widget's driver.
 
 import {
   ClientEvent, Direction, MatrixError, PendingEventOrdering, RoomStateEvent, SyncState,
   UpdateDelayedEventAction, createClient,
 } from "matrix-js-sdk";
 import { ClientWidgetApi, MatrixCapabilities, Widget, WidgetDriver } from "matrix-widget-api";
+
+import { showTimeline } from "./timeline.js";
 
 const params = new URLSearchParams(location.search);
 const config = {
@@ -351,6 +357,8 @@ async function main() {
     widgetApi.updateTheme({ name: config.theme }).catch((e) => console.error("[host] updateTheme failed", e));
   });
   feedLiveEvents(client, widgetApi);
+  // The friend's own view of the room beside the widget; it changes nothing the widget sees.
+  showTimeline(client, config.roomId);
 
   window.potluckHost = { userId: client.getUserId(), roomId: config.roomId, client, widgetApi };
   setStatus("widget loading");
