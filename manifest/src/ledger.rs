@@ -49,7 +49,16 @@ pub struct Lease {
 impl Lease {
     /// Past the soft timeout since it was granted or last renewed by a progress report.
     pub fn soft_expired(&self, now: u64) -> bool {
-        now >= self.renewed_at.saturating_add(LEASE_SOFT_MS)
+        now >= self.lapsed_at()
+    }
+    /// When it lapses unless renewed or answered first: the soft timeout
+    /// after the last progress report, and never later than the hard
+    /// deadline, after which no answer would count (so progress reports
+    /// alone cannot hold a chunk forever).
+    pub fn lapsed_at(&self) -> u64 {
+        self.renewed_at
+            .saturating_add(LEASE_SOFT_MS)
+            .min(self.granted_at.saturating_add(LEASE_HARD_MS))
     }
     pub fn accepts_result_at(&self, ts: u64) -> bool {
         ts <= self.granted_at.saturating_add(LEASE_HARD_MS)
@@ -181,9 +190,22 @@ impl TaskStatus {
     }
 }
 
+/// What the ledger itself shows of a node's reliability: when it last
+/// answered a chunk it held, and when a lease of its last lapsed unanswered.
+/// A node whose last lapse is newer than its last answer is on probation
+/// (see `scheduler`): a silent node must lose work, not win it again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reliability {
+    pub last_answer: u64,
+    pub last_lapse: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 struct State {
     nodes: BTreeMap<NodeId, NodeRecord>,
+    /// Kept apart from `nodes`: a node's record is replaced when it announces
+    /// itself again, its history is not.
+    reliability: BTreeMap<NodeId, Reliability>,
     /// Recomputed when a node comes or goes, not for every event that asks.
     coordinator: Option<NodeId>,
     /// Tasks in homeserver order, found by id in constant time: every
@@ -307,6 +329,16 @@ impl Ledger {
         for event in &self.events {
             self.state.apply(event);
         }
+    }
+
+    /// The answers and lapses recorded for `node` (lapses of leases on chunks
+    /// still open are the scheduler's to see, from the leases themselves).
+    pub fn reliability(&self, node: &NodeId) -> Reliability {
+        self.state
+            .reliability
+            .get(node)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &NodeRecord> {
@@ -865,6 +897,8 @@ impl State {
                 ));
                 continue;
             }
+            let reliability = self.reliability.entry(node.clone()).or_default();
+            reliability.last_answer = reliability.last_answer.max(ts);
             // The node gives its lease back with its output or its error.
             chunk.leases.remove(lease_at);
             match &o.outcome {
@@ -888,6 +922,7 @@ impl State {
                     if chunk.replicas == 1 {
                         // Nothing to vote on: the first valid output wins.
                         chunk.done = Some(vote);
+                        note_lapses(&mut self.reliability, chunk, ts);
                         chunk.leases.clear();
                         continue;
                     }
@@ -896,6 +931,10 @@ impl State {
                     }
                     chunk.votes.push(vote);
                     count_votes(chunk, ts);
+                    if chunk.settled() {
+                        note_lapses(&mut self.reliability, chunk, ts);
+                        chunk.leases.clear();
+                    }
                 }
                 Outcome::Error { reason, retriable } => {
                     // A replica's error does not outvote the others' outputs:
@@ -915,9 +954,18 @@ impl State {
     }
 }
 
+/// Records, before a settled chunk's leases are dropped, which of them had
+/// lapsed unanswered (the node neither answered nor reported progress).
+fn note_lapses(reliability: &mut BTreeMap<NodeId, Reliability>, chunk: &ChunkRecord, ts: u64) {
+    for lease in chunk.leases.iter().filter(|l| l.soft_expired(ts)) {
+        let entry = reliability.entry(lease.node.clone()).or_default();
+        entry.last_lapse = entry.last_lapse.max(lease.lapsed_at());
+    }
+}
+
 /// Settles a chunk once a majority of its replicas agree on one output, or
 /// fails it once no output can reach a majority any more: a disagreement is
-/// reported, never resolved by picking one.
+/// reported, never resolved by picking one. The caller drops its leases.
 fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
     let quorum = chunk.quorum();
     let mut best: Option<(&ChunkDone, usize)> = None;
@@ -937,7 +985,6 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
             at: ts,
             ..vote.clone()
         });
-        chunk.leases.clear();
         return;
     }
     let outstanding = usize::from(chunk.replicas).saturating_sub(chunk.votes.len());
@@ -953,6 +1000,5 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
             chunk.votes.len(),
             distinct.len()
         ));
-        chunk.leases.clear();
     }
 }

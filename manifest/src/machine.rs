@@ -12,7 +12,7 @@ use crate::events::{
     TaskSpec,
 };
 use crate::ids::{EventId, NodeId, UserId};
-use crate::ledger::{ChunkStatus, Lease, Ledger, TaskRecord, TaskStatus};
+use crate::ledger::{Lease, Ledger, TaskRecord, TaskStatus};
 use crate::limits::{
     COMMAND_MAX_AGE_MS, COORDINATOR_SETTLE_MS, HEARTBEAT_MS, MAX_ASSIGNMENTS_PER_EVENT,
     MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, PROGRESS_EVERY_MS, RESEND_AFTER_MS,
@@ -963,8 +963,11 @@ impl NodeMachine {
                     .leases
                     .iter()
                     .any(|l| &l.node == node && l.attempt == *attempt);
-                let wanted = ledger.chunk_status(c, now) == ChunkStatus::Ready;
-                wanted && !came_back && now < *sent + RESEND_AFTER_MS
+                // Still open: a backup of a chunk someone holds is not `Ready`.
+                let open = c.done.is_none()
+                    && c.failed.is_none()
+                    && !ledger.task_status(record, now).is_terminal();
+                open && !came_back && now < *sent + RESEND_AFTER_MS
             });
         let in_flight: InFlight = self.assigning.keys().cloned().collect();
         // What does not fit this round's events is planned again next round.

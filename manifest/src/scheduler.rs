@@ -6,7 +6,7 @@
 
 use crate::events::Assignment;
 use crate::ids::{EventId, NodeId, UserId};
-use crate::ledger::{ChunkStatus, Ledger, NodeRecord, TaskRecord, TaskStatus};
+use crate::ledger::{ChunkRecord, ChunkStatus, Ledger, NodeRecord, TaskRecord, TaskStatus};
 use crate::limits::{MAX_LEASES_PER_SLOT, QUEUE_TARGET_MS};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -78,13 +78,20 @@ pub struct NodeLoad {
     pub leases: u32,
     /// Estimated milliseconds of the chunks it holds.
     pub queued_ms: u64,
+    /// A lease of this node lapsed since it last answered (see
+    /// `on_probation`): it holds one chunk at a time.
+    pub probation: bool,
 }
 
 impl NodeLoad {
     /// Whether the node can take one more chunk that runs about `chunk_ms`:
     /// always while a worker slot has nothing, then while its queue holds less
-    /// than `QUEUE_TARGET_MS` of work per slot.
+    /// than `QUEUE_TARGET_MS` of work per slot. A node on probation holds one
+    /// chunk at a time, however many workers it announces.
     pub fn can_take(&self, chunk_ms: u64) -> bool {
+        if self.probation {
+            return self.leases == 0;
+        }
         self.leases < self.slots
             || (self.leases < self.slots.saturating_mul(MAX_LEASES_PER_SLOT)
                 && self.queued_ms.saturating_add(chunk_ms)
@@ -108,9 +115,51 @@ fn chunk_ms(task: &TaskRecord) -> u64 {
     task.chunk_ms_estimate().unwrap_or(QUEUE_TARGET_MS)
 }
 
+/// Nodes on probation: those with a lease that lapsed (no answer, no
+/// progress before its soft timeout, or the hard deadline) more recently
+/// than they last answered. Judged from the ledger alone, so every node
+/// reaches the same verdict; one answer ends it, so a tab the browser
+/// throttled for a while is soon trusted again.
+pub fn on_probation(ledger: &Ledger, now: u64) -> BTreeSet<NodeId> {
+    let mut last_lapse: BTreeMap<&NodeId, u64> = BTreeMap::new();
+    let open_chunks = ledger
+        .tasks()
+        .filter(|t| !ledger.task_status(t, now).is_terminal())
+        .flat_map(|t| &t.chunks)
+        .filter(|c| c.done.is_none() && c.failed.is_none());
+    for lease in open_chunks.flat_map(|c| &c.leases) {
+        if lease.soft_expired(now) {
+            let at = last_lapse.entry(&lease.node).or_default();
+            *at = (*at).max(lease.lapsed_at());
+        }
+    }
+    ledger
+        .nodes()
+        .filter(|n| {
+            let record = ledger.reliability(&n.id);
+            let lapse = last_lapse
+                .get(&n.id)
+                .copied()
+                .unwrap_or(0)
+                .max(record.last_lapse);
+            lapse > record.last_answer
+        })
+        .map(|n| n.id.clone())
+        .collect()
+}
+
 /// The load of every online node: its live leases and the assignments on
 /// their way to it.
 pub fn node_loads(ledger: &Ledger, now: u64, in_flight: &InFlight) -> BTreeMap<NodeId, NodeLoad> {
+    node_loads_with(ledger, now, in_flight, &on_probation(ledger, now))
+}
+
+fn node_loads_with(
+    ledger: &Ledger,
+    now: u64,
+    in_flight: &InFlight,
+    probation: &BTreeSet<NodeId>,
+) -> BTreeMap<NodeId, NodeLoad> {
     let mut loads: BTreeMap<NodeId, NodeLoad> = ledger
         .online_nodes()
         .map(|n| {
@@ -118,6 +167,7 @@ pub fn node_loads(ledger: &Ledger, now: u64, in_flight: &InFlight) -> BTreeMap<N
                 slots: n.caps.slots,
                 leases: 0,
                 queued_ms: 0,
+                probation: probation.contains(&n.id),
             };
             (n.id.clone(), load)
         })
@@ -141,6 +191,7 @@ fn ready_by_submitter<'a>(
     ledger: &'a Ledger,
     now: u64,
     in_flight: &InFlight,
+    probation: &BTreeSet<NodeId>,
 ) -> BTreeMap<&'a UserId, VecDeque<ReadyChunk<'a>>> {
     let mut tasks: Vec<&TaskRecord> = ledger
         .tasks()
@@ -153,7 +204,9 @@ fn ready_by_submitter<'a>(
         for (index, chunk) in task.chunks.iter().enumerate() {
             let index = index as u32;
             let sent = sent_to(in_flight, &task.id, index).count() as u32;
-            let wanted = ledger.replicas_wanted(chunk, now).saturating_sub(sent);
+            let backup = needs_backup(ledger, chunk, ms, now, probation);
+            let wanted =
+                (ledger.replicas_wanted(chunk, now) + u32::from(backup)).saturating_sub(sent);
             // Each replica gets an attempt number of its own.
             for replica in 1..=wanted {
                 queues
@@ -169,6 +222,39 @@ fn ready_by_submitter<'a>(
         }
     }
     queues
+}
+
+/// Whether a chunk held only by suspect nodes (on probation, or that never
+/// answered a chunk), with no progress reported, for longer than
+/// `backup_after_ms`, should also go to another node (a backup, as MapReduce
+/// runs stragglers twice): a node that keeps a lease alive with empty
+/// progress reports but never answers would otherwise hold it until the hard
+/// deadline. The first valid output wins; the other is ignored.
+fn needs_backup(
+    ledger: &Ledger,
+    chunk: &ChunkRecord,
+    chunk_ms: u64,
+    now: u64,
+    probation: &BTreeSet<NodeId>,
+) -> bool {
+    let suspect =
+        |node: &NodeId| probation.contains(node) || ledger.reliability(node).last_answer == 0;
+    if chunk.replicas != 1 {
+        return false; // Replicated chunks are already run more than once.
+    }
+    let held = ledger.held_leases(chunk, now);
+    let oldest = held.iter().map(|l| l.granted_at).min();
+    !held.is_empty()
+        && held.len() < 2
+        && held.iter().all(|l| suspect(&l.node) && l.progress == 0.0)
+        && oldest.is_some_and(|at| now >= at.saturating_add(backup_after_ms(chunk_ms)))
+}
+
+/// How long a node on probation holds a chunk before a backup goes out:
+/// twice the chunk's estimate, and never before a queue's worth of time
+/// (`QUEUE_TARGET_MS`), so a new friend's first, quick chunk is not doubled.
+fn backup_after_ms(chunk_ms: u64) -> u64 {
+    chunk_ms.saturating_mul(2).max(QUEUE_TARGET_MS)
 }
 
 /// Chunks currently leased per submitter: the first key of fairness.
@@ -193,8 +279,9 @@ pub fn running_by_submitter(ledger: &Ledger, now: u64) -> BTreeMap<UserId, u32> 
 /// come back from the homeserver yet, so it neither assigns those chunks twice
 /// nor fills the same slots again.
 pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Vec<Assignment>)> {
-    let mut loads = node_loads(ledger, now, in_flight);
-    let mut queues = ready_by_submitter(ledger, now, in_flight);
+    let probation = on_probation(ledger, now);
+    let mut loads = node_loads_with(ledger, now, in_flight, &probation);
+    let mut queues = ready_by_submitter(ledger, now, in_flight, &probation);
     let mut running = running_by_submitter(ledger, now);
     let mut plan: BTreeMap<EventId, Vec<Assignment>> = BTreeMap::new();
     // Replicas placed this round count as on their way.
@@ -225,7 +312,7 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
                 nodes_on_chunk(ledger, ready.task, ready.chunk, now, in_flight)
                     .chain(sent_to(&placed_now, &ready.task.id, ready.chunk))
                     .collect();
-            best_node(ledger, &loads, ready, &taken).map(|node| (i, node))
+            best_node(ledger, &loads, ready, &taken, now).map(|node| (i, node))
         });
         let Some((index, node)) = placed else {
             queue.clear(); // Nothing of theirs fits any free node this round.
@@ -250,14 +337,16 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
 }
 
 /// The node that meets the chunk's requirements and has room for it, among
-/// those not already on this chunk: the one with the most idle workers, then
-/// the shortest queue per worker. A replica goes to another friend's machine
-/// where one has room: a majority of one friend's tabs proves less.
+/// those not already on this chunk: one not on probation, then the one with
+/// the most idle workers, then the shortest queue per worker. A replica goes
+/// to another friend's machine where one has room: a majority of one
+/// friend's tabs proves less.
 fn best_node(
     ledger: &Ledger,
     loads: &BTreeMap<NodeId, NodeLoad>,
     ready: &ReadyChunk,
     taken: &[&NodeId],
+    now: u64,
 ) -> Option<NodeId> {
     let fresh_friend = |n: &NodeRecord| !taken.iter().any(|t| t.owner() == n.id.owner());
     // Queues compared per worker slot, without dividing: a/sa < b/sb.
@@ -267,18 +356,35 @@ fn best_node(
         };
         per_slot(b, a).cmp(&per_slot(a, b))
     };
-    loads
-        .iter()
-        .filter(|(id, load)| load.can_take(ready.ms) && !taken.contains(id))
-        .filter_map(|(id, load)| ledger.node(id).map(|n| (n, load)))
-        .filter(|(n, _)| ready.task.spec.runs_on(&n.caps))
-        .max_by(|(a, la), (b, lb)| {
-            (fresh_friend(a), la.idle_slots())
-                .cmp(&(fresh_friend(b), lb.idle_slots()))
+    // Nodes whose lease on this very chunk lapsed: another node gets it if
+    // any can take it, so one silent node cannot burn all its attempts.
+    let lapsed_here: Vec<&NodeId> = ready
+        .task
+        .chunks
+        .get(ready.chunk as usize)
+        .into_iter()
+        .flat_map(|c| &c.leases)
+        .filter(|l| l.soft_expired(now))
+        .map(|l| &l.node)
+        .collect();
+    let candidates = || {
+        loads
+            .iter()
+            .filter(|(id, load)| load.can_take(ready.ms) && !taken.contains(id))
+            .filter_map(|(id, load)| ledger.node(id).map(|n| (n, load)))
+            .filter(|(n, _)| ready.task.spec.runs_on(&n.caps))
+    };
+    let best = |pool: &mut dyn Iterator<Item = (&NodeRecord, &NodeLoad)>| {
+        pool.max_by(|(a, la), (b, lb)| {
+            (!la.probation, fresh_friend(a), la.idle_slots())
+                .cmp(&(!lb.probation, fresh_friend(b), lb.idle_slots()))
                 .then_with(|| shorter_queue(la, lb))
                 .then(b.id.cmp(&a.id))
         })
         .map(|(n, _)| n.id.clone())
+    };
+    best(&mut candidates().filter(|(n, _)| !lapsed_here.contains(&&n.id)))
+        .or_else(|| best(&mut candidates()))
 }
 
 /// Why a node is not running anything, in words a friend understands.

@@ -46,6 +46,9 @@ export async function startPoolRoom({ names, defaultRateLimits = false, browserA
   return {
     synapse, users, roomId, modelHub,
 
+    /** The widget's URL as /addwidget gives it, fetching models from `models`. */
+    widgetUrl: (models = modelHub.url) => `${widgetServer.url}index.html?${WIDGET_QUERY}&models=${models}`,
+
     /** Opens the host page for `name`; returns the page. */
     open: (name, opts = {}) => openHost(browser, {
       hostUrl: hostServer.url, hsUrl: synapse.baseUrl, user: users[name], roomId,

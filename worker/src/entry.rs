@@ -176,7 +176,7 @@ async fn engine(model: &str, models: &str, notice: impl Fn(String)) -> Result<Rc
         .map_err(|e| format!("the {model} model could not be loaded: {e}"))?;
     if let Some(reason) = report.not_kept {
         notice(format!(
-            "The {model} model stays in memory while this tab is open, and downloads again after: {reason}"
+            "The {model} model stays in memory while this tab is open; a new tab gets it from the browser's HTTP cache where the model server allows, or downloads it again. The browser gave Potluck no storage of its own: {reason}"
         ));
     }
     let engine = Rc::new(engine);

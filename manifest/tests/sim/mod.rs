@@ -14,7 +14,7 @@
 use manifest::events::{NodeCaps, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
-use manifest::limits::{NODE_TIMEOUT_MS, SERVER_BURST, SERVER_EVENTS_PER_SECOND};
+use manifest::limits::{MAX_SLOTS, NODE_TIMEOUT_MS, SERVER_BURST, SERVER_EVENTS_PER_SECOND};
 use manifest::machine::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
 use serde_json::{json, Value};
@@ -63,6 +63,9 @@ pub struct Config {
     /// Percent of events a tab sees twice.
     pub duplicate_percent: u64,
     pub give_up_after_ms: u64,
+    /// A member's node (mallory's) announces `MAX_SLOTS` workers and never
+    /// runs or answers anything it is given.
+    pub silent_node: bool,
 }
 
 impl Config {
@@ -81,6 +84,7 @@ impl Config {
             max_lag_ms: 3_000,
             duplicate_percent: 10,
             give_up_after_ms: 3 * 3_600_000,
+            silent_node: false,
         }
     }
 }
@@ -185,6 +189,8 @@ struct Tab {
     jobs: BTreeMap<u64, (u64, u64)>,
     retry: Vec<Action>,
     joined_at: u64,
+    /// Takes work and never runs it (see `Config::silent_node`).
+    silent: bool,
 }
 
 impl Tab {
@@ -198,6 +204,7 @@ impl Tab {
             jobs: BTreeMap::new(),
             retry: Vec::new(),
             joined_at: now,
+            silent: false,
         }
     }
 
@@ -305,6 +312,7 @@ impl Tab {
                     hs.append(&sender, &out, now);
                 }
             }
+            Action::RunChunk { .. } if self.silent => {}
             Action::RunChunk { job, .. } => {
                 let (min, max) = config.chunk_ms;
                 self.jobs
@@ -346,20 +354,26 @@ pub fn run(config: &Config) -> Report {
         events_by_type: BTreeMap::new(),
     };
     let output = json!({"count": 1});
-    let names: Vec<UserId> = (0..config.contributors)
+    let mut names: Vec<UserId> = (0..config.contributors)
         .map(|i| UserId::parse(format!("@friend{i}:hs")).unwrap())
         .collect();
+    let mallory = UserId::parse("@mallory:hs").unwrap();
+    if config.silent_node {
+        names.push(mallory.clone());
+    }
     let mut now = 1_000u64;
     let mut tabs: Vec<Tab> = Vec::new();
     let mut generation = 0u32;
     let mut join = |tabs: &mut Vec<Tab>, user: &UserId, now: u64| {
         generation += 1;
         let mut tab = Tab::new(user.clone(), now);
+        tab.silent = *user == mallory;
         let node = NodeId::new(user, &format!("g{generation}")).unwrap();
         tab.node = Some(node.clone());
+        let slots = if tab.silent { MAX_SLOTS } else { config.slots };
         let caps = NodeCaps {
-            cores: config.slots + 1,
-            slots: config.slots,
+            cores: slots + 1,
+            slots,
             memory_mb: None,
             webgpu: false,
             models: vec![],
