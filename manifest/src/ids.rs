@@ -144,10 +144,7 @@ impl MxcUri {
             .strip_prefix("mxc://")
             .and_then(|rest| rest.split_once('/'))
             .is_some_and(|(server, media)| {
-                !server.is_empty()
-                    && server
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+                is_server_name(server)
                     && !media.is_empty()
                     && media
                         .chars()
@@ -162,6 +159,50 @@ impl MxcUri {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A Matrix server name: a DNS name, an IPv4 address or a bracketed IPv6
+/// address, with an optional port (the spec's appendix on server names).
+/// Dots alone (`..`), an empty host (`:`) or empty brackets are not one.
+fn is_server_name(server: &str) -> bool {
+    let (host_ok, port) = match server.strip_prefix('[') {
+        Some(rest) => {
+            let Some((ipv6, after)) = rest.split_once(']') else {
+                return false;
+            };
+            let port = match after {
+                "" => None,
+                _ => match after.strip_prefix(':') {
+                    Some(port) => Some(port),
+                    None => return false,
+                },
+            };
+            let ipv6_ok = ipv6.contains(':')
+                && ipv6
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+            (ipv6_ok, port)
+        }
+        None => {
+            let (host, port) = match server.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (server, None),
+            };
+            (is_dns_name(host), port)
+        }
+    };
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+/// A DNS name or IPv4 address: non-empty labels of letters, digits and '-'.
+fn is_dns_name(host: &str) -> bool {
+    (1..=255).contains(&host.len())
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 macro_rules! string_conversions {
@@ -189,6 +230,32 @@ string_conversions!(UserId, EventId, NodeId, MxcUri);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mxc_uris_name_a_real_server_name() {
+        for good in [
+            "mxc://localhost/abc",
+            "mxc://matrix.org/AbC_-1",
+            "mxc://127.0.0.1:8008/x",
+            "mxc://[::1]:8448/x",
+            "mxc://[2001:db8::1]/x",
+        ] {
+            assert!(MxcUri::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "mxc://../x",
+            "mxc://./x",
+            "mxc://:/x",
+            "mxc://[]/x",
+            "mxc://host:/x",
+            "mxc://host:123456/x",
+            "mxc://[::1]x/x",
+            "mxc://a..b/x",
+            "mxc://host/../x",
+        ] {
+            assert!(MxcUri::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn user_ids_need_sigil_localpart_and_server() {

@@ -75,6 +75,9 @@ pub struct ChunkDone {
     /// How long the chunk ran: what the node reports, but never more than
     /// the lease has been out (so a node cannot claim more than it could have run).
     pub took_ms: u64,
+    /// For a replicated chunk decided by a majority: the nodes whose output
+    /// differed or who answered with an error. Shown, not hidden.
+    pub dissent: Vec<NodeId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +93,9 @@ pub struct ChunkRecord {
     /// Outputs of a replicated chunk so far, at most one per node, until a
     /// majority agrees. A chunk that runs once takes its first output as done.
     pub votes: Vec<ChunkDone>,
+    /// Replicas that failed for good (node, reason): they vote for no output,
+    /// so the others' agreement still decides the chunk.
+    pub errors: Vec<(NodeId, String)>,
     /// The accepted output: the first (or, replicated, the majority's).
     pub done: Option<ChunkDone>,
     pub failed: Option<String>,
@@ -103,9 +109,15 @@ impl ChunkRecord {
             attempts: 0,
             retry_after: 0,
             votes: Vec::new(),
+            errors: Vec::new(),
             done: None,
             failed: None,
         }
+    }
+
+    /// Whether `node` already gave this chunk its output or its error.
+    pub fn answered_by(&self, node: &NodeId) -> bool {
+        self.votes.iter().any(|v| &v.node == node) || self.errors.iter().any(|(n, _)| n == node)
     }
 
     fn settled(&self) -> bool {
@@ -406,7 +418,7 @@ impl Ledger {
         if self.chunk_status(chunk, now) != ChunkStatus::Ready {
             return 0;
         }
-        let held = self.held_leases(chunk, now).len() + chunk.votes.len();
+        let held = self.held_leases(chunk, now).len() + chunk.votes.len() + chunk.errors.len();
         let wanted = usize::from(chunk.replicas).saturating_sub(held) as u32;
         wanted.min(max_attempts(chunk.replicas).saturating_sub(chunk.attempts))
     }
@@ -789,6 +801,10 @@ impl State {
         }
         for a in assignments {
             let node_online = self.nodes.get(&a.node).is_some_and(|n| n.online);
+            let can_run = self
+                .nodes
+                .get(&a.node)
+                .is_some_and(|n| self.tasks[task].spec.runs_on(&n.caps));
             let record = &mut self.tasks[task];
             let Some(chunk) = record.chunks.get_mut(a.chunk as usize) else {
                 let reason = format!("chunk {} does not exist", a.chunk);
@@ -806,8 +822,27 @@ impl State {
             if chunk.settled() || record.cancelled.is_some() {
                 continue;
             }
-            if chunk.votes.iter().any(|v| v.node == a.node) {
+            if chunk.answered_by(&a.node) {
                 let reason = format!("chunk {} already ran on {}", a.chunk, a.node);
+                self.reject(event, reason);
+                continue;
+            }
+            if !can_run {
+                let reason = format!(
+                    "chunk {} assigned to {}, which cannot run it (it needs WebGPU, memory or a script the node declined)",
+                    a.chunk, a.node
+                );
+                self.reject(event, reason);
+                continue;
+            }
+            // Attempts count up one replica (or one backup) at a time: an
+            // assignment that skips ahead would burn the chunk's retries.
+            let furthest = chunk.attempts.saturating_add(u32::from(chunk.replicas) + 1);
+            if a.attempt == 0 || a.attempt > furthest {
+                let reason = format!(
+                    "chunk {} assigned as attempt {}, but only {} were issued so far",
+                    a.chunk, a.attempt, chunk.attempts
+                );
                 self.reject(event, reason);
                 continue;
             }
@@ -918,6 +953,7 @@ impl State {
                         output: Arc::clone(output),
                         at: ts,
                         took_ms,
+                        dissent: Vec::new(),
                     };
                     if chunk.replicas == 1 {
                         // Nothing to vote on: the first valid output wins.
@@ -926,7 +962,7 @@ impl State {
                         chunk.leases.clear();
                         continue;
                     }
-                    if chunk.votes.iter().any(|v| &v.node == node) {
+                    if chunk.answered_by(node) {
                         continue; // One vote per node, however many leases it got.
                     }
                     chunk.votes.push(vote);
@@ -937,13 +973,21 @@ impl State {
                     }
                 }
                 Outcome::Error { reason, retriable } => {
-                    // A replica's error does not outvote the others' outputs:
-                    // the chunk is issued again.
                     if *retriable {
                         let backoff = BACKOFF_BASE_MS << (o.attempt.saturating_sub(1)).min(10);
                         chunk.retry_after = chunk.retry_after.max(ts.saturating_add(backoff));
-                    } else {
+                    } else if chunk.replicas == 1 {
                         chunk.failed = Some(reason.clone());
+                    } else if !chunk.answered_by(node) {
+                        // A replica's error votes for no output: the others'
+                        // agreement still decides, and only when no output can
+                        // reach a majority any more does the chunk fail.
+                        chunk.errors.push((node.clone(), reason.clone()));
+                        count_votes(chunk, ts);
+                        if chunk.settled() {
+                            note_lapses(&mut self.reliability, chunk, ts);
+                            chunk.leases.clear();
+                        }
                     }
                 }
             }
@@ -968,26 +1012,43 @@ fn note_lapses(reliability: &mut BTreeMap<NodeId, Reliability>, chunk: &ChunkRec
 /// reported, never resolved by picking one. The caller drops its leases.
 fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
     let quorum = chunk.quorum();
-    let mut best: Option<(&ChunkDone, usize)> = None;
-    for vote in &chunk.votes {
-        let agreeing = chunk
+    let agreeing_with = |vote: &ChunkDone| {
+        chunk
             .votes
             .iter()
             .filter(|v| v.output == vote.output)
-            .count();
-        if best.is_none_or(|(_, n)| agreeing > n) {
-            best = Some((vote, agreeing));
-        }
-    }
-    let Some((vote, agreeing)) = best else { return };
-    if agreeing >= quorum {
+            .count()
+    };
+    let best = chunk
+        .votes
+        .iter()
+        .fold(None::<(&ChunkDone, usize)>, |best, vote| {
+            let n = agreeing_with(vote);
+            if best.is_none_or(|(_, m)| n > m) {
+                Some((vote, n))
+            } else {
+                best
+            }
+        });
+    let agreeing = best.map_or(0, |(_, n)| n);
+    if let Some((vote, n)) = best.filter(|(_, n)| *n >= quorum) {
+        debug_assert_eq!(n, agreeing);
+        let dissent = chunk
+            .votes
+            .iter()
+            .filter(|v| v.output != vote.output)
+            .map(|v| v.node.clone())
+            .chain(chunk.errors.iter().map(|(node, _)| node.clone()))
+            .collect();
         chunk.done = Some(ChunkDone {
             at: ts,
+            dissent,
             ..vote.clone()
         });
         return;
     }
-    let outstanding = usize::from(chunk.replicas).saturating_sub(chunk.votes.len());
+    let answered = chunk.votes.len() + chunk.errors.len();
+    let outstanding = usize::from(chunk.replicas).saturating_sub(answered);
     if agreeing + outstanding < quorum {
         let mut distinct: Vec<&Value> = Vec::new();
         for v in &chunk.votes {
@@ -995,10 +1056,18 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
                 distinct.push(&v.output);
             }
         }
-        chunk.failed = Some(format!(
-            "its {} replicas disagree: {} different outputs, no majority",
-            chunk.votes.len(),
-            distinct.len()
-        ));
+        chunk.failed = Some(match chunk.errors.first() {
+            Some((_, reason)) if distinct.len() <= 1 => format!(
+                "{} of its {} replicas failed: {reason}",
+                chunk.errors.len(),
+                chunk.replicas
+            ),
+            _ => format!(
+                "its {} replicas disagree: {} different outputs and {} errors, no majority",
+                answered,
+                distinct.len(),
+                chunk.errors.len()
+            ),
+        });
     }
 }

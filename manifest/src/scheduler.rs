@@ -39,9 +39,12 @@ fn nodes_on_chunk<'a>(
         .unwrap_or_default()
         .into_iter()
         .map(|l| &l.node);
-    let voted = record
-        .into_iter()
-        .flat_map(|c| c.votes.iter().map(|v| &v.node));
+    let voted = record.into_iter().flat_map(|c| {
+        c.votes
+            .iter()
+            .map(|v| &v.node)
+            .chain(c.errors.iter().map(|(node, _)| node))
+    });
     leased
         .chain(voted)
         .chain(sent_to(in_flight, &task.id, chunk))
@@ -446,10 +449,7 @@ pub fn explain_idle(ledger: &Ledger, node: &NodeId, now: u64) -> IdleReason {
         let waiting: Vec<ChunkStatus> = task
             .chunks
             .iter()
-            .filter(|c| {
-                !c.leases.iter().any(|l| &l.node == node)
-                    && !c.votes.iter().any(|v| &v.node == node)
-            })
+            .filter(|c| !c.leases.iter().any(|l| &l.node == node) && !c.answered_by(node))
             .map(|c| ledger.chunk_status(c, now))
             .filter(|s| matches!(s, ChunkStatus::Ready | ChunkStatus::BackingOff { .. }))
             .collect();

@@ -32,6 +32,9 @@ pub struct TaskView {
     pub progress: f32,
     /// Which nodes' results were accepted, one per finished chunk.
     pub done_by: Vec<NodeId>,
+    /// Friends whose machines answered a replicated chunk differently from
+    /// the majority, or failed it: outvoted, and shown.
+    pub outvoted: Vec<UserId>,
     /// Finished chunks that are image tiles (`{"x", "y", "size", "pixels"}`),
     /// shown as they arrive, each with the friend whose machine computed it.
     pub tiles: Vec<Tile>,
@@ -128,6 +131,17 @@ impl PoolView {
                         .iter()
                         .filter_map(|c| c.done.as_ref().map(|d| d.node.clone()))
                         .collect(),
+                    outvoted: {
+                        let mut users: Vec<UserId> = t
+                            .chunks
+                            .iter()
+                            .filter_map(|c| c.done.as_ref())
+                            .flat_map(|d| d.dissent.iter().map(NodeId::owner))
+                            .collect();
+                        users.sort();
+                        users.dedup();
+                        users
+                    },
                     tiles: t
                         .chunks
                         .iter()

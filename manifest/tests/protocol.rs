@@ -439,6 +439,48 @@ fn webgpu_work_goes_only_to_webgpu_nodes_and_others_say_why_they_idle() {
 }
 
 #[test]
+fn a_coordinator_cannot_give_gpu_work_to_a_node_without_a_gpu_or_burn_a_chunks_attempts() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    let gpu = TaskSpec {
+        requirements: Requirements {
+            webgpu: true,
+            min_memory_mb: None,
+        },
+        ..primes(1)
+    };
+    let task = room.send("carol", &Outgoing::task(&gpu), 3);
+    let to_bob = Outgoing::assign(
+        &task,
+        &[Assignment {
+            chunk: 0,
+            node: node("bob"),
+            attempt: 1,
+        }],
+    );
+    let reason = room.send_rejected("alice", &to_bob, 4);
+    assert!(reason.contains("cannot run it"), "{reason}");
+    assert!(room.ledger.task(&task).unwrap().chunks[0].leases.is_empty());
+
+    let task = room.send("carol", &Outgoing::task(&primes(1)), 5);
+    let ninth = Outgoing::assign(
+        &task,
+        &[Assignment {
+            chunk: 0,
+            node: node("bob"),
+            attempt: 9,
+        }],
+    );
+    let reason = room.send_rejected("alice", &ninth, 6);
+    assert!(
+        reason.contains("attempt 9, but only 0 were issued"),
+        "{reason}"
+    );
+    assert_eq!(room.ledger.task(&task).unwrap().chunks[0].attempts, 0);
+}
+
+#[test]
 fn an_idle_node_says_there_is_no_work() {
     let mut room = Room::new();
     room.online("alice", caps(1, false), 1);
@@ -566,7 +608,64 @@ fn replicas_go_to_different_friends_and_the_majority_decides() {
             result: json!({"count": 168})
         }
     );
-    assert_eq!(room.ledger.task(&task).unwrap().chunks[0].votes.len(), 3);
+    let chunk = &room.ledger.task(&task).unwrap().chunks[0];
+    assert_eq!(chunk.votes.len(), 3);
+    assert_eq!(
+        chunk.done.as_ref().unwrap().dissent,
+        [node("carol")],
+        "the outvoted answer is shown, not dropped"
+    );
+}
+
+#[test]
+fn a_replica_that_fails_for_good_does_not_outvote_two_that_agree() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    room.online("carol", caps(1, false), 3);
+    let task = room.send("dan", &Outgoing::task(&replicated(1, 3)), 4);
+    let planned = plan(&room.ledger, 5, &InFlight::new());
+    room.send("alice", &Outgoing::assign(&task, &planned[0].1), 6);
+    let attempt_of = |name: &str| {
+        let a = planned[0].1.iter().find(|a| a.node == node(name));
+        a.unwrap().attempt
+    };
+    let broken = Outcome::Error {
+        reason: "out of memory".into(),
+        retriable: false,
+    };
+    room.result("carol", &task, 0, attempt_of("carol"), broken.clone(), 10);
+    assert!(matches!(
+        room.status(&task, 11),
+        TaskStatus::Running { done: 0, .. }
+    ));
+    room.result("alice", &task, 0, attempt_of("alice"), count(168), 12);
+    room.result("bob", &task, 0, attempt_of("bob"), count(168), 13);
+    assert_eq!(
+        room.status(&task, 14),
+        TaskStatus::Done {
+            result: json!({"count": 168})
+        }
+    );
+    let done = room.ledger.task(&task).unwrap().chunks[0].done.clone();
+    assert_eq!(done.unwrap().dissent, [node("carol")]);
+
+    // Two failures out of three leave no majority possible: the chunk fails, with the reason.
+    let task = room.send("dan", &Outgoing::task(&replicated(1, 3)), 20);
+    let planned = plan(&room.ledger, 21, &InFlight::new());
+    room.send("alice", &Outgoing::assign(&task, &planned[0].1), 22);
+    for (i, a) in planned[0].1.iter().enumerate() {
+        let name = a.node.owner().localpart().to_owned();
+        let outcome = if i < 2 { broken.clone() } else { count(168) };
+        room.result(&name, &task, 0, a.attempt, outcome, 23);
+    }
+    let TaskStatus::Failed { reason } = room.status(&task, 24) else {
+        panic!("{:?}", room.status(&task, 24));
+    };
+    assert!(
+        reason.contains("2 of its 3 replicas failed: out of memory"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -60,6 +60,12 @@ pub fn task_list(props: &Props) -> Html {
                             <div class="what">{ &t.description }<span class="who">{ format!(" · {}", t.submitter.localpart()) }</span></div>
                             <progress max="1" value={t.progress.to_string()} />
                             <span class="status" data-testid="task-status">{ text }</span>
+                            if !t.outvoted.is_empty() {
+                                <p class="outvoted" data-testid="task-outvoted">{ format!(
+                                    "Outvoted (another answer, or an error): {}. The majority's answer counts.",
+                                    t.outvoted.iter().map(|u| u.localpart().to_owned()).collect::<Vec<_>>().join(", ")
+                                ) }</p>
+                            }
                             if !t.tiles.is_empty() {
                                 <TileImage tiles={t.tiles.clone()} chunks={t.chunks_total} />
                             }
