@@ -79,6 +79,22 @@ impl Span {
     }
 }
 
+impl Span {
+    /// The span's samples in audio of `len` samples, or why there are none:
+    /// a task may name a span past the end of the recording it names.
+    pub fn samples_within(&self, len: usize) -> Result<std::ops::Range<usize>, String> {
+        let range = self.samples(len);
+        if range.is_empty() {
+            let audio_ms = len as u64 * 1000 / u64::from(SAMPLE_RATE);
+            return Err(format!(
+                "the span {}–{} ms lies outside the recording, which is {audio_ms} ms long",
+                self.start_ms, self.end_ms
+            ));
+        }
+        Ok(range)
+    }
+}
+
 /// `Span::samples` in u64, saturating: start ≤ end ≤ `len`.
 fn sample_range(start_ms: u64, end_ms: u64, len: u64) -> (u64, u64) {
     let per_ms = u64::from(SAMPLE_RATE) / 1000;
@@ -425,6 +441,10 @@ mod tests {
         };
         assert!(check_spans(&[span]).unwrap_err().contains("120 minutes"));
         assert_eq!(span.samples(16_000 * 60), 960_000..960_000);
+        assert!(span
+            .samples_within(16_000 * 60)
+            .unwrap_err()
+            .contains("outside the recording, which is 60000 ms long"));
     }
 
     #[test]

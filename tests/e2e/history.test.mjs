@@ -16,61 +16,13 @@ import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS } from "../support/browser.mjs";
 import { ROOT, contribute, startPoolRoom } from "../support/pool-room.mjs";
+import { matrix, roomPath, send, sendVoiceMessage, threadReplies, waitForReply } from "../support/chat.mjs";
 import { serveStatic } from "../support/static-server.mjs";
 
 const AUDIO = join(ROOT, "widget/test-data/audio");
 const TRANSCRIPT_WITHIN_MS = 240_000;
 // manifest/src/limits.rs RESEND_AFTER_MS (30 s) and a margin.
 const RESEND_WINDOW_MS = 45_000;
-
-async function matrix(room, user, method, path, body) {
-  const response = await fetch(`${room.synapse.baseUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${user.accessToken}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : (Buffer.isBuffer(body) ? body : JSON.stringify(body)),
-  });
-  const text = await response.text();
-  assert.equal(response.status, 200, `${method} ${path}: ${text}`);
-  return JSON.parse(text);
-}
-
-const roomPath = (room) => `/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}`;
-const txn = () => `h${Date.now()}${Math.random()}`;
-
-async function say(room, user, content) {
-  return (await matrix(room, user, "PUT", `${roomPath(room)}/send/m.room.message/${txn()}`, content)).event_id;
-}
-
-/** A voice message as Element sends one. */
-async function sendVoiceMessage(room, user, bytes, durationMs) {
-  const response = await fetch(`${room.synapse.baseUrl}/_matrix/media/v3/upload?filename=voice.ogg`, {
-    method: "POST", headers: { Authorization: `Bearer ${user.accessToken}`, "Content-Type": "audio/ogg" }, body: bytes,
-  });
-  assert.equal(response.status, 200);
-  const { content_uri: url } = await response.json();
-  return say(room, user, {
-    msgtype: "m.audio", body: "Voice message", url,
-    info: { duration: durationMs, mimetype: "audio/ogg", size: bytes.length },
-    "org.matrix.msc1767.audio": { duration: durationMs, waveform: [0, 512, 1024, 512] },
-    "org.matrix.msc3245.voice": {},
-  });
-}
-
-/** Potluck's replies in `message`'s thread, as the homeserver files them. */
-async function threadReplies(room, message) {
-  const thread = await matrix(room, room.users.alice, "GET",
-    `/_matrix/client/v1/rooms/${encodeURIComponent(room.roomId)}/relations/${encodeURIComponent(message)}/m.thread?limit=100`);
-  return thread.chunk.filter((e) => e.content?.["org.potluck.transcript"]);
-}
-
-async function waitForReply(room, message) {
-  for (const until = Date.now() + TRANSCRIPT_WITHIN_MS; Date.now() < until;) {
-    const replies = await threadReplies(room, message);
-    if (replies.length) return replies[0];
-    await new Promise((r) => setTimeout(r, 2_000));
-  }
-  throw new Error(`no transcript for ${message}`);
-}
 
 /** Σ i³ for i in [0, 100): the `!run` below, computed here, not by the script. */
 const SUM_OF_CUBES_BELOW_100 = (99 * 100 / 2) ** 2;
@@ -95,8 +47,8 @@ describe("a room's past, before any widget opened", () => {
     const short = await readFile(join(AUDIO, "five-sentences.ogg"));
     voiceA = await sendVoiceMessage(room, carol, short, 17_400);
     voiceB = await sendVoiceMessage(room, carol, short, 17_400);
-    await say(room, dan, { msgtype: "m.text", body: "!transcribe", "m.relates_to": { "m.in_reply_to": { event_id: voiceB } } });
-    runCommand = await say(room, dan, { msgtype: "m.text", body: '!run squares 0 100 10 {"power": 3}' });
+    await send(room, dan, { msgtype: "m.text", body: "!transcribe", "m.relates_to": { "m.in_reply_to": { event_id: voiceB } } });
+    runCommand = await send(room, dan, { msgtype: "m.text", body: '!run squares 0 100 10 {"power": 3}' });
     for (const name of ["alice", "bob"]) ({ widget: widgets[name] } = await room.openWidget(name));
   });
   after(async () => {

@@ -544,7 +544,14 @@ impl Driver {
             let (true, Some(pool)) = (state.jobs.contains_key(&job), &state.pool) else {
                 return;
             };
-            let samples = js_sys::Float32Array::from(&samples[span.samples(samples.len())]);
+            let range = match span.samples_within(samples.len()) {
+                Ok(range) => range,
+                Err(reason) => {
+                    drop(state);
+                    return driver.finish_local(job, JobEvent::Failed(reason));
+                }
+            };
+            let samples = js_sys::Float32Array::from(&samples[range]);
             let work = TaskKind::Transcribe(Box::new(task));
             pool.run_with_audio(
                 job,
