@@ -251,6 +251,9 @@ pub enum PotluckEvent {
         node: NodeId,
         /// Boxed: the rarest event need not make every event in the ledger big.
         caps: Box<NodeCaps>,
+        /// When the node says it came online, if it announced itself before:
+        /// how a tab that reads only current state learns its seniority.
+        since: Option<u64>,
     },
     NodeGone {
         node: NodeId,
@@ -307,10 +310,20 @@ fn reference(task: &EventId) -> Value {
 
 impl Outgoing {
     pub fn node_online(node: &NodeId, caps: &NodeCaps) -> Self {
+        Self::node_online_since(node, caps, None)
+    }
+    /// A node announcing itself again (new capabilities, or its state was
+    /// overwritten) says since when it has been online: tabs that saw its
+    /// first announcement keep what they saw, a tab opening later reads it.
+    pub fn node_online_since(node: &NodeId, caps: &NodeCaps, since: Option<u64>) -> Self {
+        let mut content = json!({ "v": PROTOCOL_VERSION, "online": true, "caps": caps });
+        if let Some(since) = since {
+            content["since"] = json!(since);
+        }
         Self {
             event_type: event_type::NODE,
             state_key: Some(node.to_string()),
-            content: json!({ "v": PROTOCOL_VERSION, "online": true, "caps": caps }),
+            content,
         }
     }
     /// Also the content of the node's dead-man switch (a delayed event).

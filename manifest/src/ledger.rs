@@ -616,12 +616,14 @@ impl State {
     fn apply(&mut self, event: &SeenEvent) {
         let ts = event.origin_server_ts;
         match &event.event {
-            PotluckEvent::NodeOnline { node, caps } => {
+            PotluckEvent::NodeOnline { node, caps, since } => {
                 // A node that updates its capabilities keeps its seniority
-                // (and so the coordinator role): it never went away.
+                // (and so the coordinator role): it never went away. A tab
+                // that missed its first announcement (it reads current state
+                // only) takes the seniority it states, never later than now.
                 let since = match self.nodes.get(node) {
                     Some(record) if record.online => record.since,
-                    _ => ts,
+                    _ => since.map_or(ts, |s| s.min(ts)),
                 };
                 self.nodes.insert(
                     node.clone(),

@@ -179,6 +179,8 @@ struct Contribution {
     /// When the announcement was last sent (not yet seen back: `None` means "send it").
     announced_at: Option<u64>,
     last_heartbeat: u64,
+    /// Another member wrote this node's state key: put it back.
+    overwritten: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -295,11 +297,13 @@ impl NodeMachine {
         let mut actions = Vec::new();
         match input {
             Input::RoomEvent(raw) => {
+                self.notice_overwrite(&raw);
                 if let Err(rejection) = self.ledger.ingest(&raw) {
                     actions.push(Action::Rejected(rejection));
                 }
             }
             Input::RoomEvents(raws) => {
+                raws.iter().for_each(|raw| self.notice_overwrite(raw));
                 let rejections = self.ledger.ingest_all(&raws);
                 actions.extend(rejections.into_iter().map(Action::Rejected));
             }
@@ -310,6 +314,7 @@ impl NodeMachine {
                     caps,
                     announced_at: None,
                     last_heartbeat: now,
+                    overwritten: false,
                 });
             }
             Input::StopContributing => {
@@ -372,8 +377,14 @@ impl NodeMachine {
                 } else if let Some(c) = self.contribution.as_mut() {
                     if !c.caps.declined.contains(&integrity) {
                         c.caps.declined.push(integrity);
-                        self.outbox
-                            .push_back(Outgoing::node_online(&c.node, &c.caps));
+                        self.outbox.push_back(Outgoing::node_online_since(
+                            &c.node,
+                            &c.caps,
+                            self.ledger
+                                .node(&c.node)
+                                .filter(|n| n.online)
+                                .map(|n| n.since),
+                        ));
                     }
                 }
             }
@@ -422,6 +433,21 @@ impl NodeMachine {
         }
         self.step(now, &mut actions);
         actions
+    }
+
+    /// Someone else wrote this node's state key (any member may send node
+    /// state): every ledger refuses it, but the room's current state now
+    /// holds it, and a tab opening later reads only current state. So the
+    /// node announces itself again at once, putting its own state back.
+    fn notice_overwrite(&mut self, raw: &Value) {
+        let Some(c) = self.contribution.as_mut() else {
+            return;
+        };
+        let mine = raw["type"] == event_type::NODE && raw["state_key"] == c.node.as_str();
+        let by_other = raw["sender"].as_str() != self.me.as_ref().map(UserId::as_str);
+        if mine && by_other {
+            c.overwritten = true;
+        }
     }
 
     /// Puts a refused event back in line: submissions, cancels and node state
@@ -524,8 +550,22 @@ impl NodeMachine {
             // (a throttled tab missed heartbeats): announce again.
             Some(at) => !seen_online && now >= at + RESEND_AFTER_MS,
         };
-        if announce_due && self.budget.try_take(now) {
-            actions.push(Action::Send(Outgoing::node_online(&c.node, &c.caps)));
+        let since = self
+            .ledger
+            .node(&c.node)
+            .filter(|n| n.online)
+            .map(|n| n.since);
+        if c.overwritten && !announce_due && self.budget.try_take(now) {
+            // Its dead-man switch still runs: only the state is put back.
+            actions.push(Action::Send(Outgoing::node_online_since(
+                &c.node, &c.caps, since,
+            )));
+            c.overwritten = false;
+        } else if announce_due && self.budget.try_take(now) {
+            actions.push(Action::Send(Outgoing::node_online_since(
+                &c.node, &c.caps, since,
+            )));
+            c.overwritten = false;
             actions.push(Action::ArmDeadManSwitch {
                 node: c.node.clone(),
                 gone: Outgoing::node_gone(&c.node),

@@ -88,6 +88,8 @@ struct NodeContent {
     online: bool,
     #[serde(default)]
     caps: Option<NodeCaps>,
+    #[serde(default)]
+    since: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -341,6 +343,7 @@ fn parse_node(
     Ok(PotluckEvent::NodeOnline {
         node,
         caps: Box::new(caps),
+        since: c.since,
     })
 }
 

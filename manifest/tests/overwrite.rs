@@ -1,0 +1,111 @@
+//! A member overwrites another member's node state (any member may send
+//! `org.potluck.node`, as the README asks rooms to allow). Tabs already open
+//! refuse the event, but the room's current state holds it, and a tab that
+//! opens later reads only current state. The node announces itself again at
+//! once, so that the later tab, reading current state, elects the same
+//! coordinator as the tabs that were open all along.
+
+mod common;
+
+use common::{caps, raw};
+use manifest::events::{event_type, Outgoing};
+use manifest::ids::{NodeId, UserId};
+use manifest::machine::{Action, Input, NodeMachine};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn user(name: &str) -> UserId {
+    UserId::parse(format!("@{name}:hs")).unwrap()
+}
+
+fn node(name: &str) -> NodeId {
+    NodeId::new(&user(name), "tab").unwrap()
+}
+
+/// The room's timeline, and its current state as a homeserver keeps it.
+#[derive(Default)]
+struct Room {
+    timeline: Vec<Value>,
+    state: BTreeMap<String, Value>,
+}
+
+impl Room {
+    fn post(&mut self, sender: &str, out: &Outgoing, ts: u64) -> Value {
+        let event = raw(&format!("$e{}", self.timeline.len()), sender, out, ts);
+        if let Some(key) = &out.state_key {
+            self.state
+                .insert(format!("{}|{key}", out.event_type), event.clone());
+        }
+        self.timeline.push(event.clone());
+        event
+    }
+
+    /// Sends what `machine` asks to send, as `sender`.
+    fn carry_out(&mut self, sender: &str, actions: Vec<Action>, ts: u64) -> usize {
+        let mut sent = 0;
+        for action in actions {
+            if let Action::Send(out) = action {
+                self.post(sender, &out, ts);
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
+#[test]
+fn a_node_whose_state_someone_overwrote_announces_itself_again_and_late_tabs_agree() {
+    let mut room = Room::default();
+    let mut alice = NodeMachine::new(user("alice"));
+    let mut bob = NodeMachine::new(user("bob"));
+    let start = |name: &str| Input::StartContributing {
+        node: node(name),
+        caps: caps(),
+    };
+    let actions = alice.process(start("alice"), 1_000);
+    room.carry_out("@alice:hs", actions, 1_000);
+    let actions = bob.process(start("bob"), 2_000);
+    room.carry_out("@bob:hs", actions, 2_000);
+    for event in room.timeline.clone() {
+        alice.process(Input::RoomEvent(event.clone()), 3_000);
+        bob.process(Input::RoomEvent(event), 3_000);
+    }
+    assert_eq!(alice.ledger().coordinator(), Some(&node("alice")));
+
+    // Mallory writes "gone" under alice's key.
+    let forged = Outgoing {
+        event_type: event_type::NODE,
+        state_key: Some(node("alice").to_string()),
+        content: json!({"v": 1, "online": false}),
+    };
+    let event = room.post("@mallory:hs", &forged, 10_000);
+    let actions = alice.process(Input::RoomEvent(event.clone()), 10_000);
+    let actions: Vec<Action> = actions
+        .into_iter()
+        .chain(alice.process(Input::Tick, 11_000))
+        .collect();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::ArmDeadManSwitch { .. })),
+        "her dead-man switch still runs: only her state is put back"
+    );
+    let sent = room.carry_out("@alice:hs", actions, 11_000);
+    assert!(sent >= 1, "alice announced herself again");
+    bob.process(Input::RoomEvent(event), 10_000);
+    assert_eq!(
+        bob.ledger().coordinator(),
+        Some(&node("alice")),
+        "bob refused the forgery"
+    );
+
+    // A tab that opens now reads only the room's current state.
+    let mut late = NodeMachine::new(user("carol"));
+    let state: Vec<Value> = room.state.values().cloned().collect();
+    late.process(Input::RoomEvents(state), 12_000);
+    assert_eq!(
+        late.ledger().coordinator(),
+        bob.ledger().coordinator(),
+        "the late tab elects the coordinator the open tabs have"
+    );
+}
