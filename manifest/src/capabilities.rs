@@ -56,6 +56,13 @@ pub fn requested() -> Vec<Capability> {
         why: "run only the scripts the room allowed",
     });
     caps.push(Capability {
+        id: format!(
+            "org.matrix.msc2762.receive.event:{}",
+            crate::events::REDACTION
+        ),
+        why: "notice when a friend deletes a Potluck event, so every tab agrees on what happened",
+    });
+    caps.push(Capability {
         id: "org.matrix.msc2762.receive.event:m.room.message#m.text".into(),
         why: "start tasks that friends ask for in chat with !run and !transcribe",
     });
@@ -117,9 +124,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn asks_only_for_potluck_types_delayed_events_chat_and_media() {
+    fn asks_only_for_potluck_types_delayed_events_chat_redactions_and_media() {
         for cap in requested() {
-            let chat = cap.id.contains("event:m.room.message#m.");
+            let chat = cap.id.contains("event:m.room.message#m.")
+                || cap.id == "org.matrix.msc2762.receive.event:m.room.redaction";
             let only_notices_are_sent =
                 !cap.id.contains("send.event:m.room.message") || cap.id.ends_with("#m.notice");
             assert!(

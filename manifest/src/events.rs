@@ -308,6 +308,10 @@ fn reference(task: &EventId) -> Value {
     json!({ "rel_type": "m.reference", "event_id": task })
 }
 
+/// A redaction: how the room says an event is gone (not one of Potluck's
+/// types; nodes read it to forget what it removed).
+pub const REDACTION: &str = "m.room.redaction";
+
 impl Outgoing {
     pub fn node_online(node: &NodeId, caps: &NodeCaps) -> Self {
         Self::node_online_since(node, caps, None)

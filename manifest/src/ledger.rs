@@ -353,6 +353,22 @@ impl Ledger {
             .unwrap_or_default()
     }
 
+    /// A redaction took `event_id` out of the room: fold the ledger again
+    /// without it, as a tab opening now reads it (a redacted event keeps no
+    /// content, so every node refuses what is left of it). Returns the event
+    /// if the ledger held it.
+    pub fn redact(&mut self, event_id: &EventId) -> Option<SeenEvent> {
+        let at = self.events.iter().position(|e| &e.event_id == event_id)?;
+        let removed = self.events.remove(at);
+        self.refold();
+        Some(removed)
+    }
+
+    /// The accepted event with this id, if the ledger holds it.
+    pub fn event(&self, event_id: &EventId) -> Option<&SeenEvent> {
+        self.events.iter().find(|e| &e.event_id == event_id)
+    }
+
     pub fn nodes(&self) -> impl Iterator<Item = &NodeRecord> {
         self.state.nodes.values()
     }

@@ -9,7 +9,7 @@ use crate::allowlist::AllowedScript;
 use crate::commands;
 use crate::events::{
     event_type, Assignment, ChatCommand, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing,
-    TaskSpec,
+    PotluckEvent, TaskSpec,
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{Lease, Ledger, TaskRecord, TaskStatus};
@@ -297,9 +297,13 @@ impl NodeMachine {
         let mut actions = Vec::new();
         match input {
             Input::RoomEvent(raw) => {
-                self.notice_overwrite(&raw);
-                if let Err(rejection) = self.ledger.ingest(&raw) {
-                    actions.push(Action::Rejected(rejection));
+                if let Some(redacted) = redacted_by(&raw) {
+                    self.redact(&redacted);
+                } else {
+                    self.notice_overwrite(&raw);
+                    if let Err(rejection) = self.ledger.ingest(&raw) {
+                        actions.push(Action::Rejected(rejection));
+                    }
                 }
             }
             Input::RoomEvents(raws) => {
@@ -447,6 +451,22 @@ impl NodeMachine {
         let by_other = raw["sender"].as_str() != self.me.as_ref().map(UserId::as_str);
         if mine && by_other {
             c.overwritten = true;
+        }
+    }
+
+    /// A member redacted one of the room's events: the ledger forgets it (a
+    /// tab opening later reads it without content, and refuses it too). If
+    /// it was this node's own announcement, the node makes it again.
+    fn redact(&mut self, event_id: &EventId) {
+        let Some(removed) = self.ledger.redact(event_id) else {
+            return;
+        };
+        if let (PotluckEvent::NodeOnline { node, .. }, Some(c)) =
+            (&removed.event, self.contribution.as_mut())
+        {
+            if node == &c.node {
+                c.overwritten = true;
+            }
         }
     }
 
@@ -1136,6 +1156,19 @@ fn last_activity(ledger: &Ledger, task: &TaskRecord) -> u64 {
         })
         .max()
         .unwrap_or_default()
+}
+
+/// The event a redaction removes: `redacts` at the top level before room
+/// version 11, in the content from version 11 on.
+fn redacted_by(raw: &Value) -> Option<EventId> {
+    if raw.get("type")?.as_str()? != crate::events::REDACTION {
+        return None;
+    }
+    let target = raw
+        .get("redacts")
+        .or_else(|| raw.get("content")?.get("redacts"))?
+        .as_str()?;
+    EventId::parse(target).ok()
 }
 
 /// The voice message a top-level transcription answers in its thread.

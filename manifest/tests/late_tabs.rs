@@ -1,9 +1,10 @@
-//! A member overwrites another member's node state (any member may send
-//! `org.potluck.node`, as the README asks rooms to allow). Tabs already open
-//! refuse the event, but the room's current state holds it, and a tab that
-//! opens later reads only current state. The node announces itself again at
-//! once, so that the later tab, reading current state, elects the same
-//! coordinator as the tabs that were open all along.
+//! A tab that opens later reads the room differently from tabs open all
+//! along: only current state, and redacted events without their content.
+//! Whatever a member overwrites or redacts, the late tab must compute what
+//! the open tabs folded live. A member overwrites another member's node
+//! state (any member may send `org.potluck.node`, as the README asks rooms
+//! to allow): open tabs refuse it, the node puts its state back at once. A
+//! member redacts a result: open tabs forget it, as the late tab never saw it.
 
 mod common;
 
@@ -108,4 +109,69 @@ fn a_node_whose_state_someone_overwrote_announces_itself_again_and_late_tabs_agr
         bob.ledger().coordinator(),
         "the late tab elects the coordinator the open tabs have"
     );
+}
+
+#[test]
+fn a_redacted_result_leaves_open_tabs_where_a_tab_opening_later_starts() {
+    let mut room = Room::default();
+    let alice_caps = caps();
+    room.post(
+        "@alice:hs",
+        &Outgoing::node_online(&node("alice"), &alice_caps),
+        1_000,
+    );
+    let spec = manifest::events::TaskSpec::new(
+        manifest::task_kind::TaskKind::Primes { start: 0, end: 100 },
+        1,
+    );
+    let task = room.post("@carol:hs", &Outgoing::task(&spec), 2_000);
+    let task = manifest::ids::EventId::parse(task["event_id"].as_str().unwrap()).unwrap();
+    let assignment = manifest::events::Assignment {
+        chunk: 0,
+        node: node("alice"),
+        attempt: 1,
+    };
+    room.post("@alice:hs", &Outgoing::assign(&task, &[assignment]), 3_000);
+    let outcome = manifest::events::ChunkOutcome {
+        chunk: 0,
+        attempt: 1,
+        outcome: manifest::events::Outcome::Output(json!({"count": 25}).into()),
+        compute_ms: None,
+    };
+    let result = room.post(
+        "@alice:hs",
+        &Outgoing::result(&task, &node("alice"), &[outcome]),
+        4_000,
+    );
+
+    // A tab open all along sees the result, then alice redacting it.
+    let mut open = NodeMachine::new(user("bob"));
+    for event in room.timeline.clone() {
+        open.process(Input::RoomEvent(event), 5_000);
+    }
+    let status = |m: &NodeMachine| {
+        let t = m.ledger().task(&task).unwrap();
+        (m.ledger().task_status(t, 6_000), t.chunks[0].done.is_some())
+    };
+    assert!(status(&open).1, "done before the redaction");
+    let redaction = json!({"type": "m.room.redaction", "event_id": "$r", "sender": "@alice:hs",
+        "origin_server_ts": 5_500, "redacts": result["event_id"], "content": {}});
+    open.process(Input::RoomEvent(redaction), 5_500);
+
+    // A tab opening now reads the result as the homeserver keeps it: no content.
+    let mut late = NodeMachine::new(user("dan"));
+    let history: Vec<Value> = room
+        .timeline
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if e["event_id"] == result["event_id"] {
+                e["content"] = json!({});
+            }
+            e
+        })
+        .collect();
+    late.process(Input::RoomEvents(history), 6_000);
+    assert_eq!(status(&open), status(&late), "both tabs see the same task");
+    assert!(!status(&late).1, "the chunk is no longer done");
 }
