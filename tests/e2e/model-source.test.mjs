@@ -3,7 +3,8 @@
 // Every transcription test already fetches through a Hub stand-in (redirect
 // for model.bin, CORS) with dist/ served alone; this one serves a model whose
 // config.json is not the pinned file: the widget refuses it, and the voice
-// message's thread says why, once.
+// message's thread says why, once. While the model downloads, the widget
+// shows how far it got.
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -36,6 +37,14 @@ describe("a model file that is not the pinned one", () => {
     const widget = await widgetFrame(page);
     await widget.getByTestId("contribute").waitFor({ timeout: WAIT_MS });
     await contribute(widget);
+    // Every notice the widget shows, as it changes: the download's progress among them.
+    await widget.evaluate(() => {
+      window.notices = [];
+      new MutationObserver(() => {
+        const text = document.querySelector("[data-testid=worker-notice]")?.textContent;
+        if (text && text !== window.notices.at(-1)) window.notices.push(text);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
 
     const bytes = await readFile(join(AUDIO, "five-sentences.ogg"));
     const { carol } = room.users;
@@ -63,5 +72,8 @@ describe("a model file that is not the pinned one", () => {
     console.log(`the thread says: ${replies[0].content.body}`);
     assert.match(replies[0].content.body, /config\.json is not the file Potluck expects/);
     assert.ok(tampered.requests.some((r) => r.includes("/Systran/faster-whisper-tiny.en/resolve/")), "fetched at the Hub's path");
+    const notices = await widget.evaluate(() => window.notices);
+    console.log(`notices while the model downloaded: ${notices.length}, last: ${notices.at(-1)}`);
+    assert.ok(notices.some((n) => /^Downloading the tiny\.en model: \d+ of 76 MB$/.test(n)), notices.join(" | "));
   });
 });

@@ -26,7 +26,7 @@ pub async fn benchmark_transcribe(
         .map_err(|e| JsError::new(&e.to_string()))?;
     let started = transcribe::now();
     let (engine, _) = store
-        .load_engine(&source)
+        .load_engine(&source, &|_| {})
         .await
         .map_err(|e| JsError::new(&e.to_string()))?;
     let load_s = transcribe::now() - started;

@@ -7,10 +7,10 @@
 //! server with its path shape) to fetch the model from.
 
 use crate::kernel::Gpu;
-use crate::model_store::ModelStore;
+use crate::model_store::{Download, ModelStore};
 use crate::runner;
 use crate::speech::transcribe_span;
-use crate::whisper::catalog::ModelSource;
+use crate::whisper::catalog::{ModelSource, FILES};
 use crate::whisper::transcribe::{self, Engine};
 use js_sys::{Float32Array, Reflect};
 use manifest::kernel::KernelTask;
@@ -155,6 +155,16 @@ async fn transcribe(
     serde_json::to_value(transcript).map_err(|e| e.to_string())
 }
 
+/// "Downloading the tiny.en model: 34 of 76 MB".
+fn download_words(model: &str, received: u64, total: u64) -> String {
+    let mb = |bytes: u64| (bytes as f64 / 1e6).round() as u64;
+    if total > 0 {
+        format!("Downloading the {model} model: {} of {} MB", mb(received), mb(total))
+    } else {
+        format!("Downloading the {model} model: {} MB", mb(received))
+    }
+}
+
 /// The model, from this worker's memory, the browser's cache or the network.
 /// Says through `notice` when the browser would not keep the files.
 async fn engine(model: &str, models: &str, notice: impl Fn(String)) -> Result<Rc<Engine>, String> {
@@ -170,10 +180,19 @@ async fn engine(model: &str, models: &str, notice: impl Fn(String)) -> Result<Rc
     ENGINE.with_borrow_mut(|e| *e = None);
     let source = ModelSource::from_hub(model, models)?;
     let store = ModelStore::open().await.map_err(|e| e.to_string())?;
+    // The weights are most of the download: friends see it come in.
+    let downloading = |d: Download| {
+        if d.file == FILES[0] {
+            notice(download_words(model, d.received, d.total));
+        }
+    };
     let (engine, report) = store
-        .load_engine(&source)
+        .load_engine(&source, &downloading)
         .await
         .map_err(|e| format!("the {model} model could not be loaded: {e}"))?;
+    if report.not_kept.is_none() {
+        notice(format!("The {model} model is loaded and kept in this browser."));
+    }
     if let Some(reason) = report.not_kept {
         notice(format!(
             "The {model} model stays in memory while this tab is open; a new tab gets it from the browser's HTTP cache where the model server allows, or downloads it again. The browser gave Potluck no storage of its own: {reason}"

@@ -92,10 +92,13 @@ impl ModelStore {
         })
     }
 
-    /// Downloads (or reads from the cache) all of a model's files and loads it.
+    /// Downloads (or reads from the cache) all of a model's files and loads
+    /// it. `progress` hears, while a file downloads, how many of its bytes
+    /// have come and how many there are (0 when the server does not say).
     pub async fn load_engine(
         &self,
         source: &ModelSource,
+        progress: &dyn Fn(Download),
     ) -> Result<(Engine, LoadReport), ModelError> {
         let mut report = LoadReport {
             not_kept: self.no_cache.clone(),
@@ -106,7 +109,7 @@ impl ModelStore {
             let file = source
                 .file(name)
                 .ok_or_else(|| ModelError::Source(format!("the model names no {name}")))?;
-            contents.push(self.fetch_verified(file, &mut report).await?);
+            contents.push(self.fetch_verified(file, &mut report, progress).await?);
         }
         let text = |bytes: &[u8], name: &str| {
             String::from_utf8(bytes.to_vec())
@@ -133,6 +136,7 @@ impl ModelStore {
         &self,
         file: &ModelFile,
         report: &mut LoadReport,
+        progress: &dyn Fn(Download),
     ) -> Result<Vec<u8>, ModelError> {
         if let Some(buffer) = self.cached(file).await {
             if self.sha256(&buffer).await? == file.sha256 {
@@ -154,14 +158,16 @@ impl ModelStore {
         if !response.ok() {
             return Err(download(format!("HTTP {}", response.status())));
         }
-        let buffer: ArrayBuffer = wait(
-            response
-                .array_buffer()
-                .map_err(|e| download(describe(&e)))?,
-        )
+        let bytes = read_body(&response, |received, total| {
+            progress(Download {
+                file: &file.name,
+                received,
+                total,
+            })
+        })
         .await
-        .map_err(download)?
-        .unchecked_into();
+        .map_err(download)?;
+        let buffer = Uint8Array::from(bytes.as_slice()).buffer();
         let got = self.sha256(&buffer).await?;
         if got != file.sha256 {
             return Err(ModelError::Integrity {
@@ -211,4 +217,54 @@ impl ModelStore {
         let digest = wait(digest).await.map_err(ModelError::Source)?;
         Ok(to_hex(&Uint8Array::new(&digest).to_vec()))
     }
+}
+
+/// How far one file's download got.
+#[derive(Debug, Clone, Copy)]
+pub struct Download<'a> {
+    pub file: &'a str,
+    pub received: u64,
+    /// From `Content-Length`; 0 when the server does not say.
+    pub total: u64,
+}
+
+/// Reports at most this often, in bytes: a 76 MB model gives about 40 reports.
+const PROGRESS_EVERY_BYTES: u64 = 2 * 1024 * 1024;
+
+/// A response's body, read as it arrives, with `progress(received, total)`
+/// every `PROGRESS_EVERY_BYTES` and at the end.
+async fn read_body(response: &Response, progress: impl Fn(u64, u64)) -> Result<Vec<u8>, String> {
+    let total = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    let Some(body) = response.body() else {
+        return Ok(Vec::new());
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    // The server's length is a hint for the allocation, never trusted beyond it.
+    let mut bytes = Vec::with_capacity(total.min(1 << 30) as usize);
+    let mut reported = 0;
+    loop {
+        let chunk = wait(reader.read()).await?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into())
+            .map(|d| d.is_truthy())
+            .unwrap_or(true);
+        if done {
+            break;
+        }
+        if let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) {
+            bytes.extend(value.unchecked_into::<Uint8Array>().to_vec());
+        }
+        let received = bytes.len() as u64;
+        if received >= reported + PROGRESS_EVERY_BYTES {
+            progress(received, total);
+            reported = received;
+        }
+    }
+    progress(bytes.len() as u64, total);
+    Ok(bytes)
 }

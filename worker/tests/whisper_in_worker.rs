@@ -65,7 +65,7 @@ async fn tiny_en_is_verified_cached_and_transcribes_speech_in_a_worker() {
     store.forget(&source).await;
 
     let t0 = now_ms();
-    let (engine, first) = store.load_engine(&source).await.unwrap();
+    let (engine, first) = store.load_engine(&source, &|_| {}).await.unwrap();
     let first_ms = now_ms() - t0;
     assert_eq!(first.from_cache, 0, "a fresh cache downloads every file");
     assert!(first.downloaded_bytes > 30_000_000, "{first:?}");
@@ -73,7 +73,7 @@ async fn tiny_en_is_verified_cached_and_transcribes_speech_in_a_worker() {
     drop(engine);
 
     let t1 = now_ms();
-    let (engine, second) = store.load_engine(&source).await.unwrap();
+    let (engine, second) = store.load_engine(&source, &|_| {}).await.unwrap();
     let second_ms = now_ms() - t1;
     assert_eq!(
         second.from_cache, 3,
@@ -130,7 +130,7 @@ async fn a_file_that_does_not_match_its_hash_is_refused_and_not_kept() {
     source.files[1].url = format!("{DATA}/tiny.en/vocabulary.txt");
     let store = ModelStore::open().await.unwrap();
     store.forget(&source).await;
-    let err = match store.load_engine(&source).await {
+    let err = match store.load_engine(&source, &|_| {}).await {
         Err(e) => e,
         Ok(_) => panic!("a file with the wrong content loaded"),
     };
@@ -144,14 +144,14 @@ async fn a_file_that_does_not_match_its_hash_is_refused_and_not_kept() {
     );
     // Nothing unverified was kept: the next load downloads it again and fails again.
     let again = store
-        .load_engine(&source)
+        .load_engine(&source, &|_| {})
         .await
         .err()
         .map(|e| e.to_string());
     assert_eq!(again, Some(message));
 
     let missing = ModelSource::pinned("tiny.en", "/test-data/nowhere").unwrap();
-    let err = store.load_engine(&missing).await.err().unwrap().to_string();
+    let err = store.load_engine(&missing, &|_| {}).await.err().unwrap().to_string();
     assert_eq!(
         err,
         "could not download /test-data/nowhere/tiny.en/model.bin: HTTP 404"
