@@ -8,10 +8,10 @@
 //! that is not on the list fails in every node's ledger before any node runs it.
 
 use crate::kernel::KernelTask;
-use crate::limits::MAX_REASON_CHARS;
 use crate::task_kind::{
     check_integrity, KindError, ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS,
 };
+use crate::text::check_shown_text;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -85,9 +85,8 @@ impl Allowlist {
             }
             check_integrity(&kernel.integrity)
                 .map_err(|e| format!("allowlist kernel '{}': {e}", kernel.name))?;
-            if kernel.description.chars().count() > MAX_REASON_CHARS {
-                return Err(format!("the description of '{}' is too long", kernel.name));
-            }
+            check_shown_text(&kernel.description)
+                .map_err(|e| format!("the description of '{}': {e}", kernel.name))?;
         }
         if self.scripts.len() > MAX_ALLOWED_SCRIPTS {
             return Err(format!(
@@ -100,9 +99,8 @@ impl Allowlist {
             if self.scripts[..i].iter().any(|s| s.name == script.name) {
                 return Err(format!("the allowlist names '{}' twice", script.name));
             }
-            if script.description.chars().count() > MAX_REASON_CHARS {
-                return Err(format!("the description of '{}' is too long", script.name));
-            }
+            check_shown_text(&script.description)
+                .map_err(|e| format!("the description of '{}': {e}", script.name))?;
             let probe = TaskKind::Script(ScriptTask {
                 url: script.url.clone(),
                 integrity: script.integrity.clone(),

@@ -23,6 +23,7 @@ pub mod private;
 pub mod rate;
 pub mod scheduler;
 pub mod task_kind;
+pub mod text;
 pub mod transcription;
 pub mod validate;
 pub mod view;

@@ -73,6 +73,10 @@ pub const MAX_INLINE_OUTPUT_BYTES: usize = 4 * 1024;
 pub const MAX_CHUNKS: u32 = 1_000;
 /// Parts one task may be split into (each a task of its own, with chunks).
 pub const MAX_SUBTASKS: usize = 1_000;
+/// The largest file a node downloads for a task (a recording, an input):
+/// Synapse's default upload limit is 50 MB, a two-hour voice message in Ogg
+/// Opus about 60 MB; a friend's tab should not fetch gigabytes on a word.
+pub const MAX_MEDIA_BYTES: u64 = 200 * 1_000_000;
 /// Input files per task; more belong in an archive.
 pub const MAX_INPUTS: usize = 16;
 /// Worker slots one node may announce.

@@ -10,6 +10,7 @@
 use crate::audio_split::split_at_silences;
 use crate::events::TaskSpec;
 use crate::ids::{EventId, MxcUri};
+use crate::limits::MAX_MEDIA_BYTES;
 use crate::task_kind::{KindError, TaskKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -140,15 +141,35 @@ pub struct AudioRef {
     pub file: Option<EncryptedFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mimetype: Option<String>,
+    /// Bytes, as the message's `info.size` says: a node refuses to download
+    /// more than `MAX_MEDIA_BYTES` before it starts, and checks after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 impl AudioRef {
+    /// Why these downloaded bytes (or the size the message states) are too
+    /// many to transcribe, if they are.
+    pub fn check_size(size: u64) -> Result<(), String> {
+        if size > MAX_MEDIA_BYTES {
+            return Err(format!(
+                "the recording is {} MB; Potluck downloads at most {} MB",
+                size / 1_000_000,
+                MAX_MEDIA_BYTES / 1_000_000
+            ));
+        }
+        Ok(())
+    }
+
     /// The media to download: the plain file, or the ciphertext.
     pub fn media(&self) -> Option<&MxcUri> {
         self.url.as_ref().or(self.file.as_ref().map(|f| &f.url))
     }
 
     fn check(&self) -> Result<(), String> {
+        if let Some(size) = self.size {
+            Self::check_size(size)?;
+        }
         match (&self.url, &self.file) {
             (Some(_), None) => Ok(()),
             (None, Some(file)) => {
@@ -539,6 +560,22 @@ mod tests {
     }
 
     #[test]
+    fn a_recording_larger_than_a_node_downloads_is_refused_before_anyone_fetches_it() {
+        let mut huge = audio();
+        huge.size = Some(5_000_000_000);
+        let task = TranscribeTask {
+            audio: huge,
+            model: WhisperModel::TinyEn,
+            spans: Vec::new(),
+        };
+        let err = task.validate(1).unwrap_err().to_string();
+        assert!(
+            err.contains("5000 MB; Potluck downloads at most 200 MB"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn empty_audio_fails_to_plan_at_once_with_a_reason() {
         assert_eq!(plan(&[]), Err(PlanError::Empty));
         assert!(PlanError::Empty.to_string().contains("empty"));
@@ -550,6 +587,7 @@ mod tests {
             url: Some(MxcUri::parse("mxc://hs/abc").unwrap()),
             file: None,
             mimetype: Some("audio/ogg".into()),
+            size: None,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::events::{
 use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
     max_attempts, MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_INPUTS,
-    MAX_REASON_CHARS, MAX_REPLICATION, MAX_SLOTS,
+    MAX_MEDIA_BYTES, MAX_REPLICATION, MAX_SLOTS,
 };
 use crate::task_kind::{Split, TaskKind};
 use serde::de::DeserializeOwned;
@@ -387,6 +387,14 @@ pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
         ));
     }
     for input in &spec.inputs {
+        if input.size > MAX_MEDIA_BYTES {
+            return Err(format!(
+                "the input {} is {} MB; nodes download at most {} MB",
+                input.mxc,
+                input.size / 1_000_000,
+                MAX_MEDIA_BYTES / 1_000_000
+            ));
+        }
         let hex = input.sha256.len() == 64
             && input
                 .sha256
@@ -501,12 +509,7 @@ fn check_outcome(outcome: &Outcome) -> Result<(), String> {
 }
 
 fn check_text(text: &str) -> Result<(), String> {
-    if text.chars().count() > MAX_REASON_CHARS {
-        return Err(format!(
-            "a reason is longer than {MAX_REASON_CHARS} characters"
-        ));
-    }
-    Ok(())
+    crate::text::check_shown_text(text)
 }
 
 #[cfg(test)]
@@ -657,6 +660,8 @@ mod tests {
         assert!(task(bad_uri).contains("content URI"));
         let bad_hash = json!({"inputs": [{"mxc": "mxc://hs/x", "size": 1, "sha256": "XYZ"}]});
         assert!(task(bad_hash).contains("sha256"));
+        let huge = json!({"inputs": [{"mxc": "mxc://hs/x", "size": 9_000_000_000u64, "sha256": "ab".repeat(32)}]});
+        assert!(task(huge).contains("9000 MB; nodes download at most 200 MB"));
         assert!(task(json!({"replication": 0})).contains("impossible"));
         assert!(task(json!({"replication": 9})).contains("impossible"));
         assert!(task(json!({"parent": "not-an-event-id"})).contains("malformed"));

@@ -5,6 +5,7 @@
 
 use crate::events::Outgoing;
 use crate::ids::{EventId, MxcUri, UserId};
+use crate::text::without_hidden_controls;
 use crate::transcription::{AudioRef, EncryptedFile, Transcript, WhisperModel};
 use serde_json::{json, Value};
 
@@ -59,13 +60,15 @@ impl VoiceMessage {
         Some(Self {
             sender: UserId::parse(event.get("sender")?.as_str()?).ok()?,
             sent_at: event.get("origin_server_ts")?.as_u64()?,
-            body: content
-                .get("body")
-                .and_then(Value::as_str)
-                .unwrap_or("audio")
-                .chars()
-                .take(200)
-                .collect(),
+            body: without_hidden_controls(
+                content
+                    .get("body")
+                    .and_then(Value::as_str)
+                    .unwrap_or("audio"),
+            )
+            .chars()
+            .take(200)
+            .collect(),
             duration_ms: number("duration"),
             voice: content.get("org.matrix.msc3245.voice").is_some(),
             size: number("size"),
@@ -77,6 +80,7 @@ impl VoiceMessage {
                     .and_then(|i| i.get("mimetype"))
                     .and_then(Value::as_str)
                     .map(str::to_owned),
+                size: number("size"),
             },
             event_id,
         })
@@ -135,8 +139,10 @@ pub fn reply_content(
     let (body, extra) = match outcome {
         Ok(t) if t.text.is_empty() => ("(no speech)".to_string(), json!({"segments": []})),
         Ok(t) => {
-            let mut text: String = t.text.chars().take(MAX_REPLY_CHARS).collect();
-            if text.len() < t.text.len() {
+            // Nodes' words: nothing in them may reorder the reply around them.
+            let clean = without_hidden_controls(&t.text);
+            let mut text: String = clean.chars().take(MAX_REPLY_CHARS).collect();
+            if text.len() < clean.len() {
                 text.push_str(" …");
             }
             let segments = serde_json::to_value(&t.segments).unwrap_or_default();

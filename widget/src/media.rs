@@ -18,10 +18,15 @@ use web_sys::{CryptoKey, SubtleCrypto};
 /// The audio file of `audio`, in the clear.
 pub async fn fetch_audio(room: &Room, audio: &AudioRef) -> Result<Vec<u8>, String> {
     let mxc = audio.media().ok_or("the message names no media")?;
+    if let Some(size) = audio.size {
+        AudioRef::check_size(size)?;
+    }
     let bytes = room
         .download(mxc.as_str())
         .await
         .map_err(|e| format!("could not download the audio: {e}"))?;
+    // The message's size may understate it.
+    AudioRef::check_size(bytes.len() as u64)?;
     match &audio.file {
         None => Ok(bytes),
         Some(file) => decrypt_attachment(&bytes, file).await,

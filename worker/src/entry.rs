@@ -159,7 +159,11 @@ async fn transcribe(
 fn download_words(model: &str, received: u64, total: u64) -> String {
     let mb = |bytes: u64| (bytes as f64 / 1e6).round() as u64;
     if total > 0 {
-        format!("Downloading the {model} model: {} of {} MB", mb(received), mb(total))
+        format!(
+            "Downloading the {model} model: {} of {} MB",
+            mb(received),
+            mb(total)
+        )
     } else {
         format!("Downloading the {model} model: {} MB", mb(received))
     }
@@ -191,7 +195,9 @@ async fn engine(model: &str, models: &str, notice: impl Fn(String)) -> Result<Rc
         .await
         .map_err(|e| format!("the {model} model could not be loaded: {e}"))?;
     if report.not_kept.is_none() {
-        notice(format!("The {model} model is loaded and kept in this browser."));
+        notice(format!(
+            "The {model} model is loaded and kept in this browser."
+        ));
     }
     if let Some(reason) = report.not_kept {
         notice(format!(

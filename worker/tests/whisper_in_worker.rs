@@ -151,7 +151,12 @@ async fn a_file_that_does_not_match_its_hash_is_refused_and_not_kept() {
     assert_eq!(again, Some(message));
 
     let missing = ModelSource::pinned("tiny.en", "/test-data/nowhere").unwrap();
-    let err = store.load_engine(&missing, &|_| {}).await.err().unwrap().to_string();
+    let err = store
+        .load_engine(&missing, &|_| {})
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert_eq!(
         err,
         "could not download /test-data/nowhere/tiny.en/model.bin: HTTP 404"

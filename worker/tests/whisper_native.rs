@@ -298,6 +298,7 @@ fn two_minutes_planned_as_a_task_and_split_over_workers_keep_faster_whispers_acc
             url: Some(MxcUri::parse("mxc://hs/voice").unwrap()),
             file: None,
             mimetype: None,
+            size: None,
         },
         model: WhisperModel::TinyEn,
         spans: Vec::new(),
