@@ -163,9 +163,13 @@ describe("transcribing voice messages", () => {
     // Chromium refuses Cache Storage to a widget on another site than its
     // host (here localhost in 127.0.0.1's page): the friend is told where the
     // model will come from next time (model-cache.test.mjs measures it).
-    const notice = await widgets.alice.getByTestId("worker-notice").textContent({ timeout: WAIT_MS });
+    // (A worker still downloading shows its progress there first.)
+    const kept = /tiny\.en model stays in memory while this tab is open; a new tab gets it from the browser's HTTP cache/;
+    await widgets.alice.waitForFunction((source) => new RegExp(source).test(
+      document.querySelector("[data-testid=worker-notice]")?.textContent ?? ""), kept.source, { timeout: WAIT_MS });
+    const notice = await widgets.alice.getByTestId("worker-notice").textContent();
     console.log(`alice's widget says: ${notice}`);
-    assert.match(notice, /tiny\.en model stays in memory while this tab is open; a new tab gets it from the browser's HTTP cache/);
+    assert.match(notice, kept);
     await pages.alice.screenshot({ path: join(ARTIFACTS, "transcribe-widget.png") });
     transcribed.push(message);
   });
