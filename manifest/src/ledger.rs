@@ -364,11 +364,6 @@ impl Ledger {
         Some(removed)
     }
 
-    /// The accepted event with this id, if the ledger holds it.
-    pub fn event(&self, event_id: &EventId) -> Option<&SeenEvent> {
-        self.events.iter().find(|e| &e.event_id == event_id)
-    }
-
     pub fn nodes(&self) -> impl Iterator<Item = &NodeRecord> {
         self.state.nodes.values()
     }
@@ -818,11 +813,9 @@ impl State {
             return self.reject(event, reason);
         }
         for a in assignments {
-            let node_online = self.nodes.get(&a.node).is_some_and(|n| n.online);
-            let can_run = self
-                .nodes
-                .get(&a.node)
-                .is_some_and(|n| self.tasks[task].spec.runs_on(&n.caps));
+            let target = self.nodes.get(&a.node);
+            let node_online = target.is_some_and(|n| n.online);
+            let can_run = target.is_some_and(|n| self.tasks[task].spec.runs_on(&n.caps));
             let record = &mut self.tasks[task];
             let Some(chunk) = record.chunks.get_mut(a.chunk as usize) else {
                 let reason = format!("chunk {} does not exist", a.chunk);
@@ -976,18 +969,11 @@ impl State {
                     if chunk.replicas == 1 {
                         // Nothing to vote on: the first valid output wins.
                         chunk.done = Some(vote);
-                        note_lapses(&mut self.reliability, chunk, ts);
-                        chunk.leases.clear();
-                        continue;
-                    }
-                    if chunk.answered_by(node) {
-                        continue; // One vote per node, however many leases it got.
-                    }
-                    chunk.votes.push(vote);
-                    count_votes(chunk, ts);
-                    if chunk.settled() {
-                        note_lapses(&mut self.reliability, chunk, ts);
-                        chunk.leases.clear();
+                        release_leases(&mut self.reliability, chunk, ts);
+                    } else if !chunk.answered_by(node) {
+                        // One vote per node, however many leases it got.
+                        chunk.votes.push(vote);
+                        count_votes(chunk, ts, &mut self.reliability);
                     }
                 }
                 Outcome::Error { reason, retriable } => {
@@ -1001,11 +987,7 @@ impl State {
                         // agreement still decides, and only when no output can
                         // reach a majority any more does the chunk fail.
                         chunk.errors.push((node.clone(), reason.clone()));
-                        count_votes(chunk, ts);
-                        if chunk.settled() {
-                            note_lapses(&mut self.reliability, chunk, ts);
-                            chunk.leases.clear();
-                        }
+                        count_votes(chunk, ts, &mut self.reliability);
                     }
                 }
             }
@@ -1016,41 +998,39 @@ impl State {
     }
 }
 
-/// Records, before a settled chunk's leases are dropped, which of them had
-/// lapsed unanswered (the node neither answered nor reported progress).
-fn note_lapses(reliability: &mut BTreeMap<NodeId, Reliability>, chunk: &ChunkRecord, ts: u64) {
+/// A chunk settled: its leases go, and those that had lapsed unanswered (the
+/// node neither answered nor reported progress) are recorded against their
+/// nodes first.
+fn release_leases(
+    reliability: &mut BTreeMap<NodeId, Reliability>,
+    chunk: &mut ChunkRecord,
+    ts: u64,
+) {
     for lease in chunk.leases.iter().filter(|l| l.soft_expired(ts)) {
         let entry = reliability.entry(lease.node.clone()).or_default();
         entry.last_lapse = entry.last_lapse.max(lease.lapsed_at());
     }
+    chunk.leases.clear();
 }
 
 /// Settles a chunk once a majority of its replicas agree on one output, or
 /// fails it once no output can reach a majority any more: a disagreement is
-/// reported, never resolved by picking one. The caller drops its leases.
-fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
+/// reported, never resolved by picking one. A settled chunk's leases go.
+fn count_votes(chunk: &mut ChunkRecord, ts: u64, reliability: &mut BTreeMap<NodeId, Reliability>) {
     let quorum = chunk.quorum();
-    let agreeing_with = |vote: &ChunkDone| {
-        chunk
+    let mut best: Option<(&ChunkDone, usize)> = None;
+    for vote in &chunk.votes {
+        let agreeing = chunk
             .votes
             .iter()
             .filter(|v| v.output == vote.output)
-            .count()
-    };
-    let best = chunk
-        .votes
-        .iter()
-        .fold(None::<(&ChunkDone, usize)>, |best, vote| {
-            let n = agreeing_with(vote);
-            if best.is_none_or(|(_, m)| n > m) {
-                Some((vote, n))
-            } else {
-                best
-            }
-        });
+            .count();
+        if best.is_none_or(|(_, n)| agreeing > n) {
+            best = Some((vote, agreeing));
+        }
+    }
     let agreeing = best.map_or(0, |(_, n)| n);
-    if let Some((vote, n)) = best.filter(|(_, n)| *n >= quorum) {
-        debug_assert_eq!(n, agreeing);
+    if let Some((vote, _)) = best.filter(|(_, n)| *n >= quorum) {
         let dissent = chunk
             .votes
             .iter()
@@ -1063,6 +1043,7 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
             dissent,
             ..vote.clone()
         });
+        release_leases(reliability, chunk, ts);
         return;
     }
     let answered = chunk.votes.len() + chunk.errors.len();
@@ -1087,5 +1068,6 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64) {
                 chunk.errors.len()
             ),
         });
+        release_leases(reliability, chunk, ts);
     }
 }

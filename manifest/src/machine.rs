@@ -381,14 +381,9 @@ impl NodeMachine {
                 } else if let Some(c) = self.contribution.as_mut() {
                     if !c.caps.declined.contains(&integrity) {
                         c.caps.declined.push(integrity);
-                        self.outbox.push_back(Outgoing::node_online_since(
-                            &c.node,
-                            &c.caps,
-                            self.ledger
-                                .node(&c.node)
-                                .filter(|n| n.online)
-                                .map(|n| n.since),
-                        ));
+                        let since = online_since(&self.ledger, &c.node);
+                        self.outbox
+                            .push_back(Outgoing::node_online_since(&c.node, &c.caps, since));
                     }
                 }
             }
@@ -473,6 +468,12 @@ impl NodeMachine {
     /// Puts a refused event back in line: submissions, cancels and node state
     /// as they were; assignments and results are rebuilt from the ledger.
     fn retry(&mut self, out: Outgoing) {
+        // A transcript reply that failed may still have landed: it goes out
+        // again only once its thread was read and found without it.
+        if let Some(task) = reply_task(&out) {
+            self.replies.remove(&task);
+            return;
+        }
         let task = out.content["m.relates_to"]["event_id"]
             .as_str()
             .and_then(|id| EventId::parse(id).ok());
@@ -507,13 +508,6 @@ impl NodeMachine {
                     .filter(|f| f.task == task && refused.contains(&f.outcome.chunk))
                 {
                     f.sent_at = None;
-                }
-            }
-            // A transcript reply that failed may still have landed: it goes
-            // out again only once its thread was read and found without it.
-            (voice::REPLY_EVENT_TYPE, _) if reply_task(&out).is_some() => {
-                if let Some(task) = reply_task(&out) {
-                    self.replies.remove(&task);
                 }
             }
             _ => self.outbox.push_front(out),
@@ -570,22 +564,16 @@ impl NodeMachine {
             // (a throttled tab missed heartbeats): announce again.
             Some(at) => !seen_online && now >= at + RESEND_AFTER_MS,
         };
-        let since = self
-            .ledger
-            .node(&c.node)
-            .filter(|n| n.online)
-            .map(|n| n.since);
-        if c.overwritten && !announce_due && self.budget.try_take(now) {
-            // Its dead-man switch still runs: only the state is put back.
+        if (announce_due || c.overwritten) && self.budget.try_take(now) {
+            let since = online_since(&self.ledger, &c.node);
             actions.push(Action::Send(Outgoing::node_online_since(
                 &c.node, &c.caps, since,
             )));
             c.overwritten = false;
-        } else if announce_due && self.budget.try_take(now) {
-            actions.push(Action::Send(Outgoing::node_online_since(
-                &c.node, &c.caps, since,
-            )));
-            c.overwritten = false;
+            if !announce_due {
+                // Only its overwritten state is put back: its dead-man switch still runs.
+                return;
+            }
             actions.push(Action::ArmDeadManSwitch {
                 node: c.node.clone(),
                 gone: Outgoing::node_gone(&c.node),
@@ -931,13 +919,8 @@ impl NodeMachine {
         // Unreadable: the transcription stays `Checking` and is read again later.
         let Ok(replies) = replies else { return };
         for reply in &replies {
-            let posted = voice::replied_task(reply).zip(
-                reply
-                    .get("sender")
-                    .and_then(Value::as_str)
-                    .and_then(|s| UserId::parse(s).ok()),
-            );
-            if let Some((task, sender)) = posted {
+            if let Some(Input::TranscriptPosted { task, sender }) = Input::from_room_message(reply)
+            {
                 if self.counts_as_reply(&task, &sender) {
                     self.replies.insert(task, ReplyState::Posted);
                 }
@@ -1169,6 +1152,12 @@ fn redacted_by(raw: &Value) -> Option<EventId> {
         .or_else(|| raw.get("content")?.get("redacts"))?
         .as_str()?;
     EventId::parse(target).ok()
+}
+
+/// Since when `node` has been online, as the ledger saw it: what its next
+/// announcement states, so that a tab reading only current state agrees.
+fn online_since(ledger: &Ledger, node: &NodeId) -> Option<u64> {
+    ledger.node(node).filter(|n| n.online).map(|n| n.since)
 }
 
 /// The voice message a top-level transcription answers in its thread.

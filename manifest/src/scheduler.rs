@@ -240,20 +240,20 @@ fn needs_backup(
     now: u64,
     probation: &BTreeSet<NodeId>,
 ) -> bool {
-    let suspect =
-        |node: &NodeId| probation.contains(node) || ledger.reliability(node).last_answer == 0;
     if chunk.replicas != 1 {
         return false; // Replicated chunks are already run more than once.
     }
-    let held = ledger.held_leases(chunk, now);
-    let oldest = held.iter().map(|l| l.granted_at).min();
-    !held.is_empty()
-        && held.len() < 2
-        && held.iter().all(|l| suspect(&l.node) && l.progress == 0.0)
-        && oldest.is_some_and(|at| now >= at.saturating_add(backup_after_ms(chunk_ms)))
+    let [lease] = ledger.held_leases(chunk, now)[..] else {
+        return false; // Nobody holds it, or a backup is already out.
+    };
+    let suspect =
+        probation.contains(&lease.node) || ledger.reliability(&lease.node).last_answer == 0;
+    suspect
+        && lease.progress == 0.0
+        && now >= lease.granted_at.saturating_add(backup_after_ms(chunk_ms))
 }
 
-/// How long a node on probation holds a chunk before a backup goes out:
+/// How long a suspect node holds a chunk before a backup goes out:
 /// twice the chunk's estimate, and never before a queue's worth of time
 /// (`QUEUE_TARGET_MS`), so a new friend's first, quick chunk is not doubled.
 fn backup_after_ms(chunk_ms: u64) -> u64 {
