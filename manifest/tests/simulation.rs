@@ -5,13 +5,27 @@
 mod sim;
 
 use manifest::ledger::TaskStatus;
-use sim::{run, Config};
+use sim::{run, Config, Report};
 
 fn seeds() -> u64 {
     std::env::var("POTLUCK_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000)
+}
+
+/// No task lost, every task done, and every tab's view the same.
+fn every_task_done_and_every_tab_agrees(report: &Report, seed: u64) {
+    assert_eq!(report.tasks, 7, "seed {seed}: a task was lost");
+    for (i, view) in report.views.iter().enumerate() {
+        assert_eq!(view, &report.views[0], "seed {seed}: tab {i} disagrees");
+        for (status, _) in view {
+            assert!(
+                matches!(status, TaskStatus::Done { .. }),
+                "seed {seed}: {status:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -47,16 +61,7 @@ fn a_majority_of_replicas_outvotes_a_lying_friend_across_seeds() {
             ..Config::hostile(seed)
         };
         let report = run(&config);
-        assert_eq!(report.tasks, 7, "seed {seed}: a task was lost");
-        for (i, view) in report.views.iter().enumerate() {
-            assert_eq!(view, &report.views[0], "seed {seed}: tab {i} disagrees");
-            for (status, _) in view {
-                assert!(
-                    matches!(status, TaskStatus::Done { .. }),
-                    "seed {seed}: {status:?}"
-                );
-            }
-        }
+        every_task_done_and_every_tab_agrees(&report, seed);
         // Wrong outputs win only where the liar's own machines were the
         // majority (its tab crashed and came back as a new node while the
         // other friends were busy).
@@ -143,16 +148,7 @@ fn a_silent_node_announcing_many_workers_does_not_make_tasks_fail_across_seeds()
             ..calm.clone()
         };
         let report = run(&config);
-        assert_eq!(report.tasks, 7, "seed {seed}: a task was lost");
-        for (i, view) in report.views.iter().enumerate() {
-            assert_eq!(view, &report.views[0], "seed {seed}: tab {i} disagrees");
-            for (status, _) in view {
-                assert!(
-                    matches!(status, TaskStatus::Done { .. }),
-                    "seed {seed}: {status:?}"
-                );
-            }
-        }
+        every_task_done_and_every_tab_agrees(&report, seed);
         let without = run(&calm);
         let ratio = report.finished_at_ms as f64 / without.finished_at_ms as f64;
         slowest = slowest.max((ratio * 100.0) as u64);
