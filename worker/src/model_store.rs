@@ -176,11 +176,12 @@ impl ModelStore {
                 want: file.sha256.clone(),
             });
         }
-        report.downloaded_bytes += u64::from(buffer.byte_length());
+        report.downloaded_bytes += bytes.len() as u64;
         if let Err(reason) = self.keep(file, &buffer).await {
             report.not_kept = Some(reason);
         }
-        Ok(Uint8Array::new(&buffer).to_vec())
+        // The bytes are already here: no third copy back out of the buffer.
+        Ok(bytes)
     }
 
     async fn cached(&self, file: &ModelFile) -> Option<ArrayBuffer> {
@@ -257,7 +258,11 @@ async fn read_body(response: &Response, progress: impl Fn(u64, u64)) -> Result<V
             break;
         }
         if let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) {
-            bytes.extend(value.unchecked_into::<Uint8Array>().to_vec());
+            // Straight into the buffer, without a Vec per chunk on the way.
+            let piece: Uint8Array = value.unchecked_into();
+            let at = bytes.len();
+            bytes.resize(at + piece.length() as usize, 0);
+            piece.copy_to(&mut bytes[at..]);
         }
         let received = bytes.len() as u64;
         if received >= reported + PROGRESS_EVERY_BYTES {
