@@ -257,6 +257,10 @@ pub enum PotluckEvent {
     },
     NodeGone {
         node: NodeId,
+        /// Since when it was online and what it offered (absent from older
+        /// nodes and forgeries): a node's final state keeps the time it was
+        /// online, so a tab opening later can check the work it did then.
+        was: Option<Box<WasOnline>>,
     },
     /// Shared with the ledger's record of the task, not copied.
     Task(Arc<TaskSpec>),
@@ -296,6 +300,13 @@ impl PotluckEvent {
     }
 }
 
+/// A gone node's time online, as its final state keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WasOnline {
+    pub since: u64,
+    pub caps: NodeCaps,
+}
+
 /// What to send: a room event, or a state event with its key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
@@ -330,13 +341,22 @@ impl Outgoing {
             content,
         }
     }
-    /// Also the content of the node's dead-man switch (a delayed event).
+    /// A node gone, saying nothing of when it was online.
     pub fn node_gone(node: &NodeId) -> Self {
         Self {
             event_type: event_type::NODE,
             state_key: Some(node.to_string()),
             content: json!({ "v": PROTOCOL_VERSION, "online": false }),
         }
+    }
+    /// The content of the node's dead-man switch (a delayed event): gone, and
+    /// online before since `since` with `caps`. Current state keeps only
+    /// this, so it is all a tab opening later learns of the node.
+    pub fn node_gone_after(node: &NodeId, since: u64, caps: &NodeCaps) -> Self {
+        let mut gone = Self::node_gone(node);
+        gone.content["since"] = json!(since);
+        gone.content["caps"] = json!(caps);
+        gone
     }
     /// A task; a part of a task also references its parent, so that a node
     /// reading the parent's relations finds its parts.

@@ -234,6 +234,42 @@ struct State {
     rejections: VecDeque<Rejection>,
 }
 
+/// The announcement a node's state implies about its past: a node announcing
+/// itself again (its state was overwritten or its capabilities changed) says
+/// since when it has been online, and a gone node's final state says since
+/// when it had been. Current state keeps only the latest of these, so for a
+/// tab that reads only current state this is how it learns the node was
+/// online then, and can check the work it assigned or did. Tabs that saw the
+/// real announcement fold this one too: it changes nothing they knew.
+fn time_online(event: &SeenEvent) -> Option<SeenEvent> {
+    let (node, caps, since) = match &event.event {
+        PotluckEvent::NodeGone {
+            node,
+            was: Some(was),
+        } => (node, &was.caps, was.since),
+        PotluckEvent::NodeOnline {
+            node,
+            caps,
+            since: Some(since),
+        } => (node, &**caps, *since),
+        _ => return None,
+    };
+    let since = since.min(event.origin_server_ts);
+    if since == event.origin_server_ts && matches!(event.event, PotluckEvent::NodeOnline { .. }) {
+        return None;
+    }
+    Some(SeenEvent {
+        event_id: EventId::parse(format!("{}~online", event.event_id.as_str())).ok()?,
+        sender: event.sender.clone(),
+        origin_server_ts: since,
+        event: PotluckEvent::NodeOnline {
+            node: node.clone(),
+            caps: Box::new(caps.clone()),
+            since: Some(since),
+        },
+    })
+}
+
 /// Homeserver order: timestamp, then event id to break ties the same way everywhere.
 fn order_key(event: &SeenEvent) -> (u64, &EventId) {
     (event.origin_server_ts, &event.event_id)
@@ -294,6 +330,9 @@ impl Ledger {
 
     /// Takes in one validated event. Duplicates are ignored.
     pub fn insert(&mut self, event: SeenEvent) {
+        if let Some(online) = time_online(&event) {
+            return self.insert_all(vec![online, event]);
+        }
         // The common case, a live event newer than all before it (so no
         // duplicate either): apply it alone.
         if self.is_newest(&event) {
@@ -310,7 +349,11 @@ impl Ledger {
             .is_none_or(|last| homeserver_order(last, event) == Ordering::Less)
     }
 
-    fn insert_all(&mut self, mut fresh: Vec<SeenEvent>) {
+    fn insert_all(&mut self, fresh: Vec<SeenEvent>) {
+        let mut fresh: Vec<SeenEvent> = fresh
+            .into_iter()
+            .flat_map(|event| time_online(&event).into_iter().chain([event]))
+            .collect();
         fresh.sort_by(homeserver_order);
         fresh.dedup_by(|a, b| homeserver_order(a, b) == Ordering::Equal);
         fresh.retain(|e| {
@@ -360,6 +403,9 @@ impl Ledger {
     pub fn redact(&mut self, event_id: &EventId) -> Option<SeenEvent> {
         let at = self.events.iter().position(|e| &e.event_id == event_id)?;
         let removed = self.events.remove(at);
+        if let Some(online) = time_online(&removed) {
+            self.events.retain(|e| e.event_id != online.event_id);
+        }
         self.refold();
         Some(removed)
     }
@@ -647,7 +693,7 @@ impl State {
                 );
                 self.elect_coordinator();
             }
-            PotluckEvent::NodeGone { node } => {
+            PotluckEvent::NodeGone { node, .. } => {
                 if let Some(record) = self.nodes.get_mut(node) {
                     record.online = false;
                     self.elect_coordinator();
@@ -813,37 +859,21 @@ impl State {
             return self.reject(event, reason);
         }
         for a in assignments {
-            let target = self.nodes.get(&a.node);
-            let node_online = target.is_some_and(|n| n.online);
-            let can_run = target.is_some_and(|n| self.tasks[task].spec.runs_on(&n.caps));
+            // A node that is not online gets its lease all the same: it only
+            // counts once the node is online (see `held_leases`), and a tab
+            // that opens later may not know the node at all (its owner's last
+            // state says nothing of it) yet must grant what the others did.
+            let can_run = self
+                .nodes
+                .get(&a.node)
+                .is_none_or(|n| self.tasks[task].spec.runs_on(&n.caps));
             let record = &mut self.tasks[task];
             let Some(chunk) = record.chunks.get_mut(a.chunk as usize) else {
                 let reason = format!("chunk {} does not exist", a.chunk);
                 self.reject(event, reason);
                 continue;
             };
-            if !node_online {
-                let reason = format!(
-                    "chunk {} assigned to {}, which is not online",
-                    a.chunk, a.node
-                );
-                self.reject(event, reason);
-                continue;
-            }
             if chunk.settled() || record.cancelled.is_some() {
-                continue;
-            }
-            if chunk.answered_by(&a.node) {
-                let reason = format!("chunk {} already ran on {}", a.chunk, a.node);
-                self.reject(event, reason);
-                continue;
-            }
-            if !can_run {
-                let reason = format!(
-                    "chunk {} assigned to {}, which cannot run it (it needs WebGPU, memory or a script the node declined)",
-                    a.chunk, a.node
-                );
-                self.reject(event, reason);
                 continue;
             }
             // Attempts count up one replica (or one backup) at a time: an
@@ -857,7 +887,21 @@ impl State {
                 self.reject(event, reason);
                 continue;
             }
+            // An assignment to a node that cannot take it still uses its
+            // attempt, so attempts count alike in every tab.
             chunk.attempts = chunk.attempts.max(a.attempt);
+            let refused = if chunk.answered_by(&a.node) {
+                Some("which already ran it")
+            } else if !can_run {
+                Some("which cannot run it (it needs WebGPU, memory or a script the node declined)")
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                let reason = format!("chunk {} assigned to {}, {why}", a.chunk, a.node);
+                self.reject(event, reason);
+                continue;
+            }
             // Most chunks only ever hold as many leases as they have replicas.
             chunk.leases.reserve_exact(usize::from(chunk.replicas));
             chunk.leases.push(Lease {

@@ -140,8 +140,11 @@ pub enum Action {
         gone: Outgoing,
     },
     RestartDeadManSwitch,
-    /// Publish the node's departure now (the user switched contributing off).
-    FireDeadManSwitch,
+    /// Publish the node's departure now (the user switched contributing off);
+    /// `gone` is what the switch says, to send directly if it cannot fire.
+    FireDeadManSwitch {
+        gone: Outgoing,
+    },
     RunChunk {
         job: JobId,
         task: EventId,
@@ -181,6 +184,10 @@ struct Contribution {
     last_heartbeat: u64,
     /// Another member wrote this node's state key: put it back.
     overwritten: bool,
+    /// Since when it says it is online: kept from its first announcement,
+    /// so that putting its state back keeps its seniority even before the
+    /// first announcement came back.
+    since: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -319,11 +326,16 @@ impl NodeMachine {
                     announced_at: None,
                     last_heartbeat: now,
                     overwritten: false,
+                    since: None,
                 });
             }
             Input::StopContributing => {
-                if self.contribution.take().is_some() {
-                    actions.push(Action::FireDeadManSwitch);
+                if let Some(c) = self.contribution.take() {
+                    let gone = match c.since {
+                        Some(since) => Outgoing::node_gone_after(&c.node, since, &c.caps),
+                        None => Outgoing::node_gone(&c.node),
+                    };
+                    actions.push(Action::FireDeadManSwitch { gone });
                 }
                 actions.extend(self.running.keys().map(|&job| Action::AbortJob { job }));
                 self.running.clear();
@@ -381,9 +393,8 @@ impl NodeMachine {
                 } else if let Some(c) = self.contribution.as_mut() {
                     if !c.caps.declined.contains(&integrity) {
                         c.caps.declined.push(integrity);
-                        let since = online_since(&self.ledger, &c.node);
                         self.outbox
-                            .push_back(Outgoing::node_online_since(&c.node, &c.caps, since));
+                            .push_back(Outgoing::node_online_since(&c.node, &c.caps, c.since));
                     }
                 }
             }
@@ -565,9 +576,15 @@ impl NodeMachine {
             Some(at) => !seen_online && now >= at + RESEND_AFTER_MS,
         };
         if (announce_due || c.overwritten) && self.budget.try_take(now) {
-            let since = online_since(&self.ledger, &c.node);
+            if announce_due && self.ledger.node(&c.node).is_some_and(|n| !n.online) {
+                // The room saw it go: it is online again from now.
+                c.since = None;
+            }
+            let since = *c.since.get_or_insert(now);
             actions.push(Action::Send(Outgoing::node_online_since(
-                &c.node, &c.caps, since,
+                &c.node,
+                &c.caps,
+                Some(since),
             )));
             c.overwritten = false;
             if !announce_due {
@@ -576,7 +593,7 @@ impl NodeMachine {
             }
             actions.push(Action::ArmDeadManSwitch {
                 node: c.node.clone(),
-                gone: Outgoing::node_gone(&c.node),
+                gone: Outgoing::node_gone_after(&c.node, since, &c.caps),
             });
             c.announced_at = Some(now);
             c.last_heartbeat = now;
@@ -1152,12 +1169,6 @@ fn redacted_by(raw: &Value) -> Option<EventId> {
         .or_else(|| raw.get("content")?.get("redacts"))?
         .as_str()?;
     EventId::parse(target).ok()
-}
-
-/// Since when `node` has been online, as the ledger saw it: what its next
-/// announcement states, so that a tab reading only current state agrees.
-fn online_since(ledger: &Ledger, node: &NodeId) -> Option<u64> {
-    ledger.node(node).filter(|n| n.online).map(|n| n.since)
 }
 
 /// The voice message a top-level transcription answers in its thread.

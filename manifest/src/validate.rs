@@ -10,7 +10,7 @@
 
 use crate::events::{
     event_type, Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent,
-    SeenEvent, TaskSpec, PROTOCOL_VERSION,
+    SeenEvent, TaskSpec, WasOnline, PROTOCOL_VERSION,
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
@@ -325,12 +325,30 @@ fn parse_node(
         return Err(format!("{sender} cannot speak for node {node}"));
     }
     let c: NodeContent = typed(content)?;
+    if let Some(caps) = &c.caps {
+        check_caps(caps)?;
+    }
     if !c.online {
-        return Ok(PotluckEvent::NodeGone { node });
+        let was = c
+            .since
+            .zip(c.caps)
+            .map(|(since, caps)| WasOnline { since, caps });
+        return Ok(PotluckEvent::NodeGone {
+            node,
+            was: was.map(Box::new),
+        });
     }
     let caps = c
         .caps
         .ok_or("an online node must announce its capabilities")?;
+    Ok(PotluckEvent::NodeOnline {
+        node,
+        caps: Box::new(caps),
+        since: c.since,
+    })
+}
+
+fn check_caps(caps: &NodeCaps) -> Result<(), String> {
     if caps.declined.len() > crate::allowlist::MAX_ALLOWED_SCRIPTS {
         return Err("a node declines more scripts than any allowlist holds".into());
     }
@@ -340,11 +358,7 @@ fn parse_node(
             caps.slots
         ));
     }
-    Ok(PotluckEvent::NodeOnline {
-        node,
-        caps: Box::new(caps),
-        since: c.since,
-    })
+    Ok(())
 }
 
 /// Validates a task's content: what comes in from the room, and what a node

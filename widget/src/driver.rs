@@ -310,7 +310,7 @@ impl Driver {
                     }
                 });
             }
-            Action::FireDeadManSwitch => {
+            Action::FireDeadManSwitch { gone } => {
                 let id = self.state.borrow_mut().delay_id.take();
                 let driver = self.clone();
                 spawn_local(async move {
@@ -319,9 +319,7 @@ impl Driver {
                             return;
                         }
                     }
-                    if let Some(node) = driver.state.borrow().machine.node().cloned() {
-                        driver.send(Outgoing::node_gone(&node));
-                    }
+                    driver.send(gone);
                 });
             }
             Action::RunChunk {

@@ -7,18 +7,27 @@
 //! its own random delays, some events twice and so in its own order. Nodes
 //! join, crash mid-chunk (their dead-man switch fires later), the coordinator
 //! crashes, crashed friends come back as new nodes. One friend floods the pool;
-//! another submits a single task in the middle of the flood.
+//! another submits a single task in the middle of the flood. A hostile member
+//! may send crafted events all along (see `mallory`).
 
 #![allow(dead_code)] // Each user of this module reads a different part of the report.
 
-use manifest::events::{NodeCaps, Outcome, Outgoing, TaskSpec};
-use manifest::ids::{NodeId, UserId};
+mod mallory;
+
+pub use mallory::Moves;
+
+use manifest::events::{NodeCaps, Outcome, Outgoing, TaskSpec, NAMESPACE, REDACTION};
+use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
 use manifest::limits::{MAX_SLOTS, NODE_TIMEOUT_MS, SERVER_BURST, SERVER_EVENTS_PER_SECOND};
 use manifest::machine::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+
+/// How long the room runs on after the friends' tasks are done, before
+/// every tab's view is compared.
+const SETTLE_MS: u64 = 30_000;
 
 /// xorshift64*: small, seeded, no dependency.
 pub struct Rng(u64);
@@ -66,6 +75,9 @@ pub struct Config {
     /// A member's node (mallory's) announces `MAX_SLOTS` workers and never
     /// runs or answers anything it is given.
     pub silent_node: bool,
+    /// Mallory's account also sends crafted events of every type, as fast
+    /// as its rate limit allows (see `mallory`).
+    pub hostile_member: bool,
 }
 
 impl Config {
@@ -85,14 +97,22 @@ impl Config {
             duplicate_percent: 10,
             give_up_after_ms: 3 * 3_600_000,
             silent_node: false,
+            hostile_member: false,
         }
     }
 }
 
+/// What one tab shows: every task's submitter, status and who did each chunk.
+pub type View = Vec<(UserId, TaskStatus, Vec<Option<NodeId>>)>;
+
 #[derive(Debug)]
 pub struct Report {
-    /// Each observer's view: every task's status, and who did each chunk.
-    pub views: Vec<Vec<(TaskStatus, Vec<Option<NodeId>>)>>,
+    /// Each observer's view, the tabs open all along first.
+    pub views: Vec<View>,
+    /// The view of a tab opened at the end, from the room's current state and
+    /// its events as the homeserver keeps them (redacted ones without content).
+    pub late_view: View,
+    /// The friends' tasks (not mallory's).
     pub tasks: usize,
     pub chunks_total: usize,
     pub chunks_accepted: usize,
@@ -111,6 +131,15 @@ pub struct Report {
     pub wrong_outputs: usize,
     /// Chunks where the lying friend's machines cast a majority of the votes.
     pub chunks_outvoted_by_liar: usize,
+    pub mallory: Moves,
+}
+
+impl Report {
+    /// The friends' tasks in a view (mallory's own may end any way).
+    pub fn honest(view: &View) -> impl Iterator<Item = &(UserId, TaskStatus, Vec<Option<NodeId>>)> {
+        view.iter()
+            .filter(|(by, ..)| by.as_str() != mallory::MALLORY)
+    }
 }
 
 struct Homeserver {
@@ -162,6 +191,50 @@ impl Homeserver {
         allowed
     }
 
+    /// A redaction, as a default room's power levels allow it: a member
+    /// redacts their own events only (`Err` for anyone else's). The event
+    /// keeps its place in the timeline without its content.
+    fn redact(&mut self, sender: &str, target: &EventId, now: u64) -> Result<bool, ()> {
+        let index = self
+            .timeline
+            .iter()
+            .position(|e| e["event_id"] == target.as_str())
+            .ok_or(())?;
+        if self.timeline[index]["sender"] != sender {
+            return Err(());
+        }
+        if !self.allow(sender, now) {
+            return Ok(false);
+        }
+        self.timeline[index]["content"] = json!({});
+        let redaction = Outgoing {
+            event_type: REDACTION,
+            state_key: None,
+            content: json!({ "redacts": target }),
+        };
+        self.append(sender, &redaction, now);
+        Ok(true)
+    }
+
+    /// What a tab opening now reads: the room's current state (the latest
+    /// event of each type and key) and every other Potluck event, redacted
+    /// ones without their content. No redactions: they are not relations.
+    fn as_read_later(&self) -> Vec<Value> {
+        let mut state: BTreeMap<(String, String), Value> = BTreeMap::new();
+        let mut events = Vec::new();
+        for event in &self.timeline {
+            let event_type = event["type"].as_str().unwrap_or_default();
+            match event.get("state_key").and_then(Value::as_str) {
+                Some(key) => {
+                    state.insert((event_type.into(), key.into()), event.clone());
+                }
+                None if event_type.starts_with(NAMESPACE) => events.push(event.clone()),
+                None => {}
+            }
+        }
+        state.into_values().chain(events).collect()
+    }
+
     fn fire_due(&mut self, now: u64) {
         let due: Vec<String> = self
             .delayed
@@ -185,8 +258,9 @@ struct Tab {
     /// Events on their way to this tab: (visible at, index in the timeline).
     inbox: Vec<(u64, usize)>,
     delivered_up_to: usize,
-    /// Running jobs: job → (started at, finishes at).
-    jobs: BTreeMap<u64, (u64, u64)>,
+    /// Running jobs: job → (started at, finishes at, its outcome if not
+    /// the usual output).
+    jobs: BTreeMap<u64, (u64, u64, Option<Outcome>)>,
     retry: Vec<Action>,
     joined_at: u64,
     /// Takes work and never runs it (see `Config::silent_node`).
@@ -236,18 +310,15 @@ impl Tab {
         let (due, later): (Vec<_>, Vec<_>) = self.inbox.drain(..).partition(|(at, _)| *at <= now);
         self.inbox = later;
         for (_, index) in due {
-            actions.extend(
-                self.machine
-                    .process(Input::RoomEvent(hs.timeline[index].clone()), now),
-            );
+            actions.extend(self.machine.process(as_input(&hs.timeline[index]), now));
         }
         let finished: Vec<u64> = self
             .jobs
             .iter()
-            .filter(|(_, (_, end))| *end <= now)
+            .filter(|(_, (_, end, _))| *end <= now)
             .map(|(j, _)| *j)
             .collect();
-        for (&job, &(start, end)) in &self.jobs {
+        for (&job, &(start, end, _)) in &self.jobs {
             let done = (now - start) as f32 / (end - start).max(1) as f32;
             actions.extend(
                 self.machine
@@ -255,8 +326,10 @@ impl Tab {
             );
         }
         for job in finished {
-            self.jobs.remove(&job);
-            let outcome = Outcome::Output(output.clone().into());
+            let Some((_, _, outcome)) = self.jobs.remove(&job) else {
+                continue;
+            };
+            let outcome = outcome.unwrap_or_else(|| Outcome::Output(output.clone().into()));
             actions.extend(
                 self.machine
                     .process(Input::WorkerFinished { job, outcome }, now),
@@ -303,7 +376,7 @@ impl Tab {
                     d.0 = now + NODE_TIMEOUT_MS;
                 }
             }
-            Action::FireDeadManSwitch => {
+            Action::FireDeadManSwitch { .. } => {
                 if let Some((_, sender, out)) = self
                     .node
                     .as_ref()
@@ -313,10 +386,11 @@ impl Tab {
                 }
             }
             Action::RunChunk { .. } if self.silent => {}
-            Action::RunChunk { job, .. } => {
+            Action::RunChunk { job, work, .. } => {
                 let (min, max) = config.chunk_ms;
+                let end = now + min + rng.below(max - min + 1);
                 self.jobs
-                    .insert(job, (now, now + min + rng.below(max - min + 1)));
+                    .insert(job, (now, end, transcription_outcome(&work)));
             }
             Action::AbortJob { job } => {
                 self.jobs.remove(&job);
@@ -330,7 +404,36 @@ impl Tab {
     }
 }
 
-fn view(ledger: &Ledger, now: u64) -> Vec<(TaskStatus, Vec<Option<NodeId>>)> {
+/// A room event as the widget hands it to its machine.
+fn as_input(event: &Value) -> Input {
+    Input::from_room_message(event).unwrap_or_else(|| Input::RoomEvent(event.clone()))
+}
+
+/// The simulation runs no Whisper: a transcription chunk (only mallory
+/// submits them) cuts its span out of a 10-minute recording, with the
+/// arithmetic a 32-bit browser uses, and fails as the driver would.
+fn transcription_outcome(work: &TaskKind) -> Option<Outcome> {
+    let TaskKind::Transcribe(task) = work else {
+        return None;
+    };
+    let recording = 16_000 * 600usize;
+    let reason = match task.spans.first() {
+        Some(span) => match span.samples_within(recording) {
+            Ok(range) => {
+                assert!(range.end <= recording && u32::try_from(range.end).is_ok());
+                "the simulation has no Whisper".to_owned()
+            }
+            Err(reason) => reason,
+        },
+        None => "the simulation plans nothing".to_owned(),
+    };
+    Some(Outcome::Error {
+        reason,
+        retriable: false,
+    })
+}
+
+fn view(ledger: &Ledger, now: u64) -> View {
     ledger
         .tasks()
         .map(|t| {
@@ -339,7 +442,7 @@ fn view(ledger: &Ledger, now: u64) -> Vec<(TaskStatus, Vec<Option<NodeId>>)> {
                 .iter()
                 .map(|c| c.done.as_ref().map(|d| d.node.clone()))
                 .collect();
-            (ledger.task_status(t, now), by)
+            (t.submitter.clone(), ledger.task_status(t, now), by)
         })
         .collect()
 }
@@ -412,6 +515,8 @@ pub fn run(config: &Config) -> Report {
     let mut rejoin_at: Vec<(u64, UserId)> = Vec::new();
     let mut node_ms: u64 = 0;
     let total_tasks = config.flood_tasks + 1;
+    let mut mallory_member = config.hostile_member.then(mallory::Mallory::default);
+    let mut finished_at: Option<u64> = None;
 
     loop {
         let dt = 100 + rng.below(400);
@@ -459,18 +564,26 @@ pub fn run(config: &Config) -> Report {
             tab.step(&mut hs, now, &mut rng, config, &output);
         }
 
+        if let Some(mallory) = mallory_member.as_mut().filter(|_| finished_at.is_none()) {
+            mallory.act(&mut hs, now, &mut rng);
+        }
+
         let ledger = submitters[0].machine.ledger();
-        let finished = ledger.tasks().count() == total_tasks
-            && ledger
-                .tasks()
-                .all(|t| ledger.task_status(t, now).is_terminal());
-        if finished || now > config.give_up_after_ms {
+        let honest = || ledger.tasks().filter(|t| t.submitter != mallory);
+        let finished = honest().count() == total_tasks
+            && honest().all(|t| ledger.task_status(t, now).is_terminal());
+        if (finished || now > config.give_up_after_ms) && finished_at.is_none() {
+            finished_at = Some(now);
+        }
+        // Then the room settles a while (mallory stopped): nodes put back
+        // the state she overwrote last.
+        if finished_at.is_some_and(|at| now >= at + SETTLE_MS) {
             break;
         }
     }
 
     // Let every tab see the whole timeline, in its own order, then compare.
-    let finished_at_ms = now;
+    let finished_at_ms = finished_at.unwrap_or(now);
     now += 2 * config.max_lag_ms + 1;
     let mut views = Vec::new();
     for tab in tabs.iter_mut().chain(submitters.iter_mut()) {
@@ -478,11 +591,13 @@ pub fn run(config: &Config) -> Report {
         let mut pending = std::mem::take(&mut tab.inbox);
         pending.sort();
         for (_, index) in pending {
-            tab.machine
-                .process(Input::RoomEvent(hs.timeline[index].clone()), now);
+            tab.machine.process(as_input(&hs.timeline[index]), now);
         }
         views.push(view(tab.machine.ledger(), finished_at_ms));
     }
+    let mut late = NodeMachine::new(UserId::parse("@late:hs").unwrap());
+    late.process(Input::RoomEvents(hs.as_read_later()), now);
+    let late_view = view(late.ledger(), finished_at_ms);
     let ledger = submitters[0].machine.ledger();
     let single_task_wait_ms = submitters[1]
         .machine
@@ -490,7 +605,12 @@ pub fn run(config: &Config) -> Report {
         .tasks()
         .find(|t| t.submitter.as_str() == "@dan:hs")
         .and_then(|t| t.chunks[0].done.as_ref().map(|d| d.at - t.submitted_at));
-    let chunks = || ledger.tasks().flat_map(|t| t.chunks.iter());
+    let chunks = || {
+        ledger
+            .tasks()
+            .filter(|t| t.submitter != mallory)
+            .flat_map(|t| t.chunks.iter())
+    };
     // A chunk that is not replicated is decided by its one output (Dan's
     // single task is), so there the liar's output is its own majority.
     let liar_votes = |c: &manifest::ledger::ChunkRecord| {
@@ -514,18 +634,16 @@ pub fn run(config: &Config) -> Report {
             .filter(|c| config.first_friend_lies && liar_votes(c) >= c.quorum())
             .count(),
         views,
-        tasks: ledger.tasks().count(),
+        late_view,
+        tasks: ledger.tasks().filter(|t| t.submitter != mallory).count(),
         chunks_total: total_tasks.saturating_sub(1) * config.chunks as usize + 1,
-        chunks_accepted: ledger
-            .tasks()
-            .flat_map(|t| t.chunks.iter())
-            .filter(|c| c.done.is_some())
-            .count(),
+        chunks_accepted: chunks().filter(|c| c.done.is_some()).count(),
         events_total: hs.events_by_type.values().sum(),
         events_by_type: hs.events_by_type,
         node_minutes: node_ms as f64 / 60_000.0,
         finished_at_ms,
         single_task_wait_ms,
         crashes,
+        mallory: mallory_member.map(|m| m.moves).unwrap_or_default(),
     }
 }
