@@ -283,6 +283,10 @@ pub enum PotluckEvent {
         reason: Option<String>,
     },
     Allowlist(Allowlist),
+    /// A chat message asking for a task (`!run`, `!transcribe`), as the
+    /// ledger notes it: who really sent it (`SeenEvent::sender`), to check
+    /// the task the coordinator starts for it against.
+    ChatCommand,
 }
 
 impl PotluckEvent {
@@ -295,7 +299,10 @@ impl PotluckEvent {
             | Self::Progress { task, .. }
             | Self::Cancel { task, .. } => Some(task),
             Self::Task(spec) => spec.parent.as_ref(),
-            Self::NodeOnline { .. } | Self::NodeGone { .. } | Self::Allowlist(_) => None,
+            Self::NodeOnline { .. }
+            | Self::NodeGone { .. }
+            | Self::Allowlist(_)
+            | Self::ChatCommand => None,
         }
     }
 }

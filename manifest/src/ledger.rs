@@ -10,7 +10,8 @@
 
 use crate::allowlist::Allowlist;
 use crate::events::{
-    Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent, SeenEvent, TaskSpec,
+    Assignment, ChatCommand, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent,
+    SeenEvent, TaskSpec,
 };
 use crate::fairness::Usage;
 use crate::ids::{EventId, NodeId, UserId};
@@ -227,6 +228,8 @@ struct State {
     nonces: BTreeMap<(UserId, String), EventId>,
     /// Tasks by the chat message that started them: one per message.
     commands: BTreeMap<EventId, EventId>,
+    /// Who sent each chat command seen (see `Ledger::note_chat_command`).
+    chat_senders: BTreeMap<EventId, UserId>,
     /// Relations whose task has not been seen yet, replayed when it arrives.
     orphans: BTreeMap<EventId, Vec<SeenEvent>>,
     usage: Usage,
@@ -394,6 +397,18 @@ impl Ledger {
             .get(node)
             .copied()
             .unwrap_or_default()
+    }
+
+    /// A chat command seen in the room (`!run`, `!transcribe`): the task the
+    /// coordinator starts for it must name its real sender. A tab that has
+    /// not seen the message (older than what its client loaded) cannot check.
+    pub fn note_chat_command(&mut self, event_id: EventId, sender: UserId, sent_at: u64) {
+        self.insert(SeenEvent {
+            event_id,
+            sender,
+            origin_server_ts: sent_at,
+            event: PotluckEvent::ChatCommand,
+        });
     }
 
     /// A redaction took `event_id` out of the room: fold the ledger again
@@ -720,7 +735,7 @@ impl State {
                         Ok(submitter) => submitter,
                         Err(reason) => return self.reject(event, reason),
                     },
-                    (None, Some(command)) => match self.take_command(event, &command.event_id) {
+                    (None, Some(command)) => match self.take_command(event, command) {
                         Ok(()) => command.sender.clone(),
                         Err(reason) => return self.reject(event, reason),
                     },
@@ -746,6 +761,10 @@ impl State {
                 }
             }
             PotluckEvent::Allowlist(list) => self.allowlist = list.clone(),
+            PotluckEvent::ChatCommand => {
+                self.chat_senders
+                    .insert(event.event_id.clone(), event.sender.clone());
+            }
             PotluckEvent::Assign { task, .. }
             | PotluckEvent::Result { task, .. }
             | PotluckEvent::Progress { task, .. }
@@ -770,7 +789,8 @@ impl State {
             PotluckEvent::NodeOnline { .. }
             | PotluckEvent::NodeGone { .. }
             | PotluckEvent::Task(_)
-            | PotluckEvent::Allowlist(_) => {}
+            | PotluckEvent::Allowlist(_)
+            | PotluckEvent::ChatCommand => {}
         }
     }
 
@@ -803,13 +823,24 @@ impl State {
 
     /// A task for a chat command is the coordinator's to submit (so one node
     /// decides, and nobody can start work in another friend's name), once.
-    fn take_command(&mut self, event: &SeenEvent, command: &EventId) -> Result<(), String> {
+    fn take_command(&mut self, event: &SeenEvent, command: &ChatCommand) -> Result<(), String> {
         if !self.sent_by_coordinator(event) {
             return Err(format!(
                 "{} started a task for a chat command but is not the coordinator",
                 event.sender
             ));
         }
+        if let Some(sender) = self
+            .chat_senders
+            .get(&command.event_id)
+            .filter(|s| **s != command.sender)
+        {
+            return Err(format!(
+                "{} started a task in {}'s name for a message {sender} sent",
+                event.sender, command.sender
+            ));
+        }
+        let command = &command.event_id;
         if let Some(first) = self.commands.get(command) {
             return Err(format!("{command} already started task {first}"));
         }

@@ -360,10 +360,12 @@ impl NodeMachine {
                 reply_to,
             } => {
                 let fresh = now.saturating_sub(sent_at) <= COMMAND_MAX_AGE_MS;
-                if (commands::is_command(&body) || voice::is_command(&body))
-                    && fresh
-                    && self.ledger.task_for_command(&event_id).is_none()
-                {
+                let is_command = commands::is_command(&body) || voice::is_command(&body);
+                if is_command {
+                    self.ledger
+                        .note_chat_command(event_id.clone(), sender.clone(), sent_at);
+                }
+                if is_command && fresh && self.ledger.task_for_command(&event_id).is_none() {
                     self.commands.entry(event_id).or_insert(PendingCommand {
                         sender,
                         body,

@@ -141,3 +141,42 @@ fn old_commands_and_unknown_scripts_start_nothing() {
         .iter()
         .any(|a| matches!(a, Action::Rejected(r) if r.reason.contains("no script named 'miner'"))));
 }
+
+#[test]
+fn a_coordinator_cannot_start_a_command_in_another_friends_name() {
+    // Alice coordinates, and sends a task for dan's `!run` naming carol.
+    let mut forged = {
+        let mut alice = contributing("alice");
+        tasks_sent(&alice.process(command(9_000), 10_000)).remove(0)
+    };
+    forged.content["command"]["sender"] = "@carol:hs".into();
+    let mut bob = contributing("bob");
+    bob.process(command(9_000), 10_000);
+    bob.process(
+        Input::RoomEvent(raw("$forged", "@alice:hs", &forged, 10_100)),
+        10_200,
+    );
+    assert_eq!(bob.ledger().tasks().count(), 0, "no task in carol's name");
+    assert!(bob.ledger().rejections().any(|r| r
+        .reason
+        .contains("in @carol:hs's name for a message @dan:hs sent")));
+
+    // The same task seen before the message (a tab's events come late and
+    // out of order) is refused once the message arrives.
+    let mut late = contributing("bob");
+    late.process(
+        Input::RoomEvent(raw("$forged", "@alice:hs", &forged, 10_100)),
+        10_200,
+    );
+    assert_eq!(
+        late.ledger().tasks().count(),
+        1,
+        "nothing to check it against yet"
+    );
+    late.process(command(9_000), 10_300);
+    assert_eq!(
+        late.ledger().tasks().count(),
+        0,
+        "refused once the message is seen"
+    );
+}
