@@ -46,6 +46,13 @@ pub fn requested() -> Vec<Capability> {
         id: format!("org.matrix.msc2762.receive.state_event:{node}"),
         why: "see who contributes",
     });
+    caps.push(Capability {
+        id: format!(
+            "org.matrix.msc2762.receive.state_event:{}",
+            crate::events::MEMBER
+        ),
+        why: "notice when a friend leaves the room, so their computer is given no more work",
+    });
     let allowlist = event_type::ALLOWLIST;
     caps.push(Capability {
         id: format!("org.matrix.msc2762.send.state_event:{allowlist}#"),
@@ -124,10 +131,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn asks_only_for_potluck_types_delayed_events_chat_redactions_and_media() {
+    fn asks_only_for_potluck_types_delayed_events_chat_redactions_membership_and_media() {
         for cap in requested() {
             let chat = cap.id.contains("event:m.room.message#m.")
-                || cap.id == "org.matrix.msc2762.receive.event:m.room.redaction";
+                || cap.id == "org.matrix.msc2762.receive.event:m.room.redaction"
+                || cap.id == "org.matrix.msc2762.receive.state_event:m.room.member";
             let only_notices_are_sent =
                 !cap.id.contains("send.event:m.room.message") || cap.id.ends_with("#m.notice");
             assert!(

@@ -33,7 +33,13 @@ pub mod event_type {
     pub const CANCEL: &str = "org.potluck.cancel";
     /// State event (empty state key): the scripts the room allows.
     pub const ALLOWLIST: &str = "org.potluck.allowlist";
+    /// Every Potluck event type.
+    pub const ALL: [&str; 7] = [NODE, TASK, ASSIGN, RESULT, PROGRESS, CANCEL, ALLOWLIST];
 }
+
+/// Room membership (state key = user id): a member who leaves takes their
+/// nodes with them (not one of Potluck's types; nodes read it).
+pub const MEMBER: &str = "m.room.member";
 
 /// What a node offers. Announced when it starts contributing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +289,14 @@ pub enum PotluckEvent {
         reason: Option<String>,
     },
     Allowlist(Allowlist),
+    /// A member's membership event (`m.room.member`): left, joined again, or
+    /// a new display name. Their nodes go offline, and those still running
+    /// announce themselves again: one who left cannot (nor can their leave
+    /// notice fire), and a tab that opens later sees the same, whichever
+    /// membership event is the latest.
+    Membership {
+        user: UserId,
+    },
     /// A chat message asking for a task (`!run`, `!transcribe`), as the
     /// ledger notes it: who really sent it (`SeenEvent::sender`), to check
     /// the task the coordinator starts for it against.
@@ -302,6 +316,7 @@ impl PotluckEvent {
             Self::NodeOnline { .. }
             | Self::NodeGone { .. }
             | Self::Allowlist(_)
+            | Self::Membership { .. }
             | Self::ChatCommand => None,
         }
     }

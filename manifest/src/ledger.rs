@@ -761,6 +761,18 @@ impl State {
                 }
             }
             PotluckEvent::Allowlist(list) => self.allowlist = list.clone(),
+            PotluckEvent::Membership { user } => {
+                let mut changed = false;
+                for record in self.nodes.values_mut() {
+                    if record.online && record.id.is_owned_by(user) {
+                        record.online = false;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    self.elect_coordinator();
+                }
+            }
             PotluckEvent::ChatCommand => {
                 self.chat_senders
                     .insert(event.event_id.clone(), event.sender.clone());
@@ -790,6 +802,7 @@ impl State {
             | PotluckEvent::NodeGone { .. }
             | PotluckEvent::Task(_)
             | PotluckEvent::Allowlist(_)
+            | PotluckEvent::Membership { .. }
             | PotluckEvent::ChatCommand => {}
         }
     }

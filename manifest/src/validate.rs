@@ -10,7 +10,7 @@
 
 use crate::events::{
     event_type, Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent,
-    SeenEvent, TaskSpec, WasOnline, PROTOCOL_VERSION,
+    SeenEvent, TaskSpec, WasOnline, MEMBER, PROTOCOL_VERSION,
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
@@ -125,16 +125,18 @@ struct CancelContent {
 
 /// Is this one of ours? Events of other types are not rejections, just not ours.
 pub fn is_potluck_type(event_type: &str) -> bool {
-    [
-        event_type::NODE,
-        event_type::TASK,
-        event_type::ASSIGN,
-        event_type::RESULT,
-        event_type::PROGRESS,
-        event_type::CANCEL,
-        event_type::ALLOWLIST,
-    ]
-    .contains(&event_type)
+    event_type::ALL.contains(&event_type)
+}
+
+/// A membership event: whose.
+fn parse_membership(state_key: Option<String>, content: &Value) -> Result<PotluckEvent, String> {
+    let user = state_key.ok_or("a membership event must be a state event")?;
+    let user = UserId::parse(user).map_err(|e| e.to_string())?;
+    content
+        .get("membership")
+        .and_then(Value::as_str)
+        .ok_or("a membership event without a membership")?;
+    Ok(PotluckEvent::Membership { user })
 }
 
 /// Validates one event from the room.
@@ -171,6 +173,9 @@ fn parse_content(
     content: &Value,
     sender: &UserId,
 ) -> Result<PotluckEvent, String> {
+    if event_type == MEMBER {
+        return parse_membership(state_key, content);
+    }
     if !is_potluck_type(event_type) {
         return Err(format!("'{event_type}' is not a Potluck event type"));
     }

@@ -5,6 +5,7 @@
 //! state (any member may send `org.potluck.node`, as the README asks rooms
 //! to allow): open tabs refuse it, the node puts its state back at once. A
 //! member redacts a result: open tabs forget it, as the late tab never saw it.
+//! A member leaves the room: their nodes leave with them, in every tab.
 
 mod common;
 
@@ -174,4 +175,53 @@ fn a_redacted_result_leaves_open_tabs_where_a_tab_opening_later_starts() {
     late.process(Input::RoomEvents(history), 6_000);
     assert_eq!(status(&open), status(&late), "both tabs see the same task");
     assert!(!status(&late).1, "the chunk is no longer done");
+}
+
+#[test]
+fn a_friend_who_leaves_the_room_takes_their_node_with_them_in_every_tab() {
+    let mut room = Room::default();
+    let membership = |who: &str, membership: &str| Outgoing {
+        event_type: manifest::events::MEMBER,
+        state_key: Some(format!("@{who}:hs")),
+        content: json!({ "membership": membership }),
+    };
+    room.post("@bob:hs", &membership("bob", "join"), 500);
+    room.post(
+        "@bob:hs",
+        &Outgoing::node_online(&node("bob"), &caps()),
+        1_000,
+    );
+    room.post(
+        "@alice:hs",
+        &Outgoing::node_online(&node("alice"), &caps()),
+        2_000,
+    );
+    let mut open = NodeMachine::new(user("carol"));
+    for event in room.timeline.clone() {
+        open.process(Input::RoomEvent(event), 3_000);
+    }
+    assert_eq!(open.ledger().coordinator(), Some(&node("bob")));
+
+    // Bob leaves while his tab still runs: no leave notice can follow (he can
+    // no longer send in the room), and his heartbeats would keep it off.
+    let leave = room.post("@bob:hs", &membership("bob", "leave"), 10_000);
+    open.process(Input::RoomEvent(leave), 10_000);
+    let online = |m: &NodeMachine| -> Vec<NodeId> {
+        m.ledger().online_nodes().map(|n| n.id.clone()).collect()
+    };
+    assert_eq!(online(&open), vec![node("alice")], "his node left with him");
+    assert_eq!(open.ledger().coordinator(), Some(&node("alice")));
+
+    // He comes back: his old node stays gone until it announces itself again.
+    let rejoin = room.post("@bob:hs", &membership("bob", "join"), 20_000);
+    open.process(Input::RoomEvent(rejoin), 20_000);
+    let mut late = NodeMachine::new(user("dan"));
+    late.process(
+        Input::RoomEvents(room.state.values().cloned().collect()),
+        21_000,
+    );
+    for tab in [&open, &late] {
+        assert_eq!(online(tab), vec![node("alice")]);
+        assert_eq!(tab.ledger().coordinator(), Some(&node("alice")));
+    }
 }

@@ -5,7 +5,8 @@
 // and one past the end of the recording, and a fake "transcript" in the
 // voice message's thread before the real one. Both contributors' widgets keep
 // running, each crafted task is refused or fails once with its reason, and
-// the real transcript arrives, once, from the room's coordinator.
+// the real transcript arrives, once, from the room's coordinator. Then bob
+// leaves the room with his widget still open: his computer leaves the pool.
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -13,7 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS } from "../support/browser.mjs";
-import { send, sendVoiceMessage, threadReplies, waitForReply } from "../support/chat.mjs";
+import { matrix, roomPath, send, sendVoiceMessage, threadReplies, waitForReply } from "../support/chat.mjs";
 import { ROOT, contribute, startPoolRoom } from "../support/pool-room.mjs";
 
 const AUDIO = join(ROOT, "widget/test-data/audio");
@@ -86,5 +87,18 @@ describe("a hostile member", () => {
     await new Promise((r) => setTimeout(r, RESEND_WINDOW_MS));
     const replies = await threadReplies(room, voice);
     assert.equal(replies.filter((e) => e.sender !== room.users.mallory.userId).length, 1, "one real transcript");
+  });
+
+  test("a friend who leaves the room takes their computer out of the pool at once", async () => {
+    const bobsNode = (page) => page.locator(`[data-testid=node][data-owner="${room.users.bob.userId}"]`).count();
+    assert.equal(await bobsNode(widgets.alice), 1);
+    // Bob leaves from another client; his widget's tab stays open and keeps
+    // restarting his leave notice, which could not fire anyway.
+    await matrix(room, room.users.bob, "POST", `${roomPath(room)}/leave`, {});
+    await widgets.alice.waitForFunction((owner) =>
+      !document.querySelector(`[data-testid=node][data-owner="${owner}"]`), room.users.bob.userId, { timeout: 10_000 });
+    // Still gone after his heartbeats would have kept it (15 s timeout).
+    await new Promise((r) => setTimeout(r, 20_000));
+    assert.equal(await bobsNode(widgets.alice), 0);
   });
 });

@@ -51,7 +51,7 @@ describe("the compute pool", () => {
     assert.ok(asked.includes("org.matrix.msc4157.send.delayed_event"), asked.join());
     // Chat: commands, voice messages and transcripts; it may post only notices (transcripts).
     // Media: voice messages and input files down, input files up.
-    const chat = (cap) => /^org\.matrix\.msc2762\.(receive\.event:m\.room\.message#m\.(text|audio|notice)|send\.event:m\.room\.message#m\.notice|receive\.event:m\.room\.redaction)$/.test(cap);
+    const chat = (cap) => /^org\.matrix\.msc2762\.(receive\.event:m\.room\.message#m\.(text|audio|notice)|send\.event:m\.room\.message#m\.notice|receive\.event:m\.room\.redaction|receive\.state_event:m\.room\.member)$/.test(cap);
     const media = (cap) => ["org.matrix.msc4039.download_file", "org.matrix.msc4039.upload_file"].includes(cap);
     assert.ok(asked.every((cap) => cap.includes("org.potluck.") || cap.startsWith("org.matrix.msc4157.") || chat(cap) || media(cap)),
       `asks for more than it needs: ${asked.join()}`);

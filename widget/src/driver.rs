@@ -13,7 +13,7 @@ use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
 use manifest::allowlist::{AllowedKernel, AllowedScript, Allowlist};
 use manifest::capabilities;
-use manifest::events::{event_type, Input as TaskInput, Outcome, Outgoing, TaskSpec};
+use manifest::events::{event_type, Input as TaskInput, Outcome, Outgoing, TaskSpec, MEMBER};
 use manifest::ids::{EventId, MxcUri, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::machine::{Action, Input, NodeMachine};
@@ -211,6 +211,10 @@ impl Driver {
         match self.room.read_state(event_type::NODE, None).await {
             Ok(events) => self.handle(Input::RoomEvents(events)),
             Err(e) => problems.push((HistoryRead::Nodes, e)),
+        }
+        match self.room.read_state(MEMBER, None).await {
+            Ok(events) => self.handle(Input::RoomEvents(events)),
+            Err(e) => problems.push((HistoryRead::Members, e)),
         }
         // Before the tasks: whether a script task may run is judged by it.
         match self.room.read_state(event_type::ALLOWLIST, Some("")).await {
@@ -799,6 +803,7 @@ const CHAT_MSGTYPES: [&str; 3] = ["m.audio", "m.text", "m.notice"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HistoryRead {
     Nodes,
+    Members,
     Allowlist,
     Messages(&'static str),
     Tasks,
@@ -808,6 +813,7 @@ impl std::fmt::Display for HistoryRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let what = match self {
             Self::Nodes => "who contributes",
+            Self::Members => "who has left the room (their computers may still be given work)",
             Self::Allowlist => {
                 "which scripts the room allows (scripts will not run until it changes)"
             }

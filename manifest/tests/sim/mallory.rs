@@ -20,16 +20,6 @@ use serde_json::{json, Value};
 
 pub const MALLORY: &str = "@mallory:hs";
 
-const POTLUCK_TYPES: [&str; 7] = [
-    event_type::NODE,
-    event_type::TASK,
-    event_type::ASSIGN,
-    event_type::RESULT,
-    event_type::PROGRESS,
-    event_type::CANCEL,
-    event_type::ALLOWLIST,
-];
-
 /// Offsets that broke span arithmetic once, and their neighbours.
 const EVIL_MS: [u64; 8] = [
     0,
@@ -135,7 +125,7 @@ fn garbage(rng: &mut Rng, depth: u32) -> Value {
 
 /// Any Potluck type with random content, as state or not, under any key.
 fn garbage_event(rng: &mut Rng) -> Outgoing {
-    let event_type = POTLUCK_TYPES[rng.below(POTLUCK_TYPES.len() as u64) as usize];
+    let event_type = event_type::ALL[rng.below(event_type::ALL.len() as u64) as usize];
     let state_key = match rng.below(4) {
         0 => None,
         1 => Some(String::new()),
