@@ -34,7 +34,7 @@ took "wasm tests"
 
 stage "release build"
 scripts/build.sh
-cargo build --offline --locked --release -p potluck-worker --bin count-primes \
+cargo build --offline --locked --release \
   -p potluck-example-mandelbrot --bin mandelbrot-tile
 # WebGPU kernels natively, to compare with the browser's (built by the native tests already).
 cargo build --offline --locked -p potluck-worker --bin run-kernel
