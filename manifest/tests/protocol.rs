@@ -12,6 +12,7 @@ use manifest::limits::{
 };
 use manifest::scheduler::{explain_idle, plan, IdleReason, InFlight};
 use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
+use proptest::prelude::{Arbitrary, Strategy};
 use serde_json::{json, Value};
 
 /// A room: stamps events with ids and homeserver times, feeds one ledger.
@@ -494,8 +495,8 @@ fn an_idle_node_says_there_is_no_work() {
     );
 }
 
-#[test]
-fn events_seen_in_any_order_or_twice_give_the_same_ledger() {
+/// A small room's events: two nodes, a task, its assignment and results.
+fn small_room_log() -> Vec<Value> {
     let mut room = Room::new();
     let mut log = Vec::new();
     let mut push = |room: &mut Room, sender: &str, out: Outgoing, ts: u64| {
@@ -543,25 +544,37 @@ fn events_seen_in_any_order_or_twice_give_the_same_ledger() {
         Outgoing::result(&task, &node("alice"), &outcomes),
         4,
     );
+    log
+}
 
-    let fold = |events: &[Value]| {
-        let mut ledger = Ledger::new();
-        events.iter().for_each(|e| drop(ledger.ingest(e)));
-        ledger
-            .tasks()
-            .map(|t| ledger.task_status(t, 10))
-            .collect::<Vec<_>>()
-    };
-    let in_order = fold(&log);
+fn fold_statuses(events: &[Value]) -> Vec<TaskStatus> {
+    let mut ledger = Ledger::new();
+    events.iter().for_each(|e| drop(ledger.ingest(e)));
+    ledger.tasks().map(|t| ledger.task_status(t, 10)).collect()
+}
+
+#[test]
+fn a_small_room_in_order_is_done() {
     assert_eq!(
-        in_order,
+        fold_statuses(&small_room_log()),
         vec![TaskStatus::Done {
             result: json!({"count": 7})
         }]
     );
-    let mut shuffled: Vec<Value> = log.iter().rev().cloned().collect();
-    shuffled.extend(log.iter().cloned());
-    assert_eq!(fold(&shuffled), in_order);
+}
+
+proptest::proptest! {
+    #[test]
+    fn events_seen_in_any_order_or_twice_give_the_same_ledger(
+        order in proptest::strategy::Just(small_room_log()).prop_shuffle(),
+        twice in proptest::collection::vec(proptest::sample::Index::arbitrary(), 0..6),
+    ) {
+        let mut seen = order.clone();
+        for i in twice {
+            seen.insert(i.index(seen.len()), order[i.index(order.len())].clone());
+        }
+        proptest::prop_assert_eq!(fold_statuses(&seen), fold_statuses(&small_room_log()));
+    }
 }
 
 fn replicated(chunks: u32, replication: u8) -> TaskSpec {
