@@ -55,6 +55,16 @@ fn correlation(a: &[f64], b: &[f64]) -> f64 {
         .fold(f64::MIN, f64::max)
 }
 
+/// Test data is missing: the test fails, unless the tests were built with
+/// `POTLUCK_ALLOW_MISSING_TEST_DATA=1` (README, "Tests").
+fn missing(what: &str) {
+    assert!(
+        option_env!("POTLUCK_ALLOW_MISSING_TEST_DATA").is_some(),
+        "{what}; set POTLUCK_ALLOW_MISSING_TEST_DATA=1 to skip instead"
+    );
+    console_log!("SKIPPED: {what}");
+}
+
 #[wasm_bindgen_test]
 async fn a_voice_message_decodes_to_whisper_samples_that_follow_the_speech() {
     let (Some(reference), Some(ogg), Some(wav)) = (
@@ -62,8 +72,7 @@ async fn a_voice_message_decodes_to_whisper_samples_that_follow_the_speech() {
         fetch("five-sentences.ogg").await,
         fetch("five-sentences.wav").await,
     ) else {
-        console_log!("SKIPPED: no widget/test-data/audio; run scripts/whisper-test-data.sh");
-        return;
+        return missing("no widget/test-data/audio; run scripts/whisper-test-data.sh");
     };
     let reference: Vec<f32> = reference
         .chunks_exact(4)

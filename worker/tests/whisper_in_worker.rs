@@ -46,6 +46,16 @@ async fn fetch(path: &str) -> Option<Vec<u8>> {
     Some(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
+/// Test data is missing: the test fails, unless the tests were built with
+/// `POTLUCK_ALLOW_MISSING_TEST_DATA=1` (README, "Tests").
+fn missing(what: &str) {
+    assert!(
+        option_env!("POTLUCK_ALLOW_MISSING_TEST_DATA").is_some(),
+        "{what}; set POTLUCK_ALLOW_MISSING_TEST_DATA=1 to skip instead"
+    );
+    console_log!("SKIPPED: {what}");
+}
+
 #[wasm_bindgen_test]
 async fn tiny_en_is_verified_cached_and_transcribes_speech_in_a_worker() {
     let (Some(text), Some(pcm), Some(reference)) = (
@@ -53,8 +63,7 @@ async fn tiny_en_is_verified_cached_and_transcribes_speech_in_a_worker() {
         fetch("five-sentences.f32").await,
         fetch("reference/result.json").await,
     ) else {
-        console_log!("SKIPPED: no {DATA}; run scripts/whisper-test-data.sh");
-        return;
+        return missing(&format!("no {DATA}; run scripts/whisper-test-data.sh"));
     };
     let source = ModelSource::pinned("tiny.en", DATA).unwrap();
     let store = ModelStore::open().await.unwrap();
@@ -122,8 +131,7 @@ async fn tiny_en_is_verified_cached_and_transcribes_speech_in_a_worker() {
 #[wasm_bindgen_test]
 async fn a_file_that_does_not_match_its_hash_is_refused_and_not_kept() {
     if fetch("tiny.en/config.json").await.is_none() {
-        console_log!("SKIPPED: no {DATA}; run scripts/whisper-test-data.sh");
-        return;
+        return missing(&format!("no {DATA}; run scripts/whisper-test-data.sh"));
     }
     let mut source = ModelSource::pinned("tiny.en", DATA).unwrap();
     // config.json is fetched after model.bin: point it at the vocabulary.

@@ -11,10 +11,17 @@ use potluck_worker::whisper::transcribe::{Engine, Options};
 fn tiny_engine() -> Option<Engine> {
     let dir = local_models_dir().join("tiny.en");
     if !dir.join("model.bin").exists() {
-        eprintln!(
-            "SKIPPED: no tiny.en in {} (run scripts/fetch-models.sh)",
+        let what = format!(
+            "no tiny.en in {} (run scripts/fetch-models.sh)",
             dir.display()
         );
+        // A missing model fails the test, unless the tests were built with
+        // POTLUCK_ALLOW_MISSING_TEST_DATA=1 (README, "Tests").
+        assert!(
+            option_env!("POTLUCK_ALLOW_MISSING_TEST_DATA").is_some(),
+            "{what}; set POTLUCK_ALLOW_MISSING_TEST_DATA=1 to skip instead"
+        );
+        eprintln!("SKIPPED: {what}");
         return None;
     }
     Some(Engine::from_dir(&dir).unwrap())
