@@ -11,8 +11,14 @@ async fn render_app() -> web_sys::Element {
     let root = document.create_element("div").unwrap();
     document.body().unwrap().append_child(&root).unwrap();
     yew::Renderer::<App>::with_root(root.clone()).render();
-    gloo::timers::future::TimeoutFuture::new(100).await;
-    root
+    // Yew renders on its own schedule: wait until something is on screen.
+    for _ in 0..100 {
+        if root.child_element_count() > 0 {
+            return root;
+        }
+        gloo::timers::future::TimeoutFuture::new(50).await;
+    }
+    panic!("the app rendered nothing within 5 s");
 }
 
 #[wasm_bindgen_test]
