@@ -124,7 +124,7 @@ describe("scripts the room allowed", () => {
     await widgets.carol.getByTestId("allowlist").getByText("probe", { exact: true }).waitFor({ timeout: WAIT_MS });
   });
 
-  test("a contributor sees a new script before it runs, and nothing runs until they agree", async () => {
+  test("a contributor sees a new script before it runs, nothing runs until they agree, then its 20 chunks run on both nodes with the right merged result", async () => {
     await contribute(widgets.alice);
     await contribute(widgets.bob);
     const form = widgets.carol.getByTestId("script-form");
@@ -144,9 +144,8 @@ describe("scripts the room allowed", () => {
         w.getByTestId("consent-allow").first().click({ timeout: 200 }).catch(() => {});
       }
     }, 500);
-  });
 
-  test("a script task in 20 chunks runs on both nodes and its merged result is right", async () => {
+    // Once they agree, its 20 chunks run on both nodes and the merged sum is right.
     const id = (await shownTasks(widgets.carol))[0].id;
     const task = await settled(widgets.carol, id);
     assert.equal(task.status, "done: 20 outputs");
