@@ -31,6 +31,11 @@ pub enum FromWorker {
         job: JobId,
         reason: String,
     },
+    /// The worker could not read the message it was sent, so it names no job
+    /// (every id is a real job's): the widget fails the one that worker holds.
+    Unreadable {
+        reason: String,
+    },
     /// Something the friend should know while `job` runs, that does not
     /// change its outcome (the browser would not keep the model: it will
     /// download again).

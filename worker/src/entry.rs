@@ -115,8 +115,7 @@ fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
         Err(e) => {
             return post(
                 scope,
-                &FromWorker::Failed {
-                    job: 0,
+                &FromWorker::Unreadable {
                     reason: format!("the worker could not read its job: {e}"),
                 },
             )

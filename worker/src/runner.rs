@@ -13,8 +13,7 @@ const PROGRESS_STEP: f32 = 0.02;
 pub fn handle(message: &str, mut post: impl FnMut(FromWorker)) {
     match serde_json::from_str(message) {
         Ok(request) => run(request, post),
-        Err(e) => post(FromWorker::Failed {
-            job: 0,
+        Err(e) => post(FromWorker::Unreadable {
             reason: format!("the worker could not read its job: {e}"),
         }),
     }
@@ -90,7 +89,8 @@ mod tests {
         let mut replies = vec![];
         handle("{\"type\": \"dance\"}", |reply| replies.push(reply));
         assert!(
-            matches!(&replies[..], [FromWorker::Failed { reason, .. }] if reason.contains("could not read"))
+            matches!(&replies[..], [FromWorker::Unreadable { reason }] if reason.contains("could not read")),
+            "no job id is made up for it: {replies:?}"
         );
     }
 }

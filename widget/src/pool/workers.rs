@@ -141,6 +141,9 @@ impl WorkerPool {
                     (Some(job), Some(JobEvent::Failed(reason)))
                 }
                 FromWorker::Notice { job, text } => (Some(job), Some(JobEvent::Notice(text))),
+                FromWorker::Unreadable { reason } => {
+                    (slot.job.take(), Some(JobEvent::Failed(reason)))
+                }
             }
         };
         let pool = WorkerPool(inner);
