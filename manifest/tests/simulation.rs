@@ -197,7 +197,7 @@ fn a_hostile_member_sending_crafted_events_of_every_type_breaks_nothing_across_s
         assert_eq!(report.wrong_outputs, 0, "seed {seed}: a forged output won");
         // Her node takes work and never answers (2.04× alone, see above),
         // her account spends its whole send budget, and her own tasks take
-        // their fair share (measured over 1,000 seeds: at most 3.63×).
+        // their fair share (measured over 1,000 seeds: at most 3.46×).
         slowest = slowest.max((ratio * 100.0) as u64);
         assert!(
             ratio < 4.0,

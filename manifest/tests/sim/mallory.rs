@@ -1,6 +1,7 @@
 //! The hostile member: mallory's account sends crafted events, well-formed
 //! and malformed, of every type a member can send, as fast as the
-//! homeserver's rate limit lets it (`Config::hostile_member`).
+//! homeserver's rate limit lets it (`Config::hostile_member`), and changes
+//! her display name now and then (a membership event).
 //!
 //! What she does not do here: make her own node answer wrongly (with one
 //! replica a friend's machine is trusted; the lying friend has its own test),
@@ -9,7 +10,7 @@
 
 use super::{Homeserver, Rng};
 use manifest::events::{
-    event_type, Assignment, ChunkOutcome, ChunkProgress, Outcome, Outgoing, TaskSpec,
+    event_type, Assignment, ChunkOutcome, ChunkProgress, Outcome, Outgoing, TaskSpec, MEMBER,
 };
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::limits::MAX_SLOTS;
@@ -48,7 +49,7 @@ pub struct Mallory {
 impl Mallory {
     /// One crafted event, if her rate limit lets it through.
     pub(super) fn act(&mut self, hs: &mut Homeserver, now: u64, rng: &mut Rng) {
-        let sent = match rng.below(12) {
+        let sent = match rng.below(13) {
             0 | 1 => hs.send(MALLORY, &garbage_event(rng), now),
             2 => hs.send(MALLORY, &crafted_transcription(hs, rng), now),
             3 => match overwrite_node(hs, rng) {
@@ -73,6 +74,7 @@ impl Mallory {
                 Some(out) => hs.send(MALLORY, &out, now),
                 None => return,
             },
+            10 => hs.send(MALLORY, &new_display_name(rng), now),
             _ => hs.send(MALLORY, &Outgoing::task(&small_task(rng)), now),
         };
         if sent {
@@ -244,6 +246,16 @@ fn out_of_turn(hs: &Homeserver, rng: &mut Rng) -> Option<Outgoing> {
         ),
         _ => Outgoing::cancel(&task, Some("forged")),
     })
+}
+
+/// A new display name: a membership event of her own, which takes her nodes
+/// out of the pool until they announce themselves again.
+fn new_display_name(rng: &mut Rng) -> Outgoing {
+    Outgoing {
+        event_type: MEMBER,
+        state_key: Some(MALLORY.into()),
+        content: json!({"membership": "join", "displayname": format!("mallory {}", rng.below(100))}),
+    }
 }
 
 /// A task of her own: she may submit work like anyone.
