@@ -15,7 +15,7 @@ import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS } from "../support/browser.mjs";
 import { matrix, roomPath, send, sendVoiceMessage, threadReplies, waitForReply } from "../support/chat.mjs";
-import { ROOT, contribute, startPoolRoom } from "../support/pool-room.mjs";
+import { ROOT, contribute, coordinatorOf, startPoolRoom } from "../support/pool-room.mjs";
 
 const AUDIO = join(ROOT, "widget/test-data/audio");
 // manifest/src/limits.rs RESEND_AFTER_MS (30 s) and a margin.
@@ -83,7 +83,7 @@ describe("a hostile member", () => {
 
     const real = await waitForReply(room, voice, { accept: (e) => e.sender !== room.users.mallory.userId });
     assert.match(real.content.body, /Please call Stella/i);
-    assert.equal(real.sender, room.users.alice.userId, "from the coordinator");
+    assert.equal(real.sender, await coordinatorOf(widgets.alice), "from the coordinator");
     await new Promise((r) => setTimeout(r, RESEND_WINDOW_MS));
     const replies = await threadReplies(room, voice);
     assert.equal(replies.filter((e) => e.sender !== room.users.mallory.userId).length, 1, "one real transcript");

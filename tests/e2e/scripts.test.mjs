@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS } from "../support/browser.mjs";
-import { ARTIFACTS, ROOT, contribute, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
+import { ARTIFACTS, ROOT, contribute, coordinatorOf, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
 import { serveStatic } from "../support/static-server.mjs";
 
 const ALLOWLIST = "org.potluck.allowlist";
@@ -281,7 +281,7 @@ describe("scripts the room allowed", () => {
     const byCommand = (await room.roomEvents()).filter((e) => e.type === "org.potluck.task" && e.content.command);
     assert.equal(byCommand.length, 1, "one task for one message, though three widgets saw it");
     assert.equal(byCommand[0].content.command.sender, room.users.carol.userId);
-    assert.equal(byCommand[0].sender, room.users.alice.userId, "sent by the coordinator");
+    assert.equal(byCommand[0].sender, await coordinatorOf(widgets.bob), "sent by the coordinator");
   });
 
   test("a script that never ends is stopped at its time limit and the node goes on", async () => {

@@ -119,3 +119,13 @@ export async function contribute(widget) {
   await widget.getByTestId("contribute").click();
   await widget.getByText("Stop contributing").waitFor({ timeout: WAIT_MS });
 }
+
+/**
+ * The account whose node coordinates, as `widget`'s pool list shows it. The
+ * oldest node coordinates, by the time each node says it came online, so
+ * which of two friends who started seconds apart does is the room's to say.
+ */
+export async function coordinatorOf(widget) {
+  return widget.locator("[data-testid=node]", { has: widget.locator(".badge", { hasText: "coordinator" }) })
+    .getAttribute("data-owner", { timeout: WAIT_MS });
+}
