@@ -333,8 +333,9 @@ impl Ledger {
 
     /// Takes in one validated event. Duplicates are ignored.
     pub fn insert(&mut self, event: SeenEvent) {
-        if let Some(online) = time_online(&event) {
-            return self.insert_all(vec![online, event]);
+        // One that implies an earlier announcement goes in with it.
+        if time_online(&event).is_some() {
+            return self.insert_all(vec![event]);
         }
         // The common case, a live event newer than all before it (so no
         // duplicate either): apply it alone.

@@ -190,6 +190,16 @@ struct Contribution {
     since: Option<u64>,
 }
 
+impl Contribution {
+    /// What its dead-man switch says: gone, and since when it was online.
+    fn leave_notice(&self) -> Outgoing {
+        match self.since {
+            Some(since) => Outgoing::node_gone_after(&self.node, since, &self.caps),
+            None => Outgoing::node_gone(&self.node),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct RunningChunk {
     task: EventId,
@@ -331,11 +341,9 @@ impl NodeMachine {
             }
             Input::StopContributing => {
                 if let Some(c) = self.contribution.take() {
-                    let gone = match c.since {
-                        Some(since) => Outgoing::node_gone_after(&c.node, since, &c.caps),
-                        None => Outgoing::node_gone(&c.node),
-                    };
-                    actions.push(Action::FireDeadManSwitch { gone });
+                    actions.push(Action::FireDeadManSwitch {
+                        gone: c.leave_notice(),
+                    });
                 }
                 actions.extend(self.running.keys().map(|&job| Action::AbortJob { job }));
                 self.running.clear();
@@ -595,7 +603,7 @@ impl NodeMachine {
             }
             actions.push(Action::ArmDeadManSwitch {
                 node: c.node.clone(),
-                gone: Outgoing::node_gone_after(&c.node, since, &c.caps),
+                gone: c.leave_notice(),
             });
             c.announced_at = Some(now);
             c.last_heartbeat = now;
