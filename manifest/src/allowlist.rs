@@ -8,9 +8,8 @@
 //! that is not on the list fails in every node's ledger before any node runs it.
 
 use crate::kernel::KernelTask;
-use crate::task_kind::{
-    check_integrity, KindError, ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS,
-};
+use crate::kind_error::KindError;
+use crate::task_kind::{check_integrity, ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
 use crate::text::check_shown_text;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -8,7 +8,9 @@
 
 use crate::allowlist::Allowlist;
 use crate::ids::{EventId, MxcUri, NodeId, UserId};
-use crate::task_kind::{KindError, TaskKind};
+use crate::kind_error::KindError;
+use crate::task_kind::TaskKind;
+use crate::transcription::{AudioRef, TranscribeTask, WhisperModel};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -146,6 +148,27 @@ fn is_one(n: &u8) -> bool {
 }
 
 impl TaskSpec {
+    /// A new transcription of `audio`: one chunk, which plans.
+    pub fn transcription(audio: AudioRef, model: WhisperModel) -> TaskSpec {
+        let plan = TranscribeTask::plan(audio, model);
+        TaskSpec::new(TaskKind::Transcribe(Box::new(plan)), 1)
+    }
+
+    /// The part a chunk's output adds to task `parent` (a transcription's
+    /// plan adds the chunks that transcribe its spans); `None` for most.
+    pub fn part_after(&self, parent: &EventId, output: &Value) -> Option<TaskSpec> {
+        let TaskKind::Transcribe(transcribe) = &self.kind else {
+            return None;
+        };
+        let spans = transcribe.spans_after(output)?;
+        let chunks = spans.spans.len() as u32;
+        let mut spec = TaskSpec::new(TaskKind::Transcribe(Box::new(spans)), chunks);
+        spec.parent = Some(parent.clone());
+        // A resend after a timeout is the same part, not a second one.
+        spec.nonce = Some(format!("spans-of-{parent}"));
+        Some(spec)
+    }
+
     /// Whether a node with these capabilities can and will run this task.
     pub fn runs_on(&self, caps: &NodeCaps) -> bool {
         let declined = match &self.kind {
@@ -160,7 +183,7 @@ impl TaskSpec {
     /// Checks one chunk's output: a seal for a private task, else the kind's shape.
     pub fn check_output(&self, output: &Value) -> Result<(), KindError> {
         if self.private {
-            crate::private::check_sealed(output)
+            crate::seal::check_sealed(output)
         } else {
             self.kind.check_output(output)
         }
@@ -448,5 +471,39 @@ impl Outgoing {
             state_key: None,
             content,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_transcriptions_plan_adds_one_part_with_a_chunk_per_span_and_only_once() {
+        let audio: AudioRef =
+            serde_json::from_value(json!({"message": "$voice", "url": "mxc://hs/a"})).unwrap();
+        let request = TaskSpec::transcription(audio, WhisperModel::TinyEn);
+        assert_eq!(request.chunks, 1);
+        let parent = EventId::parse("$task").unwrap();
+        let plan = json!({"duration_ms": 41_000, "spans": [
+            {"start_ms": 0, "end_ms": 30_000}, {"start_ms": 30_000, "end_ms": 41_000}]});
+
+        let part = request.part_after(&parent, &plan).unwrap();
+        assert_eq!(part.chunks, 2);
+        assert_eq!(part.parent, Some(parent.clone()));
+        assert!(part.kind.validate(part.chunks).is_ok());
+        // The same nonce each time: a resend is the same part, not another.
+        assert_eq!(
+            part.nonce,
+            request.part_after(&parent, &plan).unwrap().nonce
+        );
+        assert!(
+            part.part_after(&parent, &plan).is_none(),
+            "spans add nothing"
+        );
+
+        let primes = TaskSpec::new(TaskKind::Primes { start: 0, end: 10 }, 1);
+        assert!(primes.part_after(&parent, &plan).is_none());
     }
 }

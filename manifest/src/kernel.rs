@@ -12,7 +12,8 @@
 //! task must require WebGPU.
 
 use crate::base64;
-use crate::task_kind::{KindError, MAX_SCRIPT_SECONDS};
+use crate::kind_error::KindError;
+use crate::limits::MAX_SCRIPT_SECONDS;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

@@ -7,28 +7,43 @@
 //! the actions that come back. That is what makes every node agree, and what
 //! lets the whole protocol be tested natively.
 
-pub mod allowlist;
+// Layers, bottom to top: a module uses only modules of its own layer or
+// below, and no two modules use each other (`scripts/check-module-cycles.mjs`
+// checks this in CI).
+
+// Identifiers, limits, text and digests: no Potluck concepts.
 pub mod audio_split;
 pub mod base64;
-pub mod capabilities;
-pub mod commands;
-pub mod events;
+pub mod digest;
 pub mod fairness;
 pub mod ids;
-pub mod kernel;
-pub mod ledger;
 pub mod limits;
-pub mod machine;
-pub mod private;
 pub mod rate;
-pub mod scheduler;
-pub mod task_kind;
 pub mod text;
+
+// Task kinds: what a task asks for, how it splits and merges, and who may run it.
+pub mod allowlist;
+pub mod kernel;
+pub mod kind_error;
+pub mod seal;
+pub mod task_kind;
 pub mod transcription;
+
+// Room events: their content, validation of what comes in, chat commands.
+pub mod commands;
+pub mod events;
 pub mod validate;
-pub mod view;
 pub mod voice;
 pub mod worker_protocol;
+
+// State folded from the events: the ledger, the scheduler, private outputs.
+pub mod capabilities;
+pub mod ledger;
+pub mod private;
+pub mod scheduler;
+
+// The node state machine every driver (the widget) feeds.
+pub mod machine;
 
 pub use events::{NodeCaps, PotluckEvent, SeenEvent, TaskSpec};
 pub use ids::{EventId, IdError, NodeId, UserId};

@@ -105,3 +105,6 @@ pub const USAGE_HALF_LIFE_MS: u64 = 3_600_000;
 
 /// Rejections kept for display; older ones are dropped.
 pub const MAX_REJECTIONS_KEPT: usize = 100;
+
+/// A chunk's time limit may not outlast its lease's hard deadline.
+pub const MAX_SCRIPT_SECONDS: u32 = (LEASE_HARD_MS / 1000) as u32;

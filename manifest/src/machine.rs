@@ -18,14 +18,14 @@ use crate::limits::{
     MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, PROGRESS_EVERY_MS, RESEND_AFTER_MS,
     RESULT_BATCH_MS, RETRY_AFTER_REFUSAL_MS,
 };
-use crate::private;
 use crate::rate::RateBudget;
 use crate::scheduler::{self, InFlight};
 use crate::task_kind::TaskKind;
-use crate::transcription::{TranscribeTask, Transcript};
+use crate::transcription::Transcript;
 use crate::validate::{check_matrix_json, parse_task, Rejection};
 use crate::voice::{self, VoiceMessage};
 use crate::worker_protocol::JobId;
+use crate::{private, seal};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -535,13 +535,9 @@ impl NodeMachine {
         }
     }
 
-    /// The part a chunk's output asks to add to its task (a transcription's
-    /// plan adds the chunks that transcribe its spans).
+    /// The part a chunk's output asks to add to its task.
     fn part_after(&self, task: &EventId, output: &Value) -> Option<TaskSpec> {
-        match &self.ledger.task(task)?.spec.kind {
-            TaskKind::Transcribe(transcribe) => transcribe.part_after(task, output),
-            _ => None,
-        }
+        self.ledger.task(task)?.spec.part_after(task, output)
     }
 
     /// Everything that follows from the current state: the same after any input.
@@ -1085,7 +1081,7 @@ impl NodeMachine {
             user: record.submitter.clone(),
             content: private::message(&run.task, run.chunk, output),
         });
-        Outcome::Output(Arc::new(private::seal(output)))
+        Outcome::Output(Arc::new(seal::seal(output)))
     }
 }
 
@@ -1148,7 +1144,7 @@ fn transcribe_command(
     let message = voices.get(target).ok_or(
         "the message it replies to is not audio, or older than what this client has loaded",
     )?;
-    let mut spec = TranscribeTask::request(message.audio.clone(), model);
+    let mut spec = TaskSpec::transcription(message.audio.clone(), model);
     spec.command = Some(command);
     Ok(spec)
 }

@@ -9,45 +9,14 @@
 //! merges them into the result only it shows.
 
 use crate::events::TaskSpec;
-use crate::ids::{EventId, UserId};
-use crate::ledger::{ChunkRecord, Ledger, TaskStatus};
-use crate::task_kind::KindError;
-use crate::view::TaskView;
+use crate::ids::EventId;
+use crate::ledger::{ChunkRecord, Ledger};
+use crate::seal::seal_digest;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// The to-device event type that carries a private output.
 pub const OUTPUT_EVENT_TYPE: &str = "org.potluck.output";
-
-/// `{"sealed": <hex SHA-256>}` of an output: serde_json writes object keys in
-/// order, so every node seals the same output the same way.
-pub fn seal(output: &Value) -> Value {
-    json!({ "sealed": digest(output) })
-}
-
-/// Lowercase hex SHA-256 of an output's JSON.
-fn digest(output: &Value) -> String {
-    Sha256::digest(output.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Whether `output` is a seal, as a private task's chunks must report.
-pub fn check_sealed(output: &Value) -> Result<(), KindError> {
-    let ok = output.as_object().is_some_and(|o| o.len() == 1)
-        && output["sealed"]
-            .as_str()
-            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    if ok {
-        Ok(())
-    } else {
-        Err(KindError::BadOutput(
-            "a private task's chunk reports only {\"sealed\": <SHA-256>}".into(),
-        ))
-    }
-}
 
 /// The to-device content that carries one chunk's output to the submitter.
 pub fn message(task: &EventId, chunk: u32, output: &Value) -> Value {
@@ -77,7 +46,7 @@ impl PrivateOutputs {
             .ok_or("a private output has no output")?;
         let kept = self.received.entry((task, chunk)).or_default();
         if kept.len() < 5 {
-            kept.insert(digest(output), output.clone()); // At most one per replica.
+            kept.insert(seal_digest(output), output.clone()); // At most one per replica.
         }
         Ok(())
     }
@@ -104,21 +73,16 @@ impl PrivateOutputs {
             .get(sealed)
     }
 
-    /// Shows `me` the results only they received: each of their private
-    /// tasks that the room says is done gets its merged result, or
-    /// `{"private": true, "waiting": n}` while `n` outputs are on their way.
-    pub fn reveal(&self, tasks: &mut [TaskView], ledger: &Ledger, me: &UserId) {
-        for view in tasks.iter_mut().filter(|t| &t.submitter == me) {
-            let TaskStatus::Done { result } = &mut view.status else {
-                continue;
-            };
-            let Some(record) = ledger.task(&view.id).filter(|r| r.spec.private) else {
-                continue;
-            };
-            *result = self.result(ledger, &view.id, &record.spec).unwrap_or_else(
-                || json!({ "private": true, "waiting": self.missing(ledger, &view.id) }),
-            );
-        }
+    /// What a private task shows its submitter: the merged result once
+    /// every accepted output has arrived, or `{"private": true, "waiting": n}`
+    /// while `n` are on their way. `None` for a task that is not private.
+    pub fn shown_result(&self, ledger: &Ledger, task: &EventId) -> Option<Value> {
+        let record = ledger.task(task).filter(|r| r.spec.private)?;
+        Some(
+            self.result(ledger, task, &record.spec).unwrap_or_else(
+                || json!({ "private": true, "waiting": self.missing(ledger, task) }),
+            ),
+        )
     }
 
     /// How many of a private task's accepted chunks have not reached us yet.
@@ -137,18 +101,6 @@ impl PrivateOutputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_seal_is_the_same_for_the_same_output_and_hides_it() {
-        let output = json!({"count": 5133, "more": [1, 2]});
-        let again = serde_json::from_str::<Value>(r#"{"more":[1,2],"count":5133}"#).unwrap();
-        assert_eq!(seal(&output), seal(&again));
-        assert_ne!(seal(&output), seal(&json!({"count": 5134, "more": [1, 2]})));
-        check_sealed(&seal(&output)).unwrap();
-        assert!(!seal(&output).to_string().contains("5133"));
-        assert!(check_sealed(&json!({"count": 5133})).is_err());
-        assert!(check_sealed(&json!({"sealed": "abc"})).is_err());
-    }
 
     #[test]
     fn malformed_messages_are_refused_with_the_reason() {

@@ -2,10 +2,11 @@
 //! chunks' outputs merge into the task's result.
 
 use crate::kernel::KernelTask;
+use crate::kind_error::KindError;
+use crate::limits::MAX_SCRIPT_SECONDS;
 use crate::transcription::TranscribeTask;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use thiserror::Error;
 
 /// Largest number a `primes` task may reach: the worker's sieve needs
 /// `sqrt(end)` bytes of memory, which stays small up to here.
@@ -48,8 +49,6 @@ pub struct ScriptTask {
 /// Five minutes: long enough for real work, short enough that a script that
 /// loops forever does not hold a friend's worker for long.
 pub const DEFAULT_SCRIPT_SECONDS: u32 = 300;
-/// A chunk's time limit may not outlast its lease's hard deadline.
-pub const MAX_SCRIPT_SECONDS: u32 = (crate::limits::LEASE_HARD_MS / 1000) as u32;
 
 fn default_max_seconds() -> u32 {
     DEFAULT_SCRIPT_SECONDS
@@ -153,30 +152,6 @@ fn check_script_url(url: &str) -> Result<(), KindError> {
     } else {
         Err(KindError::BadScriptUrl(url.chars().take(100).collect()))
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum KindError {
-    #[error("the range is empty: start {start} is not below end {end}")]
-    EmptyRange { start: u64, end: u64 },
-    #[error("end {end} is above the largest supported number {max}")]
-    TooLarge { end: u64, max: u64 },
-    #[error("{chunks} chunks for a range of {len} numbers: each chunk needs at least one")]
-    TooManyChunks { chunks: u32, len: u64 },
-    #[error("a chunk's output is malformed: {0}")]
-    BadOutput(String),
-    #[error("'{0}' is not a script integrity (expected sha256-, sha384- or sha512- and the base64 digest)")]
-    BadIntegrity(String),
-    #[error("'{0}' is not a script address: it must be https://, or http:// on localhost")]
-    BadScriptUrl(String),
-    #[error("the split makes {split} chunks but the task says {chunks}")]
-    ChunksMismatch { split: u64, chunks: u32 },
-    #[error("a time limit of {0} s per chunk: it must be 1 to {MAX_SCRIPT_SECONDS}")]
-    BadTimeLimit(u32),
-    #[error("the audio to transcribe: {0}")]
-    BadAudio(String),
-    #[error("the WebGPU kernel: {0}")]
-    BadKernel(String),
 }
 
 impl TaskKind {

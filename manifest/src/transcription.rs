@@ -8,10 +8,9 @@
 //! timed segments; the parent's result is the whole transcript.
 
 use crate::audio_split::split_at_silences;
-use crate::events::TaskSpec;
 use crate::ids::{EventId, MxcUri};
+use crate::kind_error::KindError;
 use crate::limits::MAX_MEDIA_BYTES;
-use crate::task_kind::{KindError, TaskKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -385,14 +384,14 @@ fn parse<T: for<'de> Deserialize<'de>>(output: &Value, shape: &str) -> Result<T,
 }
 
 impl TranscribeTask {
-    /// A new transcription of `audio`: one chunk, which plans.
-    pub fn request(audio: AudioRef, model: WhisperModel) -> TaskSpec {
-        let plan = TranscribeTask {
+    /// The plan of a new transcription of `audio`: its one chunk finds the
+    /// spans (see `TaskSpec::transcription`).
+    pub fn plan(audio: AudioRef, model: WhisperModel) -> TranscribeTask {
+        TranscribeTask {
             audio,
             model,
             spans: Vec::new(),
-        };
-        TaskSpec::new(TaskKind::Transcribe(Box::new(plan)), 1)
+        }
     }
 
     pub fn is_plan(&self) -> bool {
@@ -466,24 +465,17 @@ impl TranscribeTask {
         serde_json::to_value(transcript).map_err(|e| KindError::BadOutput(e.to_string()))
     }
 
-    /// The part a finished plan adds to task `parent`: one chunk per span.
-    pub fn part_after(&self, parent: &EventId, plan_output: &Value) -> Option<TaskSpec> {
+    /// The spans a finished plan adds to its task, one chunk each; `None`
+    /// for a span task or a plan output that is not one.
+    pub fn spans_after(&self, plan_output: &Value) -> Option<TranscribeTask> {
         let plan: Plan = Plan::deserialize(plan_output).ok()?;
         if !self.is_plan() || plan.spans.is_empty() {
             return None;
         }
-        let chunks = plan.spans.len() as u32;
-        let mut spec = TaskSpec::new(
-            TaskKind::Transcribe(Box::new(TranscribeTask {
-                spans: plan.spans,
-                ..self.clone()
-            })),
-            chunks,
-        );
-        spec.parent = Some(parent.clone());
-        // A resend after a timeout is the same part, not a second one.
-        spec.nonce = Some(format!("spans-of-{parent}"));
-        Some(spec)
+        Some(TranscribeTask {
+            spans: plan.spans,
+            ..self.clone()
+        })
     }
 }
 
@@ -680,18 +672,17 @@ mod tests {
 
     #[test]
     fn the_plan_adds_one_part_and_the_parts_segments_make_the_transcript() {
-        let parent = EventId::parse("$task").unwrap();
         let plan_task = task(vec![]);
         let plan_output = json!({"duration_ms": 41_000, "spans": [
             {"start_ms": 0, "end_ms": 30_000}, {"start_ms": 30_000, "end_ms": 41_000}]});
         assert!(plan_task.check_output(&plan_output).is_ok());
-        let part = plan_task.part_after(&parent, &plan_output).unwrap();
-        assert_eq!(part.chunks, 2);
-        assert_eq!(part.parent, Some(parent.clone()));
-        let TaskKind::Transcribe(spans_task) = &part.kind else {
-            panic!("a transcription's part transcribes")
-        };
-        assert!(part.kind.validate(part.chunks).is_ok());
+        let spans_task = plan_task.spans_after(&plan_output).unwrap();
+        assert_eq!(spans_task.spans.len(), 2);
+        assert!(spans_task.validate(2).is_ok());
+        assert!(
+            spans_task.spans_after(&plan_output).is_none(),
+            "spans plan nothing"
+        );
 
         let first =
             json!({"segments": [{"start_ms": 0, "end_ms": 4_000, "text": " Hello there."}]});
@@ -710,6 +701,6 @@ mod tests {
             .is_err());
         let nothing = json!({"duration_ms": 0, "spans": []});
         assert!(plan_task.check_output(&nothing).is_err());
-        assert!(plan_task.part_after(&parent, &nothing).is_none());
+        assert!(plan_task.spans_after(&nothing).is_none());
     }
 }

@@ -8,6 +8,7 @@
 //! Membership needs no check of ours: the homeserver only accepts events into a
 //! room from its members, and the widget only sees the room's events.
 
+use crate::digest::is_sha256_hex;
 use crate::events::{
     event_type, Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent,
     SeenEvent, TaskSpec, WasOnline, MEMBER, PROTOCOL_VERSION,
@@ -406,12 +407,7 @@ pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
                 MAX_MEDIA_BYTES / 1_000_000
             ));
         }
-        let hex = input.sha256.len() == 64
-            && input
-                .sha256
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
-        if !hex {
+        if !is_sha256_hex(&input.sha256) {
             return Err(format!(
                 "the sha256 of {} is not 64 lowercase hex digits",
                 input.mxc

@@ -8,6 +8,7 @@ use crate::host::widget_api;
 use crate::pool::machine_info;
 use crate::pool::sandbox::ScriptRun;
 use crate::pool::workers::{AudioInput, JobEvent, WorkerPool};
+use crate::view::{reveal_private, voice_rows, PoolView, VoiceRow};
 use crate::{audio, media};
 use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
@@ -21,7 +22,6 @@ use manifest::private::{self, PrivateOutputs};
 use manifest::task_kind::{ScriptTask, TaskKind};
 use manifest::transcription::{self, AudioRef, TranscribeTask, WhisperModel};
 use manifest::validate::parse_task;
-use manifest::view::{voice_rows, PoolView, VoiceRow};
 use manifest::voice::VoiceMessage;
 use manifest::worker_protocol::JobId;
 use serde_json::Value;
@@ -627,7 +627,7 @@ impl Driver {
 
     /// Asks the room's nodes to transcribe a voice message.
     pub fn transcribe(self: &Rc<Self>, message: &VoiceMessage, model: WhisperModel) {
-        self.submit(TranscribeTask::request(message.audio.clone(), model));
+        self.submit(TaskSpec::transcription(message.audio.clone(), model));
     }
 
     /// Starts contributing this machine with `workers` Web Workers.
@@ -723,7 +723,7 @@ impl Driver {
             let ledger = state.machine.ledger();
             let mut view = PoolView::build(ledger, node.as_ref(), now);
             if let Some(me) = state.machine.me() {
-                state.private_outputs.reveal(&mut view.tasks, ledger, me);
+                reveal_private(&state.private_outputs, &mut view.tasks, ledger, me);
             }
             let snapshot = Snapshot {
                 me: state

@@ -9,6 +9,7 @@ pub mod host;
 pub mod media;
 pub mod pool;
 pub mod ui;
+pub mod view;
 
 /// Mounts the app on the page's `<main id="app">` (or the body).
 pub fn start() {

@@ -58,11 +58,7 @@ pub async fn sha256_hex(bytes: &[u8]) -> Result<String, String> {
     let digest =
         wait(subtle()?.digest_with_str_and_buffer_source("SHA-256", &Uint8Array::from(bytes)))
             .await?;
-    Ok(Uint8Array::new(&digest)
-        .to_vec()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(manifest::digest::to_hex(&Uint8Array::new(&digest).to_vec()))
 }
 
 fn subtle() -> Result<SubtleCrypto, String> {

@@ -7,9 +7,10 @@
 //! files are downloaded for this worker only, and `ModelStore::no_cache`
 //! says why, for the UI to show.
 
-use crate::whisper::catalog::{to_hex, ModelFile, ModelSource, FILES};
+use crate::whisper::catalog::{ModelFile, ModelSource, FILES};
 use crate::whisper::transcribe::{Engine, LoadError};
 use js_sys::{ArrayBuffer, Uint8Array};
+use manifest::digest::to_hex;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Cache, Response, WorkerGlobalScope};

@@ -1,7 +1,7 @@
 //! Who contributes right now, and what each node is doing.
 
+use crate::view::NodeView;
 use manifest::ids::NodeId;
-use manifest::view::NodeView;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]

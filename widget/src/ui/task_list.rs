@@ -1,9 +1,9 @@
 //! Every task in the room, newest first, with its progress and result.
 
 use super::tiles::TileImage;
+use crate::view::TaskView;
 use manifest::ids::EventId;
 use manifest::ledger::TaskStatus;
-use manifest::view::TaskView;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]

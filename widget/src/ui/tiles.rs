@@ -3,9 +3,9 @@
 //! it: the pool at work, at a glance. Any task whose chunks answer
 //! `{"x", "y", "size", "pixels"}` (grey levels, base64) is shown this way.
 
+use crate::view::Tile;
 use manifest::base64;
 use manifest::ids::UserId;
-use manifest::view::Tile;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use yew::prelude::*;

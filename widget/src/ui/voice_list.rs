@@ -2,9 +2,9 @@
 //! Transcribe from the row's context menu (right-click, the context-menu key
 //! or Shift+F10) or its button (touch screens).
 
+use crate::view::{VoiceRow, VoiceState};
 use manifest::ids::EventId;
 use manifest::transcription::WhisperModel;
-use manifest::view::{VoiceRow, VoiceState};
 use manifest::voice::VoiceMessage;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{HtmlElement, HtmlSelectElement, KeyboardEvent, MouseEvent};

@@ -7,6 +7,7 @@
 //! revision; where they are fetched from is configurable (the Hub by default,
 //! or any server with the Hub's path shape), what they must contain is not.
 
+use manifest::digest::is_sha256_hex;
 use serde::{Deserialize, Serialize};
 
 /// One file of a model, where to fetch it and what it must hash to.
@@ -147,20 +148,11 @@ impl ModelSource {
 }
 
 fn check_sha256_hex(hex: &str) -> Result<(), String> {
-    let well_formed = hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if well_formed {
+    if is_sha256_hex(hex) {
         Ok(())
     } else {
         Err(format!("'{hex}' is not a sha256 (64 lowercase hex digits)"))
     }
-}
-
-/// Lowercase hex of a digest.
-pub fn to_hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -223,10 +215,5 @@ mod tests {
         files.remove(2);
         let err = ModelSource::custom("mine", files).unwrap_err();
         assert_eq!(err, "model 'mine' names no vocabulary.txt");
-    }
-
-    #[test]
-    fn digests_print_as_lowercase_hex() {
-        assert_eq!(to_hex(&[0x00, 0xab, 0x7f]), "00ab7f");
     }
 }

@@ -1,12 +1,13 @@
 //! What the widget shows, derived from the ledger: who contributes and what
 //! each node is doing, every task with its progress, and why this node idles.
 
-use crate::events::NodeCaps;
-use crate::ids::{EventId, NodeId, UserId};
-use crate::ledger::{Ledger, TaskRecord, TaskStatus};
-use crate::scheduler::{explain_idle, work_of};
-use crate::task_kind::TaskKind;
-use crate::voice::VoiceMessage;
+use manifest::events::NodeCaps;
+use manifest::ids::{EventId, NodeId, UserId};
+use manifest::ledger::{Ledger, TaskRecord, TaskStatus};
+use manifest::private::PrivateOutputs;
+use manifest::scheduler::{explain_idle, work_of};
+use manifest::task_kind::TaskKind;
+use manifest::voice::VoiceMessage;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -268,4 +269,109 @@ pub fn voice_rows<'a>(
         .collect();
     rows.sort_by_key(|row| std::cmp::Reverse(row.message.sent_at));
     rows
+}
+
+/// Shows `me` the results only they received: each of their private tasks
+/// that the room says is done gets what `PrivateOutputs` holds for it.
+pub fn reveal_private(
+    outputs: &PrivateOutputs,
+    tasks: &mut [TaskView],
+    ledger: &Ledger,
+    me: &UserId,
+) {
+    for view in tasks.iter_mut().filter(|t| &t.submitter == me) {
+        if let TaskStatus::Done { result } = &mut view.status {
+            if let Some(shown) = outputs.shown_result(ledger, &view.id) {
+                *result = shown;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use manifest::events::Outgoing;
+    use manifest::events::TaskSpec;
+    use manifest::ids::MxcUri;
+    use manifest::transcription::{AudioRef, WhisperModel};
+    use serde_json::{json, Value};
+
+    fn audio(message: &str) -> AudioRef {
+        AudioRef {
+            message: EventId::parse(message).unwrap(),
+            url: Some(MxcUri::parse("mxc://hs/voice").unwrap()),
+            file: None,
+            mimetype: Some("audio/ogg".into()),
+            size: Some(1000),
+        }
+    }
+
+    fn voice_message(id: &str, sent_at: u64) -> VoiceMessage {
+        VoiceMessage {
+            event_id: EventId::parse(id).unwrap(),
+            sender: UserId::parse("@carol:hs").unwrap(),
+            sent_at,
+            body: "Voice message".into(),
+            duration_ms: Some(5000),
+            voice: true,
+            size: Some(1000),
+            audio: audio(id),
+        }
+    }
+
+    fn delivered(id: &str, out: &Outgoing, ts: u64) -> Value {
+        json!({"type": out.event_type, "event_id": id, "sender": "@alice:hs",
+            "origin_server_ts": ts, "content": out.content})
+    }
+
+    fn states(
+        ledger: &Ledger,
+        messages: &[VoiceMessage],
+    ) -> Vec<(String, VoiceState, Option<String>)> {
+        voice_rows(ledger, messages.iter(), 10_000)
+            .into_iter()
+            .map(|row| {
+                let task = row.task.map(|t| t.as_str().to_owned());
+                (row.message.event_id.as_str().to_owned(), row.state, task)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_voice_message_shows_its_latest_transcription_newest_first() {
+        let messages = [
+            voice_message("$older", 1_000),
+            voice_message("$newer", 2_000),
+        ];
+        let transcribe = Outgoing::task(&TaskSpec::transcription(
+            audio("$older"),
+            WhisperModel::TinyEn,
+        ));
+        let mut ledger = Ledger::new();
+        ledger
+            .ingest(&delivered("$first", &transcribe, 3_000))
+            .unwrap();
+        assert_eq!(
+            states(&ledger, &messages),
+            [
+                ("$newer".into(), VoiceState::NotTranscribed, None),
+                ("$older".into(), VoiceState::Queued, Some("$first".into())),
+            ]
+        );
+
+        // Cancelled: it may be transcribed again, and the next request is the one shown.
+        let first = EventId::parse("$first").unwrap();
+        ledger
+            .ingest(&delivered("$stop", &Outgoing::cancel(&first, None), 4_000))
+            .unwrap();
+        assert_eq!(states(&ledger, &messages)[1].1, VoiceState::NotTranscribed);
+        ledger
+            .ingest(&delivered("$again", &transcribe, 5_000))
+            .unwrap();
+        assert_eq!(
+            states(&ledger, &messages)[1],
+            ("$older".into(), VoiceState::Queued, Some("$again".into()))
+        );
+    }
 }
