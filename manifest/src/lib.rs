@@ -43,11 +43,11 @@ pub mod private;
 pub mod scheduler;
 
 // The node state machine every driver (the widget) feeds.
-pub mod machine;
+pub mod node;
 
 pub use events::{NodeCaps, PotluckEvent, SeenEvent, TaskSpec};
 pub use ids::{EventId, IdError, NodeId, UserId};
 pub use ledger::Ledger;
-pub use machine::{Action, Input, NodeMachine};
+pub use node::{Action, Input, NodeMachine};
 pub use task_kind::TaskKind;
 pub use validate::Rejection;

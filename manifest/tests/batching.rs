@@ -4,7 +4,7 @@
 use manifest::events::{Assignment, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::limits::{MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES};
-use manifest::machine::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
 mod common;
 

@@ -6,7 +6,7 @@ use manifest::events::Outgoing;
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::Ledger;
 use manifest::limits::COMMAND_MAX_AGE_MS;
-use manifest::machine::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine};
 mod common;
 
 use common::{caps, raw};

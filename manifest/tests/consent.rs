@@ -4,7 +4,7 @@
 use manifest::allowlist::{AllowedScript, Allowlist};
 use manifest::events::{Assignment, Outgoing, TaskSpec};
 use manifest::ids::{EventId, NodeId, UserId};
-use manifest::machine::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine};
 use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
 mod common;
 

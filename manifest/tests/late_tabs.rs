@@ -12,7 +12,7 @@ mod common;
 use common::{caps, raw};
 use manifest::events::{event_type, Outgoing};
 use manifest::ids::{NodeId, UserId};
-use manifest::machine::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 

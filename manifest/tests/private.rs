@@ -9,7 +9,7 @@ use common::{caps, raw};
 use manifest::events::{Outcome, Outgoing, TaskSpec};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::TaskStatus;
-use manifest::machine::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine};
 use manifest::private::{self, PrivateOutputs};
 use manifest::task_kind::TaskKind;
 use serde_json::{json, Value};

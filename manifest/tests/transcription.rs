@@ -11,7 +11,7 @@ use common::{caps, raw};
 use manifest::events::{Outcome, Outgoing};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::TaskStatus;
-use manifest::machine::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
 use manifest::transcription::{Span, TimedText, Transcript};
 use manifest::voice;

@@ -17,7 +17,7 @@ use manifest::capabilities;
 use manifest::events::{event_type, Input as TaskInput, Outcome, Outgoing, TaskSpec, MEMBER};
 use manifest::ids::{EventId, MxcUri, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
-use manifest::machine::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine};
 use manifest::private::{self, PrivateOutputs};
 use manifest::task_kind::{ScriptTask, TaskKind};
 use manifest::transcription::{self, AudioRef, TranscribeTask, WhisperModel};

@@ -20,7 +20,7 @@ use manifest::events::{NodeCaps, Outcome, Outgoing, TaskSpec, NAMESPACE, REDACTI
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
 use manifest::limits::{MAX_SLOTS, NODE_TIMEOUT_MS, SERVER_BURST, SERVER_EVENTS_PER_SECOND};
-use manifest::machine::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine};
 use manifest::task_kind::TaskKind;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -1,0 +1,54 @@
+//! What the node asks its driver to do.
+
+use crate::allowlist::AllowedScript;
+use crate::events::Outgoing;
+use crate::ids::{EventId, NodeId, UserId};
+use crate::task_kind::TaskKind;
+use crate::validate::Rejection;
+use crate::worker_protocol::JobId;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send(Outgoing),
+    /// Schedule `node_gone` as a delayed state event, published by the
+    /// homeserver if the node stops restarting it.
+    ArmDeadManSwitch {
+        node: NodeId,
+        gone: Outgoing,
+    },
+    RestartDeadManSwitch,
+    /// Publish the node's departure now (the user switched contributing off);
+    /// `gone` is what the switch says, to send directly if it cannot fire.
+    FireDeadManSwitch {
+        gone: Outgoing,
+    },
+    RunChunk {
+        job: JobId,
+        task: EventId,
+        chunk: u32,
+        attempt: u32,
+        work: TaskKind,
+    },
+    AbortJob {
+        job: JobId,
+    },
+    /// Show the friend a script the room allowed, before their machine first
+    /// runs it; they answer with `Input::ScriptConsent`.
+    AskConsent {
+        script: AllowedScript,
+    },
+    /// Send a private chunk output to the submitter's devices (see `private`).
+    SendToDevice {
+        user: UserId,
+        content: Value,
+    },
+    /// Read the replies in this voice message's thread and hand them back as
+    /// `Input::ThreadRead`: before a transcript is posted, and after a send
+    /// that failed (it may have landed), so that it is never posted twice.
+    ReadThread {
+        root: EventId,
+    },
+    /// An event was not accepted; log it, nothing else to do.
+    Rejected(Rejection),
+}

@@ -1,0 +1,343 @@
+//! The node state machine: the one door between a driver (the widget) and
+//! the protocol.
+//!
+//! The driver feeds it what happened (`Input`: a room event, a timer tick, a
+//! worker's answer, a click) with the current homeserver time, and carries out
+//! what it returns (`Action`: send an event, arm the dead-man switch, run a
+//! chunk in a worker). It never waits, never reads a clock and never does I/O.
+//!
+//! Each feature keeps its own state in its own module, and knows nothing of
+//! this one: contributing (`contribute`), consent to scripts (`consent`),
+//! running chunks (`running`), sending results (`results`), coordinating
+//! (`coordinate`), chat commands (`chat`), transcript replies
+//! (`transcripts`), and the send queue with its budget (`outbox`). This
+//! module routes inputs to them and runs one step over all of them.
+
+mod action;
+mod chat;
+mod consent;
+mod contribute;
+mod coordinate;
+mod input;
+mod outbox;
+mod results;
+mod running;
+mod transcripts;
+
+pub use action::Action;
+pub use input::Input;
+
+use chat::{Chat, ChatMessage};
+use consent::Consents;
+use contribute::Contribution;
+use coordinate::{coordinating, Coordination};
+use outbox::Outbox;
+use results::{outcome_for_room, Results};
+use running::Running;
+use transcripts::Replies;
+
+use crate::events::{event_type, Assignment, ChunkOutcome, Outcome, Outgoing, TaskSpec, REDACTION};
+use crate::ids::{EventId, NodeId, UserId};
+use crate::ledger::Ledger;
+use crate::limits::RETRY_AFTER_REFUSAL_MS;
+use crate::validate::{parse_task, Rejection};
+use crate::voice::VoiceMessage;
+use serde_json::Value;
+
+#[derive(Debug, Default)]
+pub struct NodeMachine {
+    me: Option<UserId>,
+    ledger: Ledger,
+    contribution: Option<Contribution>,
+    consents: Consents,
+    running: Running,
+    results: Results,
+    coordination: Coordination,
+    chat: Chat,
+    replies: Replies,
+    outbox: Outbox,
+    /// Whether this node's results go before its assignments at the next
+    /// send: the two take turns (see `step`).
+    results_first: bool,
+    submitted: u64,
+}
+
+impl NodeMachine {
+    pub fn new(me: UserId) -> Self {
+        Self {
+            me: Some(me),
+            ..Self::default()
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+    pub fn me(&self) -> Option<&UserId> {
+        self.me.as_ref()
+    }
+    pub fn node(&self) -> Option<&NodeId> {
+        self.contribution.as_ref().map(Contribution::node)
+    }
+    /// Events waiting for send budget.
+    pub fn queued_sends(&self) -> usize {
+        self.outbox.len()
+    }
+    /// The room's audio messages this node has seen, oldest first.
+    pub fn voice_messages(&self) -> impl Iterator<Item = &VoiceMessage> {
+        self.chat.voice_messages()
+    }
+
+    pub fn process(&mut self, input: Input, now: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match input {
+            Input::RoomEvent(raw) => {
+                if let Some(redacted) = redacted_by(&raw) {
+                    self.redact(&redacted);
+                } else {
+                    self.notice_overwrite(&raw);
+                    if let Err(rejection) = self.ledger.ingest(&raw) {
+                        actions.push(Action::Rejected(rejection));
+                    }
+                }
+            }
+            Input::RoomEvents(raws) => {
+                raws.iter().for_each(|raw| self.notice_overwrite(raw));
+                let rejections = self.ledger.ingest_all(&raws);
+                actions.extend(rejections.into_iter().map(Action::Rejected));
+            }
+            Input::Tick => {}
+            Input::StartContributing { node, caps } => {
+                self.contribution = Some(Contribution::start(node, caps, now));
+            }
+            Input::StopContributing => {
+                if let Some(c) = self.contribution.take() {
+                    actions.push(Action::FireDeadManSwitch {
+                        gone: c.leave_notice(),
+                    });
+                }
+                self.running.abort_all(&mut actions);
+                self.results.clear();
+                self.coordination.clear();
+            }
+            Input::Submit(mut spec) => {
+                // A resend after a timeout must not make a second task.
+                self.submitted += 1;
+                spec.nonce
+                    .get_or_insert_with(|| format!("{now:x}-{}", self.submitted));
+                self.queue_task(spec, &mut actions);
+            }
+            Input::Cancel { task, reason } => {
+                self.outbox.push(Outgoing::cancel(&task, reason.as_deref()))
+            }
+            Input::ChatMessage {
+                event_id,
+                sender,
+                body,
+                sent_at,
+                reply_to,
+            } => {
+                let message = ChatMessage {
+                    event_id,
+                    sender,
+                    body,
+                    sent_at,
+                    reply_to,
+                };
+                self.chat.message(&mut self.ledger, message, now);
+            }
+            Input::AudioMessage(message) => self.chat.audio(message),
+            Input::TranscriptPosted { task, sender } => {
+                self.replies
+                    .seen(&self.ledger, self.me.as_ref(), task, &sender)
+            }
+            Input::ThreadRead { root, replies } => self.replies.thread_read(
+                &self.ledger,
+                self.me.as_ref(),
+                &root,
+                replies,
+                &mut self.outbox,
+                now,
+            ),
+            Input::Sent { out } => self.replies.sent(&out),
+            Input::ScriptConsent { integrity, allow } => {
+                if allow {
+                    self.consents.approve(integrity);
+                } else if let Some(c) = self.contribution.as_mut() {
+                    if let Some(announce) = c.decline(integrity) {
+                        self.outbox.push(announce);
+                    }
+                }
+            }
+            Input::SendFailed {
+                out,
+                retry_after_ms,
+            } => {
+                self.outbox.pause_until(
+                    now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
+                );
+                self.retry(out);
+            }
+            Input::WorkerProgress { job, done } => {
+                self.running.progress(job, done);
+                // Workers report often; what follows from it waits for the next tick.
+                return actions;
+            }
+            Input::WorkerFinished { job, outcome } => {
+                if let Some(run) = self.running.finish(job) {
+                    let outcome =
+                        outcome_for_room(&self.ledger, &run.task, run.chunk, outcome, &mut actions);
+                    let part = match &outcome {
+                        Outcome::Output(output) => self.part_after(&run.task, output),
+                        Outcome::Error { .. } => None,
+                    };
+                    let awaits_part = part.is_some();
+                    if let Some(part) = part {
+                        self.queue_task(part, &mut actions);
+                    }
+                    let outcome = ChunkOutcome {
+                        chunk: run.chunk,
+                        attempt: run.attempt,
+                        outcome,
+                        compute_ms: Some(now.saturating_sub(run.started_at)),
+                    };
+                    self.results.finish(run.task, outcome, awaits_part, now);
+                }
+            }
+        }
+        self.step(now, &mut actions);
+        actions
+    }
+
+    fn notice_overwrite(&mut self, raw: &Value) {
+        if let Some(c) = self.contribution.as_mut() {
+            c.notice_overwrite(raw, self.me.as_ref());
+        }
+    }
+
+    /// A member redacted one of the room's events: the ledger forgets it (a
+    /// tab opening later reads it without content, and refuses it too).
+    fn redact(&mut self, event_id: &EventId) {
+        let Some(removed) = self.ledger.redact(event_id) else {
+            return;
+        };
+        if let Some(c) = self.contribution.as_mut() {
+            c.notice_redacted(&removed);
+        }
+    }
+
+    /// Puts a refused event back in line: submissions, cancels and node state
+    /// as they were; assignments, results, progress and replies are rebuilt
+    /// from the ledger by the feature that made them.
+    fn retry(&mut self, out: Outgoing) {
+        if self.replies.send_failed(&out) {
+            return;
+        }
+        let task = out.content["m.relates_to"]["event_id"]
+            .as_str()
+            .and_then(|id| EventId::parse(id).ok());
+        match (out.event_type, task) {
+            (event_type::ASSIGN, Some(task)) => {
+                let refused: Vec<Assignment> =
+                    serde_json::from_value(out.content["assignments"].clone()).unwrap_or_default();
+                self.coordination.refused(&task, &refused);
+            }
+            // Progress is sent again when next due, from what the workers say then.
+            (event_type::PROGRESS, Some(task)) => self.running.progress_refused(&task),
+            (event_type::RESULT, Some(task)) => {
+                let refused: Vec<u32> = out.content["outcomes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["chunk"].as_u64())
+                    .map(|c| c as u32)
+                    .collect();
+                self.results.refused(&task, &refused);
+            }
+            _ => self.outbox.push_front(out),
+        }
+    }
+
+    /// The part a chunk's output asks to add to its task.
+    fn part_after(&self, task: &EventId, output: &Value) -> Option<TaskSpec> {
+        self.ledger.task(task)?.spec.part_after(task, output)
+    }
+
+    /// Everything that follows from the current state: the same after any input.
+    fn step(&mut self, now: u64, actions: &mut Vec<Action>) {
+        if let Some(c) = self.contribution.as_mut() {
+            c.keep_alive(&self.ledger, &mut self.outbox, now, actions);
+        }
+        self.running.abort_obsolete(&self.ledger, now, actions);
+        if let Some(c) = &self.contribution {
+            self.running.start_assigned(
+                &self.ledger,
+                c,
+                &mut self.consents,
+                &mut self.results,
+                now,
+                actions,
+            );
+        }
+        let coordinating = coordinating(&self.ledger, self.contribution.as_ref(), now);
+        // Assignments keep the whole pool busy, and results that wait for send
+        // budget only grow their batch; but a coordinator's own results are
+        // what frees its own queue, and its account carries both. They take
+        // turns, or the coordinator's worker waits for room in its queue.
+        for results in [self.results_first, !self.results_first] {
+            let before = actions.len();
+            if results {
+                if let Some(c) = &self.contribution {
+                    self.results
+                        .send(&self.ledger, c.node(), &mut self.outbox, now, actions);
+                }
+            } else if coordinating {
+                self.coordination
+                    .assign(&self.ledger, &mut self.outbox, now, actions);
+            } else {
+                self.coordination.clear();
+            }
+            if actions.len() > before {
+                self.results_first = !results;
+            }
+        }
+        let (specs, refused) = self.chat.start_commands(&self.ledger, coordinating, now);
+        actions.extend(refused.into_iter().map(Action::Rejected));
+        for spec in specs {
+            self.queue_task(spec, actions);
+        }
+        if coordinating {
+            self.replies.read_threads(&self.ledger, now, actions);
+        }
+        if let Some(c) = &self.contribution {
+            self.running
+                .report_progress(&self.ledger, c.node(), &mut self.outbox, now, actions);
+        }
+        self.outbox.flush(now, actions);
+    }
+
+    /// Queues a task for sending, unless every node would reject it.
+    fn queue_task(&mut self, spec: TaskSpec, actions: &mut Vec<Action>) {
+        let out = Outgoing::task(&spec);
+        match parse_task(&out.content) {
+            Ok(_) => self.outbox.push(out),
+            Err(reason) => actions.push(Action::Rejected(Rejection {
+                event_id: None,
+                reason: format!("the task was not submitted: {reason}"),
+            })),
+        }
+    }
+}
+
+/// The event a redaction removes: `redacts` at the top level before room
+/// version 11, in the content from version 11 on.
+fn redacted_by(raw: &Value) -> Option<EventId> {
+    if raw.get("type")?.as_str()? != REDACTION {
+        return None;
+    }
+    let target = raw
+        .get("redacts")
+        .or_else(|| raw.get("content")?.get("redacts"))?
+        .as_str()?;
+    EventId::parse(target).ok()
+}

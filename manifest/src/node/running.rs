@@ -1,0 +1,224 @@
+//! Chunks running in this node's workers: starting what the coordinator
+//! assigned (in fairness order, up to the node's slots, with the friend's
+//! consent), stopping what nobody needs any more, and reporting progress on
+//! long chunks so that their leases hold.
+
+use super::action::Action;
+use super::consent::{Consent, Consents};
+use super::contribute::Contribution;
+use super::outbox::Outbox;
+use super::results::Results;
+use crate::allowlist::AllowedScript;
+use crate::events::{ChunkProgress, Outgoing};
+use crate::ids::{EventId, NodeId};
+use crate::ledger::{Lease, Ledger};
+use crate::limits::PROGRESS_EVERY_MS;
+use crate::scheduler;
+use crate::worker_protocol::JobId;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+pub struct RunningChunk {
+    pub task: EventId,
+    pub chunk: u32,
+    pub attempt: u32,
+    done: f32,
+    /// When progress on this chunk was last sent to the room.
+    reported_at: Option<u64>,
+    pub started_at: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Running {
+    jobs: BTreeMap<JobId, RunningChunk>,
+    next_job: JobId,
+}
+
+impl Running {
+    /// A worker says how far it got (0 to 1).
+    pub fn progress(&mut self, job: JobId, done: f32) {
+        if let Some(run) = self.jobs.get_mut(&job) {
+            run.done = done.clamp(0.0, 1.0);
+        }
+    }
+
+    /// A worker finished `job`: what it ran, unless it was aborted.
+    pub fn finish(&mut self, job: JobId) -> Option<RunningChunk> {
+        self.jobs.remove(&job)
+    }
+
+    /// Stops every job (the friend stopped contributing).
+    pub fn abort_all(&mut self, actions: &mut Vec<Action>) {
+        actions.extend(self.jobs.keys().map(|&job| Action::AbortJob { job }));
+        self.jobs.clear();
+    }
+
+    /// Progress on `task` was refused: it is sent again when next due.
+    pub fn progress_refused(&mut self, task: &EventId) {
+        for run in self.jobs.values_mut().filter(|r| &r.task == task) {
+            run.reported_at = None;
+        }
+    }
+
+    /// Stops work nobody needs any more: done elsewhere, cancelled or failed.
+    pub fn abort_obsolete(&mut self, ledger: &Ledger, now: u64, actions: &mut Vec<Action>) {
+        let obsolete: Vec<JobId> = self
+            .jobs
+            .iter()
+            .filter(|(_, run)| {
+                ledger.task(&run.task).is_none_or(|task| {
+                    ledger.task_status(task, now).is_terminal()
+                        || task
+                            .chunks
+                            .get(run.chunk as usize)
+                            .is_none_or(|c| c.done.is_some() || c.failed.is_some())
+                })
+            })
+            .map(|(&job, _)| job)
+            .collect();
+        for job in obsolete {
+            self.jobs.remove(&job);
+            actions.push(Action::AbortJob { job });
+        }
+    }
+
+    /// Runs chunks the coordinator gave this node, up to its slots. A chunk
+    /// of a script the friend declined goes back at once (as a retriable
+    /// failure in `results`); one they were not asked about waits for them.
+    pub fn start_assigned(
+        &mut self,
+        ledger: &Ledger,
+        contribution: &Contribution,
+        consents: &mut Consents,
+        results: &mut Results,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let (node, caps) = (contribution.node(), contribution.caps());
+        if self.jobs.len() >= caps.slots as usize {
+            return;
+        }
+        // Queued chunks start in the scheduler's fairness order: the friend
+        // with the fewest chunks in the pool first, then the oldest lease.
+        let held = scheduler::running_by_submitter(ledger, now);
+        let mut starts = Vec::new();
+        let mut asks: Vec<AllowedScript> = Vec::new();
+        for task in ledger.tasks() {
+            if ledger.task_status(task, now).is_terminal() {
+                continue;
+            }
+            for (index, chunk) in task.chunks.iter().enumerate() {
+                let leases = ledger.held_leases(chunk, now);
+                let Some(lease) = leases.iter().find(|l| &l.node == node) else {
+                    continue;
+                };
+                let index = index as u32;
+                let already = self
+                    .jobs
+                    .values()
+                    .any(|r| r.task == task.id && r.chunk == index)
+                    || results.holds(&task.id, index, lease.attempt);
+                if already {
+                    continue;
+                }
+                match consents.of(&task.spec.kind, caps, ledger.allowlist()) {
+                    Consent::Given => {}
+                    Consent::Declined => {
+                        // Give the lease back at once, so another node runs it.
+                        results.decline(task.id.clone(), index, lease.attempt, now);
+                        continue;
+                    }
+                    Consent::Pending(ask) => {
+                        asks.extend(ask);
+                        continue;
+                    }
+                }
+                let share = held.get(&task.submitter).copied().unwrap_or(0);
+                starts.push((
+                    (share, lease.granted_at),
+                    task.id.clone(),
+                    index,
+                    lease.attempt,
+                    task.spec.kind.chunk(index, task.spec.chunks),
+                ));
+            }
+        }
+        consents.ask(asks, actions);
+        starts.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        for (_, task, chunk, attempt, work) in starts {
+            if self.jobs.len() >= caps.slots as usize {
+                break;
+            }
+            let job = self.next_job;
+            self.next_job += 1;
+            self.jobs.insert(
+                job,
+                RunningChunk {
+                    task: task.clone(),
+                    chunk,
+                    attempt,
+                    done: 0.0,
+                    reported_at: None,
+                    started_at: now,
+                },
+            );
+            actions.push(Action::RunChunk {
+                job,
+                task,
+                chunk,
+                attempt,
+                work,
+            });
+        }
+    }
+
+    /// Reports progress on chunks whose leases would otherwise expire, one event
+    /// per task. Short chunks finish before any report is due and cost nothing.
+    pub fn report_progress(
+        &mut self,
+        ledger: &Ledger,
+        node: &NodeId,
+        outbox: &mut Outbox,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let mut due: BTreeMap<EventId, Vec<JobId>> = BTreeMap::new();
+        for (&job, run) in &self.jobs {
+            let Some(lease) = lease_of(ledger, run, node) else {
+                continue;
+            };
+            let since = lease.renewed_at.max(run.reported_at.unwrap_or(0));
+            if now >= since.saturating_add(PROGRESS_EVERY_MS) {
+                due.entry(run.task.clone()).or_default().push(job);
+            }
+        }
+        for (task, jobs) in due {
+            if !outbox.try_take(now) {
+                break;
+            }
+            let mut chunks = Vec::new();
+            for job in jobs {
+                if let Some(run) = self.jobs.get_mut(&job) {
+                    run.reported_at = Some(now);
+                    chunks.push(ChunkProgress {
+                        chunk: run.chunk,
+                        attempt: run.attempt,
+                        percent: (run.done * 100.0).round() as u8,
+                    });
+                }
+            }
+            actions.push(Action::Send(Outgoing::progress(&task, node, &chunks)));
+        }
+    }
+}
+
+/// The lease in the ledger under which this node runs `run`.
+fn lease_of<'a>(ledger: &'a Ledger, run: &RunningChunk, node: &NodeId) -> Option<&'a Lease> {
+    ledger
+        .task(&run.task)?
+        .chunks
+        .get(run.chunk as usize)?
+        .leases
+        .iter()
+        .find(|l| &l.node == node && l.attempt == run.attempt)
+}
