@@ -10,7 +10,7 @@
 #   scripts/fetch-models.sh --mirror DIR
 #     also writes the files into DIR under the Hugging Face Hub's path shape
 #     ({repo}/resolve/{revision}/{file}, the revisions pinned in
-#     worker/src/whisper/catalog.rs), for self-hosters: serve DIR with CORS
+#     worker/src/catalog.rs), for self-hosters: serve DIR with CORS
 #     headers and add `&models=<its URL>` to the widget URL.
 set -euo pipefail
 

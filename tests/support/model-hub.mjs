@@ -15,7 +15,7 @@ import { stat } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join } from "node:path";
 
-/** The pinned Hub revisions of worker/src/whisper/catalog.rs, by model folder. */
+/** The pinned Hub revisions of worker/src/catalog.rs, by model folder. */
 export const HUB_MODELS = {
   "tiny.en": { repo: "Systran/faster-whisper-tiny.en", revision: "0d3d19a32d3338f10357c0889762bd8d64bbdeba" },
   base: { repo: "Systran/faster-whisper-base", revision: "ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66" },

@@ -2,12 +2,12 @@
 //! the engine a contributing node runs, timed step by step. Not used by the
 //! widget; the worker's own job loop does not reach it.
 
+use crate::catalog::ModelSource;
 use crate::model_store::ModelStore;
-use crate::whisper::catalog::ModelSource;
-use crate::whisper::transcribe::{self, Options};
 use js_sys::Float32Array;
 use serde_json::json;
 use wasm_bindgen::prelude::*;
+use whisper::transcribe::{self, Options};
 
 /// Loads `model` from `models_url`, then transcribes `pcm` (16 kHz mono)
 /// `runs` times with the options the pool uses. Returns JSON: the load time,

@@ -6,12 +6,11 @@
 //! transferred `Float32Array`) and, as `models`, the Hugging Face Hub (or a
 //! server with its path shape) to fetch the model from.
 
+use crate::catalog::{ModelSource, FILES};
 use crate::kernel::Gpu;
 use crate::model_store::{Download, ModelStore};
 use crate::runner;
 use crate::speech::transcribe_span;
-use crate::whisper::catalog::{ModelSource, FILES};
-use crate::whisper::transcribe::{self, Engine};
 use js_sys::{Float32Array, Reflect};
 use manifest::kernel::KernelTask;
 use manifest::task_kind::TaskKind;
@@ -22,6 +21,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use whisper::transcribe::{self, Engine};
 
 thread_local! {
     /// The model this worker loaded last, by name: kept for the worker's life

@@ -5,11 +5,11 @@
 //! blocks while it does: the widget stops a job by terminating the worker.
 
 pub mod audio;
+pub mod catalog;
 pub mod kernel;
 pub mod primes;
 pub mod runner;
 pub mod speech;
-pub mod whisper;
 
 #[cfg(target_arch = "wasm32")]
 mod benchmark;

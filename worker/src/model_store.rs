@@ -7,13 +7,13 @@
 //! files are downloaded for this worker only, and `ModelStore::no_cache`
 //! says why, for the UI to show.
 
-use crate::whisper::catalog::{ModelFile, ModelSource, FILES};
-use crate::whisper::transcribe::{Engine, LoadError};
+use crate::catalog::{ModelFile, ModelSource, FILES};
 use js_sys::{ArrayBuffer, Uint8Array};
 use manifest::digest::to_hex;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Cache, Response, WorkerGlobalScope};
+use whisper::transcribe::{Engine, LoadError};
 
 /// The Cache Storage bucket; a new format gets a new name.
 const CACHE_NAME: &str = "potluck-models-v1";

@@ -1,8 +1,8 @@
 //! One span of a transcription task, in the worker: the span's samples in,
 //! timed text in the recording's time out.
 
-use crate::whisper::transcribe::{Engine, Options};
 use manifest::transcription::{Span, SpanTranscript, TimedText};
+use whisper::transcribe::{Engine, Options};
 
 /// Transcribes `samples` (16 kHz mono, exactly the span's audio) of `span`.
 /// Segment times move to the recording's time and stay inside the span, so

@@ -37,7 +37,7 @@ fn counts_primes_inside_a_dedicated_worker() {
 /// give what the f32 product gives, within the int8 quantisation's error.
 #[wasm_bindgen_test]
 fn the_int8_projection_kernel_matches_the_f32_product() {
-    use potluck_worker::whisper::projection::QuantizedProjection;
+    use whisper::projection::QuantizedProjection;
     let (rows, cols) = (300, 384);
     let w: Vec<f32> = (0..rows * cols)
         .map(|i| ((i as u64 * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1)

@@ -8,13 +8,13 @@
 //! says so and skips.
 #![cfg(target_arch = "wasm32")]
 
+use potluck_worker::catalog::ModelSource;
 use potluck_worker::model_store::{ModelError, ModelStore};
-use potluck_worker::whisper::catalog::ModelSource;
-use potluck_worker::whisper::transcribe::Options;
-use potluck_worker::whisper::wer::wer;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
+use whisper::transcribe::Options;
+use whisper::wer::wer;
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 

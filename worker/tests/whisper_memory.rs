@@ -4,9 +4,9 @@
 //! show in the process's resident memory.
 #![cfg(target_os = "linux")]
 
-use potluck_worker::whisper::catalog::local_models_dir;
-use potluck_worker::whisper::mel::SAMPLE_RATE;
-use potluck_worker::whisper::transcribe::{Engine, Options};
+use potluck_worker::catalog::local_models_dir;
+use whisper::mel::SAMPLE_RATE;
+use whisper::transcribe::{Engine, Options};
 
 fn tiny_engine() -> Option<Engine> {
     let dir = local_models_dir().join("tiny.en");

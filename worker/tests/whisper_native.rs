@@ -10,15 +10,15 @@
 use manifest::ids::{EventId, MxcUri};
 use manifest::transcription::{self, AudioRef, TranscribeTask, Transcript, WhisperModel};
 use potluck_worker::audio::{resample::resample, wav};
+use potluck_worker::catalog::local_models_dir;
 use potluck_worker::speech::transcribe_span;
-use potluck_worker::whisper::catalog::local_models_dir;
-use potluck_worker::whisper::mel::{log_mel, MelFilters, SAMPLE_RATE};
-use potluck_worker::whisper::transcribe::{Engine, Options};
-use potluck_worker::whisper::wer::wer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+use whisper::mel::{log_mel, MelFilters, SAMPLE_RATE};
+use whisper::transcribe::{Engine, Options};
+use whisper::wer::wer;
 
 /// The clip of `shared/notes/whisper.md` §4.
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. Please call Stella and ask her to bring these things with her from the store. The meeting will start at nine o'clock tomorrow morning. We need to finish the report before the end of the week. Thank you all for coming today.";

@@ -17,12 +17,12 @@
 //! keeps the vocabulary projection in f32 (the default is int8).
 
 use potluck_worker::audio::{resample::resample, split::split_at_silences, wav};
-use potluck_worker::whisper::catalog::{local_models_dir, DEFAULT_MODEL};
-use potluck_worker::whisper::mel::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
-use potluck_worker::whisper::transcribe::{stitch, Engine, Options, Transcript};
+use potluck_worker::catalog::{local_models_dir, DEFAULT_MODEL};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use whisper::mel::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
+use whisper::transcribe::{stitch, Engine, Options, Transcript};
 
 /// A model directory, or a model's name under the models directory.
 fn model_dir(model: &str) -> Result<PathBuf, String> {

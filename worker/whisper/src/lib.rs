@@ -6,10 +6,11 @@
 //! self-attention KV cache, `decode` picks one window's tokens the way
 //! openai's `transcribe` does, `transcribe` walks a recording window by
 //! window into timestamped segments, and `tokenizer` turns ids into text.
-//! `wer` scores transcripts for tests and benchmarks. `catalog` pins the
-//! models a node may load by the sha256 of each file.
+//! `wer` (feature `wer`) scores transcripts for tests and benchmarks.
+//!
+//! Which model files a node may load, pinned by sha256, is the worker's
+//! business (`potluck_worker::catalog`); this crate turns their bytes into text.
 
-pub mod catalog;
 pub mod config;
 pub mod convert;
 pub mod ct2;
@@ -21,4 +22,5 @@ pub mod model;
 pub mod projection;
 pub mod tokenizer;
 pub mod transcribe;
+#[cfg(feature = "wer")]
 pub mod wer;

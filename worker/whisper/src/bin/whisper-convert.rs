@@ -4,9 +4,9 @@
 //! `model.json` (dimensions, decoding options, special token ids) and a copy
 //! of `vocabulary.txt`.
 
-use potluck_worker::whisper::{convert, ct2::Ct2Model};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use whisper::{convert, ct2::Ct2Model};
 
 fn run(src: &Path, out: &Path) -> Result<(), String> {
     let read = |name: &str| {

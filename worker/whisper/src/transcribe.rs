@@ -342,7 +342,7 @@ pub fn stitch(parts: impl IntoIterator<Item = (f32, Transcript)>) -> Transcript 
 
 /// Seconds from a monotonic clock: the worker's `performance` in the browser
 /// (timings read 0 in wasm outside a worker).
-pub(crate) fn now() -> f64 {
+pub fn now() -> f64 {
     #[cfg(not(target_arch = "wasm32"))]
     {
         use std::sync::OnceLock;

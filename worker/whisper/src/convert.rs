@@ -389,7 +389,7 @@ pub fn to_safetensors(tensors: &BTreeMap<String, Piece>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::whisper::ct2::tests::write_v6;
+    use crate::ct2::tests::write_v6;
 
     /// A toy model with d = 2, one layer each side, fp16 payloads whose bytes
     /// number the rows so the splits can be checked.
@@ -475,7 +475,7 @@ mod tests {
 
     fn vocabulary() -> String {
         let mut v: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
-        v.extend(crate::whisper::tokenizer::TEST_SPECIAL_TOKENS.map(String::from));
+        v.extend(crate::tokenizer::TEST_SPECIAL_TOKENS.map(String::from));
         v.join("\n") + "\n"
     }
 
