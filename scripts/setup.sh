@@ -45,4 +45,21 @@ fi
 
 step "cargo dependencies"
 cargo fetch --locked
+
+# A fresh clone builds its own crates from source, but need not compile
+# candle, wgpu and yew again for every clone: its target/ is a link to one
+# build cache (cargo keeps each clone's own crates apart by their path). Set
+# POTLUCK_SHARED_TARGET=0 for a target/ of its own. The cache is emptied when
+# it outgrows POTLUCK_TARGET_CACHE_GB (30 by default).
+shared_target="$POTLUCK_CACHE/target"
+if [ ! -e target ] && [ "${POTLUCK_SHARED_TARGET:-1}" = 1 ]; then
+  step "build cache: target -> $shared_target"
+  mkdir -p "$shared_target"
+  size_gb=$(du -s --block-size=1G "$shared_target" | cut -f1)
+  if [ "$size_gb" -gt "${POTLUCK_TARGET_CACHE_GB:-30}" ]; then
+    echo "the build cache holds ${size_gb} GB: emptied"
+    rm -rf "$shared_target" && mkdir -p "$shared_target"
+  fi
+  ln -s "$shared_target" target
+fi
 echo "setup done"
