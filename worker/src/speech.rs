@@ -1,8 +1,12 @@
 //! One span of a transcription task, in the worker: the span's samples in,
 //! timed text in the recording's time out.
 
-use manifest::transcription::{Span, SpanTranscript, TimedText};
+use manifest::transcription::{Span, SpanTranscript, TimedText, SAMPLE_RATE};
 use whisper::transcribe::{Engine, Options};
+
+// A span's samples go to Whisper as they are: the protocol counts spans at
+// the rate Whisper hears.
+const _: () = assert!(SAMPLE_RATE as usize == whisper::mel::SAMPLE_RATE);
 
 /// Transcribes `samples` (16 kHz mono, exactly the span's audio) of `span`.
 /// Segment times move to the recording's time and stay inside the span, so
