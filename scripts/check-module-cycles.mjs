@@ -35,7 +35,7 @@ function modulePath(src, file) {
  * do the unit tests at the bottom of a file (a test may use anything).
  */
 function code(text) {
-  const tests = text.search(/#\[cfg\(test\)\]\s*mod \w+\s*\{/);
+  const tests = text.search(/#\[cfg\(test\)\]\s*(pub(\(crate\))?\s+)?mod \w+\s*\{/);
   const body = tests < 0 ? text : text.slice(0, tests);
   return body.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
 }
@@ -71,8 +71,17 @@ function namedPaths(text, self) {
       else add(root, `${prefix}${it}`);
     }
   };
-  for (const m of text.matchAll(/\b(crate|super|self)::((?:\w+::)*)(\{|\w+)/g)) {
-    const [, root, prefix, last] = m;
+  // A path may also start at a child module this file declares (`mod x;`
+  // then `use x::Y`): that is `self::x::Y`.
+  const children = [...text.matchAll(/^\s*(?:pub(?:\([\w:]+\))?\s+)?mod (\w+);/gm)].map((m) => m[1]);
+  const roots = ["crate", "super", "self", ...children].join("|");
+  const pathPattern = new RegExp(`(?<![\\w:])(${roots})::((?:\\w+::)*)(\\{|\\w+)`, "g");
+  for (const m of text.matchAll(pathPattern)) {
+    let [, root, prefix, last] = m;
+    if (children.includes(root)) {
+      prefix = `${root}::${prefix}`;
+      root = "self";
+    }
     if (last === "{") {
       const open = m.index + m[0].length;
       let depth = 1;

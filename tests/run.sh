@@ -13,6 +13,7 @@ took() { printf -- '-- %s: %d s\n' "$1" $((SECONDS - SECONDS_AT)); }
 
 stage "format and lints"
 cargo fmt --all -- --check
+node --test tests/tools/
 node scripts/check-module-cycles.mjs
 cargo clippy --offline --locked --workspace --all-targets -- -D warnings
 cargo clippy --offline --locked --target wasm32-unknown-unknown -p potluck-widget -p potluck-worker -p potluck-whisper --all-targets -- -D warnings

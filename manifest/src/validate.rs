@@ -10,8 +10,9 @@
 
 use crate::digest::is_sha256_hex;
 use crate::events::{
-    event_type, Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent,
-    SeenEvent, TaskSpec, WasOnline, MEMBER, PROTOCOL_VERSION,
+    event_type, AssignContent, CancelContent, NodeCaps, NodeContent, Outcome, PotluckEvent,
+    ProgressContent, Relation, ResultContent, SeenEvent, TaskSpec, WasOnline, MEMBER,
+    PROTOCOL_VERSION,
 };
 use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
@@ -76,52 +77,6 @@ impl<'a> Envelope<'a> {
             content: raw.get("content").unwrap_or(&NO_CONTENT),
         })
     }
-}
-
-#[derive(Deserialize)]
-struct Relation {
-    rel_type: String,
-    event_id: EventId,
-}
-
-#[derive(Deserialize)]
-struct NodeContent {
-    online: bool,
-    #[serde(default)]
-    caps: Option<NodeCaps>,
-    #[serde(default)]
-    since: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct AssignContent {
-    #[serde(rename = "m.relates_to")]
-    relates_to: Relation,
-    assignments: Vec<Assignment>,
-}
-
-#[derive(Deserialize)]
-struct ResultContent {
-    #[serde(rename = "m.relates_to")]
-    relates_to: Relation,
-    node: NodeId,
-    outcomes: Vec<ChunkOutcome>,
-}
-
-#[derive(Deserialize)]
-struct ProgressContent {
-    #[serde(rename = "m.relates_to")]
-    relates_to: Relation,
-    node: NodeId,
-    chunks: Vec<ChunkProgress>,
-}
-
-#[derive(Deserialize)]
-struct CancelContent {
-    #[serde(rename = "m.relates_to")]
-    relates_to: Relation,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// Is this one of ours? Events of other types are not rejections, just not ours.
@@ -208,7 +163,7 @@ fn parse_content(
         }
         event_type::ASSIGN => {
             let c: AssignContent = typed(content)?;
-            let task = referenced_task(c.relates_to)?;
+            let task = c.relates_to.task()?;
             if c.assignments.is_empty() {
                 return Err("an assignment names no chunk".into());
             }
@@ -222,7 +177,7 @@ fn parse_content(
         }
         event_type::RESULT => {
             let c: ResultContent = typed(content)?;
-            let task = referenced_task(c.relates_to)?;
+            let task = c.relates_to.task()?;
             check_own_node(&c.node, sender)?;
             if c.outcomes.is_empty() {
                 return Err("a result names no chunk".into());
@@ -239,7 +194,7 @@ fn parse_content(
         }
         event_type::PROGRESS => {
             let c: ProgressContent = typed(content)?;
-            let task = referenced_task(c.relates_to)?;
+            let task = c.relates_to.task()?;
             check_own_node(&c.node, sender)?;
             if c.chunks.is_empty() {
                 return Err("a progress report names no chunk".into());
@@ -261,7 +216,7 @@ fn parse_content(
         }
         event_type::CANCEL => {
             let c: CancelContent = typed(content)?;
-            let task = referenced_task(c.relates_to)?;
+            let task = c.relates_to.task()?;
             if let Some(reason) = &c.reason {
                 check_text(reason)?;
             }
@@ -417,7 +372,7 @@ pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
     if let Some(relation) = content.get("m.relates_to") {
         let relation =
             Relation::deserialize(relation).map_err(|e| format!("malformed m.relates_to: {e}"))?;
-        let target = referenced_task(relation)?;
+        let target = relation.task()?;
         if spec.parent.as_ref() != Some(&target) {
             return Err(format!(
                 "a task may reference only its parent task, not {target}"
@@ -437,16 +392,6 @@ pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
         ));
     }
     Ok(PotluckEvent::Task(spec.into()))
-}
-
-fn referenced_task(relation: Relation) -> Result<EventId, String> {
-    if relation.rel_type != "m.reference" {
-        return Err(format!(
-            "expected an m.reference to the task, found '{}'",
-            relation.rel_type
-        ));
-    }
-    Ok(relation.event_id)
 }
 
 /// Results and progress come only from the node's own account.

@@ -68,13 +68,16 @@ const PINNED: [Pinned; 2] = [
 ];
 
 fn find_pinned(model: &str) -> Result<&'static Pinned, String> {
-    PINNED.iter().find(|p| p.model.name() == model).ok_or_else(|| {
-        let known: Vec<&str> = PINNED.iter().map(|p| p.model.name()).collect();
-        format!(
-            "no Whisper model is called '{model}' (known: {})",
-            known.join(", ")
-        )
-    })
+    PINNED
+        .iter()
+        .find(|p| p.model.name() == model)
+        .ok_or_else(|| {
+            let known: Vec<&str> = PINNED.iter().map(|p| p.model.name()).collect();
+            format!(
+                "no Whisper model is called '{model}' (known: {})",
+                known.join(", ")
+            )
+        })
 }
 
 /// The model a transcription uses unless the friend picks another.
