@@ -6,7 +6,8 @@
 use crate::events::Outgoing;
 use crate::ids::{EventId, MxcUri, UserId};
 use crate::text::without_hidden_controls;
-use crate::transcription::{AudioRef, EncryptedFile, Transcript, WhisperModel};
+use crate::transcription::{AudioRef, EncryptedFile, TimedText, Transcript, WhisperModel};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// What a reply starts with to ask for a transcript.
@@ -130,50 +131,101 @@ pub fn parse_command(body: &str) -> Result<WhisperModel, String> {
 
 /// The reply that carries a transcription's outcome: an `m.notice` in the
 /// voice message's thread (readable in any client), with the task and the
-/// timed segments for machines.
+/// timed segments for machines. Sent as this struct, and read back as it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptReply {
+    pub msgtype: String,
+    pub body: String,
+    #[serde(rename = "m.relates_to")]
+    pub relates_to: ThreadRelation,
+    #[serde(rename = "org.potluck.transcript")]
+    pub transcript: TranscriptMarker,
+}
+
+/// In the voice message's thread; clients without threads show it as a
+/// reply to the voice message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRelation {
+    pub rel_type: String,
+    pub event_id: EventId,
+    pub is_falling_back: bool,
+    #[serde(rename = "m.in_reply_to")]
+    pub in_reply_to: InReplyTo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InReplyTo {
+    pub event_id: EventId,
+}
+
+/// What machines read in a reply: the task it answers, and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptMarker {
+    pub task: EventId,
+    /// Timed text, left out (empty) where it would make the event too big.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<TimedText>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TranscriptReply {
+    pub fn new(message: &EventId, task: &EventId, outcome: Result<&Transcript, &str>) -> Self {
+        let marker = |segments, duration_ms, error| TranscriptMarker {
+            task: task.clone(),
+            segments,
+            duration_ms,
+            error,
+        };
+        let (body, transcript) = match outcome {
+            Ok(t) if t.text.is_empty() => {
+                ("(no speech)".to_string(), marker(Some(vec![]), None, None))
+            }
+            Ok(t) => {
+                // Nodes' words: nothing in them may reorder the reply around them.
+                let clean = without_hidden_controls(&t.text);
+                let mut text: String = clean.chars().take(MAX_REPLY_CHARS).collect();
+                if text.len() < clean.len() {
+                    text.push_str(" …");
+                }
+                // Segments only while the whole event stays well inside 64 KiB.
+                let size = serde_json::to_value(&t.segments)
+                    .map_or(usize::MAX, |s| crate::validate::json_size(&s));
+                let fits = size.saturating_add(text.len()) < 40_000;
+                let segments = if fits { t.segments.clone() } else { vec![] };
+                (text, marker(Some(segments), Some(t.duration_ms), None))
+            }
+            Err(reason) => (
+                format!("Could not transcribe this: {reason}"),
+                marker(None, None, Some(reason.to_owned())),
+            ),
+        };
+        Self {
+            msgtype: "m.notice".into(),
+            body,
+            relates_to: ThreadRelation {
+                rel_type: "m.thread".into(),
+                event_id: message.clone(),
+                is_falling_back: true,
+                in_reply_to: InReplyTo {
+                    event_id: message.clone(),
+                },
+            },
+            transcript,
+        }
+    }
+}
+
+/// The reply's content as JSON.
 pub fn reply_content(
     message: &EventId,
     task: &EventId,
     outcome: Result<&Transcript, &str>,
 ) -> Value {
-    let (body, extra) = match outcome {
-        Ok(t) if t.text.is_empty() => ("(no speech)".to_string(), json!({"segments": []})),
-        Ok(t) => {
-            // Nodes' words: nothing in them may reorder the reply around them.
-            let clean = without_hidden_controls(&t.text);
-            let mut text: String = clean.chars().take(MAX_REPLY_CHARS).collect();
-            if text.len() < clean.len() {
-                text.push_str(" …");
-            }
-            let segments = serde_json::to_value(&t.segments).unwrap_or_default();
-            // Segments only while the whole event stays well inside 64 KiB.
-            let fits = crate::validate::json_size(&segments) + text.len() < 40_000;
-            (
-                text,
-                json!({"segments": if fits { segments } else { json!([]) }, "duration_ms": t.duration_ms}),
-            )
-        }
-        Err(reason) => (
-            format!("Could not transcribe this: {reason}"),
-            json!({"error": reason}),
-        ),
-    };
-    let mut marker = json!({ "task": task.as_str() });
-    if let (Some(marker), Some(extra)) = (marker.as_object_mut(), extra.as_object()) {
-        marker.extend(extra.clone());
-    }
-    json!({
-        "msgtype": "m.notice",
-        "body": body,
-        "m.relates_to": {
-            "rel_type": "m.thread",
-            "event_id": message.as_str(),
-            // Clients without threads show it as a reply to the voice message.
-            "is_falling_back": true,
-            "m.in_reply_to": { "event_id": message.as_str() },
-        },
-        TRANSCRIPT_KEY: marker,
-    })
+    let reply = TranscriptReply::new(message, task, outcome);
+    serde_json::to_value(reply).unwrap_or_else(|_| json!({}))
 }
 
 /// The reply as an event to send.
@@ -190,10 +242,11 @@ pub fn replied_task(event: &Value) -> Option<EventId> {
     task_of_reply(event.get("content")?)
 }
 
-/// The task a reply's content answers.
+/// The task a reply's content answers: what its marker says, read as the
+/// reply was sent.
 pub fn task_of_reply(content: &Value) -> Option<EventId> {
-    let task = content.get(TRANSCRIPT_KEY)?.get("task")?.as_str()?;
-    EventId::parse(task).ok()
+    let marker = TranscriptMarker::deserialize(content.get(TRANSCRIPT_KEY)?).ok()?;
+    Some(marker.task)
 }
 
 #[cfg(test)]
@@ -274,5 +327,22 @@ mod tests {
             .unwrap()
             .contains("could not be decoded"));
         assert_eq!(failed[TRANSCRIPT_KEY]["task"], "$task");
+        assert_eq!(
+            failed[TRANSCRIPT_KEY]["error"],
+            "the audio could not be decoded"
+        );
+        assert!(failed[TRANSCRIPT_KEY].get("segments").is_none());
+
+        // What is sent is what is read back.
+        assert_eq!(
+            content["m.relates_to"]["m.in_reply_to"]["event_id"],
+            "$voice"
+        );
+        assert_eq!(content["m.relates_to"]["is_falling_back"], true);
+        assert_eq!(content[TRANSCRIPT_KEY]["duration_ms"], 4_000);
+        assert_eq!(
+            TranscriptReply::deserialize(&content).unwrap(),
+            TranscriptReply::new(&message, &task, Ok(&transcript))
+        );
     }
 }
