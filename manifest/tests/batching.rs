@@ -80,7 +80,7 @@ fn a_queue_of_chunks_with_large_outputs_is_reported_in_few_events_that_each_fit(
                     pending
                         .extend(machine.process(Input::WorkerFinished { job, outcome }, now + 300));
                 }
-                Action::Send(out) if out.event_type == "org.potluck.result" => {
+                Action::Send { out, .. } if out.event_type == "org.potluck.result" => {
                     let size = serde_json::to_vec(&out.content).unwrap().len();
                     assert!(size <= MAX_CONTENT_BYTES, "a result event of {size} bytes");
                     for o in out.content["outcomes"].as_array().unwrap() {

@@ -71,7 +71,7 @@ fn tasks_sent(actions: &[Action]) -> Vec<Outgoing> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send(out) if out.event_type == "org.potluck.task" => Some(out.clone()),
+            Action::Send { out, .. } if out.event_type == "org.potluck.task" => Some(out.clone()),
             _ => None,
         })
         .collect()

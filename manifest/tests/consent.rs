@@ -117,7 +117,7 @@ fn a_declined_script_is_announced_and_its_chunk_given_back() {
     let sent: Vec<&Outgoing> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send(out) => Some(out),
+            Action::Send { out, .. } => Some(out),
             _ => None,
         })
         .collect();

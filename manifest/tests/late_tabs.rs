@@ -46,7 +46,7 @@ impl Room {
     fn carry_out(&mut self, sender: &str, actions: Vec<Action>, ts: u64) -> usize {
         let mut sent = 0;
         for action in actions {
-            if let Action::Send(out) = action {
+            if let Action::Send { out, .. } = action {
                 self.post(sender, &out, ts);
                 sent += 1;
             }

@@ -61,7 +61,7 @@ impl Room {
     fn carry_out(&mut self, node: usize, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Send(out) => self.post(node, &out),
+                Action::Send { out, .. } => self.post(node, &out),
                 Action::SendToDevice { user, content } => self.to_device.push((user, content)),
                 Action::RunChunk { job, work, .. } => {
                     self.ran[node] += 1;

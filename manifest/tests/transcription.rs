@@ -123,7 +123,7 @@ impl Room {
     fn carry_out(&mut self, node: usize, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Send(out) => {
+                Action::Send { request, out } => {
                     let delivery = if voice::task_of_reply(&out.content).is_some() {
                         std::mem::replace(&mut self.first_reply, Delivery::Delivered)
                     } else {
@@ -137,10 +137,11 @@ impl Room {
                         Delivery::Lost => {}
                     }
                     let answer = match delivery {
-                        Delivery::Delivered => Input::Sent { out },
+                        Delivery::Delivered => Input::Sent { request },
                         _ => Input::SendFailed {
-                            out,
+                            request,
                             retry_after_ms: None,
+                            permanent: false,
                         },
                     };
                     let actions = self.nodes[node].process(answer, self.now);

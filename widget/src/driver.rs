@@ -17,7 +17,7 @@ use manifest::capabilities;
 use manifest::events::{event_type, Input as TaskInput, Outcome, Outgoing, TaskSpec, MEMBER};
 use manifest::ids::{EventId, MxcUri, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
-use manifest::node::{Action, Input, NodeMachine};
+use manifest::node::{Action, Input, NodeMachine, RequestId};
 use manifest::private::{self, PrivateOutputs};
 use manifest::task_kind::{ScriptTask, TaskKind};
 use manifest::transcription::{self, AudioRef, TranscribeTask, WhisperModel};
@@ -292,7 +292,7 @@ impl Driver {
 
     fn execute(self: &Rc<Self>, action: Action) {
         match action {
-            Action::Send(out) => self.send(out),
+            Action::Send { request, out } => self.send(request, out),
             Action::ArmDeadManSwitch { gone, .. } => {
                 let driver = self.clone();
                 spawn_local(async move {
@@ -314,7 +314,7 @@ impl Driver {
                     }
                 });
             }
-            Action::FireDeadManSwitch { gone } => {
+            Action::FireDeadManSwitch => {
                 let id = self.state.borrow_mut().delay_id.take();
                 let driver = self.clone();
                 spawn_local(async move {
@@ -323,7 +323,7 @@ impl Driver {
                             return;
                         }
                     }
-                    driver.send(gone);
+                    driver.handle(Input::LeaveNoticeNotFired);
                 });
             }
             Action::RunChunk {
@@ -456,25 +456,26 @@ impl Driver {
         self.publish();
     }
 
-    fn send(self: &Rc<Self>, out: Outgoing) {
+    fn send(self: &Rc<Self>, request: RequestId, out: Outgoing) {
         let driver = self.clone();
         spawn_local(async move {
             match driver.room.send(&out).await {
                 Ok(()) => {
                     driver.state.borrow_mut().problem = None;
-                    driver.handle(Input::Sent { out });
-                }
-                Err(e) if e.permanent => {
-                    driver.report(format!("could not send {}: {}", out.event_type, e.message))
+                    driver.handle(Input::Sent { request });
                 }
                 Err(e) => {
-                    // Rate limits and timeouts pass: the machine sends it again.
-                    web_sys::console::warn_1(
-                        &format!("{} not sent, will retry: {}", out.event_type, e.message).into(),
-                    );
+                    if e.permanent {
+                        driver.report(format!("could not send {}: {}", out.event_type, e.message));
+                    } else {
+                        web_sys::console::warn_1(
+                            &format!("{} not sent: {}", out.event_type, e.message).into(),
+                        );
+                    }
                     driver.handle(Input::SendFailed {
-                        out,
+                        request,
                         retry_after_ms: e.retry_after_ms,
+                        permanent: e.permanent,
                     });
                 }
             }

@@ -8,9 +8,19 @@ use crate::validate::Rejection;
 use crate::worker_protocol::JobId;
 use serde_json::Value;
 
+/// Names one `Action::Send`, so that the driver can say how it went
+/// (`Input::Sent`, `Input::SendFailed`) and the node knows what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Send(Outgoing),
+    /// Send `out` to the room, and answer with `Input::Sent` or
+    /// `Input::SendFailed` for `request`.
+    Send {
+        request: RequestId,
+        out: Outgoing,
+    },
     /// Schedule `node_gone` as a delayed state event, published by the
     /// homeserver if the node stops restarting it.
     ArmDeadManSwitch {
@@ -18,11 +28,9 @@ pub enum Action {
         gone: Outgoing,
     },
     RestartDeadManSwitch,
-    /// Publish the node's departure now (the user switched contributing off);
-    /// `gone` is what the switch says, to send directly if it cannot fire.
-    FireDeadManSwitch {
-        gone: Outgoing,
-    },
+    /// Publish the node's departure now (the user switched contributing
+    /// off); if it cannot fire, answer `Input::LeaveNoticeNotFired`.
+    FireDeadManSwitch,
     RunChunk {
         job: JobId,
         task: EventId,

@@ -110,11 +110,8 @@ impl Contribution {
                 self.since = None;
             }
             let since = *self.since.get_or_insert(now);
-            actions.push(Action::Send(Outgoing::node_online_since(
-                &self.node,
-                &self.caps,
-                Some(since),
-            )));
+            let announce = Outgoing::node_online_since(&self.node, &self.caps, Some(since));
+            outbox.send(announce, actions);
             self.overwritten = false;
             if !announce_due {
                 // Only its overwritten state is put back: its dead-man switch still runs.
@@ -155,7 +152,7 @@ mod tests {
         actions
             .iter()
             .map(|a| match a {
-                Action::Send(out) if out.event_type == event_type::NODE => "announce",
+                Action::Send { out, .. } if out.event_type == event_type::NODE => "announce",
                 Action::ArmDeadManSwitch { .. } => "arm",
                 Action::RestartDeadManSwitch => "heartbeat",
                 other => panic!("{other:?}"),

@@ -81,7 +81,7 @@ impl Coordination {
                     self.assigning
                         .insert((task.clone(), a.chunk, a.node.clone()), (a.attempt, now));
                 }
-                actions.push(Action::Send(Outgoing::assign(&task, assignments)));
+                outbox.send(Outgoing::assign(&task, assignments), actions);
             }
         }
     }

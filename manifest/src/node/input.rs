@@ -1,6 +1,7 @@
 //! What a driver feeds the node: what happened, as it happened.
 
-use crate::events::{NodeCaps, Outcome, Outgoing, TaskSpec};
+use super::action::RequestId;
+use crate::events::{NodeCaps, Outcome, TaskSpec};
 use crate::ids::{EventId, NodeId, UserId};
 use crate::voice::{self, VoiceMessage};
 use crate::worker_protocol::JobId;
@@ -20,6 +21,9 @@ pub enum Input {
         caps: NodeCaps,
     },
     StopContributing,
+    /// The dead-man switch could not publish the leave notice (never armed,
+    /// or the host failed): the node sends it as an ordinary event.
+    LeaveNoticeNotFired,
     Submit(TaskSpec),
     Cancel {
         task: EventId,
@@ -68,15 +72,18 @@ pub enum Input {
         root: EventId,
         replies: Result<Vec<Value>, String>,
     },
-    /// The host took an event and returned its id: it is in the room.
+    /// The host took the event `request` sent: it is in the room.
     Sent {
-        out: Outgoing,
+        request: RequestId,
     },
-    /// The host or homeserver did not take an event (rate limit, timeout,
-    /// network). It is sent again; the ledger ignores any duplicate.
+    /// The host or homeserver did not take the event `request` sent. One
+    /// that may pass (a rate limit, a timeout, the network) is sent again
+    /// once `retry_after_ms` is over; the ledger ignores any duplicate. A
+    /// `permanent` refusal (the event itself is refused) is dropped.
     SendFailed {
-        out: Outgoing,
+        request: RequestId,
         retry_after_ms: Option<u64>,
+        permanent: bool,
     },
 }
 

@@ -24,7 +24,7 @@ mod results;
 mod running;
 mod transcripts;
 
-pub use action::Action;
+pub use action::{Action, RequestId};
 pub use input::Input;
 
 use chat::{Chat, ChatMessage};
@@ -60,6 +60,9 @@ pub struct NodeMachine {
     /// send: the two take turns (see `step`).
     results_first: bool,
     submitted: u64,
+    /// The leave notice the dead-man switch was asked to publish, kept in
+    /// case it cannot.
+    leave_notice: Option<Outgoing>,
 }
 
 impl NodeMachine {
@@ -112,13 +115,17 @@ impl NodeMachine {
             }
             Input::StopContributing => {
                 if let Some(c) = self.contribution.take() {
-                    actions.push(Action::FireDeadManSwitch {
-                        gone: c.leave_notice(),
-                    });
+                    self.leave_notice = Some(c.leave_notice());
+                    actions.push(Action::FireDeadManSwitch);
                 }
                 self.running.abort_all(&mut actions);
                 self.results.clear();
                 self.coordination.clear();
+            }
+            Input::LeaveNoticeNotFired => {
+                if let Some(gone) = self.leave_notice.take() {
+                    self.outbox.push_front(gone);
+                }
             }
             Input::Submit(mut spec) => {
                 // A resend after a timeout must not make a second task.
@@ -159,7 +166,11 @@ impl NodeMachine {
                 &mut self.outbox,
                 now,
             ),
-            Input::Sent { out } => self.replies.sent(&out),
+            Input::Sent { request } => {
+                if let Some(out) = self.outbox.answered(request) {
+                    self.replies.sent(&out);
+                }
+            }
             Input::ScriptConsent { integrity, allow } => {
                 if allow {
                     self.consents.approve(integrity);
@@ -170,13 +181,18 @@ impl NodeMachine {
                 }
             }
             Input::SendFailed {
-                out,
+                request,
                 retry_after_ms,
+                permanent,
             } => {
-                self.outbox.pause_until(
-                    now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
-                );
-                self.retry(out);
+                // Refused for good: dropped. What depends on it (a result, an
+                // assignment) is rebuilt from the ledger when it is next due.
+                if let Some(out) = self.outbox.answered(request).filter(|_| !permanent) {
+                    self.outbox.pause_until(
+                        now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
+                    );
+                    self.retry(out);
+                }
             }
             Input::WorkerProgress { job, done } => {
                 self.running.progress(job, done);
@@ -340,4 +356,43 @@ fn redacted_by(raw: &Value) -> Option<EventId> {
         .or_else(|| raw.get("content")?.get("redacts"))?
         .as_str()?;
     EventId::parse(target).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::NodeCaps;
+
+    #[test]
+    fn a_leave_notice_the_switch_could_not_publish_is_sent_by_the_node_once() {
+        let alice = UserId::parse("@alice:hs").unwrap();
+        let node = NodeId::new(&alice, "tab").unwrap();
+        let caps = NodeCaps {
+            cores: 2,
+            slots: 1,
+            memory_mb: None,
+            webgpu: false,
+            models: vec![],
+            declined: vec![],
+        };
+        let mut machine = NodeMachine::new(alice);
+        machine.process(Input::StartContributing { node, caps }, 0);
+        let stop = machine.process(Input::StopContributing, 1_000);
+        assert!(stop.contains(&Action::FireDeadManSwitch));
+
+        let sent: Vec<Value> = machine
+            .process(Input::LeaveNoticeNotFired, 2_000)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Send { out, .. } if out.event_type == event_type::NODE => Some(out.content),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["online"], false);
+        assert_eq!(sent[0]["since"], 0, "it was online since it started");
+        assert!(machine
+            .process(Input::LeaveNoticeNotFired, 3_000)
+            .is_empty());
+    }
 }

@@ -1,18 +1,24 @@
-//! What waits to be sent, and the account's send budget it waits for.
+//! What waits to be sent, the account's send budget it waits for, and the
+//! sends the driver has not answered yet.
 //!
 //! Events built from the ledger when they are due (announcements, results,
-//! assignments, progress) take budget directly with `try_take`; the rest
-//! (tasks, cancels, replies) queue here and go out as budget allows.
+//! assignments, progress) take budget with `try_take` and go out at once
+//! with `send`; the rest (tasks, cancels, replies) queue here and go out as
+//! budget allows. Every send gets a `RequestId`, which the driver's answer
+//! names: the node learns what was sent or refused without reading it back.
 
-use super::action::Action;
+use super::action::{Action, RequestId};
 use crate::events::Outgoing;
 use crate::rate::RateBudget;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Debug, Default)]
 pub struct Outbox {
     queue: VecDeque<Outgoing>,
     budget: RateBudget,
+    /// Sent, and not answered yet.
+    pending: BTreeMap<RequestId, Outgoing>,
+    next_request: u64,
 }
 
 impl Outbox {
@@ -41,11 +47,24 @@ impl Outbox {
         self.budget.pause_until(until);
     }
 
+    /// Sends `out` now (its budget already taken).
+    pub fn send(&mut self, out: Outgoing, actions: &mut Vec<Action>) {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending.insert(request, out.clone());
+        actions.push(Action::Send { request, out });
+    }
+
+    /// The driver answered `request`: what it was, if it was pending.
+    pub fn answered(&mut self, request: RequestId) -> Option<Outgoing> {
+        self.pending.remove(&request)
+    }
+
     /// Sends what the budget allows, in order.
     pub fn flush(&mut self, now: u64, actions: &mut Vec<Action>) {
         while !self.queue.is_empty() && self.budget.try_take(now) {
             if let Some(out) = self.queue.pop_front() {
-                actions.push(Action::Send(out));
+                self.send(out, actions);
             }
         }
     }
@@ -64,7 +83,7 @@ mod tests {
         actions
             .iter()
             .map(|a| match a {
-                Action::Send(out) => out.content["m.relates_to"]["event_id"].to_string(),
+                Action::Send { out, .. } => out.content["m.relates_to"]["event_id"].to_string(),
                 other => panic!("only sends: {other:?}"),
             })
             .collect()
@@ -97,5 +116,24 @@ mod tests {
         assert!(actions.is_empty());
         outbox.flush(16_700, &mut actions);
         assert_eq!(sent(&actions), ["\"$a\""]);
+    }
+
+    #[test]
+    fn an_answer_names_what_was_sent_once() {
+        let mut outbox = Outbox::default();
+        let mut actions = Vec::new();
+        outbox.send(cancel("$a"), &mut actions);
+        outbox.send(cancel("$b"), &mut actions);
+        let requests: Vec<RequestId> = actions
+            .iter()
+            .map(|a| match a {
+                Action::Send { request, .. } => *request,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_ne!(requests[0], requests[1]);
+        assert_eq!(outbox.answered(requests[1]), Some(cancel("$b")));
+        assert_eq!(outbox.answered(requests[1]), None, "answered once");
+        assert_eq!(outbox.answered(requests[0]), Some(cancel("$a")));
     }
 }

@@ -136,7 +136,7 @@ impl Results {
                 for &i in &indices {
                     self.finished[i].sent_at = Some(now);
                 }
-                actions.push(Action::Send(Outgoing::result(&task, node, &outcomes)));
+                outbox.send(Outgoing::result(&task, node, &outcomes), actions);
             }
         }
     }

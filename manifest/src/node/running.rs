@@ -207,7 +207,7 @@ impl Running {
                     });
                 }
             }
-            actions.push(Action::Send(Outgoing::progress(&task, node, &chunks)));
+            outbox.send(Outgoing::progress(&task, node, &chunks), actions);
         }
     }
 }

@@ -350,12 +350,13 @@ impl Tab {
         config: &Config,
     ) {
         match action {
-            Action::Send(out) => {
+            Action::Send { request, out } => {
                 if !hs.send(self.user.as_str(), &out, now) {
                     // M_LIMIT_EXCEEDED with retry_after_ms, as Synapse answers.
                     let refused = Input::SendFailed {
-                        out,
+                        request,
                         retry_after_ms: Some(1_000 + rng.below(4_000)),
+                        permanent: false,
                     };
                     let actions = self.machine.process(refused, now);
                     self.retry.extend(actions);
@@ -376,7 +377,7 @@ impl Tab {
                     d.0 = now + NODE_TIMEOUT_MS;
                 }
             }
-            Action::FireDeadManSwitch { .. } => {
+            Action::FireDeadManSwitch => {
                 if let Some((_, sender, out)) = self
                     .node
                     .as_ref()
