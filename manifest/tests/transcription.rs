@@ -31,8 +31,8 @@ struct Room {
     nodes: Vec<NodeMachine>,
     timeline: Vec<Value>,
     now: u64,
-    /// The planning outcome to give (an undecodable file fails there).
-    plan: Result<Value, String>,
+    /// What decoding the voice message gives (an undecodable file fails there).
+    audio: Result<Vec<f32>, String>,
     /// Chunks run, by node: (task, chunk).
     ran: Vec<Vec<(EventId, u32)>>,
     /// What happens to the first transcript reply a node sends.
@@ -59,7 +59,7 @@ enum Delivery {
 }
 
 impl Room {
-    fn new(plan: Result<Value, String>) -> Self {
+    fn new(audio: Result<Vec<f32>, String>) -> Self {
         let names = vec!["alice", "bob"];
         let mut room = Self {
             ran: vec![Vec::new(); names.len()],
@@ -70,7 +70,7 @@ impl Room {
             names,
             timeline: Vec::new(),
             now: 1_000,
-            plan,
+            audio,
             first_reply: Delivery::Delivered,
             late: Vec::new(),
             thread_reads: 0,
@@ -163,33 +163,32 @@ impl Room {
                     self.carry_out(node, actions);
                 }
                 Action::RunChunk {
-                    job,
-                    task,
-                    chunk,
-                    work,
-                    ..
+                    task, chunk, work, ..
                 } => {
+                    assert!(
+                        matches!(work, TaskKind::Transcribe(_)),
+                        "only transcriptions here"
+                    );
                     self.ran[node].push((task, chunk));
-                    let TaskKind::Transcribe(transcribe) = work else {
-                        panic!("only transcriptions here")
+                }
+                Action::DecodeAudio { audio } => {
+                    let decoded = Input::AudioDecoded {
+                        message: audio.message,
+                        samples: self.audio.clone(),
                     };
-                    let outcome = match transcribe.spans.first() {
-                        None => match &self.plan {
-                            Ok(plan) => Outcome::Output(plan.clone().into()),
-                            Err(reason) => Outcome::Error {
-                                reason: reason.clone(),
-                                retriable: false,
-                            },
-                        },
-                        Some(span) => Outcome::Output(
-                            json!({"segments": [TimedText {
-                                start_ms: span.start_ms,
-                                end_ms: span.end_ms,
-                                text: format!(" {}", words_of(span)),
-                            }]})
-                            .into(),
-                        ),
-                    };
+                    let actions = self.nodes[node].process(decoded, self.now);
+                    self.carry_out(node, actions);
+                }
+                Action::RunTranscription { job, work, .. } => {
+                    let span = work.spans[0];
+                    let outcome = Outcome::Output(
+                        json!({"segments": [TimedText {
+                            start_ms: span.start_ms,
+                            end_ms: span.end_ms,
+                            text: format!(" {}", words_of(&span)),
+                        }]})
+                        .into(),
+                    );
                     let actions =
                         self.nodes[node].process(Input::WorkerFinished { job, outcome }, self.now);
                     self.carry_out(node, actions);
@@ -250,11 +249,22 @@ fn transcribe_reply(to: &EventId) -> Outgoing {
     }
 }
 
-fn seventy_seconds() -> Value {
-    json!({"duration_ms": 70_000, "spans": [
-        {"start_ms": 0, "end_ms": 25_500},
-        {"start_ms": 25_500, "end_ms": 50_200},
-        {"start_ms": 50_200, "end_ms": 70_000}]})
+/// Seventy seconds of sound with a silent second at 25 s and at 50 s: the
+/// plan cuts there, into three spans.
+fn seventy_seconds() -> Vec<f32> {
+    let rate = manifest::transcription::SAMPLE_RATE;
+    (0..70)
+        .flat_map(|second| {
+            let loud = second != 25 && second != 50;
+            (0..rate).map(move |i| {
+                if loud {
+                    ((i % 50) as f32 - 25.0) / 25.0
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect()
 }
 
 #[test]

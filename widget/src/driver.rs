@@ -20,7 +20,7 @@ use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::node::{Action, Input, NodeMachine, RequestId};
 use manifest::private::{self, PrivateOutputs};
 use manifest::task_kind::{ScriptTask, TaskKind};
-use manifest::transcription::{self, AudioRef, TranscribeTask, WhisperModel};
+use manifest::transcription::WhisperModel;
 use manifest::validate::parse_task;
 use manifest::voice::VoiceMessage;
 use manifest::worker_protocol::JobId;
@@ -66,17 +66,6 @@ pub struct Snapshot {
     pub worker_notice: Option<String>,
 }
 
-/// A voice message's decoded audio, shared by the chunks of it this node runs.
-#[derive(Clone)]
-enum Decoded {
-    Loading,
-    Ready(Rc<Vec<f32>>),
-    Failed(String),
-}
-
-/// Decoded recordings kept at once: a node works on one or two at a time.
-const DECODED_KEPT: usize = 2;
-
 struct State {
     machine: NodeMachine,
     clock: ServerClock,
@@ -86,8 +75,6 @@ struct State {
     /// Chunks of friends' scripts, each running in its own sandbox.
     scripts: BTreeMap<JobId, ScriptRun>,
     consent_asks: Vec<AllowedScript>,
-    /// Decoded audio by voice message, the most recently used last.
-    decoded: Vec<(EventId, Decoded)>,
     worker_notice: Option<String>,
     /// Outputs of this friend's private tasks, received by to-device message.
     private_outputs: PrivateOutputs,
@@ -134,7 +121,6 @@ impl Driver {
                 jobs: BTreeMap::new(),
                 scripts: BTreeMap::new(),
                 consent_asks: Vec::new(),
-                decoded: Vec::new(),
                 worker_notice: None,
                 private_outputs: PrivateOutputs::default(),
                 problem: None,
@@ -335,9 +321,8 @@ impl Driver {
             } => {
                 let mut state = self.state.borrow_mut();
                 state.jobs.insert(job, (task.clone(), chunk, 0.0));
-                if let TaskKind::Transcribe(transcribe) = work {
-                    drop(state);
-                    self.run_transcription(job, *transcribe);
+                if let TaskKind::Transcribe(_) = work {
+                    // Runs once its audio is decoded: `Action::RunTranscription`.
                 } else if let TaskKind::Script(script) = work {
                     let inputs = state
                         .machine
@@ -357,6 +342,26 @@ impl Driver {
                 state.scripts.remove(&job); // Dropping it stops the script.
                 if let Some(pool) = &state.pool {
                     pool.abort(job);
+                }
+            }
+            Action::DecodeAudio { audio } => {
+                let driver = self.clone();
+                spawn_local(async move {
+                    let samples = match media::fetch_audio(&driver.room, &audio).await {
+                        Ok(bytes) => audio::decode_for_whisper(&bytes).await,
+                        Err(reason) => Err(reason),
+                    };
+                    let message = audio.message;
+                    driver.handle(Input::AudioDecoded { message, samples });
+                });
+            }
+            Action::RunTranscription { job, work, samples } => {
+                if let Some(pool) = &self.state.borrow().pool {
+                    let audio = AudioInput {
+                        samples: js_sys::Float32Array::from(&samples[..]),
+                        models_url: self.models.clone(),
+                    };
+                    pool.run_with_audio(job, TaskKind::Transcribe(Box::new(work)), audio);
                 }
             }
             Action::AskConsent { script } => {
@@ -524,106 +529,6 @@ impl Driver {
             spawn_local(async move { drop(run) });
         }
         self.handle(Input::WorkerFinished { job, outcome });
-    }
-
-    /// A transcription chunk. Decoding needs WebAudio, which only the page
-    /// has: the plan runs here; a span's samples go to a worker with the job.
-    fn run_transcription(self: &Rc<Self>, job: JobId, task: TranscribeTask) {
-        let driver = self.clone();
-        spawn_local(async move {
-            let samples = match driver.decoded_audio(&task.audio).await {
-                Ok(samples) => samples,
-                Err(reason) => return driver.finish_local(job, JobEvent::Failed(reason)),
-            };
-            let Some(span) = task.spans.first().copied() else {
-                let event = match transcription::plan(&samples) {
-                    Ok(plan) => JobEvent::Done(serde_json::to_value(plan).unwrap_or_default()),
-                    Err(e) => JobEvent::Failed(e.to_string()),
-                };
-                return driver.finish_local(job, event);
-            };
-            let state = driver.state.borrow();
-            // Stopped while the audio downloaded: nothing to run.
-            let (true, Some(pool)) = (state.jobs.contains_key(&job), &state.pool) else {
-                return;
-            };
-            let range = match span.samples_within(samples.len()) {
-                Ok(range) => range,
-                Err(reason) => {
-                    drop(state);
-                    return driver.finish_local(job, JobEvent::Failed(reason));
-                }
-            };
-            let samples = js_sys::Float32Array::from(&samples[range]);
-            let work = TaskKind::Transcribe(Box::new(task));
-            pool.run_with_audio(
-                job,
-                work,
-                AudioInput {
-                    samples,
-                    models_url: driver.models.clone(),
-                },
-            );
-        });
-    }
-
-    /// Reports a job that ran in the page, unless it was stopped meanwhile.
-    fn finish_local(self: &Rc<Self>, job: JobId, event: JobEvent) {
-        if self.state.borrow().jobs.contains_key(&job) {
-            self.on_job(job, event);
-        }
-    }
-
-    /// The voice message's samples: downloaded and decoded once per node
-    /// however many of its chunks run here.
-    async fn decoded_audio(self: &Rc<Self>, audio: &AudioRef) -> Result<Rc<Vec<f32>>, String> {
-        let id = &audio.message;
-        loop {
-            let entry = {
-                let mut state = self.state.borrow_mut();
-                let found = state.decoded.iter().position(|(m, _)| m == id);
-                match found {
-                    Some(at) => {
-                        let used = state.decoded.remove(at);
-                        let entry = used.1.clone();
-                        state.decoded.push(used);
-                        Some(entry)
-                    }
-                    None => {
-                        if state.decoded.len() >= DECODED_KEPT {
-                            state.decoded.remove(0);
-                        }
-                        state.decoded.push((id.clone(), Decoded::Loading));
-                        None
-                    }
-                }
-            };
-            match entry {
-                Some(Decoded::Ready(samples)) => return Ok(samples),
-                Some(Decoded::Failed(reason)) => return Err(reason),
-                Some(Decoded::Loading) => {
-                    gloo::timers::future::TimeoutFuture::new(100).await;
-                }
-                None => break,
-            }
-        }
-        let decoded = match media::fetch_audio(&self.room, audio).await {
-            Ok(bytes) => audio::decode_for_whisper(&bytes).await,
-            Err(reason) => Err(reason),
-        };
-        let entry = match decoded {
-            Ok(samples) => Decoded::Ready(Rc::new(samples)),
-            Err(reason) => Decoded::Failed(reason),
-        };
-        let mut state = self.state.borrow_mut();
-        if let Some(slot) = state.decoded.iter_mut().find(|(m, _)| m == id) {
-            slot.1 = entry.clone();
-        }
-        match entry {
-            Decoded::Ready(samples) => Ok(samples),
-            Decoded::Failed(reason) => Err(reason),
-            Decoded::Loading => unreachable!("set just above"),
-        }
     }
 
     /// Asks the room's nodes to transcribe a voice message.

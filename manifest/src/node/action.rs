@@ -4,6 +4,7 @@ use crate::allowlist::AllowedScript;
 use crate::events::Outgoing;
 use crate::ids::{EventId, NodeId, UserId};
 use crate::task_kind::TaskKind;
+use crate::transcription::{AudioRef, TranscribeTask};
 use crate::validate::Rejection;
 use crate::worker_protocol::JobId;
 use serde_json::Value;
@@ -40,6 +41,18 @@ pub enum Action {
     },
     AbortJob {
         job: JobId,
+    },
+    /// Download and decode this recording to 16 kHz mono, and hand the
+    /// samples back as `Input::AudioDecoded`.
+    DecodeAudio {
+        audio: AudioRef,
+    },
+    /// Transcribe a span's samples in a worker (the chunk `job` of an
+    /// earlier `RunChunk`); answered like any job.
+    RunTranscription {
+        job: JobId,
+        work: TranscribeTask,
+        samples: Vec<f32>,
     },
     /// Show the friend a script the room allowed, before their machine first
     /// runs it; they answer with `Input::ScriptConsent`.

@@ -29,6 +29,12 @@ pub enum Input {
         task: EventId,
         reason: Option<String>,
     },
+    /// A recording `Action::DecodeAudio` asked for, as 16 kHz mono samples,
+    /// or why it could not be had.
+    AudioDecoded {
+        message: EventId,
+        samples: Result<Vec<f32>, String>,
+    },
     WorkerFinished {
         job: JobId,
         outcome: Outcome,

@@ -14,6 +14,7 @@
 //! module routes inputs to them and runs one step over all of them.
 
 mod action;
+mod audio;
 mod chat;
 mod consent;
 mod contribute;
@@ -27,6 +28,7 @@ mod transcripts;
 pub use action::{Action, RequestId};
 pub use input::Input;
 
+use audio::{Audio, Prepared};
 use chat::{Chat, ChatMessage};
 use consent::Consents;
 use contribute::Contribution;
@@ -40,8 +42,10 @@ use crate::events::{event_type, Assignment, ChunkOutcome, Outcome, Outgoing, Tas
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::Ledger;
 use crate::limits::RETRY_AFTER_REFUSAL_MS;
+use crate::task_kind::TaskKind;
 use crate::validate::{parse_task, Rejection};
 use crate::voice::VoiceMessage;
+use crate::worker_protocol::JobId;
 use serde_json::Value;
 
 #[derive(Debug, Default)]
@@ -54,6 +58,7 @@ pub struct NodeMachine {
     results: Results,
     coordination: Coordination,
     chat: Chat,
+    audio: Audio,
     replies: Replies,
     outbox: Outbox,
     /// Whether this node's results go before its assignments at the next
@@ -118,7 +123,9 @@ impl NodeMachine {
                     self.leave_notice = Some(c.leave_notice());
                     actions.push(Action::FireDeadManSwitch);
                 }
+                let before = actions.len();
                 self.running.abort_all(&mut actions);
+                self.forget_aborted(&actions[before..]);
                 self.results.clear();
                 self.coordination.clear();
             }
@@ -200,29 +207,76 @@ impl NodeMachine {
                 return actions;
             }
             Input::WorkerFinished { job, outcome } => {
-                if let Some(run) = self.running.finish(job) {
-                    let outcome =
-                        outcome_for_room(&self.ledger, &run.task, run.chunk, outcome, &mut actions);
-                    let part = match &outcome {
-                        Outcome::Output(output) => self.part_after(&run.task, output),
-                        Outcome::Error { .. } => None,
-                    };
-                    let awaits_part = part.is_some();
-                    if let Some(part) = part {
-                        self.queue_task(part, &mut actions);
-                    }
-                    let outcome = ChunkOutcome {
-                        chunk: run.chunk,
-                        attempt: run.attempt,
-                        outcome,
-                        compute_ms: Some(now.saturating_sub(run.started_at)),
-                    };
-                    self.results.finish(run.task, outcome, awaits_part, now);
-                }
+                self.finish_job(job, outcome, now, &mut actions)
             }
+            Input::AudioDecoded { message, samples } => self.audio.decoded(message, samples),
         }
         self.step(now, &mut actions);
         actions
+    }
+
+    /// A chunk of this node's finished (in a worker, or here: a plan).
+    fn finish_job(&mut self, job: JobId, outcome: Outcome, now: u64, actions: &mut Vec<Action>) {
+        let Some(run) = self.running.finish(job) else {
+            return; // Aborted meanwhile.
+        };
+        let outcome = outcome_for_room(&self.ledger, &run.task, run.chunk, outcome, actions);
+        let part = match &outcome {
+            Outcome::Output(output) => self.part_after(&run.task, output),
+            Outcome::Error { .. } => None,
+        };
+        let awaits_part = part.is_some();
+        if let Some(part) = part {
+            self.queue_task(part, actions);
+        }
+        let outcome = ChunkOutcome {
+            chunk: run.chunk,
+            attempt: run.attempt,
+            outcome,
+            compute_ms: Some(now.saturating_sub(run.started_at)),
+        };
+        self.results.finish(run.task, outcome, awaits_part, now);
+    }
+
+    /// Transcription chunks just started wait for their audio; those whose
+    /// audio is here are planned, or go to a worker with their samples.
+    fn prepare_transcriptions(&mut self, started: &[Action], now: u64, actions: &mut Vec<Action>) {
+        for action in started {
+            if let Action::RunChunk {
+                job,
+                work: TaskKind::Transcribe(task),
+                ..
+            } = action
+            {
+                self.audio.need(*job, (**task).clone(), actions);
+            }
+        }
+        for (job, work, prepared) in self.audio.ready() {
+            let failed = |reason| Outcome::Error {
+                reason,
+                retriable: false,
+            };
+            match prepared {
+                Prepared::Span(samples) => {
+                    actions.push(Action::RunTranscription { job, work, samples })
+                }
+                Prepared::Planned(Ok(plan)) => {
+                    self.finish_job(job, Outcome::Output(plan.into()), now, actions)
+                }
+                Prepared::Planned(Err(reason)) | Prepared::Failed(reason) => {
+                    self.finish_job(job, failed(reason), now, actions)
+                }
+            }
+        }
+    }
+
+    /// Jobs just stopped wait for no audio.
+    fn forget_aborted(&mut self, stopped: &[Action]) {
+        for action in stopped {
+            if let Action::AbortJob { job } = action {
+                self.audio.abort(*job);
+            }
+        }
     }
 
     fn notice_overwrite(&mut self, raw: &Value) {
@@ -284,7 +338,11 @@ impl NodeMachine {
         if let Some(c) = self.contribution.as_mut() {
             c.keep_alive(&self.ledger, &mut self.outbox, now, actions);
         }
+        let before = actions.len();
         self.running.abort_obsolete(&self.ledger, now, actions);
+        let stopped = actions.split_off(before);
+        self.forget_aborted(&stopped);
+        actions.extend(stopped);
         if let Some(c) = &self.contribution {
             self.running.start_assigned(
                 &self.ledger,
@@ -295,6 +353,9 @@ impl NodeMachine {
                 actions,
             );
         }
+        let started = actions.split_off(before);
+        self.prepare_transcriptions(&started, now, actions);
+        actions.splice(before..before, started);
         let coordinating = coordinating(&self.ledger, self.contribution.as_ref(), now);
         // Assignments keep the whole pool busy, and results that wait for send
         // budget only grow their batch; but a coordinator's own results are

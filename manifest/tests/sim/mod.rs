@@ -386,12 +386,36 @@ impl Tab {
                     hs.append(&sender, &out, now);
                 }
             }
-            Action::RunChunk { .. } if self.silent => {}
-            Action::RunChunk { job, work, .. } => {
+            Action::RunChunk { .. } | Action::RunTranscription { .. } if self.silent => {}
+            // A transcription runs once its audio is decoded (below).
+            Action::RunChunk {
+                work: TaskKind::Transcribe(_),
+                ..
+            } => {}
+            Action::RunChunk { job, .. } => {
                 let (min, max) = config.chunk_ms;
                 let end = now + min + rng.below(max - min + 1);
-                self.jobs
-                    .insert(job, (now, end, transcription_outcome(&work)));
+                self.jobs.insert(job, (now, end, None));
+            }
+            // Every recording in the simulation is a minute of silence.
+            Action::DecodeAudio { audio } => {
+                let decoded = Input::AudioDecoded {
+                    message: audio.message,
+                    samples: Ok(vec![0.0; RECORDING_SAMPLES]),
+                };
+                let actions = self.machine.process(decoded, now);
+                self.retry.extend(actions);
+            }
+            Action::RunTranscription { job, samples, .. } => {
+                assert!(
+                    samples.len() <= RECORDING_SAMPLES,
+                    "a span inside the recording"
+                );
+                let no_whisper = Outcome::Error {
+                    reason: "the simulation has no Whisper".into(),
+                    retriable: false,
+                };
+                self.jobs.insert(job, (now, now + 1_000, Some(no_whisper)));
             }
             Action::AbortJob { job } => {
                 self.jobs.remove(&job);
@@ -410,29 +434,10 @@ fn as_input(event: &Value) -> Input {
     Input::from_room_message(event).unwrap_or_else(|| Input::RoomEvent(event.clone()))
 }
 
-/// The simulation runs no Whisper: a transcription chunk (only mallory
-/// submits them) cuts its span out of a 10-minute recording, with the
-/// arithmetic a 32-bit browser uses, and fails as the driver would.
-fn transcription_outcome(work: &TaskKind) -> Option<Outcome> {
-    let TaskKind::Transcribe(task) = work else {
-        return None;
-    };
-    let recording = 16_000 * 600usize;
-    let reason = match task.spans.first() {
-        Some(span) => match span.samples_within(recording) {
-            Ok(range) => {
-                assert!(range.end <= recording && u32::try_from(range.end).is_ok());
-                "the simulation has no Whisper".to_owned()
-            }
-            Err(reason) => reason,
-        },
-        None => "the simulation plans nothing".to_owned(),
-    };
-    Some(Outcome::Error {
-        reason,
-        retriable: false,
-    })
-}
+/// The simulation runs no Whisper: a transcription (only mallory submits
+/// them) plans a minute of silence, which fails, and her crafted spans are
+/// cut out of it by the node machine, which must keep them inside it.
+const RECORDING_SAMPLES: usize = 16_000 * 60;
 
 fn view(ledger: &Ledger, now: u64) -> View {
     ledger

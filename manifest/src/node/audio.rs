@@ -1,0 +1,218 @@
+//! The audio a node's transcription chunks need: each voice message is
+//! downloaded and decoded once (by the driver, which has the decoder) however
+//! many of its chunks run here, the last few are kept, and a chunk waits for
+//! its message's audio without polling. Then the plan is made here, and a
+//! span's samples go to a worker with the chunk.
+
+use super::action::Action;
+use crate::ids::EventId;
+use crate::transcription::{self, AudioRef, TranscribeTask};
+use crate::worker_protocol::JobId;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Decoded recordings kept: a long message's spans reuse one decode, and
+/// two messages transcribed back to back do not evict each other.
+pub const DECODED_KEPT: usize = 2;
+
+#[derive(Debug, Clone)]
+enum Decoded {
+    /// Asked of the driver (`Action::DecodeAudio`), not answered yet.
+    Loading,
+    Ready(Arc<Vec<f32>>),
+    Failed(String),
+}
+
+/// What a transcription chunk comes to once its audio is here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// A plan's output (or why there is none): the chunk is done.
+    Planned(Result<serde_json::Value, String>),
+    /// A span's samples, for a worker to transcribe.
+    Span(Vec<f32>),
+    /// The audio could not be had: the chunk fails with the reason.
+    Failed(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Audio {
+    /// By voice message, least recently used first.
+    decoded: Vec<(EventId, Decoded)>,
+    /// Chunks waiting for their message's audio.
+    waiting: BTreeMap<JobId, TranscribeTask>,
+}
+
+impl Audio {
+    /// A transcription chunk starts: it waits for its audio, which is asked
+    /// of the driver unless it is here or on its way.
+    pub fn need(&mut self, job: JobId, task: TranscribeTask, actions: &mut Vec<Action>) {
+        let message = task.audio.message.clone();
+        let audio: AudioRef = task.audio.clone();
+        self.waiting.insert(job, task);
+        if let Some(at) = self.decoded.iter().position(|(m, _)| m == &message) {
+            let used = self.decoded.remove(at);
+            self.decoded.push(used);
+            return;
+        }
+        self.decoded.push((message, Decoded::Loading));
+        self.evict();
+        actions.push(Action::DecodeAudio { audio });
+    }
+
+    /// The driver decoded a message (or could not).
+    pub fn decoded(&mut self, message: EventId, samples: Result<Vec<f32>, String>) {
+        let entry = match samples {
+            Ok(samples) => Decoded::Ready(Arc::new(samples)),
+            Err(reason) => Decoded::Failed(reason),
+        };
+        match self.decoded.iter_mut().find(|(m, _)| m == &message) {
+            Some(slot) => slot.1 = entry,
+            None => {
+                self.decoded.push((message, entry));
+                self.evict();
+            }
+        }
+    }
+
+    /// A chunk stopped: it waits no more.
+    pub fn abort(&mut self, job: JobId) {
+        self.waiting.remove(&job);
+    }
+
+    /// Chunks whose audio is here (or failed), and what each comes to.
+    pub fn ready(&mut self) -> Vec<(JobId, TranscribeTask, Prepared)> {
+        let decoded = &self.decoded;
+        let entry = |message: &EventId| decoded.iter().find(|(m, _)| m == message).map(|e| &e.1);
+        let mut ready = Vec::new();
+        self.waiting.retain(|&job, task| {
+            let prepared = match entry(&task.audio.message) {
+                Some(Decoded::Ready(samples)) => prepare(task, samples),
+                Some(Decoded::Failed(reason)) => Prepared::Failed(reason.clone()),
+                Some(Decoded::Loading) | None => return true,
+            };
+            ready.push((job, task.clone(), prepared));
+            false
+        });
+        ready
+    }
+
+    /// Forgets the least recently used recordings beyond `DECODED_KEPT`,
+    /// but none that a chunk still waits for.
+    fn evict(&mut self) {
+        while self.decoded.len() > DECODED_KEPT {
+            let waited_for =
+                |message: &EventId| self.waiting.values().any(|t| &t.audio.message == message);
+            let Some(at) = self.decoded.iter().position(|(m, _)| !waited_for(m)) else {
+                return;
+            };
+            self.decoded.remove(at);
+        }
+    }
+}
+
+/// A plan chunk plans; a span chunk gets its span's samples.
+fn prepare(task: &TranscribeTask, samples: &[f32]) -> Prepared {
+    match task.spans.first() {
+        None => Prepared::Planned(
+            transcription::plan(samples)
+                .map(|plan| serde_json::to_value(plan).unwrap_or_default())
+                .map_err(|e| e.to_string()),
+        ),
+        Some(span) => match span.samples_within(samples.len()) {
+            Ok(range) => Prepared::Span(samples[range].to_vec()),
+            Err(reason) => Prepared::Failed(reason),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcription::{Span, WhisperModel};
+    use serde_json::json;
+
+    fn task(message: &str, spans: Vec<Span>) -> TranscribeTask {
+        let audio: AudioRef =
+            serde_json::from_value(json!({"message": message, "url": "mxc://hs/a"})).unwrap();
+        TranscribeTask {
+            spans,
+            ..TranscribeTask::plan(audio, WhisperModel::TinyEn)
+        }
+    }
+
+    fn id(text: &str) -> EventId {
+        EventId::parse(text).unwrap()
+    }
+
+    fn decodes(actions: &[Action]) -> usize {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::DecodeAudio { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_message_is_decoded_once_for_all_its_chunks_and_each_gets_its_span() {
+        let mut audio = Audio::default();
+        let mut actions = Vec::new();
+        let span = Span {
+            start_ms: 1_000,
+            end_ms: 2_000,
+        };
+        audio.need(1, task("$voice", vec![span]), &mut actions);
+        audio.need(2, task("$voice", vec![span]), &mut actions);
+        assert_eq!(decodes(&actions), 1);
+        assert!(audio.ready().is_empty(), "waiting for the decode");
+
+        let samples: Vec<f32> = (0..48_000).map(|i| i as f32).collect();
+        audio.decoded(id("$voice"), Ok(samples.clone()));
+        let ready = audio.ready();
+        assert_eq!(ready.len(), 2);
+        assert_eq!(ready[0].2, Prepared::Span(samples[16_000..32_000].to_vec()));
+        assert!(audio.ready().is_empty(), "each chunk once");
+
+        audio.need(3, task("$voice", vec![]), &mut actions);
+        assert_eq!(decodes(&actions), 1, "kept: not decoded again");
+        let [(3, _, Prepared::Planned(Ok(plan)))] = &audio.ready()[..] else {
+            panic!("a plan chunk is planned here")
+        };
+        assert_eq!(plan["duration_ms"], 3_000);
+    }
+
+    #[test]
+    fn only_the_last_recordings_are_kept_and_none_a_chunk_waits_for() {
+        let mut audio = Audio::default();
+        let mut actions = Vec::new();
+        for (job, message) in [(1, "$a"), (2, "$b"), (3, "$c")] {
+            audio.need(job, task(message, vec![]), &mut actions);
+        }
+        assert_eq!(decodes(&actions), 3, "all three wait: none evicted");
+        for message in ["$a", "$b", "$c"] {
+            audio.decoded(id(message), Err("not audio".into()));
+        }
+        assert_eq!(audio.ready().len(), 3);
+        audio.need(4, task("$d", vec![]), &mut actions);
+        audio.need(5, task("$a", vec![]), &mut actions);
+        assert_eq!(
+            decodes(&actions),
+            5,
+            "$a was evicted, so it is decoded again"
+        );
+    }
+
+    #[test]
+    fn a_stopped_chunk_waits_no_more_and_a_failed_decode_fails_its_chunks() {
+        let mut audio = Audio::default();
+        let mut actions = Vec::new();
+        audio.need(1, task("$voice", vec![]), &mut actions);
+        audio.need(2, task("$voice", vec![]), &mut actions);
+        audio.abort(1);
+        audio.decoded(id("$voice"), Err("the file is not audio".into()));
+        let ready: Vec<(JobId, Prepared)> =
+            audio.ready().into_iter().map(|(j, _, p)| (j, p)).collect();
+        assert_eq!(
+            ready,
+            [(2, Prepared::Failed("the file is not audio".into()))]
+        );
+    }
+}
