@@ -14,10 +14,10 @@ use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
 use manifest::allowlist::{AllowedKernel, AllowedScript, Allowlist};
 use manifest::capabilities;
-use manifest::events::{event_type, Input as TaskInput, Outcome, Outgoing, TaskSpec, MEMBER};
+use manifest::events::{Input as TaskInput, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{EventId, MxcUri, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
-use manifest::node::{Action, Input, NodeMachine, RequestId};
+use manifest::node::{Action, HistoryRead, Input, NodeMachine, RequestId, Unread};
 use manifest::private::{self, PrivateOutputs};
 use manifest::task_kind::{ScriptTask, TaskKind};
 use manifest::transcription::WhisperModel;
@@ -79,7 +79,6 @@ struct State {
     /// Outputs of this friend's private tasks, received by to-device message.
     private_outputs: PrivateOutputs,
     problem: Option<String>,
-    history_problem: Option<String>,
     theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
 }
@@ -124,7 +123,6 @@ impl Driver {
                 worker_notice: None,
                 private_outputs: PrivateOutputs::default(),
                 problem: None,
-                history_problem: None,
                 theme: params.theme,
                 on_change: Rc::new(on_change),
             }),
@@ -145,7 +143,7 @@ impl Driver {
             ));
         }
         driver.listen();
-        driver.load_history().await;
+        driver.handle(Input::ReadHistory);
         driver.start_ticking();
         driver.publish();
         Ok(driver)
@@ -185,70 +183,6 @@ impl Driver {
                 Some(message) => self.handle(message),
                 None => self.handle(Input::RoomEvent(event)),
             }
-        }
-    }
-
-    /// Rebuilds the pool from what the host lets us read: node state, the
-    /// allowlist, recent chat, the tasks in its timeline, and everything that
-    /// references each task. Every read names what the granted capabilities
-    /// name (a msgtype, a state key), or the host refuses it.
-    async fn load_history(self: &Rc<Self>) {
-        let mut problems = Vec::new();
-        match self.room.read_state(event_type::NODE, None).await {
-            Ok(events) => self.handle(Input::RoomEvents(events)),
-            Err(e) => problems.push((HistoryRead::Nodes, e)),
-        }
-        match self.room.read_state(MEMBER, None).await {
-            Ok(events) => self.handle(Input::RoomEvents(events)),
-            Err(e) => problems.push((HistoryRead::Members, e)),
-        }
-        // Before the tasks: whether a script task may run is judged by it.
-        match self.room.read_state(event_type::ALLOWLIST, Some("")).await {
-            Ok(events) => self.handle(Input::RoomEvents(events)),
-            Err(e) => problems.push((HistoryRead::Allowlist, e)),
-        }
-        // Recent chat: voice messages first, then the commands that reply to
-        // them, sent while no coordinator was online, and transcripts.
-        for msgtype in CHAT_MSGTYPES {
-            match self.room.read_timeline(CHAT_MESSAGE, Some(msgtype)).await {
-                Ok(messages) => {
-                    for message in messages.iter().rev().filter_map(Input::from_room_message) {
-                        self.handle(message);
-                    }
-                }
-                Err(e) => problems.push((HistoryRead::Messages(msgtype), e)),
-            }
-        }
-        match self.room.read_timeline(event_type::TASK, None).await {
-            Ok(tasks) => {
-                let ids: Vec<String> = tasks
-                    .iter()
-                    .filter_map(|t| t.get("event_id").and_then(Value::as_str).map(str::to_owned))
-                    .collect();
-                self.handle(Input::RoomEvents(tasks));
-                // Each task's relations as one batch: they sort before events
-                // already seen, and a batch folds the ledger again only once.
-                // A task's parts are among its relations; theirs are read in turn.
-                let mut pending = ids;
-                while let Some(id) = pending.pop() {
-                    match self.room.read_references(&id).await {
-                        Ok(related) => {
-                            pending.extend(related.iter().filter_map(task_id_of));
-                            self.handle(Input::RoomEvents(related));
-                        }
-                        Err(e) => problems.push((HistoryRead::Tasks, e)),
-                    }
-                }
-            }
-            Err(e) => problems.push((HistoryRead::Tasks, e)),
-        }
-        if !problems.is_empty() {
-            for (what, error) in &problems {
-                web_sys::console::warn_1(&format!("Potluck could not read {what}: {error}").into());
-            }
-            let mut unread: Vec<HistoryRead> = problems.into_iter().map(|(what, _)| what).collect();
-            unread.dedup();
-            self.state.borrow_mut().history_problem = Some(history_words(&unread));
         }
     }
 
@@ -377,6 +311,32 @@ impl Driver {
                     if let Err(e) = sent {
                         driver.report(format!("could not send a private result to {user}: {e}"));
                     }
+                });
+            }
+            Action::ReadHistory { read } => {
+                let driver = self.clone();
+                spawn_local(async move {
+                    let room = &driver.room;
+                    let events = match &read {
+                        HistoryRead::State {
+                            event_type,
+                            state_key,
+                        } => room.read_state(event_type, *state_key).await,
+                        HistoryRead::Timeline {
+                            event_type,
+                            msgtype,
+                        } => room.read_timeline(event_type, *msgtype).await,
+                        HistoryRead::References { task } => {
+                            room.read_references(task.as_str()).await
+                        }
+                    };
+                    if let Err(e) = &events {
+                        let what = unread_words(read.part());
+                        web_sys::console::warn_1(
+                            &format!("Potluck could not read {what}: {e}").into(),
+                        );
+                    }
+                    driver.handle(Input::HistoryRead { read, events });
                 });
             }
             Action::ReadThread { root } => {
@@ -641,7 +601,7 @@ impl Driver {
                 node,
                 local_jobs: state.jobs.values().cloned().collect(),
                 problem: state.problem.clone(),
-                history_problem: state.history_problem.clone(),
+                history_problem: history_words(state.machine.history_unread()),
                 theme: Some(state.theme),
                 queued_sends: state.machine.queued_sends(),
                 allowlist: ledger.allowlist().scripts.clone(),
@@ -691,54 +651,32 @@ fn node_tag() -> String {
     tag
 }
 
-/// The event id of `event` if it is a task (a part, among its parent's relations).
-fn task_id_of(event: &Value) -> Option<String> {
-    (event.get("type")?.as_str()? == event_type::TASK)
-        .then(|| event.get("event_id")?.as_str().map(str::to_owned))
-        .flatten()
-}
-
-/// Room messages: voice messages, transcript replies and chat commands.
-const CHAT_MESSAGE: &str = "m.room.message";
-/// The msgtypes read on open, each allowed by its own capability: audio
-/// before text, so that a `!transcribe` finds the message it replies to.
-const CHAT_MSGTYPES: [&str; 3] = ["m.audio", "m.text", "m.notice"];
-
-/// What of the room's past the widget reads on open, in words for the
-/// friend when it could not (the host's own message goes to the console).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HistoryRead {
-    Nodes,
-    Members,
-    Allowlist,
-    Messages(&'static str),
-    Tasks,
-}
-
-impl std::fmt::Display for HistoryRead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self {
-            Self::Nodes => "who contributes",
-            Self::Members => "who has left the room (their computers may still be given work)",
-            Self::Allowlist => {
-                "which scripts the room allows (scripts will not run until it changes)"
-            }
-            Self::Messages("m.audio") => {
-                "voice messages sent before you opened it (new ones will show)"
-            }
-            Self::Messages("m.text") => "chat commands sent before you opened it",
-            Self::Messages(_) => "transcripts posted before you opened it",
-            Self::Tasks => "tasks from before you opened it",
-        };
-        f.write_str(what)
+/// What the friend is told of a part of the room's past that could not be
+/// read (the host's own message goes to the console).
+fn unread_words(part: Unread) -> &'static str {
+    match part {
+        Unread::Nodes => "who contributes",
+        Unread::Members => "who has left the room (their computers may still be given work)",
+        Unread::Allowlist => {
+            "which scripts the room allows (scripts will not run until it changes)"
+        }
+        Unread::Messages("m.audio") => {
+            "voice messages sent before you opened it (new ones will show)"
+        }
+        Unread::Messages("m.text") => "chat commands sent before you opened it",
+        Unread::Messages(_) => "transcripts posted before you opened it",
+        Unread::Tasks => "tasks from before you opened it",
     }
 }
 
 /// One sentence for everything the widget could not read on open.
-fn history_words(problems: &[HistoryRead]) -> String {
-    let what: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    format!(
+fn history_words(unread: &[Unread]) -> Option<String> {
+    if unread.is_empty() {
+        return None;
+    }
+    let what: Vec<&str> = unread.iter().map(|&part| unread_words(part)).collect();
+    Some(format!(
         "Potluck could not read {}. Reloading the widget may help; if it keeps happening, approve all of Potluck's permissions in your Matrix client.",
         what.join("; nor ")
-    )
+    ))
 }

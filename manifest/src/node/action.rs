@@ -1,5 +1,6 @@
 //! What the node asks its driver to do.
 
+use super::history::HistoryRead;
 use crate::allowlist::AllowedScript;
 use crate::events::Outgoing;
 use crate::ids::{EventId, NodeId, UserId};
@@ -63,6 +64,11 @@ pub enum Action {
     SendToDevice {
         user: UserId,
         content: Value,
+    },
+    /// Read this part of the room's past and hand it back as
+    /// `Input::HistoryRead` (or why it could not be read).
+    ReadHistory {
+        read: HistoryRead,
     },
     /// Read the replies in this voice message's thread and hand them back as
     /// `Input::ThreadRead`: before a transcript is posted, and after a send

@@ -1,6 +1,7 @@
 //! What a driver feeds the node: what happened, as it happened.
 
 use super::action::RequestId;
+use super::history::HistoryRead;
 use crate::events::{NodeCaps, Outcome, TaskSpec};
 use crate::ids::{EventId, NodeId, UserId};
 use crate::voice::{self, VoiceMessage};
@@ -16,6 +17,14 @@ pub enum Input {
     RoomEvents(Vec<Value>),
     /// Time passed; check leases, heartbeats and batches.
     Tick,
+    /// The widget opened the room: read its past (`Action::ReadHistory`).
+    ReadHistory,
+    /// A part of the room's past `Action::ReadHistory` asked for, or why
+    /// the host would not give it.
+    HistoryRead {
+        read: HistoryRead,
+        events: Result<Vec<Value>, String>,
+    },
     StartContributing {
         node: NodeId,
         caps: NodeCaps,

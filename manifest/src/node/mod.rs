@@ -19,6 +19,7 @@ mod chat;
 mod consent;
 mod contribute;
 mod coordinate;
+mod history;
 mod input;
 mod outbox;
 mod results;
@@ -26,6 +27,7 @@ mod running;
 mod transcripts;
 
 pub use action::{Action, RequestId};
+pub use history::{HistoryRead, Unread, CHAT_MSGTYPES};
 pub use input::Input;
 
 use audio::{Audio, Prepared};
@@ -33,6 +35,7 @@ use chat::{Chat, ChatMessage};
 use consent::Consents;
 use contribute::Contribution;
 use coordinate::{coordinating, Coordination};
+use history::History;
 use outbox::Outbox;
 use results::{outcome_for_room, Results};
 use running::Running;
@@ -58,6 +61,7 @@ pub struct NodeMachine {
     results: Results,
     coordination: Coordination,
     chat: Chat,
+    history: History,
     audio: Audio,
     replies: Replies,
     outbox: Outbox,
@@ -91,6 +95,10 @@ impl NodeMachine {
     pub fn queued_sends(&self) -> usize {
         self.outbox.len()
     }
+    /// What of the room's past could not be read.
+    pub fn history_unread(&self) -> &[Unread] {
+        self.history.unread()
+    }
     /// The room's audio messages this node has seen, oldest first.
     pub fn voice_messages(&self) -> impl Iterator<Item = &VoiceMessage> {
         self.chat.voice_messages()
@@ -109,12 +117,31 @@ impl NodeMachine {
                     }
                 }
             }
-            Input::RoomEvents(raws) => {
-                raws.iter().for_each(|raw| self.notice_overwrite(raw));
-                let rejections = self.ledger.ingest_all(&raws);
-                actions.extend(rejections.into_iter().map(Action::Rejected));
-            }
+            Input::RoomEvents(raws) => self.ingest_all(&raws, &mut actions),
             Input::Tick => {}
+            Input::ReadHistory => {
+                if let Some(read) = self.history.start() {
+                    actions.push(Action::ReadHistory { read });
+                }
+            }
+            Input::HistoryRead { read, events } => {
+                match &events {
+                    // Chat as the widget hands it over live, oldest first.
+                    Ok(messages) if read.is_chat() => {
+                        for message in messages.iter().rev().filter_map(Input::from_room_message) {
+                            actions.extend(self.process(message, now));
+                        }
+                    }
+                    // State and tasks as one batch: they sort before events
+                    // already seen, and a batch folds the ledger again only once.
+                    Ok(raws) => self.ingest_all(raws, &mut actions),
+                    Err(_) => {}
+                }
+                let answer = events.as_deref().map_err(|_| ());
+                if let Some(next) = self.history.read(&read, answer) {
+                    actions.push(Action::ReadHistory { read: next });
+                }
+            }
             Input::StartContributing { node, caps } => {
                 self.contribution = Some(Contribution::start(node, caps, now));
             }
@@ -277,6 +304,13 @@ impl NodeMachine {
                 self.audio.abort(*job);
             }
         }
+    }
+
+    /// Events read back at once (a task's references, the room's state), in any order.
+    fn ingest_all(&mut self, raws: &[Value], actions: &mut Vec<Action>) {
+        raws.iter().for_each(|raw| self.notice_overwrite(raw));
+        let rejections = self.ledger.ingest_all(raws);
+        actions.extend(rejections.into_iter().map(Action::Rejected));
     }
 
     fn notice_overwrite(&mut self, raw: &Value) {

@@ -422,6 +422,7 @@ impl Tab {
             }
             // No transcriptions in the simulation.
             Action::ReadThread { .. }
+            | Action::ReadHistory { .. }
             | Action::AskConsent { .. }
             | Action::Rejected(_)
             | Action::SendToDevice { .. } => {}
