@@ -97,9 +97,16 @@ pub struct ChunkRecord {
     /// Replicas that failed for good (node, reason): they vote for no output,
     /// so the others' agreement still decides the chunk.
     pub errors: Vec<(NodeId, String)>,
-    /// The accepted output: the first (or, replicated, the majority's).
-    pub done: Option<ChunkDone>,
-    pub failed: Option<String>,
+    /// Done (the accepted output: the first or, replicated, the
+    /// majority's) or failed for good; `None` while open.
+    pub settled: Option<Settled>,
+}
+
+/// How a chunk ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    Done(ChunkDone),
+    Failed(String),
 }
 
 impl ChunkRecord {
@@ -111,8 +118,23 @@ impl ChunkRecord {
             retry_after: 0,
             votes: Vec::new(),
             errors: Vec::new(),
-            done: None,
-            failed: None,
+            settled: None,
+        }
+    }
+
+    /// The accepted output, once the chunk is done.
+    pub fn done(&self) -> Option<&ChunkDone> {
+        match &self.settled {
+            Some(Settled::Done(done)) => Some(done),
+            _ => None,
+        }
+    }
+
+    /// Why the chunk failed for good, if it did.
+    pub fn failed(&self) -> Option<&str> {
+        match &self.settled {
+            Some(Settled::Failed(reason)) => Some(reason),
+            _ => None,
         }
     }
 
@@ -121,8 +143,8 @@ impl ChunkRecord {
         self.votes.iter().any(|v| &v.node == node) || self.errors.iter().any(|(n, _)| n == node)
     }
 
-    fn settled(&self) -> bool {
-        self.done.is_some() || self.failed.is_some()
+    fn is_settled(&self) -> bool {
+        self.settled.is_some()
     }
 
     /// Identical outputs a replicated chunk needs: a strict majority.
@@ -159,12 +181,19 @@ pub struct TaskRecord {
     pub children: Vec<EventId>,
     /// Why no node may run it (its script is not allowed in the room).
     pub refused: Option<String>,
-    pub cancelled: Option<Option<String>>,
+    /// Its submitter withdrew it before it finished.
+    pub cancelled: Option<Cancellation>,
+}
+
+/// A submitter's cancel, with the reason they gave, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancellation {
+    pub reason: Option<String>,
 }
 
 impl TaskRecord {
     fn own_chunks_done(&self) -> bool {
-        self.chunks.iter().all(|c| c.done.is_some())
+        self.chunks.iter().all(|c| c.done().is_some())
     }
 
     /// How long one chunk of this task runs: the median of the chunks done so
@@ -174,7 +203,7 @@ impl TaskRecord {
         let mut took: Vec<u64> = self
             .chunks
             .iter()
-            .filter_map(|c| c.done.as_ref().map(|d| d.took_ms))
+            .filter_map(|c| c.done().map(|d| d.took_ms))
             .collect();
         if took.is_empty() {
             return None;
@@ -474,7 +503,7 @@ impl Ledger {
     /// Leases on a chunk that still count at `now`: live ones, and once the
     /// chunk has used all its attempts, any that can still deliver a late result.
     pub fn held_leases<'a>(&'a self, chunk: &'a ChunkRecord, now: u64) -> Vec<&'a Lease> {
-        if chunk.settled() {
+        if chunk.is_settled() {
             return Vec::new();
         }
         let exhausted = chunk.attempts >= max_attempts(chunk.replicas);
@@ -497,11 +526,10 @@ impl Ledger {
     }
 
     pub fn chunk_status<'a>(&'a self, chunk: &'a ChunkRecord, now: u64) -> ChunkStatus<'a> {
-        if let Some(done) = &chunk.done {
-            return ChunkStatus::Done(done);
-        }
-        if let Some(reason) = &chunk.failed {
-            return ChunkStatus::Failed(reason.clone());
+        match &chunk.settled {
+            Some(Settled::Done(done)) => return ChunkStatus::Done(done),
+            Some(Settled::Failed(reason)) => return ChunkStatus::Failed(reason.clone()),
+            None => {}
         }
         let held = self.held_leases(chunk, now);
         let covered = held.len() + chunk.votes.len() >= usize::from(chunk.replicas);
@@ -540,7 +568,7 @@ impl Ledger {
             .map(|child| (child, self.own_status(child, now)))
             .collect();
         let count = parts.len();
-        let mut done = task.chunks.iter().filter(|c| c.done.is_some()).count() as u32;
+        let mut done = task.chunks.iter().filter(|c| c.done().is_some()).count() as u32;
         let mut total = task.chunks.len() as u32;
         let mut results = Vec::new();
         for (index, (child, status)) in parts.into_iter().enumerate() {
@@ -580,7 +608,7 @@ impl Ledger {
 
     /// A task's state from its own chunks alone.
     fn own_status(&self, task: &TaskRecord, now: u64) -> TaskStatus {
-        if let Some(reason) = &task.cancelled {
+        if let Some(Cancellation { reason }) = &task.cancelled {
             return TaskStatus::Cancelled {
                 reason: reason.clone(),
             };
@@ -596,11 +624,10 @@ impl Ledger {
                 reason: Some("its parent task was cancelled".into()),
             };
         }
-        let finished = task.chunks.iter().all(|c| c.done.is_some());
+        let finished = task.chunks.iter().all(|c| c.done().is_some());
         if let Some(deadline) = task.spec.deadline_ms {
             let missed = task.chunks.iter().any(|c| {
-                c.done
-                    .as_ref()
+                c.done()
                     .is_none_or(|d| d.at > task.submitted_at.saturating_add(deadline))
             });
             if now > task.submitted_at.saturating_add(deadline) && (!finished || missed) {
@@ -627,7 +654,7 @@ impl Ledger {
             let outputs = task
                 .chunks
                 .iter()
-                .filter_map(|c| c.done.as_ref().map(|d| &*d.output));
+                .filter_map(|c| c.done().map(|d| &*d.output));
             return match task.spec.merge(outputs) {
                 Ok(result) => TaskStatus::Done { result },
                 Err(e) => TaskStatus::Failed {
@@ -821,7 +848,9 @@ impl State {
                 .all(|c| self.tasks.get(c).is_some_and(TaskRecord::own_chunks_done));
         let record = &mut self.tasks[task];
         if record.cancelled.is_none() && !finished {
-            record.cancelled = Some(reason.clone());
+            record.cancelled = Some(Cancellation {
+                reason: reason.clone(),
+            });
         }
     }
 
@@ -884,7 +913,7 @@ impl State {
         }
         let settled = record.cancelled.is_some()
             || record.own_chunks_done()
-            || record.chunks.iter().any(|c| c.failed.is_some());
+            || record.chunks.iter().any(|c| c.failed().is_some());
         if settled {
             return Err(format!("task {parent} is already finished"));
         }
@@ -918,7 +947,7 @@ impl State {
                 self.reject(event, reason);
                 continue;
             };
-            if chunk.settled() || record.cancelled.is_some() {
+            if chunk.is_settled() || record.cancelled.is_some() {
                 continue;
             }
             // Attempts count up one replica (or one backup) at a time: an
@@ -1009,7 +1038,7 @@ impl State {
                 rejections.push(format!("chunk {} does not exist", o.chunk));
                 continue;
             };
-            if chunk.settled() || record.cancelled.is_some() {
+            if chunk.is_settled() || record.cancelled.is_some() {
                 // First valid result wins; later ones are ignored, not errors.
                 continue;
             }
@@ -1057,7 +1086,7 @@ impl State {
                     };
                     if chunk.replicas == 1 {
                         // Nothing to vote on: the first valid output wins.
-                        chunk.done = Some(vote);
+                        chunk.settled = Some(Settled::Done(vote));
                         release_leases(&mut self.reliability, chunk, ts);
                     } else if !chunk.answered_by(node) {
                         // One vote per node, however many leases it got.
@@ -1070,7 +1099,7 @@ impl State {
                         let backoff = BACKOFF_BASE_MS << (o.attempt.saturating_sub(1)).min(10);
                         chunk.retry_after = chunk.retry_after.max(ts.saturating_add(backoff));
                     } else if chunk.replicas == 1 {
-                        chunk.failed = Some(reason.clone());
+                        chunk.settled = Some(Settled::Failed(reason.clone()));
                     } else if !chunk.answered_by(node) {
                         // A replica's error votes for no output: the others'
                         // agreement still decides, and only when no output can
@@ -1127,11 +1156,11 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64, reliability: &mut BTreeMap<Node
             .map(|v| v.node.clone())
             .chain(chunk.errors.iter().map(|(node, _)| node.clone()))
             .collect();
-        chunk.done = Some(ChunkDone {
+        chunk.settled = Some(Settled::Done(ChunkDone {
             at: ts,
             dissent,
             ..vote.clone()
-        });
+        }));
         release_leases(reliability, chunk, ts);
         return;
     }
@@ -1144,7 +1173,7 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64, reliability: &mut BTreeMap<Node
                 distinct.push(&v.output);
             }
         }
-        chunk.failed = Some(match chunk.errors.first() {
+        chunk.settled = Some(Settled::Failed(match chunk.errors.first() {
             Some((_, reason)) if distinct.len() <= 1 => format!(
                 "{} of its {} replicas failed: {reason}",
                 chunk.errors.len(),
@@ -1156,7 +1185,7 @@ fn count_votes(chunk: &mut ChunkRecord, ts: u64, reliability: &mut BTreeMap<Node
                 distinct.len(),
                 chunk.errors.len()
             ),
-        });
+        }));
         release_leases(reliability, chunk, ts);
     }
 }

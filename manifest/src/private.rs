@@ -67,7 +67,7 @@ impl PrivateOutputs {
 
     /// The output received for chunk `index` whose seal the ledger accepted.
     fn accepted(&self, task: &EventId, index: usize, chunk: &ChunkRecord) -> Option<&Value> {
-        let sealed = chunk.done.as_ref()?.output["sealed"].as_str()?;
+        let sealed = chunk.done()?.output["sealed"].as_str()?;
         self.received
             .get(&(task.clone(), index as u32))?
             .get(sealed)

@@ -129,7 +129,7 @@ pub fn on_probation(ledger: &Ledger, now: u64) -> BTreeSet<NodeId> {
         .tasks()
         .filter(|t| !ledger.task_status(t, now).is_terminal())
         .flat_map(|t| &t.chunks)
-        .filter(|c| c.done.is_none() && c.failed.is_none());
+        .filter(|c| c.done().is_none() && c.failed().is_none());
     for lease in open_chunks.flat_map(|c| &c.leases) {
         if lease.soft_expired(now) {
             let at = last_lapse.entry(&lease.node).or_default();

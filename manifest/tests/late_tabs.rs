@@ -152,7 +152,10 @@ fn a_redacted_result_leaves_open_tabs_where_a_tab_opening_later_starts() {
     }
     let status = |m: &NodeMachine| {
         let t = m.ledger().task(&task).unwrap();
-        (m.ledger().task_status(t, 6_000), t.chunks[0].done.is_some())
+        (
+            m.ledger().task_status(t, 6_000),
+            t.chunks[0].done().is_some(),
+        )
     };
     assert!(status(&open).1, "done before the redaction");
     let redaction = json!({"type": "m.room.redaction", "event_id": "$r", "sender": "@alice:hs",

@@ -198,8 +198,7 @@ fn after_the_soft_timeout_a_chunk_is_reissued_but_a_late_original_result_still_w
     );
     assert_eq!(
         room.ledger.task(&task).unwrap().chunks[0]
-            .done
-            .as_ref()
+            .done()
             .unwrap()
             .node,
         node("bob")
@@ -624,7 +623,7 @@ fn replicas_go_to_different_friends_and_the_majority_decides() {
     let chunk = &room.ledger.task(&task).unwrap().chunks[0];
     assert_eq!(chunk.votes.len(), 3);
     assert_eq!(
-        chunk.done.as_ref().unwrap().dissent,
+        chunk.done().unwrap().dissent,
         [node("carol")],
         "the outvoted answer is shown, not dropped"
     );
@@ -660,7 +659,7 @@ fn a_replica_that_fails_for_good_does_not_outvote_two_that_agree() {
             result: json!({"count": 168})
         }
     );
-    let done = room.ledger.task(&task).unwrap().chunks[0].done.clone();
+    let done = room.ledger.task(&task).unwrap().chunks[0].done().cloned();
     assert_eq!(done.unwrap().dissent, [node("carol")]);
 
     // Two failures out of three leave no majority possible: the chunk fails, with the reason.

@@ -251,23 +251,23 @@ impl Driver {
                 task,
                 chunk,
                 work,
+                inputs,
                 ..
             } => {
                 let mut state = self.state.borrow_mut();
-                state.jobs.insert(job, (task.clone(), chunk, 0.0));
-                if let TaskKind::Transcribe(_) = work {
+                state.jobs.insert(job, (task, chunk, 0.0));
+                match work {
                     // Runs once its audio is decoded: `Action::RunTranscription`.
-                } else if let TaskKind::Script(script) = work {
-                    let inputs = state
-                        .machine
-                        .ledger()
-                        .task(&task)
-                        .map(|t| t.spec.inputs.clone())
-                        .unwrap_or_default();
-                    drop(state);
-                    self.run_script(job, script, inputs);
-                } else if let Some(pool) = &state.pool {
-                    pool.run(job, work);
+                    TaskKind::Transcribe(_) => {}
+                    TaskKind::Script(script) => {
+                        drop(state);
+                        self.run_script(job, script, inputs);
+                    }
+                    work => {
+                        if let Some(pool) = &state.pool {
+                            pool.run(job, work);
+                        }
+                    }
                 }
             }
             Action::AbortJob { job } => {

@@ -113,7 +113,7 @@ impl PoolView {
             .tasks()
             .map(|t| {
                 let status = ledger.task_status(t, now);
-                let own_done = t.chunks.iter().filter(|c| c.done.is_some()).count() as u32;
+                let own_done = t.chunks.iter().filter(|c| c.done().is_some()).count() as u32;
                 let (chunks_done, chunks_total) = match status {
                     TaskStatus::Running { done, total } => (done, total),
                     TaskStatus::Done { .. } => (t.spec.chunks, t.spec.chunks),
@@ -130,13 +130,13 @@ impl PoolView {
                     done_by: t
                         .chunks
                         .iter()
-                        .filter_map(|c| c.done.as_ref().map(|d| d.node.clone()))
+                        .filter_map(|c| c.done().map(|d| d.node.clone()))
                         .collect(),
                     outvoted: {
                         let mut users: Vec<UserId> = t
                             .chunks
                             .iter()
-                            .filter_map(|c| c.done.as_ref())
+                            .filter_map(|c| c.done())
                             .flat_map(|d| d.dissent.iter().map(NodeId::owner))
                             .collect();
                         users.sort();
@@ -146,7 +146,7 @@ impl PoolView {
                     tiles: t
                         .chunks
                         .iter()
-                        .filter_map(|c| c.done.as_ref())
+                        .filter_map(|c| c.done())
                         .filter_map(|d| Tile::from_output(&d.output, &d.node))
                         .collect(),
                 }

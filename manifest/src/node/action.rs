@@ -2,7 +2,7 @@
 
 use super::history::HistoryRead;
 use crate::allowlist::AllowedScript;
-use crate::events::Outgoing;
+use crate::events::{Input as TaskInput, Outgoing};
 use crate::ids::{EventId, NodeId, UserId};
 use crate::task_kind::TaskKind;
 use crate::transcription::{AudioRef, TranscribeTask};
@@ -33,12 +33,16 @@ pub enum Action {
     /// Publish the node's departure now (the user switched contributing
     /// off); if it cannot fire, answer `Input::LeaveNoticeNotFired`.
     FireDeadManSwitch,
+    /// Run chunk `chunk` of `task` (`work` is the chunk's own part of the
+    /// task); a script reads the task's input files, which the driver
+    /// downloads and checks first. Answered by `Input::WorkerFinished`.
     RunChunk {
         job: JobId,
         task: EventId,
         chunk: u32,
         attempt: u32,
         work: TaskKind,
+        inputs: Vec<TaskInput>,
     },
     AbortJob {
         job: JobId,

@@ -66,8 +66,8 @@ impl Coordination {
                     .iter()
                     .any(|l| &l.node == node && l.attempt == *attempt);
                 // Still open: a backup of a chunk someone holds is not `Ready`.
-                let open = c.done.is_none()
-                    && c.failed.is_none()
+                let open = c.done().is_none()
+                    && c.failed().is_none()
                     && !ledger.task_status(record, now).is_terminal();
                 open && !came_back && now < *sent + RESEND_AFTER_MS
             });

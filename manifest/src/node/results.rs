@@ -105,7 +105,7 @@ impl Results {
                 return false;
             };
             let settled =
-                chunk.done.is_some() || chunk.failed.is_some() || task.cancelled.is_some();
+                chunk.done().is_some() || chunk.failed().is_some() || task.cancelled.is_some();
             let released = !chunk
                 .leases
                 .iter()

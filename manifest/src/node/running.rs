@@ -71,7 +71,7 @@ impl Running {
                         || task
                             .chunks
                             .get(run.chunk as usize)
-                            .is_none_or(|c| c.done.is_some() || c.failed.is_some())
+                            .is_none_or(|c| c.done().is_some() || c.failed().is_some())
                 })
             })
             .map(|(&job, _)| job)
@@ -140,12 +140,13 @@ impl Running {
                     index,
                     lease.attempt,
                     task.spec.kind.chunk(index, task.spec.chunks),
+                    task.spec.inputs.clone(),
                 ));
             }
         }
         consents.ask(asks, actions);
         starts.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
-        for (_, task, chunk, attempt, work) in starts {
+        for (_, task, chunk, attempt, work, inputs) in starts {
             if self.jobs.len() >= caps.slots as usize {
                 break;
             }
@@ -168,6 +169,7 @@ impl Running {
                 chunk,
                 attempt,
                 work,
+                inputs,
             });
         }
     }

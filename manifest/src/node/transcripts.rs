@@ -152,10 +152,7 @@ fn counts_as_reply(ledger: &Ledger, me: Option<&UserId>, task: &EventId, sender:
         .any(|chunk| {
             chunk.leases.iter().any(|l| l.node.is_owned_by(sender))
                 || chunk.votes.iter().any(|v| v.node.is_owned_by(sender))
-                || chunk
-                    .done
-                    .as_ref()
-                    .is_some_and(|d| d.node.is_owned_by(sender))
+                || chunk.done().is_some_and(|d| d.node.is_owned_by(sender))
         })
 }
 
@@ -164,11 +161,8 @@ fn last_activity(ledger: &Ledger, task: &TaskRecord) -> u64 {
     std::iter::once(task)
         .chain(task.children.iter().filter_map(|id| ledger.task(id)))
         .flat_map(|t| {
-            std::iter::once(t.submitted_at).chain(
-                t.chunks
-                    .iter()
-                    .filter_map(|c| c.done.as_ref().map(|d| d.at)),
-            )
+            std::iter::once(t.submitted_at)
+                .chain(t.chunks.iter().filter_map(|c| c.done().map(|d| d.at)))
         })
         .max()
         .unwrap_or_default()

@@ -447,7 +447,7 @@ fn view(ledger: &Ledger, now: u64) -> View {
             let by = t
                 .chunks
                 .iter()
-                .map(|c| c.done.as_ref().map(|d| d.node.clone()))
+                .map(|c| c.done().map(|d| d.node.clone()))
                 .collect();
             (t.submitter.clone(), ledger.task_status(t, now), by)
         })
@@ -611,7 +611,7 @@ pub fn run(config: &Config) -> Report {
         .ledger()
         .tasks()
         .find(|t| t.submitter.as_str() == "@dan:hs")
-        .and_then(|t| t.chunks[0].done.as_ref().map(|d| d.at - t.submitted_at));
+        .and_then(|t| t.chunks[0].done().map(|d| d.at - t.submitted_at));
     let chunks = || {
         ledger
             .tasks()
@@ -625,7 +625,7 @@ pub fn run(config: &Config) -> Report {
         let voters = c
             .votes
             .iter()
-            .chain(c.done.iter().filter(|_| decided_alone));
+            .chain(c.done().into_iter().filter(|_| decided_alone));
         voters
             .filter(|v| v.node.owner().as_str() == "@friend0:hs")
             .count()
@@ -635,7 +635,7 @@ pub fn run(config: &Config) -> Report {
             .map(|c| c.attempts.saturating_sub(u32::from(c.replicas)))
             .sum(),
         wrong_outputs: chunks()
-            .filter(|c| c.done.as_ref().is_some_and(|d| *d.output != output))
+            .filter(|c| c.done().is_some_and(|d| *d.output != output))
             .count(),
         chunks_outvoted_by_liar: chunks()
             .filter(|c| config.first_friend_lies && liar_votes(c) >= c.quorum())
@@ -644,7 +644,7 @@ pub fn run(config: &Config) -> Report {
         late_view,
         tasks: ledger.tasks().filter(|t| t.submitter != mallory).count(),
         chunks_total: total_tasks.saturating_sub(1) * config.chunks as usize + 1,
-        chunks_accepted: chunks().filter(|c| c.done.is_some()).count(),
+        chunks_accepted: chunks().filter(|c| c.done().is_some()).count(),
         events_total: hs.events_by_type.values().sum(),
         events_by_type: hs.events_by_type,
         node_minutes: node_ms as f64 / 60_000.0,
