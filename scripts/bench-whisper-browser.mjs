@@ -13,7 +13,8 @@
 // a table: real-time factor (best of N, model load excluded), encoder
 // seconds, decoder milliseconds per token, peak resident memory, and each
 // engine's speed as a fraction of faster-whisper int8's.
-// Needs dist/ (scripts/build.sh), the models (scripts/fetch-models.sh),
+// Needs dist/ built with the benchmark's entry point
+// (POTLUCK_WORKER_FEATURES=benchmark scripts/build.sh), the models (scripts/fetch-models.sh),
 // espeak-ng; installs faster-whisper on first use (scripts/reference-whisper.sh)
 // and exports transformers.js's ONNX files from the same weights
 // (scripts/transformers-js-model.sh, minutes the first time).
@@ -123,6 +124,9 @@ importScripts("/dist/potluck_worker.js");
 wasm_bindgen({ module_or_path: "/dist/potluck_worker_bg.wasm" }).then(() => {
   self.onmessage = async ({ data }) => {
     try {
+      if (!wasm_bindgen.benchmarkTranscribe) {
+        throw new Error("dist/ has no benchmark: build it with POTLUCK_WORKER_FEATURES=benchmark scripts/build.sh");
+      }
       const json = await wasm_bindgen.benchmarkTranscribe(data.model, "/models", data.pcm, data.runs);
       self.postMessage({ json });
     } catch (e) {

@@ -20,8 +20,10 @@ if [ "$have" != "$want" ]; then
 fi
 
 t0=$(date +%s.%N)
+# POTLUCK_WORKER_FEATURES=benchmark adds the in-browser Whisper benchmark.
 cargo build --offline --locked --profile "$profile" --target wasm32-unknown-unknown \
-  -p potluck-widget --bin potluck-widget -p potluck-worker --lib
+  -p potluck-widget --bin potluck-widget -p potluck-worker --lib \
+  ${POTLUCK_WORKER_FEATURES:+--features "potluck-worker/$POTLUCK_WORKER_FEATURES"}
 t1=$(date +%s.%N)
 
 rm -rf "$out" && mkdir -p "$out"

@@ -155,6 +155,17 @@ fn check_script_url(url: &str) -> Result<(), KindError> {
 }
 
 impl TaskKind {
+    /// How long one chunk may run before its runner is stopped (a worker
+    /// terminated, a sandbox torn down): a script's and a kernel's own limit.
+    /// The built-in kinds are bounded by their leases.
+    pub fn time_limit_s(&self) -> Option<u32> {
+        match self {
+            TaskKind::Script(script) => Some(script.max_seconds),
+            TaskKind::Kernel(kernel) => Some(kernel.max_seconds),
+            TaskKind::Primes { .. } | TaskKind::Transcribe(_) => None,
+        }
+    }
+
     /// Checks parameters against what a worker can do.
     pub fn validate(&self, chunks: u32) -> Result<(), KindError> {
         match *self {

@@ -4,6 +4,8 @@
 //! messages between `postMessage` and them. A worker runs one job at a time and
 //! blocks while it does: the widget stops a job by terminating the worker.
 
+// Reading WAV files and resampling: for the native command line and tests
+// (the browser decodes with WebAudio; nothing exported reaches this).
 pub mod audio;
 pub mod catalog;
 pub mod kernel;
@@ -11,7 +13,9 @@ pub mod primes;
 pub mod runner;
 pub mod speech;
 
-#[cfg(target_arch = "wasm32")]
+// `benchmarkTranscribe` for scripts/bench-whisper-browser.mjs: only in a
+// build that asks for it (POTLUCK_WORKER_FEATURES=benchmark scripts/build.sh).
+#[cfg(all(target_arch = "wasm32", feature = "benchmark"))]
 mod benchmark;
 #[cfg(target_arch = "wasm32")]
 mod entry;

@@ -52,16 +52,6 @@ struct Queued {
     audio: Option<AudioInput>,
 }
 
-/// How long a job may run before its worker is terminated. Scripts have
-/// their limit in the sandbox (`sandbox.rs`); kernels have theirs here, where
-/// they run; the built-in kinds are bounded by their leases.
-fn time_limit_s(work: &TaskKind) -> Option<u32> {
-    match work {
-        TaskKind::Kernel(kernel) => Some(kernel.max_seconds),
-        _ => None,
-    }
-}
-
 struct Inner {
     slots: Vec<Slot>,
     queue: VecDeque<Queued>,
@@ -225,7 +215,8 @@ impl WorkerPool {
             let Some(Queued { job, work, audio }) = inner.queue.pop_front() else {
                 return;
             };
-            if let Some(seconds) = time_limit_s(&work) {
+            // Scripts never come here (they run in their sandbox, which keeps their limit).
+            if let Some(seconds) = work.time_limit_s() {
                 self.stop_after(index, job, seconds);
             }
             let message = serde_json::to_string(&ToWorker::Run { job, work }).unwrap_or_default();
