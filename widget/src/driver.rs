@@ -7,7 +7,7 @@ use crate::host::room::{self, Room};
 use crate::host::widget_api;
 use crate::pool::machine_info;
 use crate::pool::sandbox::ScriptRun;
-use crate::pool::workers::{AudioInput, JobEvent, WorkerPool};
+use crate::pool::workers::{JobEvent, WorkerPool};
 use crate::view::{reveal_private, voice_rows, PoolView, VoiceRow};
 use crate::{audio, media};
 use gloo::timers::callback::Interval;
@@ -291,11 +291,7 @@ impl Driver {
             }
             Action::RunTranscription { job, work, samples } => {
                 if let Some(pool) = &self.state.borrow().pool {
-                    let audio = AudioInput {
-                        samples: js_sys::Float32Array::from(&samples[..]),
-                        models_url: self.models.clone(),
-                    };
-                    pool.run_with_audio(job, TaskKind::Transcribe(Box::new(work)), audio);
+                    pool.transcribe(job, work, &samples, self.models.clone());
                 }
             }
             Action::AskConsent { script } => {

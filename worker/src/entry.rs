@@ -1,10 +1,9 @@
 //! The Web Worker's entry point: `postMessage` in, a runner, `postMessage` out.
 //!
 //! Most jobs are a JSON string for `runner::handle`. A WebGPU kernel's is the
-//! same JSON, run asynchronously on the worker's GPU. A transcription's job is
-//! an object: the same JSON as `message`, the span's samples as `pcm` (a
-//! transferred `Float32Array`) and, as `models`, the Hugging Face Hub (or a
-//! server with its path shape) to fetch the model from.
+//! same JSON, run asynchronously on the worker's GPU. A transcription's job
+//! is `ToWorker::Transcribe` as `message`, beside its span's samples as `pcm`
+//! (a transferred `Float32Array`; see `manifest::worker_protocol`).
 
 use crate::catalog::{ModelSource, FILES};
 use crate::kernel::Gpu;
@@ -94,21 +93,22 @@ async fn gpu() -> Result<Rc<Gpu>, String> {
     Ok(gpu)
 }
 
-/// A transcription job: JSON, samples and the models' address.
+/// A transcription job: its message and its samples.
 fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
     let field = |name: &str| Reflect::get(data, &name.into()).unwrap_or(JsValue::UNDEFINED);
     let text = field("message").as_string().unwrap_or_default();
-    let (job, task) = match serde_json::from_str::<ToWorker>(&text) {
-        Ok(ToWorker::Run {
+    let (job, task, models) = match serde_json::from_str::<ToWorker>(&text) {
+        Ok(ToWorker::Transcribe {
             job,
-            work: TaskKind::Transcribe(task),
-        }) => (job, task),
-        Ok(ToWorker::Run { job, .. }) => {
+            work,
+            models_url,
+        }) => (job, work, models_url),
+        Ok(other) => {
             return post(
                 scope,
                 &FromWorker::Failed {
-                    job,
-                    reason: "only transcriptions come with audio".into(),
+                    job: other.job(),
+                    reason: "only transcriptions come with samples".into(),
                 },
             )
         }
@@ -125,7 +125,6 @@ fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
         .dyn_into::<Float32Array>()
         .map(|pcm| pcm.to_vec())
         .unwrap_or_default();
-    let models = field("models").as_string().unwrap_or_default();
     let scope = scope.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let notice = |text: String| post(&scope, &FromWorker::Notice { job, text });

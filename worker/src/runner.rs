@@ -55,6 +55,13 @@ pub fn run(request: ToWorker, mut post: impl FnMut(FromWorker)) {
                 reason: "a WebGPU kernel runs in the browser worker's GPU queue".into(),
             }),
         },
+        // Its samples come beside the message: the wasm entry runs it.
+        ToWorker::Transcribe { job, .. } => post(FromWorker::Failed {
+            job,
+            reason:
+                "a span to transcribe comes with its samples, which only the browser worker reads"
+                    .into(),
+        }),
     }
 }
 

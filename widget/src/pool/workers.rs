@@ -4,6 +4,7 @@
 
 use js_sys::{Array, Float32Array, Object, Reflect};
 use manifest::task_kind::TaskKind;
+use manifest::transcription::TranscribeTask;
 use manifest::worker_protocol::{FromWorker, JobId, ToWorker};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -38,18 +39,10 @@ struct Slot {
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
 }
 
-/// What a transcription job carries beside its JSON (see `worker/src/entry.rs`).
-pub struct AudioInput {
-    /// The span's 16 kHz samples, transferred to the worker, not copied.
-    pub samples: Float32Array,
-    /// Where the worker downloads models from.
-    pub models_url: String,
-}
-
 struct Queued {
-    job: JobId,
-    work: TaskKind,
-    audio: Option<AudioInput>,
+    message: ToWorker,
+    /// A transcription's samples, transferred with the message.
+    pcm: Option<Float32Array>,
 }
 
 struct Inner {
@@ -177,18 +170,26 @@ impl WorkerPool {
     /// Queues a job; it starts as soon as a worker is free.
     pub fn run(&self, job: JobId, work: TaskKind) {
         self.enqueue(Queued {
-            job,
-            work,
-            audio: None,
+            message: ToWorker::Run { job, work },
+            pcm: None,
         });
     }
 
-    /// Queues a transcription job with its audio.
-    pub fn run_with_audio(&self, job: JobId, work: TaskKind, audio: AudioInput) {
+    /// Queues a span to transcribe, with its 16 kHz samples.
+    pub fn transcribe(
+        &self,
+        job: JobId,
+        work: TranscribeTask,
+        samples: &[f32],
+        models_url: String,
+    ) {
         self.enqueue(Queued {
-            job,
-            work,
-            audio: Some(audio),
+            message: ToWorker::Transcribe {
+                job,
+                work: Box::new(work),
+                models_url,
+            },
+            pcm: Some(Float32Array::from(samples)),
         });
     }
 
@@ -201,7 +202,7 @@ impl WorkerPool {
     pub fn abort(&self, job: JobId) {
         let running_in = {
             let mut inner = self.0.borrow_mut();
-            inner.queue.retain(|queued| queued.job != job);
+            inner.queue.retain(|queued| queued.message.job() != job);
             inner.slots.iter().position(|s| s.job == Some(job))
         };
         if let Some(index) = running_in {
@@ -212,19 +213,20 @@ impl WorkerPool {
     fn dispatch(&self) {
         let mut inner = self.0.borrow_mut();
         while let Some(index) = inner.slots.iter().position(|s| s.ready && s.job.is_none()) {
-            let Some(Queued { job, work, audio }) = inner.queue.pop_front() else {
+            let Some(Queued { message, pcm }) = inner.queue.pop_front() else {
                 return;
             };
+            let job = message.job();
             // Scripts never come here (they run in their sandbox, which keeps their limit).
-            if let Some(seconds) = work.time_limit_s() {
+            if let Some(seconds) = message.time_limit_s() {
                 self.stop_after(index, job, seconds);
             }
-            let message = serde_json::to_string(&ToWorker::Run { job, work }).unwrap_or_default();
+            let text = serde_json::to_string(&message).unwrap_or_default();
             let slot = &mut inner.slots[index];
             slot.job = Some(job);
-            let posted = match audio {
-                None => slot.worker.post_message(&JsValue::from_str(&message)),
-                Some(audio) => post_with_audio(&slot.worker, &message, audio),
+            let posted = match pcm {
+                None => slot.worker.post_message(&JsValue::from_str(&text)),
+                Some(pcm) => post_with_samples(&slot.worker, &text, &pcm),
             };
             if let Err(e) = posted {
                 slot.job = None;
@@ -266,11 +268,9 @@ impl WorkerPool {
 }
 
 /// `{message, pcm, models}`, the samples' buffer transferred.
-fn post_with_audio(worker: &Worker, message: &str, audio: AudioInput) -> Result<(), JsValue> {
+fn post_with_samples(worker: &Worker, message: &str, pcm: &Float32Array) -> Result<(), JsValue> {
     let data = Object::new();
     Reflect::set(&data, &"message".into(), &message.into())?;
-    Reflect::set(&data, &"pcm".into(), &audio.samples)?;
-    Reflect::set(&data, &"models".into(), &audio.models_url.into())?;
-    let transfer = Array::of1(&audio.samples.buffer());
-    worker.post_message_with_transfer(&data, &transfer)
+    Reflect::set(&data, &"pcm".into(), pcm)?;
+    worker.post_message_with_transfer(&data, &Array::of1(&pcm.buffer()))
 }
