@@ -1,4 +1,5 @@
-//! CTranslate2 Whisper weights → candle-named safetensors.
+//! CTranslate2 Whisper weights → candle-named tensors (and, for
+//! `whisper-convert`, a safetensors file of them).
 //!
 //! The mapping (`shared/notes/whisper.md` §3): CT2 fuses the self-attention
 //! Q, K and V into one `[3d, d]` matrix and the cross-attention K and V into
@@ -10,6 +11,8 @@
 use super::config::{Config, DecodeOptions, ModelInfo};
 use super::ct2::{Ct2Error, Ct2Model, DType, Variable};
 use super::tokenizer::{Tokenizer, TokenizerError};
+use candle_core::{Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -346,6 +349,54 @@ fn ffn(m: &mut Mapper, to: &str, from: &str, d: usize) -> Result<(), ConvertErro
         &format!("{from}/ffn/layer_norm"),
         d,
     )
+}
+
+/// The converted tensors as a candle backend: each is made from the
+/// package's bytes when the model asks for it, in the type it asks for, so
+/// the weights never exist twice (as they would written out as safetensors
+/// and read back).
+pub struct Pieces<'a>(pub BTreeMap<String, Piece<'a>>);
+
+impl SimpleBackend for Pieces<'_> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: candle_core::DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = self.get_unchecked(name, dtype, device)?;
+        if tensor.shape() != &shape {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: shape,
+                got: tensor.shape().clone(),
+            }
+            .bt());
+        }
+        Ok(tensor)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: candle_core::DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let piece = self.0.get(name).ok_or_else(|| {
+            candle_core::Error::CannotFindTensor {
+                path: name.to_owned(),
+            }
+            .bt()
+        })?;
+        Tensor::from_raw_buffer(piece.data, piece.dtype.to_candle()?, &piece.shape, device)?
+            .to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
 }
 
 /// Serialises tensors in the safetensors layout: a little-endian `u64`

@@ -55,6 +55,21 @@ pub enum DType {
 }
 
 impl DType {
+    /// The same type in candle, which has no signed 8-bit one (int8 packages
+    /// are not among those Potluck pins).
+    pub fn to_candle(self) -> candle_core::Result<candle_core::DType> {
+        Ok(match self {
+            DType::F32 => candle_core::DType::F32,
+            DType::F16 => candle_core::DType::F16,
+            DType::BF16 => candle_core::DType::BF16,
+            DType::I16 => candle_core::DType::I16,
+            DType::I32 => candle_core::DType::I32,
+            DType::I8 => {
+                candle_core::bail!("int8 weights are not supported; use a float16 package")
+            }
+        })
+    }
+
     fn from_id(id: u8) -> Option<Self> {
         Some(match id {
             0 => Self::F32,

@@ -390,6 +390,11 @@ impl Whisper {
     /// From the bytes of a `model.safetensors` written by `convert`.
     pub fn from_safetensors(bytes: Vec<u8>, config: Config) -> Result<Self> {
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?;
+        Self::for_inference(vb, config)
+    }
+
+    /// Loaded for transcribing: the vocabulary projection in int8.
+    pub fn for_inference(vb: VarBuilder, config: Config) -> Result<Self> {
         let mut model = Self::load(vb, config)?;
         model.decoder.set_int8_projection(true)?;
         Ok(model)

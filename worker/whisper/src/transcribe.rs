@@ -6,12 +6,13 @@
 //! are decoded again whole in the next window (`shared/notes/whisper.md` §6).
 //! Without, windows are consecutive and words at their edges may be garbled.
 
-use super::config::ModelInfo;
+use super::config::{Config, ModelInfo};
 use super::decode::{DecodeError, Rng, WindowDecoder, WindowResult};
 use super::mel::{log_mel, LogMel, MelFilters, HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use super::model::Whisper;
 use super::tokenizer::Tokenizer;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 
 /// Seconds per timestamp step: one encoder position is two mel frames.
 const TIME_PRECISION: f32 = 0.02;
@@ -106,21 +107,13 @@ impl Engine {
         vocabulary: &str,
     ) -> Result<Self, LoadError> {
         let info: ModelInfo = serde_json::from_str(model_json)?;
-        let tokenizer = Tokenizer::from_vocabulary(vocabulary)?;
-        if tokenizer.specials() != &info.tokens {
-            return Err(LoadError::VocabularyMismatch);
-        }
-        let model = Whisper::from_safetensors(safetensors, info.config.clone())?;
-        Ok(Self {
-            model,
-            tokenizer,
-            filters: MelFilters::new(info.config.num_mel_bins),
-            info,
+        Self::assemble(info, vocabulary, |config| {
+            Whisper::from_safetensors(safetensors, config)
         })
     }
 
-    /// From the three files of a CTranslate2 package (`catalog::FILES`),
-    /// converted in memory.
+    /// From the three files of a CTranslate2 package, converted in memory
+    /// straight into tensors.
     pub fn from_ct2(
         model_bin: &[u8],
         config_json: &str,
@@ -130,10 +123,29 @@ impl Engine {
         let model = super::ct2::Ct2Model::parse(model_bin).map_err(|e| package(&e))?;
         let converted =
             super::convert::convert(&model, config_json, vocabulary).map_err(|e| package(&e))?;
-        let info = serde_json::to_string(&converted.info)?;
-        let weights = super::convert::to_safetensors(&converted.tensors);
-        drop(converted); // The converted tensors borrow model.bin: free them first.
-        Self::load(weights, &info, vocabulary)
+        let pieces = Box::new(super::convert::Pieces(converted.tensors));
+        let weights = VarBuilder::from_backend(pieces, DType::F32, Device::Cpu);
+        Self::assemble(converted.info, vocabulary, |config| {
+            Whisper::for_inference(weights, config)
+        })
+    }
+
+    /// The engine for `info`, once its vocabulary is checked against it.
+    fn assemble(
+        info: ModelInfo,
+        vocabulary: &str,
+        model: impl FnOnce(Config) -> candle_core::Result<Whisper>,
+    ) -> Result<Self, LoadError> {
+        let tokenizer = Tokenizer::from_vocabulary(vocabulary)?;
+        if tokenizer.specials() != &info.tokens {
+            return Err(LoadError::VocabularyMismatch);
+        }
+        Ok(Self {
+            model: model(info.config.clone())?,
+            tokenizer,
+            filters: MelFilters::new(info.config.num_mel_bins),
+            info,
+        })
     }
 
     /// A model folder on disk: either what `whisper-convert` writes
