@@ -23,17 +23,8 @@ pub struct Assignment {
 
 #[cfg(test)]
 mod tests {
-    use crate::events::outgoing::test_support::read_back;
+    use crate::events::outgoing::test_support::{alices_node, id, read_back};
     use crate::events::{Assignment, Outgoing, PotluckEvent};
-    use crate::ids::{EventId, NodeId, UserId};
-
-    fn id(text: &str) -> EventId {
-        EventId::parse(text).unwrap()
-    }
-
-    fn alices_node() -> NodeId {
-        NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap()
-    }
 
     #[test]
     fn an_assignment_reads_back_as_sent() {

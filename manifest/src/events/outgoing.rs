@@ -133,7 +133,16 @@ impl Outgoing {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::Outgoing;
+    use crate::ids::{EventId, NodeId, UserId};
     use serde_json::{json, Value};
+
+    pub(crate) fn id(text: &str) -> EventId {
+        EventId::parse(text).unwrap()
+    }
+
+    pub(crate) fn alices_node() -> NodeId {
+        NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap()
+    }
 
     /// `out` as the homeserver delivers it, from `sender` (for round-trip tests).
     pub(crate) fn delivered(out: &Outgoing, sender: &str) -> Value {

@@ -42,19 +42,10 @@ pub struct ChunkOutcome {
 
 #[cfg(test)]
 mod tests {
-    use crate::events::outgoing::test_support::read_back;
+    use crate::events::outgoing::test_support::{alices_node, id, read_back};
     use crate::events::{ChunkOutcome, Outcome, Outgoing, PotluckEvent};
-    use crate::ids::{EventId, NodeId, UserId};
     use serde_json::json;
     use std::sync::Arc;
-
-    fn id(text: &str) -> EventId {
-        EventId::parse(text).unwrap()
-    }
-
-    fn alices_node() -> NodeId {
-        NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap()
-    }
 
     #[test]
     fn a_result_reads_back_as_sent() {
