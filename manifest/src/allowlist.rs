@@ -66,6 +66,22 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 impl Allowlist {
+    /// This list with `script` allowed, in place of any entry of its name.
+    pub fn with_script(&self, script: AllowedScript) -> Allowlist {
+        let mut list = self.clone();
+        list.scripts.retain(|s| s.name != script.name);
+        list.scripts.push(script);
+        list
+    }
+
+    /// This list with `kernel` allowed, in place of any entry of its name.
+    pub fn with_kernel(&self, kernel: AllowedKernel) -> Allowlist {
+        let mut list = self.clone();
+        list.kernels.retain(|k| k.name != kernel.name);
+        list.kernels.push(kernel);
+        list
+    }
+
     /// Checks names, addresses and hashes; the reason says which entry is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if self.kernels.len() > MAX_ALLOWED_SCRIPTS {

@@ -142,6 +142,7 @@ impl Room {
                             request,
                             retry_after_ms: None,
                             permanent: false,
+                            reason: "timed out".into(),
                         },
                     };
                     let actions = self.nodes[node].process(answer, self.now);

@@ -12,9 +12,9 @@ use crate::view::{reveal_private, voice_rows, PoolView, VoiceRow};
 use crate::{audio, media};
 use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
-use manifest::allowlist::{AllowedKernel, AllowedScript, Allowlist};
+use manifest::allowlist::{AllowedKernel, AllowedScript};
 use manifest::capabilities;
-use manifest::events::{Input as TaskInput, Outcome, Outgoing, TaskSpec};
+use manifest::events::{event_type, Input as TaskInput, Outcome, Outgoing, TaskSpec};
 use manifest::ids::{EventId, MxcUri, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::node::{Action, HistoryRead, Input, NodeMachine, RequestId, Unread};
@@ -64,6 +64,8 @@ pub struct Snapshot {
     pub voices: Vec<VoiceRow>,
     /// What a worker said this friend should know (a model not kept).
     pub worker_notice: Option<String>,
+    /// Why this friend's last allowlist edit did not take.
+    pub allowlist_problem: Option<String>,
 }
 
 struct State {
@@ -426,17 +428,17 @@ impl Driver {
                     driver.handle(Input::Sent { request });
                 }
                 Err(e) => {
-                    if e.permanent {
+                    let what = format!("{} not sent: {}", out.event_type, e.message);
+                    web_sys::console::warn_1(&what.into());
+                    // An allowlist the room refused is said beside its form.
+                    if e.permanent && out.event_type != event_type::ALLOWLIST {
                         driver.report(format!("could not send {}: {}", out.event_type, e.message));
-                    } else {
-                        web_sys::console::warn_1(
-                            &format!("{} not sent: {}", out.event_type, e.message).into(),
-                        );
                     }
                     driver.handle(Input::SendFailed {
                         request,
                         retry_after_ms: e.retry_after_ms,
                         permanent: e.permanent,
+                        reason: e.message,
                     });
                 }
             }
@@ -535,35 +537,29 @@ impl Driver {
     }
 
     /// Adds a script to the room's allowlist. The homeserver accepts it only
-    /// from members with the power to change room state (moderators, by default).
-    pub async fn allow_script(self: &Rc<Self>, script: AllowedScript) -> Result<(), String> {
-        self.change_allowlist(|list| {
-            list.scripts.retain(|s| s.name != script.name);
-            list.scripts.push(script);
-        })
-        .await
+    /// from members with the power to change room state (moderators, by
+    /// default); why it did not take shows in `Snapshot::allowlist_problem`.
+    pub fn allow_script(self: &Rc<Self>, script: AllowedScript) {
+        let list = self
+            .state
+            .borrow()
+            .machine
+            .ledger()
+            .allowlist()
+            .with_script(script);
+        self.handle(Input::EditAllowlist(list));
     }
 
     /// Adds a WebGPU kernel to the room's allowlist (moderators, as above).
-    pub async fn allow_kernel(self: &Rc<Self>, kernel: AllowedKernel) -> Result<(), String> {
-        self.change_allowlist(|list| {
-            list.kernels.retain(|k| k.name != kernel.name);
-            list.kernels.push(kernel);
-        })
-        .await
-    }
-
-    async fn change_allowlist(
-        self: &Rc<Self>,
-        edit: impl FnOnce(&mut Allowlist),
-    ) -> Result<(), String> {
-        let mut list: Allowlist = self.state.borrow().machine.ledger().allowlist().clone();
-        edit(&mut list);
-        list.validate()?;
-        self.room
-            .send(&Outgoing::allowlist(&list))
-            .await
-            .map_err(|e| e.message)
+    pub fn allow_kernel(self: &Rc<Self>, kernel: AllowedKernel) {
+        let list = self
+            .state
+            .borrow()
+            .machine
+            .ledger()
+            .allowlist()
+            .with_kernel(kernel);
+        self.handle(Input::EditAllowlist(list));
     }
 
     pub fn cancel(self: &Rc<Self>, task: EventId) {
@@ -598,6 +594,7 @@ impl Driver {
                 local_jobs: state.jobs.values().cloned().collect(),
                 problem: state.problem.clone(),
                 history_problem: history_words(state.machine.history_unread()),
+                allowlist_problem: state.machine.allowlist_problem().map(str::to_owned),
                 theme: Some(state.theme),
                 queued_sends: state.machine.queued_sends(),
                 allowlist: ledger.allowlist().scripts.clone(),

@@ -2,6 +2,7 @@
 
 use super::action::RequestId;
 use super::history::HistoryRead;
+use crate::allowlist::Allowlist;
 use crate::events::{NodeCaps, Outcome, TaskSpec};
 use crate::ids::{EventId, NodeId, UserId};
 use crate::voice::{self, VoiceMessage};
@@ -99,7 +100,12 @@ pub enum Input {
         request: RequestId,
         retry_after_ms: Option<u64>,
         permanent: bool,
+        /// What the host or homeserver said.
+        reason: String,
     },
+    /// A moderator's new allowlist for the room. It goes out first in line;
+    /// if it is invalid or refused, `NodeMachine::allowlist_problem` says why.
+    EditAllowlist(Allowlist),
 }
 
 impl Input {

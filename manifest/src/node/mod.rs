@@ -72,6 +72,8 @@ pub struct NodeMachine {
     /// The leave notice the dead-man switch was asked to publish, kept in
     /// case it cannot.
     leave_notice: Option<Outgoing>,
+    /// Why the friend's last allowlist edit did not take.
+    allowlist_problem: Option<String>,
 }
 
 impl NodeMachine {
@@ -94,6 +96,10 @@ impl NodeMachine {
     /// Events waiting for send budget.
     pub fn queued_sends(&self) -> usize {
         self.outbox.len()
+    }
+    /// Why the friend's last allowlist edit did not take, if it did not.
+    pub fn allowlist_problem(&self) -> Option<&str> {
+        self.allowlist_problem.as_deref()
     }
     /// What of the room's past could not be read.
     pub fn history_unread(&self) -> &[Unread] {
@@ -202,9 +208,19 @@ impl NodeMachine {
             ),
             Input::Sent { request } => {
                 if let Some(out) = self.outbox.answered(request) {
+                    if out.event_type == event_type::ALLOWLIST {
+                        self.allowlist_problem = None;
+                    }
                     self.replies.sent(&out);
                 }
             }
+            Input::EditAllowlist(list) => match list.validate() {
+                Ok(()) => {
+                    self.allowlist_problem = None;
+                    self.outbox.push_front(Outgoing::allowlist(&list));
+                }
+                Err(reason) => self.allowlist_problem = Some(reason),
+            },
             Input::ScriptConsent { integrity, allow } => {
                 if allow {
                     self.consents.approve(integrity);
@@ -218,16 +234,23 @@ impl NodeMachine {
                 request,
                 retry_after_ms,
                 permanent,
-            } => {
+                reason,
+            } => match self.outbox.answered(request) {
                 // Refused for good: dropped. What depends on it (a result, an
-                // assignment) is rebuilt from the ledger when it is next due.
-                if let Some(out) = self.outbox.answered(request).filter(|_| !permanent) {
+                // assignment) is rebuilt from the ledger when it is next due;
+                // a refused allowlist is the friend's to hear of.
+                Some(out) if permanent && out.event_type == event_type::ALLOWLIST => {
+                    self.allowlist_problem = Some(reason);
+                }
+                Some(_) if permanent => {}
+                Some(out) => {
                     self.outbox.pause_until(
                         now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
                     );
                     self.retry(out);
                 }
-            }
+                None => {}
+            },
             Input::WorkerProgress { job, done } => {
                 self.running.progress(job, done);
                 // Workers report often; what follows from it waits for the next tick.
@@ -489,5 +512,42 @@ mod tests {
         assert!(machine
             .process(Input::LeaveNoticeNotFired, 3_000)
             .is_empty());
+    }
+
+    #[test]
+    fn an_allowlist_edit_goes_first_and_why_it_did_not_take_is_kept_for_the_friend() {
+        use crate::allowlist::{AllowedScript, Allowlist};
+        let mut machine = NodeMachine::new(UserId::parse("@carol:hs").unwrap());
+        let script = |url: &str| AllowedScript {
+            name: "sum".into(),
+            url: url.into(),
+            integrity: format!("sha384-{}", "A".repeat(64)),
+            description: String::new(),
+        };
+        let invalid = Allowlist::default().with_script(script("ftp://nowhere/sum.js"));
+        assert!(machine.process(Input::EditAllowlist(invalid), 0).is_empty());
+        assert!(
+            machine.allowlist_problem().is_some(),
+            "an invalid list is not sent"
+        );
+
+        let list = Allowlist::default().with_script(script("https://friends.example/sum.js"));
+        let sent = machine.process(Input::EditAllowlist(list), 0);
+        let [Action::Send { request, out }] = &sent[..] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(out.event_type, event_type::ALLOWLIST);
+        assert_eq!(machine.allowlist_problem(), None);
+        let refused = Input::SendFailed {
+            request: *request,
+            retry_after_ms: None,
+            permanent: true,
+            reason: "M_FORBIDDEN: you cannot change the room's state".into(),
+        };
+        assert!(machine.process(refused, 1).is_empty(), "not sent again");
+        assert_eq!(
+            machine.allowlist_problem(),
+            Some("M_FORBIDDEN: you cannot change the room's state")
+        );
     }
 }

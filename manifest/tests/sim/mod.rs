@@ -357,6 +357,7 @@ impl Tab {
                         request,
                         retry_after_ms: Some(1_000 + rng.below(4_000)),
                         permanent: false,
+                        reason: "M_LIMIT_EXCEEDED".into(),
                     };
                     let actions = self.machine.process(refused, now);
                     self.retry.extend(actions);

@@ -61,7 +61,6 @@ pub fn app() -> Html {
     let cores = machine_info::logical_cores();
     let workers = use_state(|| machine_info::default_slots(cores));
     let busy = use_state(|| false);
-    let allow_error = use_state(|| None::<String>);
 
     {
         let phase = phase.clone();
@@ -155,13 +154,10 @@ pub fn app() -> Html {
             };
             let on_allow_kernel = {
                 let driver = driver.clone();
-                let allow_error = allow_error.clone();
                 Callback::from(move |kernel: AllowedKernel| {
-                    let Some(d) = (*driver).clone() else { return };
-                    let allow_error = allow_error.clone();
-                    wasm_bindgen_futures::spawn_local(async move {
-                        allow_error.set(d.allow_kernel(kernel).await.err());
-                    });
+                    if let Some(d) = &*driver {
+                        d.allow_kernel(kernel);
+                    }
                 })
             };
             let on_answer = {
@@ -174,13 +170,10 @@ pub fn app() -> Html {
             };
             let on_allow = {
                 let driver = driver.clone();
-                let allow_error = allow_error.clone();
                 Callback::from(move |script: AllowedScript| {
-                    let Some(d) = (*driver).clone() else { return };
-                    let allow_error = allow_error.clone();
-                    wasm_bindgen_futures::spawn_local(async move {
-                        allow_error.set(d.allow_script(script).await.err());
-                    });
+                    if let Some(d) = &*driver {
+                        d.allow_script(script);
+                    }
                 })
             };
             let on_transcribe = {
@@ -218,8 +211,8 @@ pub fn app() -> Html {
                     <VoiceList rows={snapshot.voices.clone()} {on_transcribe} />
                     <SubmitForm on_submit={on_submit.clone()} />
                     <GpuDemo on_submit={on_submit.clone()} allowed={snapshot.kernels.clone()}
-                        on_allow={on_allow_kernel} allow_error={(*allow_error).clone()} />
-                    <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_submit_files} {on_allow} allow_error={(*allow_error).clone()} />
+                        on_allow={on_allow_kernel} allow_error={snapshot.allowlist_problem.clone()} />
+                    <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_submit_files} {on_allow} allow_error={snapshot.allowlist_problem.clone()} />
                     if snapshot.queued_sends > 0 {
                         <p class="notice" role="status" data-testid="queued">
                             { format!("{} waiting to be sent: the homeserver allows one event every few seconds.", snapshot.queued_sends) }
