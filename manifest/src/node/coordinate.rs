@@ -86,3 +86,101 @@ impl Coordination {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{NodeCaps, TaskSpec};
+    use crate::ids::UserId;
+    use crate::task_kind::TaskKind;
+    use serde_json::{json, Value};
+
+    fn delivered(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
+        let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
+            "origin_server_ts": ts, "content": out.content});
+        if let Some(key) = &out.state_key {
+            raw["state_key"] = json!(key);
+        }
+        raw
+    }
+
+    /// Alice's node online since 0 and carol's two-chunk task.
+    fn room() -> (Ledger, Contribution) {
+        let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
+        let caps = NodeCaps {
+            cores: 4,
+            slots: 2,
+            memory_mb: None,
+            webgpu: false,
+            models: vec![],
+            declined: vec![],
+        };
+        let mut ledger = Ledger::new();
+        let online = Outgoing::node_online_since(&alice, &caps, Some(0));
+        ledger
+            .ingest(&delivered("$n", "@alice:hs", &online, 0))
+            .unwrap();
+        let task = TaskSpec::new(
+            TaskKind::Primes {
+                start: 0,
+                end: 1_000,
+            },
+            2,
+        );
+        ledger
+            .ingest(&delivered("$t", "@carol:hs", &Outgoing::task(&task), 100))
+            .unwrap();
+        (ledger, Contribution::start(alice, caps, 0))
+    }
+
+    fn assigned(actions: &[Action]) -> Vec<u64> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { out, .. } if out.event_type == crate::events::event_type::ASSIGN => {
+                    Some(out.content["assignments"].as_array().unwrap().len() as u64)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_senior_node_coordinates_once_settled_and_assigns_each_chunk_once_until_it_is_due_again()
+    {
+        let (ledger, alice) = room();
+        assert!(!coordinating(
+            &ledger,
+            Some(&alice),
+            COORDINATOR_SETTLE_MS - 1
+        ));
+        assert!(coordinating(&ledger, Some(&alice), COORDINATOR_SETTLE_MS));
+        assert!(!coordinating(&ledger, None, COORDINATOR_SETTLE_MS));
+
+        let (mut coordination, mut outbox, mut actions) =
+            (Coordination::default(), Outbox::default(), Vec::new());
+        let now = COORDINATOR_SETTLE_MS;
+        coordination.assign(&ledger, &mut outbox, now, &mut actions);
+        assert_eq!(assigned(&actions), [2], "both chunks in one event");
+        coordination.assign(&ledger, &mut outbox, now + 1, &mut actions);
+        assert_eq!(assigned(&actions), [2], "in flight: not again");
+
+        // The event was refused: its chunks may be planned at once.
+        let refused: Vec<Assignment> = serde_json::from_value(match &actions[0] {
+            Action::Send { out, .. } => out.content["assignments"].clone(),
+            _ => unreachable!(),
+        })
+        .unwrap();
+        coordination.refused(&EventId::parse("$t").unwrap(), &refused);
+        coordination.assign(&ledger, &mut outbox, now + 2, &mut actions);
+        assert_eq!(assigned(&actions), [2, 2]);
+        // Never seen back: sent again once the resend time is over.
+        coordination.assign(
+            &ledger,
+            &mut outbox,
+            now + 2 + RESEND_AFTER_MS,
+            &mut actions,
+        );
+        assert_eq!(assigned(&actions), [2, 2, 2]);
+    }
+}

@@ -224,3 +224,114 @@ fn lease_of<'a>(ledger: &'a Ledger, run: &RunningChunk, node: &NodeId) -> Option
         .iter()
         .find(|l| &l.node == node && l.attempt == run.attempt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Assignment, NodeCaps, TaskSpec};
+    use crate::ids::UserId;
+    use crate::limits::COORDINATOR_SETTLE_MS;
+    use crate::task_kind::TaskKind;
+    use serde_json::{json, Value};
+
+    fn delivered(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
+        let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
+            "origin_server_ts": ts, "content": out.content});
+        if let Some(key) = &out.state_key {
+            raw["state_key"] = json!(key);
+        }
+        raw
+    }
+
+    #[test]
+    fn assigned_chunks_start_up_to_the_slots_and_stop_when_the_task_is_cancelled() {
+        let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
+        let caps = NodeCaps {
+            cores: 4,
+            slots: 2,
+            memory_mb: None,
+            webgpu: false,
+            models: vec![],
+            declined: vec![],
+        };
+        let mut ledger = Ledger::new();
+        let online = Outgoing::node_online_since(&alice, &caps, Some(0));
+        ledger
+            .ingest(&delivered("$n", "@alice:hs", &online, 0))
+            .unwrap();
+        let task = TaskSpec::new(
+            TaskKind::Primes {
+                start: 0,
+                end: 3_000,
+            },
+            3,
+        );
+        ledger
+            .ingest(&delivered("$t", "@carol:hs", &Outgoing::task(&task), 100))
+            .unwrap();
+        let id = EventId::parse("$t").unwrap();
+        let assignments: Vec<Assignment> = (0..3)
+            .map(|chunk| Assignment {
+                chunk,
+                node: alice.clone(),
+                attempt: 1,
+            })
+            .collect();
+        let at = COORDINATOR_SETTLE_MS;
+        let assign = Outgoing::assign(&id, &assignments);
+        ledger
+            .ingest(&delivered("$a", "@alice:hs", &assign, at))
+            .unwrap();
+
+        let contribution = Contribution::start(alice.clone(), caps, 0);
+        let (mut running, mut consents, mut results) =
+            (Running::default(), Consents::default(), Results::default());
+        let mut actions = Vec::new();
+        running.start_assigned(
+            &ledger,
+            &contribution,
+            &mut consents,
+            &mut results,
+            at,
+            &mut actions,
+        );
+        let started: Vec<u32> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RunChunk { chunk, .. } => Some(*chunk),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(started, [0, 1], "two slots: two chunks, in order");
+
+        // Long chunks report progress before their leases would lapse.
+        actions.clear();
+        let mut outbox = Outbox::default();
+        running.report_progress(
+            &ledger,
+            &alice,
+            &mut outbox,
+            at + PROGRESS_EVERY_MS,
+            &mut actions,
+        );
+        let [Action::Send { out, .. }] = &actions[..] else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(
+            out.content["chunks"].as_array().unwrap().len(),
+            2,
+            "one event for both"
+        );
+
+        actions.clear();
+        let cancel = Outgoing::cancel(&id, None);
+        ledger
+            .ingest(&delivered("$c", "@carol:hs", &cancel, at + 1))
+            .unwrap();
+        running.abort_obsolete(&ledger, at + 2, &mut actions);
+        assert_eq!(
+            actions,
+            [Action::AbortJob { job: 0 }, Action::AbortJob { job: 1 }]
+        );
+    }
+}
