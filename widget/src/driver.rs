@@ -209,6 +209,13 @@ impl Driver {
         for action in actions {
             self.execute(action);
         }
+        // Some chunks the machine finishes itself (a plan, a span outside
+        // its recording): they are no longer this machine's work to show.
+        {
+            let mut state = self.state.borrow_mut();
+            let state = &mut *state;
+            state.jobs.retain(|&job, _| state.machine.runs(job));
+        }
         self.publish();
     }
 

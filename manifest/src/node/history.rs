@@ -135,6 +135,11 @@ impl History {
         self.next()
     }
 
+    /// Whether reads of the past are still to come back.
+    pub fn reading(&self) -> bool {
+        self.reading.is_some() || !self.to_read.is_empty()
+    }
+
     /// What could not be read, in the order it was asked.
     pub fn unread(&self) -> &[Unread] {
         &self.unread

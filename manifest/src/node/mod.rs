@@ -41,7 +41,9 @@ use results::{outcome_for_room, Results};
 use running::Running;
 use transcripts::Replies;
 
-use crate::events::{event_type, Assignment, ChunkOutcome, Outcome, Outgoing, TaskSpec, REDACTION};
+use crate::events::{
+    event_type, Assignment, ChunkOutcome, NodeCaps, Outcome, Outgoing, TaskSpec, REDACTION,
+};
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::Ledger;
 use crate::limits::RETRY_AFTER_REFUSAL_MS;
@@ -74,6 +76,10 @@ pub struct NodeMachine {
     leave_notice: Option<Outgoing>,
     /// Why the friend's last allowlist edit did not take.
     allowlist_problem: Option<String>,
+    /// Contributing asked for while the room's past is still being read: a
+    /// node announces itself only once it knows the room (who is senior,
+    /// which tasks and leases exist).
+    start_after_history: Option<(NodeId, NodeCaps)>,
 }
 
 impl NodeMachine {
@@ -91,11 +97,20 @@ impl NodeMachine {
         self.me.as_ref()
     }
     pub fn node(&self) -> Option<&NodeId> {
-        self.contribution.as_ref().map(Contribution::node)
+        let waiting = self.start_after_history.as_ref().map(|(node, _)| node);
+        self.contribution
+            .as_ref()
+            .map(Contribution::node)
+            .or(waiting)
     }
     /// Events waiting for send budget.
     pub fn queued_sends(&self) -> usize {
         self.outbox.len()
+    }
+    /// Whether chunk `job` still runs here: the machine finishes some jobs
+    /// itself (a plan, a span outside its recording).
+    pub fn runs(&self, job: JobId) -> bool {
+        self.running.contains(job)
     }
     /// Why the friend's last allowlist edit did not take, if it did not.
     pub fn allowlist_problem(&self) -> Option<&str> {
@@ -146,12 +161,18 @@ impl NodeMachine {
                 let answer = events.as_deref().map_err(|_| ());
                 if let Some(next) = self.history.read(&read, answer) {
                     actions.push(Action::ReadHistory { read: next });
+                } else if let Some((node, caps)) = self.start_after_history.take() {
+                    self.contribution = Some(Contribution::start(node, caps, now));
                 }
+            }
+            Input::StartContributing { node, caps } if self.history.reading() => {
+                self.start_after_history = Some((node, caps));
             }
             Input::StartContributing { node, caps } => {
                 self.contribution = Some(Contribution::start(node, caps, now));
             }
             Input::StopContributing => {
+                self.start_after_history = None;
                 if let Some(c) = self.contribution.take() {
                     self.leave_notice = Some(c.leave_notice());
                     actions.push(Action::FireDeadManSwitch);
@@ -549,5 +570,53 @@ mod tests {
             machine.allowlist_problem(),
             Some("M_FORBIDDEN: you cannot change the room's state")
         );
+    }
+
+    #[test]
+    fn a_node_announces_itself_only_once_it_has_read_the_rooms_past() {
+        let alice = UserId::parse("@alice:hs").unwrap();
+        let node = NodeId::new(&alice, "tab").unwrap();
+        let caps = NodeCaps {
+            cores: 2,
+            slots: 1,
+            memory_mb: None,
+            webgpu: false,
+            models: vec![],
+            declined: vec![],
+        };
+        let announces = |actions: &[Action]| {
+            actions
+                .iter()
+                .filter(
+                    |a| matches!(a, Action::Send { out, .. } if out.event_type == event_type::NODE),
+                )
+                .count()
+        };
+        let mut machine = NodeMachine::new(alice);
+        let mut next = machine.process(Input::ReadHistory, 0);
+        let started = machine.process(
+            Input::StartContributing {
+                node: node.clone(),
+                caps,
+            },
+            1,
+        );
+        assert_eq!(announces(&started), 0, "not before the past is read");
+        assert_eq!(
+            machine.node(),
+            Some(&node),
+            "it is contributing, as the friend asked"
+        );
+        let mut announced = 0;
+        while let Some(Action::ReadHistory { read }) = next.first().cloned() {
+            let answer = Input::HistoryRead {
+                read,
+                events: Ok(vec![]),
+            };
+            next = machine.process(answer, 2);
+            announced += announces(&next);
+            next.retain(|a| matches!(a, Action::ReadHistory { .. }));
+        }
+        assert_eq!(announced, 1, "then it announces itself, once");
     }
 }

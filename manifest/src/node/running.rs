@@ -42,6 +42,11 @@ impl Running {
         }
     }
 
+    /// Whether `job` runs (or waits for its audio) here.
+    pub fn contains(&self, job: JobId) -> bool {
+        self.jobs.contains_key(&job)
+    }
+
     /// A worker finished `job`: what it ran, unless it was aborted.
     pub fn finish(&mut self, job: JobId) -> Option<RunningChunk> {
         self.jobs.remove(&job)
