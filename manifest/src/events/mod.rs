@@ -20,6 +20,8 @@ mod types;
 pub use assign::{AssignContent, Assignment};
 pub use cancel::CancelContent;
 pub use node::{NodeCaps, NodeContent, WasOnline};
+#[cfg(test)]
+pub(crate) use outgoing::test_support;
 pub use outgoing::Outgoing;
 pub use progress::{ChunkProgress, ProgressContent};
 pub use relation::Relation;

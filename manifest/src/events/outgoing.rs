@@ -146,8 +146,13 @@ pub(crate) mod test_support {
 
     /// `out` as the homeserver delivers it, from `sender` (for round-trip tests).
     pub(crate) fn delivered(out: &Outgoing, sender: &str) -> Value {
-        let mut raw = json!({"type": out.event_type, "event_id": "$sent", "sender": sender,
-            "origin_server_ts": 1_000, "content": out.content});
+        delivered_as("$sent", sender, out, 1_000)
+    }
+
+    /// `out` as the homeserver delivers it, as event `id` at `ts`.
+    pub(crate) fn delivered_as(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
+        let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
+            "origin_server_ts": ts, "content": out.content});
         if let Some(key) = &out.state_key {
             raw["state_key"] = json!(key);
         }

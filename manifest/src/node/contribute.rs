@@ -136,14 +136,7 @@ mod tests {
     use serde_json::json;
 
     fn contribution() -> Contribution {
-        let caps = NodeCaps {
-            cores: 4,
-            slots: 2,
-            memory_mb: None,
-            webgpu: false,
-            models: vec![],
-            declined: vec![],
-        };
+        let caps = super::super::test_support::caps(2);
         let alice = UserId::parse("@alice:hs").unwrap();
         Contribution::start(NodeId::new(&alice, "tab1").unwrap(), caps, 0)
     }

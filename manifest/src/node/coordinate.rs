@@ -90,35 +90,19 @@ impl Coordination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{NodeCaps, TaskSpec};
+    use crate::events::test_support::delivered_as;
+    use crate::events::TaskSpec;
     use crate::ids::UserId;
     use crate::task_kind::TaskKind;
-    use serde_json::{json, Value};
-
-    fn delivered(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
-        let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
-            "origin_server_ts": ts, "content": out.content});
-        if let Some(key) = &out.state_key {
-            raw["state_key"] = json!(key);
-        }
-        raw
-    }
 
     /// Alice's node online since 0 and carol's two-chunk task.
     fn room() -> (Ledger, Contribution) {
         let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
-        let caps = NodeCaps {
-            cores: 4,
-            slots: 2,
-            memory_mb: None,
-            webgpu: false,
-            models: vec![],
-            declined: vec![],
-        };
+        let caps = super::super::test_support::caps(2);
         let mut ledger = Ledger::new();
         let online = Outgoing::node_online_since(&alice, &caps, Some(0));
         ledger
-            .ingest(&delivered("$n", "@alice:hs", &online, 0))
+            .ingest(&delivered_as("$n", "@alice:hs", &online, 0))
             .unwrap();
         let task = TaskSpec::new(
             TaskKind::Primes {
@@ -128,7 +112,12 @@ mod tests {
             2,
         );
         ledger
-            .ingest(&delivered("$t", "@carol:hs", &Outgoing::task(&task), 100))
+            .ingest(&delivered_as(
+                "$t",
+                "@carol:hs",
+                &Outgoing::task(&task),
+                100,
+            ))
             .unwrap();
         (ledger, Contribution::start(alice, caps, 0))
     }

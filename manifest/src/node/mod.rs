@@ -497,23 +497,34 @@ fn redacted_by(raw: &Value) -> Option<EventId> {
     EventId::parse(target).ok()
 }
 
+/// What the node modules' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::events::NodeCaps;
+
+    /// A four-core machine offering `slots` workers, declining nothing.
+    pub(crate) fn caps(slots: u32) -> NodeCaps {
+        NodeCaps {
+            cores: 4,
+            slots,
+            memory_mb: None,
+            webgpu: false,
+            models: vec![],
+            declined: vec![],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_support::caps;
     use super::*;
-    use crate::events::NodeCaps;
 
     #[test]
     fn a_leave_notice_the_switch_could_not_publish_is_sent_by_the_node_once() {
         let alice = UserId::parse("@alice:hs").unwrap();
         let node = NodeId::new(&alice, "tab").unwrap();
-        let caps = NodeCaps {
-            cores: 2,
-            slots: 1,
-            memory_mb: None,
-            webgpu: false,
-            models: vec![],
-            declined: vec![],
-        };
+        let caps = caps(1);
         let mut machine = NodeMachine::new(alice);
         machine.process(Input::StartContributing { node, caps }, 0);
         let stop = machine.process(Input::StopContributing, 1_000);
@@ -576,14 +587,7 @@ mod tests {
     fn a_node_announces_itself_only_once_it_has_read_the_rooms_past() {
         let alice = UserId::parse("@alice:hs").unwrap();
         let node = NodeId::new(&alice, "tab").unwrap();
-        let caps = NodeCaps {
-            cores: 2,
-            slots: 1,
-            memory_mb: None,
-            webgpu: false,
-            models: vec![],
-            declined: vec![],
-        };
+        let caps = caps(1);
         let announces = |actions: &[Action]| {
             actions
                 .iter()

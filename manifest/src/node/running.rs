@@ -233,36 +233,20 @@ fn lease_of<'a>(ledger: &'a Ledger, run: &RunningChunk, node: &NodeId) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{Assignment, NodeCaps, TaskSpec};
+    use crate::events::test_support::delivered_as;
+    use crate::events::{Assignment, TaskSpec};
     use crate::ids::UserId;
     use crate::limits::COORDINATOR_SETTLE_MS;
     use crate::task_kind::TaskKind;
-    use serde_json::{json, Value};
-
-    fn delivered(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
-        let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
-            "origin_server_ts": ts, "content": out.content});
-        if let Some(key) = &out.state_key {
-            raw["state_key"] = json!(key);
-        }
-        raw
-    }
 
     #[test]
     fn assigned_chunks_start_up_to_the_slots_and_stop_when_the_task_is_cancelled() {
         let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
-        let caps = NodeCaps {
-            cores: 4,
-            slots: 2,
-            memory_mb: None,
-            webgpu: false,
-            models: vec![],
-            declined: vec![],
-        };
+        let caps = super::super::test_support::caps(2);
         let mut ledger = Ledger::new();
         let online = Outgoing::node_online_since(&alice, &caps, Some(0));
         ledger
-            .ingest(&delivered("$n", "@alice:hs", &online, 0))
+            .ingest(&delivered_as("$n", "@alice:hs", &online, 0))
             .unwrap();
         let task = TaskSpec::new(
             TaskKind::Primes {
@@ -272,7 +256,12 @@ mod tests {
             3,
         );
         ledger
-            .ingest(&delivered("$t", "@carol:hs", &Outgoing::task(&task), 100))
+            .ingest(&delivered_as(
+                "$t",
+                "@carol:hs",
+                &Outgoing::task(&task),
+                100,
+            ))
             .unwrap();
         let id = EventId::parse("$t").unwrap();
         let assignments: Vec<Assignment> = (0..3)
@@ -285,7 +274,7 @@ mod tests {
         let at = COORDINATOR_SETTLE_MS;
         let assign = Outgoing::assign(&id, &assignments);
         ledger
-            .ingest(&delivered("$a", "@alice:hs", &assign, at))
+            .ingest(&delivered_as("$a", "@alice:hs", &assign, at))
             .unwrap();
 
         let contribution = Contribution::start(alice.clone(), caps, 0);
@@ -331,7 +320,7 @@ mod tests {
         actions.clear();
         let cancel = Outgoing::cancel(&id, None);
         ledger
-            .ingest(&delivered("$c", "@carol:hs", &cancel, at + 1))
+            .ingest(&delivered_as("$c", "@carol:hs", &cancel, at + 1))
             .unwrap();
         running.abort_obsolete(&ledger, at + 2, &mut actions);
         assert_eq!(
