@@ -297,7 +297,7 @@ impl TaskKind {
             }
             TaskKind::Transcribe(task) => format!(
                 "Transcribe {} pieces of a voice message ({})",
-                task.spans.len(),
+                task.spans().len(),
                 task.model.name()
             ),
             TaskKind::Kernel(kernel) => format!(

@@ -191,15 +191,67 @@ impl AudioRef {
     }
 }
 
-/// A transcription: which audio, which model, and, once planned, its spans.
+/// A transcription: which audio, which model, and what this task does with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "TranscribeWire", from = "TranscribeWire")]
 pub struct TranscribeTask {
     pub audio: AudioRef,
-    #[serde(default)]
     pub model: WhisperModel,
-    /// Empty: the task's one chunk plans. Otherwise chunk `i` transcribes `spans[i]`.
+    pub stage: Stage,
+}
+
+/// The two steps of a transcription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// The task's one chunk downloads the audio and finds its spans.
+    Plan,
+    /// Chunk `i` transcribes `spans[i]`; the plan's part.
+    Spans(Vec<Span>),
+}
+
+/// A transcription as a task carries it: a plan names no spans.
+#[derive(Serialize, Deserialize)]
+struct TranscribeWire {
+    audio: AudioRef,
+    #[serde(default)]
+    model: WhisperModel,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub spans: Vec<Span>,
+    spans: Vec<Span>,
+}
+
+impl Stage {
+    /// The stage a list of spans makes: none is the plan.
+    pub fn of_spans(spans: Vec<Span>) -> Stage {
+        if spans.is_empty() {
+            Stage::Plan
+        } else {
+            Stage::Spans(spans)
+        }
+    }
+}
+
+impl From<TranscribeTask> for TranscribeWire {
+    fn from(task: TranscribeTask) -> Self {
+        let spans = match task.stage {
+            Stage::Plan => Vec::new(),
+            Stage::Spans(spans) => spans,
+        };
+        Self {
+            audio: task.audio,
+            model: task.model,
+            spans,
+        }
+    }
+}
+
+impl From<TranscribeWire> for TranscribeTask {
+    fn from(wire: TranscribeWire) -> Self {
+        Self {
+            audio: wire.audio,
+            model: wire.model,
+            stage: Stage::of_spans(wire.spans),
+        }
+    }
 }
 
 /// A stretch of speech and its words, in the recording's time.
@@ -390,33 +442,44 @@ impl TranscribeTask {
         TranscribeTask {
             audio,
             model,
-            spans: Vec::new(),
+            stage: Stage::Plan,
         }
     }
 
     pub fn is_plan(&self) -> bool {
-        self.spans.is_empty()
+        self.stage == Stage::Plan
+    }
+
+    /// The spans this task transcribes; none for a plan.
+    pub fn spans(&self) -> &[Span] {
+        match &self.stage {
+            Stage::Plan => &[],
+            Stage::Spans(spans) => spans,
+        }
     }
 
     pub fn validate(&self, chunks: u32) -> Result<(), KindError> {
         self.audio.check().map_err(KindError::BadAudio)?;
-        let wanted = self.spans.len().max(1) as u64;
+        let wanted = self.spans().len().max(1) as u64;
         if wanted != u64::from(chunks) {
             return Err(KindError::ChunksMismatch {
                 split: wanted,
                 chunks,
             });
         }
-        check_spans(&self.spans).map_err(KindError::BadAudio)
+        check_spans(self.spans()).map_err(KindError::BadAudio)
     }
 
+    /// Chunk `index`'s own task: the plan, or one span (none past the last).
     pub fn chunk(&self, index: u32) -> TranscribeTask {
-        let spans = match self.spans.get(index as usize) {
-            Some(span) => vec![*span],
-            None => Vec::new(),
+        let stage = match &self.stage {
+            Stage::Plan => Stage::Plan,
+            Stage::Spans(spans) => {
+                Stage::Spans(spans.get(index as usize).copied().into_iter().collect())
+            }
         };
         TranscribeTask {
-            spans,
+            stage,
             ..self.clone()
         }
     }
@@ -473,7 +536,7 @@ impl TranscribeTask {
             return None;
         }
         Some(TranscribeTask {
-            spans: plan.spans,
+            stage: Stage::Spans(plan.spans),
             ..self.clone()
         })
     }
@@ -555,11 +618,7 @@ mod tests {
     fn a_recording_larger_than_a_node_downloads_is_refused_before_anyone_fetches_it() {
         let mut huge = audio();
         huge.size = Some(5_000_000_000);
-        let task = TranscribeTask {
-            audio: huge,
-            model: WhisperModel::TinyEn,
-            spans: Vec::new(),
-        };
+        let task = TranscribeTask::plan(huge, WhisperModel::TinyEn);
         let err = task.validate(1).unwrap_err().to_string();
         assert!(
             err.contains("5000 MB; Potluck downloads at most 200 MB"),
@@ -587,7 +646,7 @@ mod tests {
         TranscribeTask {
             audio: audio(),
             model: WhisperModel::TinyEn,
-            spans,
+            stage: Stage::of_spans(spans),
         }
     }
 
@@ -632,12 +691,32 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_carries_no_spans_and_a_part_its_spans_both_read_back_as_sent() {
+        let plan = task(vec![]);
+        let wire = serde_json::to_value(&plan).unwrap();
+        assert!(wire.get("spans").is_none(), "{wire}");
+        assert_eq!(
+            serde_json::from_value::<TranscribeTask>(wire).unwrap(),
+            plan
+        );
+        let part = task(vec![span(0, 30_000)]);
+        let wire = serde_json::to_value(&part).unwrap();
+        assert_eq!(wire["spans"], json!([{"start_ms": 0, "end_ms": 30_000}]));
+        assert_eq!(
+            serde_json::from_value::<TranscribeTask>(wire)
+                .unwrap()
+                .stage,
+            part.stage
+        );
+    }
+
+    #[test]
     fn a_plan_has_one_chunk_and_a_planned_task_one_per_span() {
         assert!(task(vec![]).validate(1).is_ok());
         assert!(task(vec![]).validate(2).is_err());
         let planned = task(vec![span(0, 30_000), span(30_000, 41_000)]);
         assert!(planned.validate(2).is_ok());
-        assert_eq!(planned.chunk(1).spans, vec![span(30_000, 41_000)]);
+        assert_eq!(planned.chunk(1).spans(), [span(30_000, 41_000)]);
         assert!(
             task(vec![span(0, 31_000)]).validate(1).is_err(),
             "longer than a window"
@@ -677,7 +756,7 @@ mod tests {
             {"start_ms": 0, "end_ms": 30_000}, {"start_ms": 30_000, "end_ms": 41_000}]});
         assert!(plan_task.check_output(&plan_output).is_ok());
         let spans_task = plan_task.spans_after(&plan_output).unwrap();
-        assert_eq!(spans_task.spans.len(), 2);
+        assert_eq!(spans_task.spans().len(), 2);
         assert!(spans_task.validate(2).is_ok());
         assert!(
             spans_task.spans_after(&plan_output).is_none(),

@@ -82,7 +82,7 @@ pub enum FromWorker {
 mod tests {
     use super::*;
     use crate::kernel::KernelTask;
-    use crate::transcription::{AudioRef, Span, WhisperModel};
+    use crate::transcription::{AudioRef, Span, Stage, WhisperModel};
     use serde_json::json;
 
     #[test]
@@ -90,10 +90,10 @@ mod tests {
         let audio: AudioRef =
             serde_json::from_value(json!({"message": "$voice", "url": "mxc://hs/a"})).unwrap();
         let span = TranscribeTask {
-            spans: vec![Span {
+            stage: Stage::Spans(vec![Span {
                 start_ms: 0,
                 end_ms: 9_000,
-            }],
+            }]),
             ..TranscribeTask::plan(audio, WhisperModel::TinyEn)
         };
         let transcribe = ToWorker::Transcribe {

@@ -181,7 +181,7 @@ impl Room {
                     self.carry_out(node, actions);
                 }
                 Action::RunTranscription { job, work, .. } => {
-                    let span = work.spans[0];
+                    let span = work.spans()[0];
                     let outcome = Outcome::Output(
                         json!({"segments": [TimedText {
                             start_ms: span.start_ms,

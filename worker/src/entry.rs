@@ -143,7 +143,7 @@ async fn transcribe(
     notice: impl Fn(String),
 ) -> Result<serde_json::Value, String> {
     let span = task
-        .spans
+        .spans()
         .first()
         .ok_or("a worker transcribes spans; planning happens in the widget")?;
     let engine = engine(task.model.name(), models, notice).await?;

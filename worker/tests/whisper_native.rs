@@ -8,7 +8,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use manifest::ids::{EventId, MxcUri};
-use manifest::transcription::{self, AudioRef, TranscribeTask, Transcript, WhisperModel};
+use manifest::transcription::{self, AudioRef, Stage, TranscribeTask, Transcript, WhisperModel};
 use potluck_worker::audio::{resample::resample, wav};
 use potluck_worker::catalog::local_models_dir;
 use potluck_worker::speech::transcribe_span;
@@ -299,19 +299,16 @@ fn two_minutes_planned_as_a_task_and_split_over_workers_keep_faster_whispers_acc
             serde_json::to_value(part).unwrap()
         })
         .collect();
-    let task = TranscribeTask {
-        audio: AudioRef {
-            message: EventId::parse("$voice").unwrap(),
-            url: Some(MxcUri::parse("mxc://hs/voice").unwrap()),
-            file: None,
-            mimetype: None,
-            size: None,
-        },
-        model: WhisperModel::TinyEn,
-        spans: Vec::new(),
+    let audio = AudioRef {
+        message: EventId::parse("$voice").unwrap(),
+        url: Some(MxcUri::parse("mxc://hs/voice").unwrap()),
+        file: None,
+        mimetype: None,
+        size: None,
     };
+    let task = TranscribeTask::plan(audio, WhisperModel::TinyEn);
     let part = TranscribeTask {
-        spans: plan.spans.clone(),
+        stage: Stage::Spans(plan.spans.clone()),
         ..task.clone()
     };
     let merged = task

@@ -106,7 +106,7 @@ impl TaskSpec {
             return None;
         };
         let spans = transcribe.spans_after(output)?;
-        let chunks = spans.spans.len() as u32;
+        let chunks = spans.spans().len() as u32;
         let mut spec = TaskSpec::new(TaskKind::Transcribe(Box::new(spans)), chunks);
         spec.parent = Some(parent.clone());
         // A resend after a timeout is the same part, not a second one.

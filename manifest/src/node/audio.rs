@@ -112,7 +112,7 @@ impl Audio {
 
 /// A plan chunk plans; a span chunk gets its span's samples.
 fn prepare(task: &TranscribeTask, samples: &[f32]) -> Prepared {
-    match task.spans.first() {
+    match task.spans().first() {
         None => Prepared::Planned(
             transcription::plan(samples)
                 .map(|plan| serde_json::to_value(plan).unwrap_or_default())
@@ -128,14 +128,14 @@ fn prepare(task: &TranscribeTask, samples: &[f32]) -> Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcription::{Span, WhisperModel};
+    use crate::transcription::{Span, Stage, WhisperModel};
     use serde_json::json;
 
     fn task(message: &str, spans: Vec<Span>) -> TranscribeTask {
         let audio: AudioRef =
             serde_json::from_value(json!({"message": message, "url": "mxc://hs/a"})).unwrap();
         TranscribeTask {
-            spans,
+            stage: Stage::of_spans(spans),
             ..TranscribeTask::plan(audio, WhisperModel::TinyEn)
         }
     }
