@@ -10,9 +10,10 @@
 use crate::kernel::KernelTask;
 use crate::kind_error::KindError;
 use crate::task_kind::{check_integrity, ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
-use crate::text::check_shown_text;
+use crate::text::{check_shown_text, TextError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use thiserror::Error;
 
 /// Scripts one room may allow; more belong in separate rooms.
 pub const MAX_ALLOWED_SCRIPTS: usize = 100;
@@ -49,20 +50,52 @@ pub struct Allowlist {
     pub kernels: Vec<AllowedKernel>,
 }
 
-fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
+/// Why a list cannot be the room's allowlist; each names the entry.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AllowlistError {
+    #[error("the allowlist has {count} kernels; the limit is {MAX_ALLOWED_SCRIPTS}")]
+    TooManyKernels { count: usize },
+    #[error("the allowlist has {count} scripts; the limit is {MAX_ALLOWED_SCRIPTS}")]
+    TooManyScripts { count: usize },
+    /// `position` counts from 1; `name` is cut to `MAX_NAME_CHARS`.
+    #[error("allowlist kernel {position}: '{name}' is not a name (a-z, 0-9 and -, at most {MAX_NAME_CHARS})")]
+    KernelName { position: usize, name: String },
+    #[error("allowlist entry {position}: '{name}' is not a name (a-z, 0-9 and -, at most {MAX_NAME_CHARS})")]
+    ScriptName { position: usize, name: String },
+    #[error("allowlist kernel '{name}': its hash must be sha256-…")]
+    KernelNotSha256 { name: String },
+    #[error("allowlist kernel '{name}': {error}")]
+    Kernel { name: String, error: KindError },
+    #[error("the allowlist names '{name}' twice")]
+    Twice { name: String },
+    #[error("allowlist entry '{name}': {error}")]
+    Script { name: String, error: KindError },
+    #[error("the description of '{name}': {error}")]
+    Description { name: String, error: TextError },
+}
+
+/// Why the room's allowlist does not allow a task's script or kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NotAllowed {
+    #[error("{url} is allowed in this room only with another hash: the script changed, or the task names the wrong one")]
+    OtherHash { url: String },
+    #[error("{url} is not on this room's allowlist")]
+    Script { url: String },
+    #[error("this WebGPU kernel ({integrity}) is not on this room's allowlist")]
+    Kernel { integrity: String },
+}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
         && name.chars().count() <= MAX_NAME_CHARS
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "'{}' is not a name (a-z, 0-9 and -, at most {MAX_NAME_CHARS})",
-            name.chars().take(MAX_NAME_CHARS).collect::<String>()
-        ))
-    }
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// As much of a name as an error repeats.
+fn shown_name(name: &str) -> String {
+    name.chars().take(MAX_NAME_CHARS).collect()
 }
 
 impl Allowlist {
@@ -82,40 +115,53 @@ impl Allowlist {
         list
     }
 
-    /// Checks names, addresses and hashes; the reason says which entry is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks names, addresses and hashes; the error says which entry is wrong.
+    pub fn validate(&self) -> Result<(), AllowlistError> {
         if self.kernels.len() > MAX_ALLOWED_SCRIPTS {
-            return Err(format!(
-                "the allowlist has {} kernels; the limit is {MAX_ALLOWED_SCRIPTS}",
-                self.kernels.len()
-            ));
+            return Err(AllowlistError::TooManyKernels {
+                count: self.kernels.len(),
+            });
         }
         for (i, kernel) in self.kernels.iter().enumerate() {
-            check_name(&kernel.name).map_err(|e| format!("allowlist kernel {}: {e}", i + 1))?;
-            if !kernel.integrity.starts_with("sha256-") {
-                return Err(format!(
-                    "allowlist kernel '{}': its hash must be sha256-…",
-                    kernel.name
-                ));
+            let name = || kernel.name.clone();
+            if !is_name(&kernel.name) {
+                return Err(AllowlistError::KernelName {
+                    position: i + 1,
+                    name: shown_name(&kernel.name),
+                });
             }
-            check_integrity(&kernel.integrity)
-                .map_err(|e| format!("allowlist kernel '{}': {e}", kernel.name))?;
-            check_shown_text(&kernel.description)
-                .map_err(|e| format!("the description of '{}': {e}", kernel.name))?;
+            if !kernel.integrity.starts_with("sha256-") {
+                return Err(AllowlistError::KernelNotSha256 { name: name() });
+            }
+            check_integrity(&kernel.integrity).map_err(|error| AllowlistError::Kernel {
+                name: name(),
+                error,
+            })?;
+            check_shown_text(&kernel.description).map_err(|error| AllowlistError::Description {
+                name: name(),
+                error,
+            })?;
         }
         if self.scripts.len() > MAX_ALLOWED_SCRIPTS {
-            return Err(format!(
-                "the allowlist has {} scripts; the limit is {MAX_ALLOWED_SCRIPTS}",
-                self.scripts.len()
-            ));
+            return Err(AllowlistError::TooManyScripts {
+                count: self.scripts.len(),
+            });
         }
         for (i, script) in self.scripts.iter().enumerate() {
-            check_name(&script.name).map_err(|e| format!("allowlist entry {}: {e}", i + 1))?;
-            if self.scripts[..i].iter().any(|s| s.name == script.name) {
-                return Err(format!("the allowlist names '{}' twice", script.name));
+            let name = || script.name.clone();
+            if !is_name(&script.name) {
+                return Err(AllowlistError::ScriptName {
+                    position: i + 1,
+                    name: shown_name(&script.name),
+                });
             }
-            check_shown_text(&script.description)
-                .map_err(|e| format!("the description of '{}': {e}", script.name))?;
+            if self.scripts[..i].iter().any(|s| s.name == script.name) {
+                return Err(AllowlistError::Twice { name: name() });
+            }
+            check_shown_text(&script.description).map_err(|error| AllowlistError::Description {
+                name: name(),
+                error,
+            })?;
             let probe = TaskKind::Script(ScriptTask {
                 url: script.url.clone(),
                 integrity: script.integrity.clone(),
@@ -123,15 +169,16 @@ impl Allowlist {
                 split: Split::List(vec![Value::Null]),
                 max_seconds: DEFAULT_SCRIPT_SECONDS,
             });
-            probe
-                .validate(1)
-                .map_err(|e: KindError| format!("allowlist entry '{}': {e}", script.name))?;
+            probe.validate(1).map_err(|error| AllowlistError::Script {
+                name: name(),
+                error,
+            })?;
         }
         Ok(())
     }
 
     /// The entry that allows `task`'s script, or why none does.
-    pub fn allows(&self, task: &ScriptTask) -> Result<&AllowedScript, String> {
+    pub fn allows(&self, task: &ScriptTask) -> Result<&AllowedScript, NotAllowed> {
         if let Some(entry) = self
             .scripts
             .iter()
@@ -139,24 +186,20 @@ impl Allowlist {
         {
             return Ok(entry);
         }
+        let url = task.url.clone();
         if self.scripts.iter().any(|s| s.url == task.url) {
-            return Err(format!(
-                "{} is allowed in this room only with another hash: the script changed, or the task names the wrong one",
-                task.url
-            ));
+            return Err(NotAllowed::OtherHash { url });
         }
-        Err(format!("{} is not on this room's allowlist", task.url))
+        Err(NotAllowed::Script { url })
     }
 
     /// The entry that allows this kernel's source, or why none does.
-    pub fn allows_kernel(&self, kernel: &KernelTask) -> Result<&AllowedKernel, String> {
+    pub fn allows_kernel(&self, kernel: &KernelTask) -> Result<&AllowedKernel, NotAllowed> {
         let integrity = kernel.integrity();
-        self.kernels
-            .iter()
-            .find(|k| k.integrity == integrity)
-            .ok_or_else(|| {
-                format!("this WebGPU kernel ({integrity}) is not on this room's allowlist")
-            })
+        match self.kernels.iter().find(|k| k.integrity == integrity) {
+            Some(entry) => Ok(entry),
+            None => Err(NotAllowed::Kernel { integrity }),
+        }
     }
 
     pub fn by_name(&self, name: &str) -> Option<&AllowedScript> {
@@ -200,16 +243,17 @@ mod tests {
                 .name,
             "tiles"
         );
-        let changed = list
-            .allows(&task("https://x.org/tiles.js", 'B'))
-            .unwrap_err();
-        assert!(changed.contains("another hash"), "{changed}");
-        let unknown = list
-            .allows(&task("https://x.org/other.js", 'A'))
-            .unwrap_err();
-        assert!(
-            unknown.contains("not on this room's allowlist"),
-            "{unknown}"
+        assert_eq!(
+            list.allows(&task("https://x.org/tiles.js", 'B')),
+            Err(NotAllowed::OtherHash {
+                url: "https://x.org/tiles.js".into()
+            })
+        );
+        assert_eq!(
+            list.allows(&task("https://x.org/other.js", 'A')),
+            Err(NotAllowed::Script {
+                url: "https://x.org/other.js".into()
+            })
         );
     }
 
@@ -222,17 +266,34 @@ mod tests {
                 entry("tiles", "https://x.org/b.js", 'B'),
             ],
         };
-        assert!(twice.validate().unwrap_err().contains("twice"));
+        assert_eq!(
+            twice.validate(),
+            Err(AllowlistError::Twice {
+                name: "tiles".into()
+            })
+        );
         let shouty = Allowlist {
             kernels: vec![],
             scripts: vec![entry("Tiles!", "https://x.org/a.js", 'A')],
         };
-        assert!(shouty.validate().unwrap_err().contains("not a name"));
+        assert_eq!(
+            shouty.validate(),
+            Err(AllowlistError::ScriptName {
+                position: 1,
+                name: "Tiles!".into()
+            })
+        );
         let plain_http = Allowlist {
             kernels: vec![],
             scripts: vec![entry("tiles", "http://x.org/a.js", 'A')],
         };
-        assert!(plain_http.validate().unwrap_err().contains("'tiles'"));
+        assert!(matches!(
+            plain_http.validate(),
+            Err(AllowlistError::Script {
+                name,
+                error: KindError::BadScriptUrl(_)
+            }) if name == "tiles"
+        ));
     }
 
     #[test]
@@ -258,7 +319,7 @@ mod tests {
         list.validate().unwrap();
         assert_eq!(list.allows_kernel(&kernel(source)).unwrap().name, "noop");
         let edited = list.allows_kernel(&kernel(&format!("{source} ")));
-        assert!(edited.unwrap_err().contains("not on this room's allowlist"));
+        assert!(matches!(edited, Err(NotAllowed::Kernel { .. })));
         let sha384 = Allowlist {
             scripts: vec![],
             kernels: vec![AllowedKernel {
@@ -266,6 +327,50 @@ mod tests {
                 ..list.kernels[0].clone()
             }],
         };
-        assert!(sha384.validate().unwrap_err().contains("sha256"));
+        assert_eq!(
+            sha384.validate(),
+            Err(AllowlistError::KernelNotSha256 {
+                name: "noop".into()
+            })
+        );
+    }
+
+    #[test]
+    fn allowlist_errors_name_the_entry_in_words() {
+        let long = "a".repeat(MAX_NAME_CHARS + 5);
+        let list = Allowlist {
+            kernels: vec![],
+            scripts: vec![entry(&long, "https://x.org/a.js", 'A')],
+        };
+        let error = list.validate().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "allowlist entry 1: '{}' is not a name (a-z, 0-9 and -, at most {MAX_NAME_CHARS})",
+                "a".repeat(MAX_NAME_CHARS)
+            )
+        );
+        let spoofed = Allowlist {
+            kernels: vec![],
+            scripts: vec![AllowedScript {
+                description: "carol\u{202E}3pm".into(),
+                ..entry("tiles", "https://x.org/a.js", 'A')
+            }],
+        };
+        assert_eq!(
+            spoofed.validate().unwrap_err().to_string(),
+            "the description of 'tiles': a reason holds invisible characters that reorder or hide text"
+        );
+        assert_eq!(
+            NotAllowed::OtherHash { url: "https://x.org/a.js".into() }.to_string(),
+            "https://x.org/a.js is allowed in this room only with another hash: the script changed, or the task names the wrong one"
+        );
+        assert_eq!(
+            NotAllowed::Kernel {
+                integrity: "sha256-x".into()
+            }
+            .to_string(),
+            "this WebGPU kernel (sha256-x) is not on this room's allowlist"
+        );
     }
 }

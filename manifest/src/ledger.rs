@@ -8,7 +8,7 @@
 //! Nothing here reads a sender's own clock: the homeserver's timestamps and the
 //! caller's `now` are the only times.
 
-use crate::allowlist::Allowlist;
+use crate::allowlist::{Allowlist, NotAllowed};
 use crate::events::{
     Assignment, ChatCommand, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, PotluckEvent,
     SeenEvent, TaskSpec,
@@ -180,7 +180,7 @@ pub struct TaskRecord {
     /// Subtasks, in the order they were submitted.
     pub children: Vec<EventId>,
     /// Why no node may run it (its script is not allowed in the room).
-    pub refused: Option<String>,
+    pub refused: Option<NotAllowed>,
     /// Its submitter withdrew it before it finished.
     pub cancelled: Option<Cancellation>,
 }
@@ -333,7 +333,8 @@ impl Ledger {
                 self.insert(event);
                 Ok(())
             }
-            Err(rejection) => {
+            Err(invalid) => {
+                let rejection = Rejection::from(invalid);
                 self.state.remember(rejection.clone());
                 Err(rejection)
             }
@@ -350,7 +351,8 @@ impl Ledger {
         for raw in raws {
             match parse_event(raw) {
                 Ok(event) => fresh.push(event),
-                Err(rejection) => {
+                Err(invalid) => {
+                    let rejection = Rejection::from(invalid);
                     self.state.remember(rejection.clone());
                     rejections.push(rejection);
                 }
@@ -613,9 +615,9 @@ impl Ledger {
                 reason: reason.clone(),
             };
         }
-        if let Some(reason) = &task.refused {
+        if let Some(refused) = &task.refused {
             return TaskStatus::Failed {
-                reason: reason.clone(),
+                reason: refused.to_string(),
             };
         }
         let parent = task.spec.parent.as_ref().and_then(|p| self.task(p));
@@ -856,7 +858,7 @@ impl State {
 
     /// Why a task of this kind may not run here, judged by the allowlist in
     /// force when it was submitted.
-    fn refusal(&self, kind: &TaskKind) -> Option<String> {
+    fn refusal(&self, kind: &TaskKind) -> Option<NotAllowed> {
         match kind {
             TaskKind::Script(script) => self.allowlist.allows(script).err(),
             TaskKind::Kernel(kernel) => self.allowlist.allows_kernel(kernel).err(),

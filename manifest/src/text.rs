@@ -6,6 +6,16 @@
 //! dropped from what Potluck shows or posts itself.
 
 use crate::limits::MAX_REASON_CHARS;
+use thiserror::Error;
+
+/// Why a reason or description may not be shown.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TextError {
+    #[error("a reason is longer than {MAX_REASON_CHARS} characters")]
+    TooLong,
+    #[error("a reason holds invisible characters that reorder or hide text")]
+    HiddenControls,
+}
 
 /// Characters that reorder or hide text: bidi embeddings, overrides and
 /// isolates, zero-width characters and marks, and the byte-order mark.
@@ -19,14 +29,12 @@ fn is_hidden_control(c: char) -> bool {
 }
 
 /// Checks a reason or description: at most `MAX_REASON_CHARS`, nothing hidden.
-pub fn check_shown_text(text: &str) -> Result<(), String> {
+pub fn check_shown_text(text: &str) -> Result<(), TextError> {
     if text.chars().count() > MAX_REASON_CHARS {
-        return Err(format!(
-            "a reason is longer than {MAX_REASON_CHARS} characters"
-        ));
+        return Err(TextError::TooLong);
     }
     if text.chars().any(is_hidden_control) {
-        return Err("a reason holds invisible characters that reorder or hide text".into());
+        return Err(TextError::HiddenControls);
     }
     Ok(())
 }
@@ -43,13 +51,27 @@ mod tests {
     #[test]
     fn overrides_and_zero_width_characters_are_refused_or_dropped() {
         let spoofed = "carol\u{202E}3pm.exe";
-        assert!(check_shown_text(spoofed).is_err());
+        assert_eq!(check_shown_text(spoofed), Err(TextError::HiddenControls));
+        let long = "x".repeat(MAX_REASON_CHARS + 1);
+        assert_eq!(check_shown_text(&long), Err(TextError::TooLong));
         assert!(check_shown_text("out of memory").is_ok());
         // Right-to-left text itself is fine; only the controls go.
         assert!(check_shown_text("שלום").is_ok());
         assert_eq!(
             without_hidden_controls("a\u{200B}b\u{2067}c\u{FEFF}"),
             "abc"
+        );
+    }
+
+    #[test]
+    fn text_errors_read_as_the_reason_a_friend_sees() {
+        assert_eq!(
+            TextError::TooLong.to_string(),
+            format!("a reason is longer than {MAX_REASON_CHARS} characters")
+        );
+        assert_eq!(
+            TextError::HiddenControls.to_string(),
+            "a reason holds invisible characters that reorder or hide text"
         );
     }
 }

@@ -1,5 +1,6 @@
-//! Turns whatever the room hands us into a `SeenEvent`, or a `Rejection` with a
-//! reason a person can read. Never panics, whatever the JSON.
+//! Turns whatever the room hands us into a `SeenEvent`, or an `Invalid` that
+//! says what is wrong (its `Display` is the reason a person reads). Never
+//! panics, whatever the JSON.
 //!
 //! Checks here need nothing but the event itself (shape, version, size, ids,
 //! who may speak for a node). Checks that need history, such as "does this node
@@ -8,22 +9,26 @@
 //! Membership needs no check of ours: the homeserver only accepts events into a
 //! room from its members, and the widget only sees the room's events.
 
+use crate::allowlist::AllowlistError;
 use crate::digest::is_sha256_hex;
 use crate::events::{
-    event_type, AssignContent, CancelContent, NodeCaps, NodeContent, Outcome, PotluckEvent,
-    ProgressContent, Relation, ResultContent, SeenEvent, TaskSpec, WasOnline, MEMBER,
+    event_type, AssignContent, CancelContent, NodeCaps, NodeContent, NotAReference, Outcome,
+    PotluckEvent, ProgressContent, Relation, ResultContent, SeenEvent, TaskSpec, WasOnline, MEMBER,
     PROTOCOL_VERSION,
 };
-use crate::ids::{EventId, NodeId, UserId};
+use crate::ids::{EventId, IdError, MxcUri, NodeId, UserId};
+use crate::kind_error::KindError;
 use crate::limits::{
     max_attempts, MAX_CHUNKS, MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, MAX_INPUTS,
     MAX_MEDIA_BYTES, MAX_REPLICATION, MAX_SLOTS,
 };
 use crate::task_kind::{Split, TaskKind};
+use crate::text::{check_shown_text, TextError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Number, Value};
 use std::fmt;
+use thiserror::Error;
 
 /// An event that was not taken into the ledger, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +46,155 @@ impl fmt::Display for Rejection {
     }
 }
 
+impl From<InvalidEvent> for Rejection {
+    fn from(invalid: InvalidEvent) -> Self {
+        Self {
+            event_id: invalid.event_id,
+            reason: invalid.problem.to_string(),
+        }
+    }
+}
+
+/// An event `parse_event` refused, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}{problem}", event_id.as_ref().map(|id| format!("{id}: ")).unwrap_or_default())]
+pub struct InvalidEvent {
+    /// The event's id, if it has one that is a string at all.
+    pub event_id: Option<String>,
+    pub problem: Invalid,
+}
+
+/// What can be wrong with an event on its own, whatever came before it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Invalid {
+    #[error("malformed event: {0}")]
+    Envelope(EnvelopeError),
+    /// The event id, the sender, or an id in a state key.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    #[error("'{0}' is not a Potluck event type")]
+    NotPotluck(String),
+    #[error("content is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("protocol version {0} is not supported (this node speaks {PROTOCOL_VERSION}); update Potluck")]
+    UnsupportedVersion(u64),
+    #[error("missing protocol version \"v\"")]
+    MissingVersion,
+    /// What serde says is wrong with the content.
+    #[error("malformed content: {0}")]
+    Malformed(String),
+
+    #[error("a membership event must be a state event")]
+    MembershipNotState,
+    #[error("a membership event without a membership")]
+    NoMembership,
+
+    #[error("a node event must be a state event")]
+    NodeNotState,
+    #[error("{sender} cannot speak for node {node}")]
+    ForeignNode { sender: UserId, node: NodeId },
+    #[error("an online node must announce its capabilities")]
+    NoCapabilities,
+    #[error("a node declines more scripts than any allowlist holds")]
+    TooManyDeclined,
+    #[error("a node offers {0} worker slots; it must offer 1 to {MAX_SLOTS}")]
+    Slots(u32),
+
+    #[error("the allowlist is a state event with an empty state key")]
+    AllowlistKey,
+    #[error(transparent)]
+    Allowlist(#[from] AllowlistError),
+
+    #[error(transparent)]
+    Task(#[from] TaskError),
+
+    // Assignments, results, progress and cancels.
+    #[error(transparent)]
+    Relation(#[from] NotAReference),
+    #[error("an assignment names no chunk")]
+    EmptyAssignment,
+    #[error("a result names no chunk")]
+    EmptyResult,
+    #[error("a progress report names no chunk")]
+    EmptyProgress,
+    #[error("chunk {0} is beyond any task's {MAX_CHUNKS} chunks")]
+    ChunkBeyond(u32),
+    #[error("attempts count from 1")]
+    AttemptZero,
+    #[error("attempt {attempt} is beyond the {most} any chunk gets")]
+    AttemptBeyond { attempt: u32, most: u32 },
+    #[error("{sender} reported for node {node}, which is not theirs")]
+    ForeignReport { sender: UserId, node: NodeId },
+    #[error("progress {percent}% of chunk {chunk} is more than done")]
+    OverDone { percent: u8, chunk: u32 },
+    #[error(transparent)]
+    Output(NotMatrixJson),
+    #[error("an inline output is {size} bytes; the limit is {limit}")]
+    OutputTooLarge { size: usize, limit: usize },
+    /// An error's or a cancel's reason.
+    #[error(transparent)]
+    Text(#[from] TextError),
+}
+
+/// What is wrong with the envelope the homeserver wraps every event in.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EnvelopeError {
+    #[error("an event must be a JSON object")]
+    NotAnObject,
+    #[error("missing or non-string field `{0}`")]
+    MissingField(&'static str),
+    #[error("missing or invalid field `origin_server_ts`")]
+    BadTimestamp,
+    #[error("`state_key` is not a string")]
+    StateKeyNotString,
+}
+
+/// Why a task's content cannot be submitted or run: `parse_task`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TaskError {
+    /// What serde says is wrong with the content.
+    #[error("malformed content: {0}")]
+    Malformed(String),
+    #[error("a parameter {0}")]
+    Parameter(NotMatrixJson),
+    /// One of a list split's items.
+    #[error("a chunk {0}")]
+    ChunkItem(NotMatrixJson),
+    #[error("a task has {0} chunks; it must have 1 to {MAX_CHUNKS}")]
+    Chunks(u32),
+    #[error(transparent)]
+    Kind(#[from] KindError),
+    #[error("a transcription cannot be private: its transcript is a reply in the room")]
+    PrivateTranscription,
+    #[error("a task has {0} inputs; the limit is {MAX_INPUTS}")]
+    TooManyInputs(usize),
+    #[error("the input {mxc} is {} MB; nodes download at most {} MB", size / 1_000_000, MAX_MEDIA_BYTES / 1_000_000)]
+    InputTooLarge { mxc: MxcUri, size: u64 },
+    #[error("the sha256 of {mxc} is not 64 lowercase hex digits")]
+    BadSha256 { mxc: MxcUri },
+    #[error("malformed m.relates_to: {0}")]
+    MalformedRelation(String),
+    #[error(transparent)]
+    Relation(#[from] NotAReference),
+    #[error("a task may reference only its parent task, not {target}")]
+    ForeignRelation { target: EventId },
+    #[error("a task's nonce is longer than 64 bytes")]
+    NonceTooLong,
+    #[error("a deadline of 0 ms can never be met")]
+    ZeroDeadline,
+    #[error("replication {0} is impossible: each chunk runs on 1 to {MAX_REPLICATION} nodes")]
+    Replication(u8),
+}
+
+/// A number a homeserver would refuse in an event (see `check_matrix_json`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NotMatrixJson {
+    #[error("{0} is too large for a Matrix event (at most 2^53 - 1); send it as a string")]
+    TooLarge(Number),
+    #[error("{0} has a fraction, which Matrix events cannot carry; send it as a string or scaled to a whole number")]
+    Fraction(Number),
+}
+
 /// The envelope every event has, as the widget API delivers it, borrowed
 /// from the raw event (the content is not copied).
 struct Envelope<'a> {
@@ -53,12 +207,12 @@ struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
-    fn read(raw: &'a Value) -> Result<Self, String> {
-        let raw = raw.as_object().ok_or("an event must be a JSON object")?;
-        let text = |field: &str| {
+    fn read(raw: &'a Value) -> Result<Self, EnvelopeError> {
+        let raw = raw.as_object().ok_or(EnvelopeError::NotAnObject)?;
+        let text = |field: &'static str| {
             raw.get(field)
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("missing or non-string field `{field}`"))
+                .ok_or(EnvelopeError::MissingField(field))
         };
         static NO_CONTENT: Value = Value::Null;
         Ok(Self {
@@ -68,11 +222,11 @@ impl<'a> Envelope<'a> {
             origin_server_ts: raw
                 .get("origin_server_ts")
                 .and_then(Value::as_u64)
-                .ok_or("missing or invalid field `origin_server_ts`")?,
+                .ok_or(EnvelopeError::BadTimestamp)?,
             state_key: match raw.get("state_key") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(key)) => Some(key.clone()),
-                Some(_) => return Err("`state_key` is not a string".into()),
+                Some(_) => return Err(EnvelopeError::StateKeyNotString),
             },
             content: raw.get("content").unwrap_or(&NO_CONTENT),
         })
@@ -85,29 +239,29 @@ pub fn is_potluck_type(event_type: &str) -> bool {
 }
 
 /// A membership event: whose.
-fn parse_membership(state_key: Option<String>, content: &Value) -> Result<PotluckEvent, String> {
-    let user = state_key.ok_or("a membership event must be a state event")?;
-    let user = UserId::parse(user).map_err(|e| e.to_string())?;
+fn parse_membership(state_key: Option<String>, content: &Value) -> Result<PotluckEvent, Invalid> {
+    let user = state_key.ok_or(Invalid::MembershipNotState)?;
+    let user = UserId::parse(user)?;
     content
         .get("membership")
         .and_then(Value::as_str)
-        .ok_or("a membership event without a membership")?;
+        .ok_or(Invalid::NoMembership)?;
     Ok(PotluckEvent::Membership { user })
 }
 
 /// Validates one event from the room.
-pub fn parse_event(raw: &Value) -> Result<SeenEvent, Rejection> {
+pub fn parse_event(raw: &Value) -> Result<SeenEvent, InvalidEvent> {
     let event_id = raw
         .get("event_id")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let reject = |reason: String| Rejection {
+    let reject = |problem: Invalid| InvalidEvent {
         event_id: event_id.clone(),
-        reason,
+        problem,
     };
-    let envelope = Envelope::read(raw).map_err(|e| reject(format!("malformed event: {e}")))?;
-    let event_id = EventId::parse(envelope.event_id).map_err(|e| reject(e.to_string()))?;
-    let sender = UserId::parse(envelope.sender).map_err(|e| reject(e.to_string()))?;
+    let envelope = Envelope::read(raw).map_err(|e| reject(Invalid::Envelope(e)))?;
+    let event_id = EventId::parse(envelope.event_id).map_err(|e| reject(e.into()))?;
+    let sender = UserId::parse(envelope.sender).map_err(|e| reject(e.into()))?;
     let event = parse_content(
         envelope.event_type,
         envelope.state_key,
@@ -128,44 +282,41 @@ fn parse_content(
     state_key: Option<String>,
     content: &Value,
     sender: &UserId,
-) -> Result<PotluckEvent, String> {
+) -> Result<PotluckEvent, Invalid> {
     if event_type == MEMBER {
         return parse_membership(state_key, content);
     }
     if !is_potluck_type(event_type) {
-        return Err(format!("'{event_type}' is not a Potluck event type"));
+        return Err(Invalid::NotPotluck(event_type.to_owned()));
     }
     let size = json_size(content);
     if size > MAX_CONTENT_BYTES {
-        return Err(format!(
-            "content is {size} bytes; the limit is {MAX_CONTENT_BYTES}"
-        ));
+        return Err(Invalid::TooLarge {
+            size,
+            limit: MAX_CONTENT_BYTES,
+        });
     }
     match content.get("v").map(Value::as_u64) {
         Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => {}
-        Some(Some(v)) => {
-            return Err(format!(
-                "protocol version {v} is not supported (this node speaks {PROTOCOL_VERSION}); update Potluck"
-            ))
-        }
-        _ => return Err("missing protocol version \"v\"".into()),
+        Some(Some(v)) => return Err(Invalid::UnsupportedVersion(v)),
+        _ => return Err(Invalid::MissingVersion),
     }
     match event_type {
         event_type::NODE => parse_node(state_key, content, sender),
-        event_type::TASK => parse_task(content),
+        event_type::TASK => Ok(parse_task(content)?),
         event_type::ALLOWLIST => {
             if state_key.as_deref() != Some("") {
-                return Err("the allowlist is a state event with an empty state key".into());
+                return Err(Invalid::AllowlistKey);
             }
-            let list: crate::allowlist::Allowlist = typed(content)?;
+            let list: crate::allowlist::Allowlist = typed(content).map_err(Invalid::Malformed)?;
             list.validate()?;
             Ok(PotluckEvent::Allowlist(list))
         }
         event_type::ASSIGN => {
-            let c: AssignContent = typed(content)?;
+            let c: AssignContent = typed(content).map_err(Invalid::Malformed)?;
             let task = c.relates_to.task()?;
             if c.assignments.is_empty() {
-                return Err("an assignment names no chunk".into());
+                return Err(Invalid::EmptyAssignment);
             }
             for a in &c.assignments {
                 check_chunk_and_attempt(a.chunk, a.attempt)?;
@@ -176,11 +327,11 @@ fn parse_content(
             })
         }
         event_type::RESULT => {
-            let c: ResultContent = typed(content)?;
+            let c: ResultContent = typed(content).map_err(Invalid::Malformed)?;
             let task = c.relates_to.task()?;
             check_own_node(&c.node, sender)?;
             if c.outcomes.is_empty() {
-                return Err("a result names no chunk".into());
+                return Err(Invalid::EmptyResult);
             }
             for o in &c.outcomes {
                 check_chunk_and_attempt(o.chunk, o.attempt)?;
@@ -193,19 +344,19 @@ fn parse_content(
             })
         }
         event_type::PROGRESS => {
-            let c: ProgressContent = typed(content)?;
+            let c: ProgressContent = typed(content).map_err(Invalid::Malformed)?;
             let task = c.relates_to.task()?;
             check_own_node(&c.node, sender)?;
             if c.chunks.is_empty() {
-                return Err("a progress report names no chunk".into());
+                return Err(Invalid::EmptyProgress);
             }
             for p in &c.chunks {
                 check_chunk_and_attempt(p.chunk, p.attempt)?;
                 if p.percent > 100 {
-                    return Err(format!(
-                        "progress {}% of chunk {} is more than done",
-                        p.percent, p.chunk
-                    ));
+                    return Err(Invalid::OverDone {
+                        percent: p.percent,
+                        chunk: p.chunk,
+                    });
                 }
             }
             Ok(PotluckEvent::Progress {
@@ -215,10 +366,10 @@ fn parse_content(
             })
         }
         event_type::CANCEL => {
-            let c: CancelContent = typed(content)?;
+            let c: CancelContent = typed(content).map_err(Invalid::Malformed)?;
             let task = c.relates_to.task()?;
             if let Some(reason) = &c.reason {
-                check_text(reason)?;
+                check_shown_text(reason)?;
             }
             Ok(PotluckEvent::Cancel {
                 task,
@@ -271,21 +422,25 @@ fn string_size(s: &str) -> usize {
     2 + escaped
 }
 
+/// The content as `T`, or serde's words for why it is not one.
 fn typed<T: DeserializeOwned>(content: &Value) -> Result<T, String> {
-    T::deserialize(content).map_err(|e| format!("malformed content: {e}"))
+    T::deserialize(content).map_err(|e| e.to_string())
 }
 
 fn parse_node(
     state_key: Option<String>,
     content: &Value,
     sender: &UserId,
-) -> Result<PotluckEvent, String> {
-    let key = state_key.ok_or("a node event must be a state event")?;
-    let node = NodeId::parse(key).map_err(|e| e.to_string())?;
+) -> Result<PotluckEvent, Invalid> {
+    let key = state_key.ok_or(Invalid::NodeNotState)?;
+    let node = NodeId::parse(key)?;
     if !node.is_owned_by(sender) {
-        return Err(format!("{sender} cannot speak for node {node}"));
+        return Err(Invalid::ForeignNode {
+            sender: sender.clone(),
+            node,
+        });
     }
-    let c: NodeContent = typed(content)?;
+    let c: NodeContent = typed(content).map_err(Invalid::Malformed)?;
     if let Some(caps) = &c.caps {
         check_caps(caps)?;
     }
@@ -299,9 +454,7 @@ fn parse_node(
             was: was.map(Box::new),
         });
     }
-    let caps = c
-        .caps
-        .ok_or("an online node must announce its capabilities")?;
+    let caps = c.caps.ok_or(Invalid::NoCapabilities)?;
     Ok(PotluckEvent::NodeOnline {
         node,
         caps: Box::new(caps),
@@ -309,116 +462,97 @@ fn parse_node(
     })
 }
 
-fn check_caps(caps: &NodeCaps) -> Result<(), String> {
+fn check_caps(caps: &NodeCaps) -> Result<(), Invalid> {
     if caps.declined.len() > crate::allowlist::MAX_ALLOWED_SCRIPTS {
-        return Err("a node declines more scripts than any allowlist holds".into());
+        return Err(Invalid::TooManyDeclined);
     }
     if caps.slots == 0 || caps.slots > MAX_SLOTS {
-        return Err(format!(
-            "a node offers {} worker slots; it must offer 1 to {MAX_SLOTS}",
-            caps.slots
-        ));
+        return Err(Invalid::Slots(caps.slots));
     }
     Ok(())
 }
 
 /// Validates a task's content: what comes in from the room, and what a node
 /// is about to submit.
-pub fn parse_task(content: &Value) -> Result<PotluckEvent, String> {
+pub fn parse_task(content: &Value) -> Result<PotluckEvent, TaskError> {
     // Serde names the kinds it knows when it meets another: the enum's tags
     // are the one list of them.
-    let spec: TaskSpec = typed(content)?;
+    let spec: TaskSpec = typed(content).map_err(TaskError::Malformed)?;
     if let TaskKind::Script(script) = &spec.kind {
-        check_matrix_json(&script.args).map_err(|e| format!("a parameter {e}"))?;
+        check_matrix_json(&script.args).map_err(TaskError::Parameter)?;
         if let Split::List(items) = &script.split {
-            check_matrix_json(&Value::Array(items.clone())).map_err(|e| format!("a chunk {e}"))?;
+            items
+                .iter()
+                .try_for_each(check_matrix_json)
+                .map_err(TaskError::ChunkItem)?;
         }
     }
     if spec.chunks == 0 || spec.chunks > MAX_CHUNKS {
-        return Err(format!(
-            "a task has {} chunks; it must have 1 to {MAX_CHUNKS}",
-            spec.chunks
-        ));
+        return Err(TaskError::Chunks(spec.chunks));
     }
-    spec.kind.validate(spec.chunks).map_err(|e| e.to_string())?;
+    spec.kind.validate(spec.chunks)?;
     // The coordinator reads a transcription's outputs to split and answer it.
     if spec.private && matches!(spec.kind, TaskKind::Transcribe(_)) {
-        return Err(
-            "a transcription cannot be private: its transcript is a reply in the room".into(),
-        );
+        return Err(TaskError::PrivateTranscription);
     }
     if spec.inputs.len() > MAX_INPUTS {
-        return Err(format!(
-            "a task has {} inputs; the limit is {MAX_INPUTS}",
-            spec.inputs.len()
-        ));
+        return Err(TaskError::TooManyInputs(spec.inputs.len()));
     }
     for input in &spec.inputs {
         if input.size > MAX_MEDIA_BYTES {
-            return Err(format!(
-                "the input {} is {} MB; nodes download at most {} MB",
-                input.mxc,
-                input.size / 1_000_000,
-                MAX_MEDIA_BYTES / 1_000_000
-            ));
+            return Err(TaskError::InputTooLarge {
+                mxc: input.mxc.clone(),
+                size: input.size,
+            });
         }
         if !is_sha256_hex(&input.sha256) {
-            return Err(format!(
-                "the sha256 of {} is not 64 lowercase hex digits",
-                input.mxc
-            ));
+            return Err(TaskError::BadSha256 {
+                mxc: input.mxc.clone(),
+            });
         }
     }
     if let Some(relation) = content.get("m.relates_to") {
-        let relation =
-            Relation::deserialize(relation).map_err(|e| format!("malformed m.relates_to: {e}"))?;
+        let relation = Relation::deserialize(relation)
+            .map_err(|e| TaskError::MalformedRelation(e.to_string()))?;
         let target = relation.task()?;
         if spec.parent.as_ref() != Some(&target) {
-            return Err(format!(
-                "a task may reference only its parent task, not {target}"
-            ));
+            return Err(TaskError::ForeignRelation { target });
         }
     }
     if spec.nonce.as_ref().is_some_and(|n| n.len() > 64) {
-        return Err("a task's nonce is longer than 64 bytes".into());
+        return Err(TaskError::NonceTooLong);
     }
     if spec.deadline_ms == Some(0) {
-        return Err("a deadline of 0 ms can never be met".into());
+        return Err(TaskError::ZeroDeadline);
     }
     if spec.replication == 0 || spec.replication > MAX_REPLICATION {
-        return Err(format!(
-            "replication {} is impossible: each chunk runs on 1 to {MAX_REPLICATION} nodes",
-            spec.replication
-        ));
+        return Err(TaskError::Replication(spec.replication));
     }
     Ok(PotluckEvent::Task(spec.into()))
 }
 
 /// Results and progress come only from the node's own account.
-fn check_own_node(node: &NodeId, sender: &UserId) -> Result<(), String> {
+fn check_own_node(node: &NodeId, sender: &UserId) -> Result<(), Invalid> {
     if node.is_owned_by(sender) {
         Ok(())
     } else {
-        Err(format!(
-            "{sender} reported for node {node}, which is not theirs"
-        ))
+        Err(Invalid::ForeignReport {
+            sender: sender.clone(),
+            node: node.clone(),
+        })
     }
 }
 
-fn check_chunk_and_attempt(chunk: u32, attempt: u32) -> Result<(), String> {
+fn check_chunk_and_attempt(chunk: u32, attempt: u32) -> Result<(), Invalid> {
     if chunk >= MAX_CHUNKS {
-        return Err(format!(
-            "chunk {chunk} is beyond any task's {MAX_CHUNKS} chunks"
-        ));
+        return Err(Invalid::ChunkBeyond(chunk));
     }
     if attempt == 0 {
-        return Err("attempts count from 1".into());
+        return Err(Invalid::AttemptZero);
     }
     let most = max_attempts(MAX_REPLICATION);
     if attempt > most {
-        return Err(format!(
-            "attempt {attempt} is beyond the {most} any chunk gets"
-        ));
+        return Err(Invalid::AttemptBeyond { attempt, most });
     }
     Ok(())
 }
@@ -430,13 +564,13 @@ const MATRIX_MAX_INT: i64 = (1 << 53) - 1;
 /// fractional numbers. A homeserver refuses any other event (`M_BAD_JSON`),
 /// and Element then holds back the sender's later events too, so free-form
 /// JSON (parameters, outputs) is checked before it is ever sent.
-pub fn check_matrix_json(value: &Value) -> Result<(), String> {
+pub fn check_matrix_json(value: &Value) -> Result<(), NotMatrixJson> {
     match value {
         Value::Number(n) => match n.as_i64() {
             Some(i) if (-MATRIX_MAX_INT..=MATRIX_MAX_INT).contains(&i) => Ok(()),
-            Some(_) => Err(format!("{n} is too large for a Matrix event (at most 2^53 - 1); send it as a string")),
-            None if n.as_u64().is_some() => Err(format!("{n} is too large for a Matrix event (at most 2^53 - 1); send it as a string")),
-            None => Err(format!("{n} has a fraction, which Matrix events cannot carry; send it as a string or scaled to a whole number")),
+            Some(_) => Err(NotMatrixJson::TooLarge(n.clone())),
+            None if n.as_u64().is_some() => Err(NotMatrixJson::TooLarge(n.clone())),
+            None => Err(NotMatrixJson::Fraction(n.clone())),
         },
         Value::Array(items) => items.iter().try_for_each(check_matrix_json),
         Value::Object(fields) => fields.values().try_for_each(check_matrix_json),
@@ -444,24 +578,21 @@ pub fn check_matrix_json(value: &Value) -> Result<(), String> {
     }
 }
 
-fn check_outcome(outcome: &Outcome) -> Result<(), String> {
+fn check_outcome(outcome: &Outcome) -> Result<(), Invalid> {
     match outcome {
         Outcome::Output(value) => {
-            check_matrix_json(value)?;
+            check_matrix_json(value).map_err(Invalid::Output)?;
             let size = json_size(value);
             if size > MAX_INLINE_OUTPUT_BYTES {
-                return Err(format!(
-                    "an inline output is {size} bytes; the limit is {MAX_INLINE_OUTPUT_BYTES}"
-                ));
+                return Err(Invalid::OutputTooLarge {
+                    size,
+                    limit: MAX_INLINE_OUTPUT_BYTES,
+                });
             }
             Ok(())
         }
-        Outcome::Error { reason, .. } => check_text(reason),
+        Outcome::Error { reason, .. } => Ok(check_shown_text(reason)?),
     }
-}
-
-fn check_text(text: &str) -> Result<(), String> {
-    crate::text::check_shown_text(text)
 }
 
 #[cfg(test)]
@@ -482,8 +613,15 @@ mod tests {
         raw
     }
 
-    fn reason(raw: &Value) -> String {
-        parse_event(raw).expect_err("should be rejected").reason
+    fn problem(raw: &Value) -> Invalid {
+        parse_event(raw).expect_err("should be rejected").problem
+    }
+
+    fn task_problem(raw: &Value) -> TaskError {
+        match problem(raw) {
+            Invalid::Task(problem) => problem,
+            other => panic!("not a task's problem: {other:?}"),
+        }
     }
 
     #[test]
@@ -510,17 +648,22 @@ mod tests {
     fn unknown_versions_and_kinds_are_rejected_with_a_reason() {
         let future =
             json!({"v": 2, "kind": "primes", "params": {"start": 0, "end": 9}, "chunks": 1});
-        assert!(reason(&envelope("org.potluck.task", "@a:hs", None, future)).contains("version 2"));
-        let unknown = json!({"v": 1, "kind": "mine_bitcoin", "params": {}, "chunks": 1});
-        assert!(
-            reason(&envelope("org.potluck.task", "@a:hs", None, unknown))
-                .contains("unknown variant `mine_bitcoin`, expected one of `primes`, `script`, `transcribe`, `kernel`")
+        assert_eq!(
+            problem(&envelope("org.potluck.task", "@a:hs", None, future)),
+            Invalid::UnsupportedVersion(2)
         );
+        let unknown = json!({"v": 1, "kind": "mine_bitcoin", "params": {}, "chunks": 1});
+        // Serde's words name the kinds this node knows.
+        assert!(matches!(
+            task_problem(&envelope("org.potluck.task", "@a:hs", None, unknown)),
+            TaskError::Malformed(serde) if serde.contains("unknown variant `mine_bitcoin`, expected one of `primes`, `script`, `transcribe`, `kernel`")
+        ));
         let wrong_type =
             json!({"v": 1, "kind": "primes", "params": {"start": "0", "end": 9}, "chunks": 1});
-        assert!(
-            reason(&envelope("org.potluck.task", "@a:hs", None, wrong_type)).contains("malformed")
-        );
+        assert!(matches!(
+            task_problem(&envelope("org.potluck.task", "@a:hs", None, wrong_type)),
+            TaskError::Malformed(_)
+        ));
     }
 
     #[test]
@@ -532,7 +675,11 @@ mod tests {
             Some("t1|@alice:hs"),
             gone.clone(),
         );
-        assert!(reason(&raw).contains("cannot speak for"));
+        assert!(matches!(
+            problem(&raw),
+            Invalid::ForeignNode { sender, node }
+                if sender.as_str() == "@mallory:hs" && node.as_str() == "t1|@alice:hs"
+        ));
         let ok = envelope("org.potluck.node", "@alice:hs", Some("t1|@alice:hs"), gone);
         assert!(matches!(
             parse_event(&ok).unwrap().event,
@@ -541,19 +688,21 @@ mod tests {
 
         let result = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
             "node": "t1|@alice:hs", "outcomes": [{"chunk": 0, "attempt": 1, "output": {"count": 1}}]});
-        assert!(
-            reason(&envelope("org.potluck.result", "@mallory:hs", None, result))
-                .contains("not theirs")
-        );
+        assert!(matches!(
+            problem(&envelope("org.potluck.result", "@mallory:hs", None, result)),
+            Invalid::ForeignReport { .. }
+        ));
         let progress = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
             "node": "t1|@alice:hs", "chunks": [{"chunk": 0, "attempt": 1, "percent": 50}]});
-        assert!(reason(&envelope(
-            "org.potluck.progress",
-            "@mallory:hs",
-            None,
-            progress
-        ))
-        .contains("not theirs"));
+        assert!(matches!(
+            problem(&envelope(
+                "org.potluck.progress",
+                "@mallory:hs",
+                None,
+                progress
+            )),
+            Invalid::ForeignReport { .. }
+        ));
     }
 
     #[test]
@@ -568,31 +717,45 @@ mod tests {
             parse_event(&report(json!(25))).unwrap().event,
             PotluckEvent::Progress { .. }
         ));
-        assert!(reason(&report(json!(150))).contains("more than done"));
-        assert!(reason(&report(json!(0.5))).contains("malformed"));
+        assert_eq!(
+            problem(&report(json!(150))),
+            Invalid::OverDone {
+                percent: 150,
+                chunk: 0
+            }
+        );
+        assert!(matches!(
+            problem(&report(json!(0.5))),
+            Invalid::Malformed(_)
+        ));
     }
 
     #[test]
     fn oversized_content_is_rejected() {
         let big = json!({"v": 1, "online": false, "pad": "x".repeat(MAX_CONTENT_BYTES)});
         let raw = envelope("org.potluck.node", "@alice:hs", Some("t1|@alice:hs"), big);
-        assert!(reason(&raw).contains("bytes"));
+        assert!(matches!(
+            problem(&raw),
+            Invalid::TooLarge { size, limit: MAX_CONTENT_BYTES } if size > MAX_CONTENT_BYTES
+        ));
     }
 
     #[test]
     fn impossible_values_are_rejected() {
         let no_slots = json!({"v": 1, "online": true, "caps": {"cores": 4, "slots": 0}});
         let raw = envelope("org.potluck.node", "@a:hs", Some("t|@a:hs"), no_slots);
-        assert!(reason(&raw).contains("worker slots"));
+        assert_eq!(problem(&raw), Invalid::Slots(0));
         let zero_chunks =
             json!({"v": 1, "kind": "primes", "params": {"start": 0, "end": 9}, "chunks": 0});
-        assert!(
-            reason(&envelope("org.potluck.task", "@a:hs", None, zero_chunks)).contains("chunks")
+        assert_eq!(
+            task_problem(&envelope("org.potluck.task", "@a:hs", None, zero_chunks)),
+            TaskError::Chunks(0)
         );
         let attempt0 = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
             "assignments": [{"chunk": 0, "node": "t|@a:hs", "attempt": 0}]});
-        assert!(
-            reason(&envelope("org.potluck.assign", "@a:hs", None, attempt0)).contains("attempts")
+        assert_eq!(
+            problem(&envelope("org.potluck.assign", "@a:hs", None, attempt0)),
+            Invalid::AttemptZero
         );
     }
 
@@ -605,37 +768,101 @@ mod tests {
                 .as_object_mut()
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
-            reason(&envelope("org.potluck.task", "@a:hs", None, content))
+            task_problem(&envelope("org.potluck.task", "@a:hs", None, content))
         };
+        let mxc = || crate::ids::MxcUri::parse("mxc://hs/x").unwrap();
         let bad_uri =
             json!({"inputs": [{"mxc": "https://evil/x", "size": 1, "sha256": "ab".repeat(32)}]});
-        assert!(task(bad_uri).contains("content URI"));
+        // The id's own check, inside serde's words.
+        assert!(
+            matches!(task(bad_uri), TaskError::Malformed(serde) if serde.contains("content URI"))
+        );
         let bad_hash = json!({"inputs": [{"mxc": "mxc://hs/x", "size": 1, "sha256": "XYZ"}]});
-        assert!(task(bad_hash).contains("sha256"));
+        assert_eq!(task(bad_hash), TaskError::BadSha256 { mxc: mxc() });
         let huge = json!({"inputs": [{"mxc": "mxc://hs/x", "size": 9_000_000_000u64, "sha256": "ab".repeat(32)}]});
-        assert!(task(huge).contains("9000 MB; nodes download at most 200 MB"));
-        assert!(task(json!({"replication": 0})).contains("impossible"));
-        assert!(task(json!({"replication": 9})).contains("impossible"));
-        assert!(task(json!({"parent": "not-an-event-id"})).contains("malformed"));
-        assert!(task(json!({"deadline_ms": 0})).contains("never be met"));
+        assert_eq!(
+            task(huge),
+            TaskError::InputTooLarge {
+                mxc: mxc(),
+                size: 9_000_000_000
+            }
+        );
+        assert_eq!(task(json!({"replication": 0})), TaskError::Replication(0));
+        assert_eq!(task(json!({"replication": 9})), TaskError::Replication(9));
+        assert!(matches!(
+            task(json!({"parent": "not-an-event-id"})),
+            TaskError::Malformed(_)
+        ));
+        assert_eq!(task(json!({"deadline_ms": 0})), TaskError::ZeroDeadline);
     }
 
     #[test]
     fn numbers_a_homeserver_would_refuse_are_refused_first() {
         assert!(check_matrix_json(&json!({"a": [1, -2, {"b": 9007199254740991_i64}]})).is_ok());
-        assert!(check_matrix_json(&json!({"cx": -0.5}))
-            .unwrap_err()
-            .contains("fraction"));
-        assert!(check_matrix_json(&json!([9007199254740992_i64]))
-            .unwrap_err()
-            .contains("too large"));
-        assert!(check_matrix_json(&json!(u64::MAX))
-            .unwrap_err()
-            .contains("too large"));
+        let number = |n: Value| match n {
+            Value::Number(n) => n,
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            check_matrix_json(&json!({"cx": -0.5})),
+            Err(NotMatrixJson::Fraction(number(json!(-0.5))))
+        );
+        assert_eq!(
+            check_matrix_json(&json!([9007199254740992_i64])),
+            Err(NotMatrixJson::TooLarge(number(json!(9007199254740992_i64))))
+        );
+        assert!(matches!(
+            check_matrix_json(&json!(u64::MAX)),
+            Err(NotMatrixJson::TooLarge(_))
+        ));
         let result = json!({"v": 1, "m.relates_to": {"rel_type": "m.reference", "event_id": "$t"},
             "node": "t1|@alice:hs", "outcomes": [{"chunk": 0, "attempt": 1, "output": {"mean": 0.5}}]});
-        assert!(
-            reason(&envelope("org.potluck.result", "@alice:hs", None, result)).contains("fraction")
+        assert!(matches!(
+            problem(&envelope("org.potluck.result", "@alice:hs", None, result)),
+            Invalid::Output(NotMatrixJson::Fraction(_))
+        ));
+        let script = json!({"v": 1, "kind": "script", "chunks": 2, "params": {
+            "url": "https://x.org/s.js", "integrity": format!("sha384-{}", "A".repeat(64)),
+            "args": {"k": 1}, "split": {"list": [1, 2.5]}}});
+        assert!(matches!(
+            task_problem(&envelope("org.potluck.task", "@a:hs", None, script)),
+            TaskError::ChunkItem(NotMatrixJson::Fraction(_))
+        ));
+    }
+
+    #[test]
+    fn what_is_invalid_reads_as_people_read_it() {
+        let raw = envelope("org.potluck.task", "@a:hs", None, json!({"v": 2}));
+        assert_eq!(
+            parse_event(&raw).unwrap_err().to_string(),
+            "$e1: protocol version 2 is not supported (this node speaks 1); update Potluck"
+        );
+        assert_eq!(
+            parse_event(&json!({"event_id": "$x"}))
+                .unwrap_err()
+                .to_string(),
+            "$x: malformed event: missing or non-string field `type`"
+        );
+        let half = Number::from_f64(0.5).unwrap();
+        assert_eq!(
+            Invalid::Task(TaskError::Parameter(NotMatrixJson::Fraction(half))).to_string(),
+            "a parameter 0.5 has a fraction, which Matrix events cannot carry; send it as a string or scaled to a whole number"
+        );
+        assert_eq!(
+            Invalid::Output(NotMatrixJson::TooLarge(Number::from(u64::MAX))).to_string(),
+            "18446744073709551615 is too large for a Matrix event (at most 2^53 - 1); send it as a string"
+        );
+        assert_eq!(
+            TaskError::InputTooLarge {
+                mxc: crate::ids::MxcUri::parse("mxc://hs/x").unwrap(),
+                size: 9_000_000_000
+            }
+            .to_string(),
+            "the input mxc://hs/x is 9000 MB; nodes download at most 200 MB"
+        );
+        assert_eq!(
+            TaskError::PrivateTranscription.to_string(),
+            "a transcription cannot be private: its transcript is a reply in the room"
         );
     }
 

@@ -3,7 +3,7 @@
 //! depend on the order events arrive in.
 
 use manifest::ledger::Ledger;
-use manifest::validate::{json_size, parse_event};
+use manifest::validate::{json_size, parse_event, Invalid};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -105,8 +105,14 @@ proptest! {
 
     #[test]
     fn validation_never_panics_on_our_types_with_any_content(raw in arb_event()) {
+        // The envelope is well formed: what is wrong is in the content or
+        // the type, and the rejection names the event.
         if let Err(rejection) = parse_event(&raw) {
-            prop_assert!(!rejection.reason.is_empty());
+            prop_assert_eq!(rejection.event_id.as_deref(), raw["event_id"].as_str());
+            prop_assert!(
+                !matches!(rejection.problem, Invalid::Envelope(_) | Invalid::Id(_)),
+                "{:?}", rejection.problem
+            );
         }
     }
 
@@ -114,7 +120,16 @@ proptest! {
     fn a_mutated_task_is_accepted_or_rejected_with_a_reason(raw in arb_mutated_task()) {
         match parse_event(&raw) {
             Ok(seen) => prop_assert_eq!(seen.event_id.as_str(), "$t"),
-            Err(rejection) => prop_assert!(!rejection.reason.is_empty()),
+            Err(rejection) => {
+                prop_assert_eq!(rejection.event_id.as_deref(), Some("$t"));
+                prop_assert!(
+                    matches!(
+                        rejection.problem,
+                        Invalid::Task(_) | Invalid::UnsupportedVersion(_) | Invalid::MissingVersion
+                    ),
+                    "{:?}", rejection.problem
+                );
+            }
         }
     }
 

@@ -405,7 +405,7 @@ impl Driver {
                 sha256: media::sha256_hex(&bytes).await?,
             });
         }
-        parse_task(&Outgoing::task(&spec).content)?;
+        parse_task(&Outgoing::task(&spec).content).map_err(|e| e.to_string())?;
         self.submit(spec);
         Ok(())
     }

@@ -24,7 +24,7 @@ pub use node::{NodeCaps, NodeContent, WasOnline};
 pub(crate) use outgoing::test_support;
 pub use outgoing::Outgoing;
 pub use progress::{ChunkProgress, ProgressContent};
-pub use relation::Relation;
+pub use relation::{NotAReference, Relation};
 pub use result::{ChunkOutcome, Outcome, ResultContent};
 pub use task::{ChatCommand, Input, Requirements, TaskSpec};
 pub use types::{event_type, MEMBER, NAMESPACE, PROTOCOL_VERSION, REDACTION};

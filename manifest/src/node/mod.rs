@@ -240,7 +240,7 @@ impl NodeMachine {
                     self.allowlist_problem = None;
                     self.outbox.push_front(Outgoing::allowlist(&list));
                 }
-                Err(reason) => self.allowlist_problem = Some(reason),
+                Err(problem) => self.allowlist_problem = Some(problem.to_string()),
             },
             Input::ScriptConsent { integrity, allow } => {
                 if allow {

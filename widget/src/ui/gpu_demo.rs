@@ -103,7 +103,7 @@ pub fn kernel_spec(json: &str) -> Result<TaskSpec, String> {
     let mut spec = TaskSpec::new(TaskKind::Kernel(Box::new(kernel)), chunks);
     spec.requirements.webgpu = true;
     // Exactly the checks every node applies.
-    parse_task(&Outgoing::task(&spec).content)?;
+    parse_task(&Outgoing::task(&spec).content).map_err(|e| e.to_string())?;
     Ok(spec)
 }
 

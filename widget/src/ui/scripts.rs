@@ -77,7 +77,7 @@ pub fn to_script_spec(form: &ScriptForm, allowed: &[AllowedScript]) -> Result<Ta
     let spec = TaskSpec::new(kind, chunks as u32);
     // Exactly the checks every node applies, so nothing is sent that they (or
     // the homeserver) would refuse.
-    parse_task(&Outgoing::task(&spec).content)?;
+    parse_task(&Outgoing::task(&spec).content).map_err(|e| e.to_string())?;
     Ok(spec)
 }
 
