@@ -18,6 +18,7 @@ use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
     max_attempts, BACKOFF_BASE_MS, LEASE_HARD_MS, LEASE_SOFT_MS, MAX_REJECTIONS_KEPT, MAX_SUBTASKS,
 };
+use crate::rejection::Refused;
 use crate::task_kind::TaskKind;
 use crate::validate::{parse_event, Rejection};
 use indexmap::IndexMap;
@@ -699,10 +700,10 @@ impl State {
         self.rejections.push_back(rejection);
     }
 
-    fn reject(&mut self, event: &SeenEvent, reason: String) {
+    fn reject(&mut self, event: &SeenEvent, refused: Refused) {
         self.remember(Rejection {
             event_id: Some(event.event_id.to_string()),
-            reason,
+            reason: refused.to_string(),
         });
     }
 
@@ -755,8 +756,10 @@ impl State {
                 if let Some(nonce) = &spec.nonce {
                     let key = (event.sender.clone(), nonce.clone());
                     if let Some(first) = self.nonces.get(&key) {
-                        let reason = format!("a resend of task {first}");
-                        return self.reject(event, reason);
+                        let refused = Refused::Resend {
+                            first: first.clone(),
+                        };
+                        return self.reject(event, refused);
                     }
                     self.nonces.insert(key, event.event_id.clone());
                 }
@@ -770,10 +773,7 @@ impl State {
                         Err(reason) => return self.reject(event, reason),
                     },
                     (None, None) => event.sender.clone(),
-                    (Some(_), Some(_)) => {
-                        let reason = "a part of a task is not started from chat".into();
-                        return self.reject(event, reason);
-                    }
+                    (Some(_), Some(_)) => return self.reject(event, Refused::PartFromChat),
                 };
                 let record = TaskRecord {
                     id: event.event_id.clone(),
@@ -840,8 +840,10 @@ impl State {
     fn apply_cancel(&mut self, event: &SeenEvent, task: usize, reason: &Option<String>) {
         let record = &self.tasks[task];
         if record.submitter != event.sender {
-            let reason = format!("only {} can cancel this task", record.submitter);
-            return self.reject(event, reason);
+            let refused = Refused::NotSubmitter {
+                submitter: record.submitter.clone(),
+            };
+            return self.reject(event, refused);
         }
         let finished = record.own_chunks_done()
             && record
@@ -868,26 +870,29 @@ impl State {
 
     /// A task for a chat command is the coordinator's to submit (so one node
     /// decides, and nobody can start work in another friend's name), once.
-    fn take_command(&mut self, event: &SeenEvent, command: &ChatCommand) -> Result<(), String> {
+    fn take_command(&mut self, event: &SeenEvent, command: &ChatCommand) -> Result<(), Refused> {
         if !self.sent_by_coordinator(event) {
-            return Err(format!(
-                "{} started a task for a chat command but is not the coordinator",
-                event.sender
-            ));
+            return Err(Refused::CommandNotByCoordinator {
+                sender: event.sender.clone(),
+            });
         }
         if let Some(sender) = self
             .chat_senders
             .get(&command.event_id)
             .filter(|s| **s != command.sender)
         {
-            return Err(format!(
-                "{} started a task in {}'s name for a message {sender} sent",
-                event.sender, command.sender
-            ));
+            return Err(Refused::CommandInAnotherName {
+                sender: event.sender.clone(),
+                named: command.sender.clone(),
+                actual: sender.clone(),
+            });
         }
         let command = &command.event_id;
         if let Some(first) = self.commands.get(command) {
-            return Err(format!("{command} already started task {first}"));
+            return Err(Refused::CommandAlreadyStarted {
+                command: command.clone(),
+                first: first.clone(),
+            });
         }
         self.commands
             .insert(command.clone(), event.event_id.clone());
@@ -896,31 +901,38 @@ impl State {
 
     /// Takes a subtask into its parent's family and returns whose fair share
     /// it uses, or why it may not join.
-    fn adopt(&mut self, event: &SeenEvent, parent: &EventId) -> Result<UserId, String> {
+    fn adopt(&mut self, event: &SeenEvent, parent: &EventId) -> Result<UserId, Refused> {
+        let parent_id = || parent.clone();
         let Some(record) = self.tasks.get_mut(parent) else {
-            return Err(format!("its parent task {parent} is unknown"));
+            return Err(Refused::UnknownParent {
+                parent: parent_id(),
+            });
         };
         if record.spec.parent.is_some() {
-            return Err("a part of a task cannot be split further".into());
+            return Err(Refused::PartOfAPart);
         }
         let splitting = record
             .chunks
             .iter()
             .any(|c| c.leases.iter().any(|l| l.node.is_owned_by(&event.sender)));
         if record.submitter != event.sender && !splitting {
-            return Err(format!(
-                "{} may not add parts to task {parent}: only its submitter or a node running it can",
-                event.sender
-            ));
+            return Err(Refused::NotSplitter {
+                sender: event.sender.clone(),
+                parent: parent_id(),
+            });
         }
         let settled = record.cancelled.is_some()
             || record.own_chunks_done()
             || record.chunks.iter().any(|c| c.failed().is_some());
         if settled {
-            return Err(format!("task {parent} is already finished"));
+            return Err(Refused::ParentFinished {
+                parent: parent_id(),
+            });
         }
         if record.children.len() >= MAX_SUBTASKS {
-            return Err(format!("task {parent} already has {MAX_SUBTASKS} parts"));
+            return Err(Refused::TooManyParts {
+                parent: parent_id(),
+            });
         }
         record.children.push(event.event_id.clone());
         Ok(record.submitter.clone())
@@ -931,8 +943,10 @@ impl State {
         // a node that wrongly thought itself coordinator (it had not yet seen
         // an older node) assigns nothing.
         if !self.sent_by_coordinator(event) {
-            let reason = format!("{} assigned work but is not the coordinator", event.sender);
-            return self.reject(event, reason);
+            let refused = Refused::AssignNotByCoordinator {
+                sender: event.sender.clone(),
+            };
+            return self.reject(event, refused);
         }
         for a in assignments {
             // A node that is not online gets its lease all the same: it only
@@ -945,8 +959,7 @@ impl State {
                 .is_none_or(|n| self.tasks[task].spec.runs_on(&n.caps));
             let record = &mut self.tasks[task];
             let Some(chunk) = record.chunks.get_mut(a.chunk as usize) else {
-                let reason = format!("chunk {} does not exist", a.chunk);
-                self.reject(event, reason);
+                self.reject(event, Refused::NoSuchChunk { chunk: a.chunk });
                 continue;
             };
             if chunk.is_settled() || record.cancelled.is_some() {
@@ -956,26 +969,32 @@ impl State {
             // assignment that skips ahead would burn the chunk's retries.
             let furthest = chunk.attempts.saturating_add(u32::from(chunk.replicas) + 1);
             if a.attempt == 0 || a.attempt > furthest {
-                let reason = format!(
-                    "chunk {} assigned as attempt {}, but only {} were issued so far",
-                    a.chunk, a.attempt, chunk.attempts
-                );
-                self.reject(event, reason);
+                let refused = Refused::AttemptSkipsAhead {
+                    chunk: a.chunk,
+                    attempt: a.attempt,
+                    issued: chunk.attempts,
+                };
+                self.reject(event, refused);
                 continue;
             }
             // An assignment to a node that cannot take it still uses its
             // attempt, so attempts count alike in every tab.
             chunk.attempts = chunk.attempts.max(a.attempt);
             let refused = if chunk.answered_by(&a.node) {
-                Some("which already ran it")
+                Some(Refused::AlreadyRan {
+                    chunk: a.chunk,
+                    node: a.node.clone(),
+                })
             } else if !can_run {
-                Some("which cannot run it (it needs WebGPU, memory or a script the node declined)")
+                Some(Refused::CannotRun {
+                    chunk: a.chunk,
+                    node: a.node.clone(),
+                })
             } else {
                 None
             };
-            if let Some(why) = refused {
-                let reason = format!("chunk {} assigned to {}, {why}", a.chunk, a.node);
-                self.reject(event, reason);
+            if let Some(refused) = refused {
+                self.reject(event, refused);
                 continue;
             }
             // Most chunks only ever hold as many leases as they have replicas.
@@ -1019,9 +1038,11 @@ impl State {
             }
         }
         for chunk in unknown {
-            let reason =
-                format!("{node} reported progress on chunk {chunk} but holds no lease on it");
-            self.reject(event, reason);
+            let refused = Refused::ProgressWithoutLease {
+                node: node.clone(),
+                chunk,
+            };
+            self.reject(event, refused);
         }
     }
 
@@ -1037,7 +1058,7 @@ impl State {
         let mut rejections = Vec::new();
         for o in outcomes {
             let Some(chunk) = record.chunks.get_mut(o.chunk as usize) else {
-                rejections.push(format!("chunk {} does not exist", o.chunk));
+                rejections.push(Refused::NoSuchChunk { chunk: o.chunk });
                 continue;
             };
             if chunk.is_settled() || record.cancelled.is_some() {
@@ -1049,18 +1070,16 @@ impl State {
                 .iter()
                 .position(|l| &l.node == node && l.attempt == o.attempt)
             else {
-                rejections.push(format!(
-                    "{node} holds no lease on chunk {} (attempt {})",
-                    o.chunk, o.attempt
-                ));
+                rejections.push(Refused::NoLease {
+                    node: node.clone(),
+                    chunk: o.chunk,
+                    attempt: o.attempt,
+                });
                 continue;
             };
             let granted_at = chunk.leases[lease_at].granted_at;
             if !chunk.leases[lease_at].accepts_result_at(ts) {
-                rejections.push(format!(
-                    "result for chunk {} came after the hard deadline",
-                    o.chunk
-                ));
+                rejections.push(Refused::AfterDeadline { chunk: o.chunk });
                 continue;
             }
             let reliability = self.reliability.entry(node.clone()).or_default();
@@ -1069,8 +1088,11 @@ impl State {
             chunk.leases.remove(lease_at);
             match &o.outcome {
                 Outcome::Output(output) => {
-                    if let Err(e) = record.spec.check_output(output) {
-                        rejections.push(format!("chunk {}: {e}", o.chunk));
+                    if let Err(error) = record.spec.check_output(output) {
+                        rejections.push(Refused::BadOutput {
+                            chunk: o.chunk,
+                            error,
+                        });
                         continue;
                     }
                     let leased_ms = ts.saturating_sub(granted_at);
@@ -1112,8 +1134,8 @@ impl State {
                 }
             }
         }
-        for reason in rejections {
-            self.reject(event, reason);
+        for refused in rejections {
+            self.reject(event, refused);
         }
     }
 }

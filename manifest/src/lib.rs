@@ -40,6 +40,7 @@ pub mod worker_protocol;
 pub mod capabilities;
 pub mod ledger;
 pub mod private;
+pub mod rejection;
 pub mod scheduler;
 
 // The node state machine every driver (the widget) feeds.
