@@ -38,8 +38,9 @@ stage "release build"
 scripts/build.sh
 cargo build --offline --locked --release \
   -p potluck-example-mandelbrot --bin mandelbrot-tile
-# WebGPU kernels natively, to compare with the browser's (built by the native tests already).
-cargo build --offline --locked -p potluck-worker --bin run-kernel
+# WebGPU kernels natively, to compare with the browser's, and the transcript
+# scorer (`potluck wer`); both built by the native tests already.
+cargo build --offline --locked -p potluck-worker --bin run-kernel --bin potluck
 took build
 
 stage "end-to-end: Synapse + test host + Chromium, in two streams"

@@ -7,8 +7,9 @@
 // transcription, a `!transcribe` reply from plain chat, and a file that is
 // not audio.
 //
-// Needs dist/, the models (scripts/fetch-models.sh) and the speech made by
-// scripts/whisper-test-data.sh (tests/run.sh runs both first).
+// Needs dist/, the models (scripts/fetch-models.sh), the speech made by
+// scripts/whisper-test-data.sh and target/debug/potluck to score transcripts
+// (tests/run.sh makes all of them first).
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -17,6 +18,7 @@ import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS } from "../support/browser.mjs";
 import { ARTIFACTS, ROOT, contribute, startPoolRoom } from "../support/pool-room.mjs";
+import { wer } from "../support/wer.mjs";
 
 const AUDIO = join(ROOT, "widget/test-data/audio");
 // Allowed above faster-whisper's word error rate on the same audio (the issue's bar).
@@ -25,22 +27,6 @@ const TRANSCRIPT_WITHIN_MS = 240_000;
 // manifest/src/limits.rs RESEND_AFTER_MS (30 s) and a margin: "exactly once"
 // is asserted only after this long past the last reply.
 const RESEND_WINDOW_MS = 45_000;
-
-/** Word error rate, as worker/src/whisper/wer.rs scores it: words lowercased, punctuation dropped. */
-function wer(reference, hypothesis) {
-  const words = (text) => text.toLowerCase().replace(/[^a-z0-9' ]+/g, " ").split(/\s+/).filter(Boolean);
-  const ref = words(reference);
-  const hyp = words(hypothesis);
-  let row = Array.from({ length: hyp.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= ref.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= hyp.length; j++) {
-      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (ref[i - 1] === hyp[j - 1] ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[hyp.length] / Math.max(ref.length, 1);
-}
 
 /** Uploads `bytes` to the media repository as `user`; returns the mxc URI. */
 async function upload(room, user, bytes, type) {

@@ -6,6 +6,7 @@
 
 // Reading WAV files and resampling: for the native command line and tests
 // (the browser decodes with WebAudio; nothing exported reaches this).
+#[cfg(not(target_arch = "wasm32"))]
 pub mod audio;
 pub mod catalog;
 pub mod kernel;

@@ -1,9 +1,7 @@
-//! Audio plumbing for speech tasks: reading files and converting them to the
-//! 16 kHz mono f32 samples Whisper takes, and splitting long recordings at
-//! their pauses.
+//! Reading audio files natively (the CLI and the native tests) and
+//! converting them to the 16 kHz mono f32 samples Whisper takes. Not in the
+//! wasm worker: browsers decode and resample audio themselves.
 
 pub mod resample;
-/// The splitter lives in `manifest`: where long audio is cut is part of a
-/// transcription task, decided by the node that plans it.
 pub use manifest::audio_split as split;
 pub mod wav;

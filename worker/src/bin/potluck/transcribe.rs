@@ -1,7 +1,5 @@
-//! `potluck transcribe FILE.wav [--model tiny.en|base|DIR] [--language CODE]
-//! [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]`:
-//! the worker's Whisper engine, natively, for tests, benchmarks and friends
-//! who prefer a terminal.
+//! `potluck transcribe`: the worker's Whisper engine, natively, for tests,
+//! benchmarks and friends who prefer a terminal.
 //!
 //! `--model` names a model that `scripts/fetch-models.sh` put under
 //! `$POTLUCK_MODELS` (default `~/.cache/potluck/models`), tiny.en unless
@@ -66,11 +64,8 @@ struct Args {
     f32_projection: bool,
 }
 
-fn parse_args() -> Option<Args> {
-    let mut it = std::env::args().skip(1);
-    if it.next().as_deref() != Some("transcribe") {
-        return None;
-    }
+fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
+    let mut it = args.into_iter();
     let (mut positional, mut language, mut bench, mut save_pcm) = (Vec::new(), None, None, None);
     let mut model = DEFAULT_MODEL.to_owned();
     let (mut timestamps, mut f32_projection) = (true, false);
@@ -150,11 +145,11 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn main() -> ExitCode {
-    let Some(args) = parse_args() else {
-        eprintln!(
-            "usage: potluck transcribe FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]"
-        );
+pub const USAGE: &str = "potluck transcribe FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]";
+
+pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let Some(args) = parse_args(args) else {
+        eprintln!("usage: {USAGE}");
         return ExitCode::from(2);
     };
     match run(args) {
