@@ -18,9 +18,9 @@ use crate::ids::{EventId, NodeId, UserId};
 use crate::limits::{
     max_attempts, BACKOFF_BASE_MS, LEASE_HARD_MS, LEASE_SOFT_MS, MAX_REJECTIONS_KEPT, MAX_SUBTASKS,
 };
-use crate::rejection::Refused;
+use crate::rejection::{Refused, Rejection};
 use crate::task_kind::TaskKind;
-use crate::validate::{parse_event, Rejection};
+use crate::validate::parse_event;
 use indexmap::IndexMap;
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -703,7 +703,7 @@ impl State {
     fn reject(&mut self, event: &SeenEvent, refused: Refused) {
         self.remember(Rejection {
             event_id: Some(event.event_id.to_string()),
-            reason: refused.to_string(),
+            reason: refused.into(),
         });
     }
 

@@ -50,5 +50,5 @@ pub use events::{NodeCaps, PotluckEvent, SeenEvent, TaskSpec};
 pub use ids::{EventId, IdError, NodeId, UserId};
 pub use ledger::Ledger;
 pub use node::{Action, Input, NodeMachine};
+pub use rejection::Rejection;
 pub use task_kind::TaskKind;
-pub use validate::Rejection;

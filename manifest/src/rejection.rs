@@ -1,12 +1,67 @@
-//! Why the ledger did not take an event: what only the events before it can
-//! show (who coordinates, who holds a lease, which task a message started).
-//! Checks an event passes or fails on its own are `validate`'s; the words
-//! people read are each variant's `Display`, and nothing here decides.
+//! Why an event or a chat command was not taken: a `Rejection`, whose
+//! `Reason` is `validate`'s (the event on its own is wrong), the ledger's
+//! `Refused` (what only the events before it show: who coordinates, who
+//! holds a lease, which task a message started), or a chat command's.
+//! The words people read are each variant's `Display`; nothing here decides.
 
+use crate::commands::RunError;
 use crate::ids::{EventId, NodeId, UserId};
 use crate::kind_error::KindError;
 use crate::limits::MAX_SUBTASKS;
+use crate::validate::{Invalid, InvalidEvent, TaskError};
+use crate::voice::TranscribeError;
+use std::fmt;
 use thiserror::Error;
+
+/// An event or command that was not taken, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The event or chat message, if it has an id (a task this node did not
+    /// submit has none yet).
+    pub event_id: Option<String>,
+    pub reason: Reason,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.event_id {
+            Some(id) => write!(f, "{id}: {}", self.reason),
+            None => write!(f, "{}", self.reason),
+        }
+    }
+}
+
+impl From<InvalidEvent> for Rejection {
+    fn from(invalid: InvalidEvent) -> Self {
+        Self {
+            event_id: invalid.event_id,
+            reason: Reason::Invalid(invalid.problem),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Reason {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// A `!run` or `!transcribe` the coordinator could not start.
+    #[error("the chat command was not run: {0}")]
+    CommandNotRun(CommandError),
+    /// A task this node was about to send, which every node would reject.
+    #[error("the task was not submitted: {0}")]
+    NotSubmitted(TaskError),
+}
+
+/// Why a chat command starts no task.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Transcribe(#[from] TranscribeError),
+}
 
 /// A valid event the ledger refused, given what came before it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -78,6 +133,34 @@ pub enum Refused {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rejection_reads_with_its_event_and_its_reason() {
+        let refused = Rejection {
+            event_id: Some("$e1".into()),
+            reason: Reason::Refused(Refused::PartFromChat),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "$e1: a part of a task is not started from chat"
+        );
+        let command = Rejection {
+            event_id: Some("$m".into()),
+            reason: Reason::CommandNotRun(TranscribeError::NoReply.into()),
+        };
+        assert_eq!(
+            command.to_string(),
+            "$m: the chat command was not run: reply !transcribe to the voice message to transcribe"
+        );
+        let task = Rejection {
+            event_id: None,
+            reason: Reason::NotSubmitted(TaskError::ZeroDeadline),
+        };
+        assert_eq!(
+            task.to_string(),
+            "the task was not submitted: a deadline of 0 ms can never be met"
+        );
+    }
 
     #[test]
     fn refusals_read_as_people_read_them() {

@@ -27,33 +27,7 @@ use crate::text::{check_shown_text, TextError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Number, Value};
-use std::fmt;
 use thiserror::Error;
-
-/// An event that was not taken into the ledger, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub event_id: Option<String>,
-    pub reason: String,
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.event_id {
-            Some(id) => write!(f, "{id}: {}", self.reason),
-            None => f.write_str(&self.reason),
-        }
-    }
-}
-
-impl From<InvalidEvent> for Rejection {
-    fn from(invalid: InvalidEvent) -> Self {
-        Self {
-            event_id: invalid.event_id,
-            reason: invalid.problem.to_string(),
-        }
-    }
-}
 
 /// An event `parse_event` refused, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

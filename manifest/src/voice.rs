@@ -9,6 +9,7 @@ use crate::text::without_hidden_controls;
 use crate::transcription::{AudioRef, EncryptedFile, TimedText, Transcript, WhisperModel};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use thiserror::Error;
 
 /// What a reply starts with to ask for a transcript.
 pub const TRANSCRIBE: &str = "!transcribe";
@@ -114,17 +115,34 @@ pub fn is_command(body: &str) -> bool {
     typed_text(body).split_whitespace().next() == Some(TRANSCRIBE)
 }
 
+/// Why a `!transcribe` message starts no transcription.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TranscribeError {
+    #[error("not a !transcribe command")]
+    NotACommand,
+    #[error("no model is called '{name}' (known: {})", known_models())]
+    UnknownModel { name: String },
+    #[error("reply !transcribe to the voice message to transcribe")]
+    NoReply,
+    #[error("the message it replies to is not audio, or older than what this client has loaded")]
+    NotAudio,
+}
+
+fn known_models() -> String {
+    let known: Vec<&str> = WhisperModel::ALL.iter().map(|m| m.name()).collect();
+    known.join(", ")
+}
+
 /// Reads `!transcribe [model]` into the model to use, or says what is wrong.
-pub fn parse_command(body: &str) -> Result<WhisperModel, String> {
+pub fn parse_command(body: &str) -> Result<WhisperModel, TranscribeError> {
     let mut words = typed_text(body).split_whitespace();
     if words.next() != Some(TRANSCRIBE) {
-        return Err("not a !transcribe command".into());
+        return Err(TranscribeError::NotACommand);
     }
     match words.next() {
         None => Ok(WhisperModel::default()),
-        Some(name) => WhisperModel::parse(name).ok_or_else(|| {
-            let known: Vec<&str> = WhisperModel::ALL.iter().map(|m| m.name()).collect();
-            format!("no model is called '{name}' (known: {})", known.join(", "))
+        Some(name) => WhisperModel::parse(name).ok_or_else(|| TranscribeError::UnknownModel {
+            name: name.to_owned(),
         }),
     }
 }
@@ -292,9 +310,20 @@ mod tests {
         assert!(!is_command("please !transcribe"));
         assert_eq!(parse_command("!transcribe"), Ok(WhisperModel::TinyEn));
         assert_eq!(parse_command("!transcribe base"), Ok(WhisperModel::Base));
-        assert!(parse_command("!transcribe huge")
-            .unwrap_err()
-            .contains("tiny.en, base"));
+        assert_eq!(
+            parse_command("!transcribe huge"),
+            Err(TranscribeError::UnknownModel {
+                name: "huge".into()
+            })
+        );
+        assert_eq!(
+            parse_command("!transcribe huge").unwrap_err().to_string(),
+            "no model is called 'huge' (known: tiny.en, base)"
+        );
+        assert_eq!(
+            TranscribeError::NoReply.to_string(),
+            "reply !transcribe to the voice message to transcribe"
+        );
         let reply = json!({"content": {"m.relates_to": {"m.in_reply_to": {"event_id": "$voice"}}}});
         assert_eq!(reply_to(&reply).unwrap().as_str(), "$voice");
     }

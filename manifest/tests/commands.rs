@@ -2,11 +2,13 @@
 //! starts its task, and the ledger takes one task per message.
 
 use manifest::allowlist::{AllowedScript, Allowlist};
+use manifest::commands::RunError;
 use manifest::events::Outgoing;
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::Ledger;
 use manifest::limits::COMMAND_MAX_AGE_MS;
 use manifest::node::{Action, Input, NodeMachine};
+use manifest::rejection::{CommandError, Reason, Refused};
 mod common;
 
 use common::{caps, raw};
@@ -110,13 +112,19 @@ fn one_task_per_command_and_in_the_senders_name() {
     let tasks: Vec<_> = ledger.tasks().collect();
     assert_eq!(tasks.len(), 1, "one task for one message");
     assert_eq!(tasks[0].submitter.as_str(), "@dan:hs");
-    let reasons: Vec<&str> = ledger.rejections().map(|r| r.reason.as_str()).collect();
+    let reasons: Vec<&Reason> = ledger.rejections().map(|r| &r.reason).collect();
     assert!(
-        reasons.iter().any(|r| r.contains("already started")),
+        reasons.iter().any(|r| matches!(
+            r,
+            Reason::Refused(Refused::CommandAlreadyStarted { first, .. }) if first.as_str() == "$t1"
+        )),
         "{reasons:?}"
     );
     assert!(
-        reasons.iter().any(|r| r.contains("not the coordinator")),
+        reasons.iter().any(|r| matches!(
+            r,
+            Reason::Refused(Refused::CommandNotByCoordinator { sender }) if sender.as_str() == "@bob:hs"
+        )),
         "{reasons:?}"
     );
 }
@@ -139,7 +147,10 @@ fn old_commands_and_unknown_scripts_start_nothing() {
     assert!(tasks_sent(&unknown).is_empty());
     assert!(unknown
         .iter()
-        .any(|a| matches!(a, Action::Rejected(r) if r.reason.contains("no script named 'miner'"))));
+        .any(|a| matches!(a, Action::Rejected(r) if matches!(
+            &r.reason,
+            Reason::CommandNotRun(CommandError::Run(RunError::UnknownScript { name })) if name == "miner"
+        ))));
 }
 
 #[test]
@@ -157,9 +168,11 @@ fn a_coordinator_cannot_start_a_command_in_another_friends_name() {
         10_200,
     );
     assert_eq!(bob.ledger().tasks().count(), 0, "no task in carol's name");
-    assert!(bob.ledger().rejections().any(|r| r
-        .reason
-        .contains("in @carol:hs's name for a message @dan:hs sent")));
+    assert!(bob.ledger().rejections().any(|r| matches!(
+        &r.reason,
+        Reason::Refused(Refused::CommandInAnotherName { named, actual, .. })
+            if named.as_str() == "@carol:hs" && actual.as_str() == "@dan:hs"
+    )));
 
     // The same task seen before the message (a tab's events come late and
     // out of order) is refused once the message arrives.

@@ -1,7 +1,7 @@
 //! The protocol's rules, each as a scripted sequence of room events: what a
 //! node sees, and what the ledger and the scheduler make of it.
 
-use manifest::allowlist::{AllowedScript, Allowlist};
+use manifest::allowlist::{AllowedScript, Allowlist, NotAllowed};
 use manifest::events::{
     Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, Requirements, TaskSpec,
 };
@@ -10,8 +10,10 @@ use manifest::ledger::{Ledger, TaskStatus};
 use manifest::limits::{
     LEASE_HARD_MS, LEASE_SOFT_MS, MAX_ATTEMPTS, MAX_LEASES_PER_SLOT, QUEUE_TARGET_MS,
 };
+use manifest::rejection::{Reason, Refused};
 use manifest::scheduler::{explain_idle, plan, IdleReason, InFlight};
 use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
+use manifest::validate::{Invalid, TaskError};
 use proptest::prelude::{Arbitrary, Strategy};
 use serde_json::{json, Value};
 
@@ -77,15 +79,19 @@ impl Room {
         id
     }
 
-    fn send_rejected(&mut self, sender: &str, out: &Outgoing, ts: u64) -> String {
+    /// Sends a valid event the ledger refuses, and returns why.
+    fn send_rejected(&mut self, sender: &str, out: &Outgoing, ts: u64) -> Refused {
         let (_, raw) = self.raw(sender, out, ts);
         self.ledger.ingest(&raw).expect("validation passes");
-        self.ledger
+        let rejection = self
+            .ledger
             .rejections()
             .last()
-            .expect("the ledger rejects it")
-            .reason
-            .clone()
+            .expect("the ledger rejects it");
+        match &rejection.reason {
+            Reason::Refused(refused) => refused.clone(),
+            other => panic!("not a refusal of the ledger's: {other:?}"),
+        }
     }
 
     fn online(&mut self, name: &str, caps: NodeCaps, ts: u64) {
@@ -221,8 +227,8 @@ fn results_after_the_hard_deadline_are_dropped() {
             compute_ms: None,
         }],
     );
-    let reason = room.send_rejected("alice", &late, 3 + LEASE_HARD_MS + 1);
-    assert!(reason.contains("hard deadline"), "{reason}");
+    let refused = room.send_rejected("alice", &late, 3 + LEASE_HARD_MS + 1);
+    assert_eq!(refused, Refused::AfterDeadline { chunk: 0 });
 }
 
 #[test]
@@ -242,8 +248,11 @@ fn a_result_from_a_node_without_a_lease_is_rejected_and_changes_nothing() {
             compute_ms: None,
         }],
     );
-    let reason = room.send_rejected("mallory", &forged, 5);
-    assert!(reason.contains("holds no lease"), "{reason}");
+    let refused = room.send_rejected("mallory", &forged, 5);
+    assert!(
+        matches!(&refused, Refused::NoLease { node: n, .. } if *n == node("mallory")),
+        "{refused:?}"
+    );
     assert!(matches!(
         room.status(&task, 6),
         TaskStatus::Running { done: 0, .. }
@@ -305,8 +314,13 @@ fn a_non_retriable_failure_fails_the_task_with_its_reason() {
 fn only_the_submitter_can_cancel() {
     let mut room = Room::new();
     let task = room.send("carol", &Outgoing::task(&primes(1)), 1);
-    let reason = room.send_rejected("mallory", &Outgoing::cancel(&task, None), 2);
-    assert!(reason.contains("only @carol:hs can cancel"), "{reason}");
+    let refused = room.send_rejected("mallory", &Outgoing::cancel(&task, None), 2);
+    assert_eq!(
+        refused,
+        Refused::NotSubmitter {
+            submitter: user("carol")
+        }
+    );
     room.send("carol", &Outgoing::cancel(&task, Some("typo")), 3);
     assert_eq!(
         room.status(&task, 4),
@@ -459,8 +473,14 @@ fn a_coordinator_cannot_give_gpu_work_to_a_node_without_a_gpu_or_burn_a_chunks_a
             attempt: 1,
         }],
     );
-    let reason = room.send_rejected("alice", &to_bob, 4);
-    assert!(reason.contains("cannot run it"), "{reason}");
+    let refused = room.send_rejected("alice", &to_bob, 4);
+    assert_eq!(
+        refused,
+        Refused::CannotRun {
+            chunk: 0,
+            node: node("bob")
+        }
+    );
     assert!(room.ledger.task(&task).unwrap().chunks[0].leases.is_empty());
 
     let task = room.send("carol", &Outgoing::task(&primes(1)), 5);
@@ -472,10 +492,14 @@ fn a_coordinator_cannot_give_gpu_work_to_a_node_without_a_gpu_or_burn_a_chunks_a
             attempt: 9,
         }],
     );
-    let reason = room.send_rejected("alice", &ninth, 6);
-    assert!(
-        reason.contains("attempt 9, but only 0 were issued"),
-        "{reason}"
+    let refused = room.send_rejected("alice", &ninth, 6);
+    assert_eq!(
+        refused,
+        Refused::AttemptSkipsAhead {
+            chunk: 0,
+            attempt: 9,
+            issued: 0
+        }
     );
     assert_eq!(room.ledger.task(&task).unwrap().chunks[0].attempts, 0);
 }
@@ -716,7 +740,7 @@ fn a_replica_is_never_issued_twice_to_one_node() {
         plan(&room.ledger, 11, &InFlight::new()).is_empty(),
         "alice already voted"
     );
-    let reason = room.send_rejected(
+    let refused = room.send_rejected(
         "alice",
         &Outgoing::assign(
             &task,
@@ -728,7 +752,13 @@ fn a_replica_is_never_issued_twice_to_one_node() {
         ),
         12,
     );
-    assert!(reason.contains("already ran"), "{reason}");
+    assert_eq!(
+        refused,
+        Refused::AlreadyRan {
+            chunk: 0,
+            node: node("alice")
+        }
+    );
     assert_eq!(
         explain_idle(&room.ledger, &node("alice"), 13),
         IdleReason::NoWork
@@ -780,15 +810,21 @@ fn only_the_submitter_or_a_node_running_a_task_may_split_it_and_only_before_it_i
     let mut room = Room::new();
     room.online("alice", caps(1, false), 1);
     let parent = room.send("carol", &Outgoing::task(&primes(1)), 2);
-    let reason = room.send_rejected("mallory", &Outgoing::task(&part(&parent, 0, 10)), 3);
-    assert!(reason.contains("may not add parts"), "{reason}");
+    let refused = room.send_rejected("mallory", &Outgoing::task(&part(&parent, 0, 10)), 3);
+    assert_eq!(
+        refused,
+        Refused::NotSplitter {
+            sender: user("mallory"),
+            parent: parent.clone()
+        }
+    );
     let nested = room.send("carol", &Outgoing::task(&part(&parent, 0, 10)), 4);
-    let reason = room.send_rejected("carol", &Outgoing::task(&part(&nested, 0, 5)), 5);
-    assert!(reason.contains("cannot be split further"), "{reason}");
+    let refused = room.send_rejected("carol", &Outgoing::task(&part(&nested, 0, 5)), 5);
+    assert_eq!(refused, Refused::PartOfAPart);
     room.assign("alice", &parent, 0, "alice", 1, 6);
     room.result("alice", &parent, 0, 1, count(168), 7);
-    let reason = room.send_rejected("carol", &Outgoing::task(&part(&parent, 10, 20)), 8);
-    assert!(reason.contains("already finished"), "{reason}");
+    let refused = room.send_rejected("carol", &Outgoing::task(&part(&parent, 10, 20)), 8);
+    assert_eq!(refused, Refused::ParentFinished { parent });
 }
 
 #[test]
@@ -872,8 +908,11 @@ fn progress_reports_keep_a_long_chunk_from_being_reissued() {
     room.send("bob", &progress("bob", &task, 1, 90), later + 1);
     assert_eq!(plan(&room.ledger, later + 2, &InFlight::new()).len(), 1);
     // Nobody reports progress on a lease they do not hold.
-    let reason = room.send_rejected("alice", &progress("alice", &task, 1, 50), later + 3);
-    assert!(reason.contains("holds no lease"), "{reason}");
+    let refused = room.send_rejected("alice", &progress("alice", &task, 1, 50), later + 3);
+    assert!(
+        matches!(&refused, Refused::ProgressWithoutLease { node: n, .. } if *n == node("alice")),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -887,7 +926,13 @@ fn a_part_references_its_parent_so_late_readers_find_it_among_the_relations() {
     forged.content["m.relates_to"] = json!({"rel_type": "m.reference", "event_id": "$other"});
     let (_, raw) = room.raw("carol", &forged, 1);
     let rejection = room.ledger.ingest(&raw).expect_err("rejected");
-    assert!(rejection.reason.contains("only its parent"), "{rejection}");
+    assert!(
+        matches!(
+            &rejection.reason,
+            Reason::Invalid(Invalid::Task(TaskError::ForeignRelation { target })) if target.as_str() == "$other"
+        ),
+        "{rejection}"
+    );
 }
 
 fn script_task(url: &str, digest: char, items: usize) -> TaskSpec {
@@ -933,12 +978,26 @@ fn a_script_the_room_did_not_allow_fails_before_any_node_runs_it() {
         4,
     );
     assert!(plan(&room.ledger, 5, &InFlight::new()).is_empty());
-    let reason = |task| match room.status(task, 5) {
-        TaskStatus::Failed { reason } => reason,
-        other => panic!("{other:?}"),
-    };
-    assert!(reason(&unknown).contains("not on this room's allowlist"));
-    assert!(reason(&changed).contains("another hash"));
+    let refused = |task| room.ledger.task(task).unwrap().refused.clone();
+    assert_eq!(
+        refused(&unknown),
+        Some(NotAllowed::Script {
+            url: "https://x.org/miner.js".into()
+        })
+    );
+    assert_eq!(
+        refused(&changed),
+        Some(NotAllowed::OtherHash {
+            url: "https://x.org/tiles.js".into()
+        })
+    );
+    // The task fails with the refusal's words.
+    assert_eq!(
+        room.status(&unknown, 5),
+        TaskStatus::Failed {
+            reason: refused(&unknown).unwrap().to_string()
+        }
+    );
 
     let allowed = room.send(
         "carol",
@@ -981,7 +1040,7 @@ fn the_allowlist_is_one_state_event_with_an_empty_key() {
     out.state_key = Some("tiles".into());
     let (_, raw) = room.raw("mod", &out, 1);
     let rejection = room.ledger.ingest(&raw).expect_err("rejected");
-    assert!(rejection.reason.contains("empty state key"), "{rejection}");
+    assert_eq!(rejection.reason, Reason::Invalid(Invalid::AllowlistKey));
 }
 
 #[test]

@@ -4,9 +4,9 @@ use super::history::HistoryRead;
 use crate::allowlist::AllowedScript;
 use crate::events::{Input as TaskInput, Outgoing};
 use crate::ids::{EventId, NodeId, UserId};
+use crate::rejection::Rejection;
 use crate::task_kind::TaskKind;
 use crate::transcription::{AudioRef, TranscribeTask};
-use crate::validate::Rejection;
 use crate::worker_protocol::JobId;
 use serde_json::Value;
 

@@ -7,8 +7,8 @@ use crate::events::{ChatCommand, TaskSpec};
 use crate::ids::{EventId, UserId};
 use crate::ledger::Ledger;
 use crate::limits::{COMMAND_MAX_AGE_MS, RESEND_AFTER_MS};
-use crate::validate::Rejection;
-use crate::voice::{self, VoiceMessage};
+use crate::rejection::{CommandError, Reason, Rejection};
+use crate::voice::{self, TranscribeError, VoiceMessage};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
@@ -98,24 +98,26 @@ impl Chat {
             };
             let parsed = if voice::is_command(&c.body) {
                 transcribe_command(&c.body, c.reply_to.as_ref(), &self.voices, command)
+                    .map_err(CommandError::from)
             } else {
                 commands::parse_run(&c.body, ledger.allowlist(), command)
+                    .map_err(CommandError::from)
             };
             match parsed {
                 Ok(spec) => {
                     c.submitted_at = Some(now);
                     specs.push(spec);
                 }
-                Err(reason) => refused.push((id.clone(), reason)),
+                Err(error) => refused.push((id.clone(), error)),
             }
         }
         let rejections = refused
             .into_iter()
-            .map(|(id, reason)| {
+            .map(|(id, error)| {
                 self.commands.remove(&id);
                 Rejection {
                     event_id: Some(id.to_string()),
-                    reason: format!("the chat command was not run: {reason}"),
+                    reason: Reason::CommandNotRun(error),
                 }
             })
             .collect();
@@ -130,12 +132,10 @@ fn transcribe_command(
     reply_to: Option<&EventId>,
     voices: &BTreeMap<EventId, VoiceMessage>,
     command: ChatCommand,
-) -> Result<TaskSpec, String> {
+) -> Result<TaskSpec, TranscribeError> {
     let model = voice::parse_command(body)?;
-    let target = reply_to.ok_or("reply !transcribe to the voice message to transcribe")?;
-    let message = voices.get(target).ok_or(
-        "the message it replies to is not audio, or older than what this client has loaded",
-    )?;
+    let target = reply_to.ok_or(TranscribeError::NoReply)?;
+    let message = voices.get(target).ok_or(TranscribeError::NotAudio)?;
     let mut spec = TaskSpec::transcription(message.audio.clone(), model);
     spec.command = Some(command);
     Ok(spec)
@@ -230,12 +230,9 @@ mod tests {
         let [rejection] = &refused[..] else {
             panic!("{refused:?}")
         };
-        assert!(
-            rejection
-                .reason
-                .contains("reply !transcribe to the voice message"),
-            "{}",
-            rejection.reason
+        assert_eq!(
+            rejection.reason,
+            Reason::CommandNotRun(CommandError::Transcribe(TranscribeError::NoReply))
         );
         assert!(
             chat.start_commands(&ledger, true, 40).1.is_empty(),

@@ -47,8 +47,9 @@ use crate::events::{
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::Ledger;
 use crate::limits::RETRY_AFTER_REFUSAL_MS;
+use crate::rejection::{Reason, Rejection};
 use crate::task_kind::TaskKind;
-use crate::validate::{parse_task, Rejection};
+use crate::validate::parse_task;
 use crate::voice::VoiceMessage;
 use crate::worker_protocol::JobId;
 use serde_json::Value;
@@ -476,9 +477,9 @@ impl NodeMachine {
         let out = Outgoing::task(&spec);
         match parse_task(&out.content) {
             Ok(_) => self.outbox.push(out),
-            Err(reason) => actions.push(Action::Rejected(Rejection {
+            Err(problem) => actions.push(Action::Rejected(Rejection {
                 event_id: None,
-                reason: format!("the task was not submitted: {reason}"),
+                reason: Reason::NotSubmitted(problem),
             })),
         }
     }
