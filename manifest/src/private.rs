@@ -14,6 +14,7 @@ use crate::ledger::{ChunkRecord, Ledger};
 use crate::seal::seal_digest;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use thiserror::Error;
 
 /// The to-device event type that carries a private output.
 pub const OUTPUT_EVENT_TYPE: &str = "org.potluck.output";
@@ -21,6 +22,17 @@ pub const OUTPUT_EVENT_TYPE: &str = "org.potluck.output";
 /// The to-device content that carries one chunk's output to the submitter.
 pub fn message(task: &EventId, chunk: u32, output: &Value) -> Value {
     json!({ "v": 1, "task": task, "chunk": chunk, "output": output })
+}
+
+/// Why a to-device message is no private output.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NotAnOutput {
+    #[error("a private output names no task")]
+    NoTask,
+    #[error("a private output names no chunk")]
+    NoChunk,
+    #[error("a private output has no output")]
+    NoOutput,
 }
 
 /// What a submitter's widget has received of its private tasks' outputs.
@@ -32,18 +44,16 @@ pub struct PrivateOutputs {
 
 impl PrivateOutputs {
     /// Keeps an output from a to-device message; says why not if malformed.
-    pub fn receive(&mut self, content: &Value) -> Result<(), String> {
+    pub fn receive(&mut self, content: &Value) -> Result<(), NotAnOutput> {
         let task = content["task"]
             .as_str()
             .and_then(|t| EventId::parse(t).ok())
-            .ok_or("a private output names no task")?;
+            .ok_or(NotAnOutput::NoTask)?;
         let chunk = content["chunk"]
             .as_u64()
             .and_then(|c| u32::try_from(c).ok())
-            .ok_or("a private output names no chunk")?;
-        let output = content
-            .get("output")
-            .ok_or("a private output has no output")?;
+            .ok_or(NotAnOutput::NoChunk)?;
+        let output = content.get("output").ok_or(NotAnOutput::NoOutput)?;
         let kept = self.received.entry((task, chunk)).or_default();
         if kept.len() < 5 {
             kept.insert(seal_digest(output), output.clone()); // At most one per replica.
@@ -105,18 +115,22 @@ mod tests {
     #[test]
     fn malformed_messages_are_refused_with_the_reason() {
         let mut outputs = PrivateOutputs::default();
-        assert!(outputs
-            .receive(&json!({"chunk": 0, "output": 1}))
-            .unwrap_err()
-            .contains("task"));
-        assert!(outputs
-            .receive(&json!({"task": "$t", "output": 1}))
-            .unwrap_err()
-            .contains("chunk"));
-        assert!(outputs
-            .receive(&json!({"task": "$t", "chunk": 0}))
-            .unwrap_err()
-            .contains("output"));
+        assert_eq!(
+            outputs.receive(&json!({"chunk": 0, "output": 1})),
+            Err(NotAnOutput::NoTask)
+        );
+        assert_eq!(
+            outputs.receive(&json!({"task": "$t", "output": 1})),
+            Err(NotAnOutput::NoChunk)
+        );
+        assert_eq!(
+            outputs.receive(&json!({"task": "$t", "chunk": 0})),
+            Err(NotAnOutput::NoOutput)
+        );
+        assert_eq!(
+            NotAnOutput::NoChunk.to_string(),
+            "a private output names no chunk"
+        );
         outputs
             .receive(&message(&EventId::parse("$t").unwrap(), 0, &json!(1)))
             .unwrap();
