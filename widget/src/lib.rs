@@ -10,6 +10,7 @@ pub mod media;
 pub mod pool;
 pub mod ui;
 pub mod view;
+pub mod words;
 
 /// Mounts the app on the page's `<main id="app">` (or the body).
 pub fn start() {
