@@ -45,6 +45,8 @@ fi
 node_modules/.bin/esbuild node_modules/matrix-widget-api/lib/index.js --bundle --minify \
   --format=iife --global-name=mxwidgets --log-level=warning --outfile="$out/matrix-widget-api.js"
 cp -r static/* "$out/"
+# The stylesheet with Element's design tokens (npm, Apache-2.0) bundled in.
+node_modules/.bin/esbuild static/style.css --bundle --minify --log-level=warning --outfile="$out/style.css"
 cargo run --offline --locked --quiet -p potluck-manifest --bin potluck-capabilities > "$out/capabilities.js"
 # The example tasks, for the demo to allow and run.
 for example in sum-of-squares word-count; do

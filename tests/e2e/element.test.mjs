@@ -171,7 +171,7 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
 
     const frame = page.frameLocator("iframe[src*='localhost']");
     await frame.getByTestId("contribute").click({ timeout: 60_000 });
-    await frame.getByText("Stop contributing").waitFor({ timeout: WAIT_MS });
+    await frame.locator("[data-testid=contribute][aria-checked=true]").waitFor({ timeout: WAIT_MS });
 
 
     const row = frame.getByTestId("voice").first();

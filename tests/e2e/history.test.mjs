@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS } from "../support/browser.mjs";
-import { ROOT, contribute, startPoolRoom } from "../support/pool-room.mjs";
+import { ROOT, contribute, openMore, startPoolRoom } from "../support/pool-room.mjs";
 import { matrix, roomPath, send, sendVoiceMessage, threadReplies, waitForReply } from "../support/chat.mjs";
 import { serveStatic } from "../support/static-server.mjs";
 
@@ -49,7 +49,10 @@ describe("a room's past, before any widget opened", () => {
     voiceB = await sendVoiceMessage(room, carol, short, 17_400);
     await send(room, dan, { msgtype: "m.text", body: "!transcribe", "m.relates_to": { "m.in_reply_to": { event_id: voiceB } } });
     runCommand = await send(room, dan, { msgtype: "m.text", body: '!run squares 0 100 10 {"power": 3}' });
-    for (const name of ["alice", "bob"]) ({ widget: widgets[name] } = await room.openWidget(name));
+    for (const name of ["alice", "bob"]) {
+      ({ widget: widgets[name] } = await room.openWidget(name));
+      await openMore(widgets[name]); // where the allowlist is
+    }
   });
   after(async () => {
     await scripts?.close();

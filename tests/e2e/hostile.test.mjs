@@ -54,7 +54,7 @@ describe("a hostile member", () => {
     // The overflowing one is not a task anyone's widget shows or runs.
     for (const name of ["alice", "bob"]) {
       assert.equal(await widgets[name].locator(`[data-task-id="${overflow}"]`).count(), 0, `${name} refused it`);
-      await widgets[name].getByText("Stop contributing").waitFor({ timeout: WAIT_MS });
+      await widgets[name].locator("[data-testid=contribute][aria-checked=true]").waitFor({ timeout: WAIT_MS });
     }
     const results = (await room.roomEvents()).filter((e) => e.type === "org.potluck.result"
       && [overflow, pastTheEnd].includes(e.content["m.relates_to"]?.event_id));

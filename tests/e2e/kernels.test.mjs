@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS, WEBGPU_ARGS } from "../support/browser.mjs";
-import { ARTIFACTS, ROOT, chunkOutputs, contribute, shownTasks, startPoolRoom } from "../support/pool-room.mjs";
+import { ARTIFACTS, ROOT, chunkOutputs, contribute, openMore, shownTasks, startPoolRoom } from "../support/pool-room.mjs";
 
 const TASK_DONE_MS = 180_000;
 
@@ -28,6 +28,8 @@ describe("WebGPU kernels", () => {
     room = await startPoolRoom({ names: ["alice", "bob", "carol"], browserArgs: WEBGPU_ARGS });
     for (const name of ["alice", "bob", "carol"]) {
       ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name, { webgpu: name !== "carol" }));
+      // Kernels are under "More".
+      await openMore(widgets[name]);
     }
   });
 

@@ -134,7 +134,7 @@ describe("the compute pool", () => {
 
   test("switching contributing off removes the node from everyone's view at once", async () => {
     await widgets.alice.getByTestId("contribute").click();
-    await widgets.alice.getByText("Contribute compute").waitFor({ timeout: WAIT_MS });
+    await widgets.alice.locator("[data-testid=contribute][aria-checked=false]").waitFor({ timeout: WAIT_MS });
     const started = Date.now();
     await nodeCount(widgets.carol, 0);
     // Well under the 15 s timeout: the node sent its leave notice itself.

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { countPrimes } from "../support/primes.mjs";
-import { contribute, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
+import { contribute, openMore, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
 
 const TASK_DONE_MS = 120_000;
 const RANGE = { start: 0, end: 40_000_000, chunks: 6 };
@@ -29,6 +29,7 @@ describe("private results", () => {
   test("a private result reaches only the friend who asked, and the room sees only that it finished", async () => {
     await contribute(widgets.alice);
     await contribute(widgets.bob);
+    await openMore(widgets.carol);
     const form = widgets.carol.getByTestId("submit-form");
     await form.getByTestId("private").check();
     await submitPrimes(widgets.carol, RANGE);

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS } from "../support/browser.mjs";
-import { ARTIFACTS, ROOT, contribute, coordinatorOf, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
+import { ARTIFACTS, ROOT, contribute, coordinatorOf, openMore, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
 import { serveStatic } from "../support/static-server.mjs";
 
 const ALLOWLIST = "org.potluck.allowlist";
@@ -81,6 +81,8 @@ describe("scripts the room allowed", () => {
     scripts = await serveStatic({ root: ROOT, headers: { "Access-Control-Allow-Origin": "*" } });
     for (const name of ["alice", "bob", "carol"]) {
       ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name));
+      // Scripts and the allowlist are under "More".
+      await openMore(widgets[name]);
     }
   });
   after(async () => {

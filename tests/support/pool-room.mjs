@@ -91,6 +91,7 @@ export function chunkOutputs(events) {
 
 /** Submits a "count primes" task from `widget`'s form. */
 export async function submitPrimes(widget, { start, end, chunks }) {
+  await openMore(widget);
   const form = widget.getByTestId("submit-form");
   await form.getByTestId("start").fill(String(start));
   await form.getByTestId("end").fill(String(end));
@@ -114,10 +115,16 @@ export function shownTasks(widget) {
   })));
 }
 
-/** Clicks Contribute compute and waits until the widget says it contributes. */
+/** Opens "More" (counting primes, kernels, scripts, the allowlist) as a friend would, if it is closed. */
+export async function openMore(widget) {
+  const more = widget.getByTestId("more");
+  if (!(await more.evaluate((details) => details.open))) await more.locator("> summary").click();
+}
+
+/** Switches Contribute compute on and waits until the widget says it contributes. */
 export async function contribute(widget) {
   await widget.getByTestId("contribute").click();
-  await widget.getByText("Stop contributing").waitFor({ timeout: WAIT_MS });
+  await widget.locator("[data-testid=contribute][aria-checked=true]").waitFor({ timeout: WAIT_MS });
 }
 
 /**

@@ -7,21 +7,29 @@ use thiserror::Error;
 pub enum Theme {
     Light,
     Dark,
+    /// Element's "light-high-contrast".
+    LightHighContrast,
 }
 
 impl Theme {
     /// Element passes its theme's name; custom themes are named by their users.
     pub fn from_client(name: &str) -> Self {
-        if name.to_ascii_lowercase().contains("dark") {
+        let name = name.to_ascii_lowercase();
+        if name.contains("dark") {
             Theme::Dark
+        } else if name.contains("high-contrast") {
+            Theme::LightHighContrast
         } else {
             Theme::Light
         }
     }
+
+    /// The class Element's design tokens (Compound) style the page by.
     pub fn class(self) -> &'static str {
         match self {
-            Theme::Light => "theme-light",
-            Theme::Dark => "theme-dark",
+            Theme::Light => "cpd-theme-light",
+            Theme::Dark => "cpd-theme-dark",
+            Theme::LightHighContrast => "cpd-theme-light-hc",
         }
     }
 }
@@ -165,8 +173,12 @@ mod tests {
     }
 
     #[test]
-    fn custom_theme_names_map_to_light_or_dark() {
+    fn element_and_custom_theme_names_map_to_a_compound_theme() {
         assert_eq!(Theme::from_client("Nord Dark"), Theme::Dark);
-        assert_eq!(Theme::from_client("light-high-contrast"), Theme::Light);
+        assert_eq!(Theme::from_client("light"), Theme::Light);
+        assert_eq!(
+            Theme::from_client("light-high-contrast"),
+            Theme::LightHighContrast
+        );
     }
 }

@@ -204,29 +204,58 @@ pub fn app() -> Html {
                         <p class="notice" role="status" data-testid="worker-notice">{ notice }</p>
                     }
                     <ConsentPrompt asks={snapshot.consent_asks.clone()} {on_answer} />
-                    <Contribute {contributing} busy={*busy} workers={*workers} max={cores}
-                        idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
-                        {on_toggle} {on_workers} />
-                    <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
-                    <VoiceList rows={snapshot.voices.clone()} {on_transcribe} />
-                    <SubmitForm on_submit={on_submit.clone()} />
-                    <GpuDemo on_submit={on_submit.clone()} allowed={snapshot.kernels.clone()}
-                        on_allow={on_allow_kernel} allow_error={snapshot.allowlist_problem.clone()} />
-                    <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_submit_files} {on_allow} allow_error={snapshot.allowlist_problem.clone()} />
-                    if snapshot.queued_sends > 0 {
-                        <p class="notice" role="status" data-testid="queued">
-                            { format!("{} waiting to be sent: the homeserver allows one event every few seconds.", snapshot.queued_sends) }
-                        </p>
-                    }
-                    <TaskList tasks={snapshot.view.tasks.clone()} me={snapshot.me.clone()} {on_cancel} />
+                    // The first screen answers: am I contributing, who else is, what can I do here.
+                    <div class="columns">
+                        <div>
+                            <Contribute {contributing} busy={*busy} workers={*workers} max={cores}
+                                idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
+                                {on_toggle} {on_workers} />
+                            <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
+                        </div>
+                        <div>
+                            <VoiceList rows={snapshot.voices.clone()} {on_transcribe} />
+                            if snapshot.queued_sends > 0 {
+                                <p class="notice" role="status" data-testid="queued">
+                                    { queued_words(snapshot.queued_sends) }
+                                </p>
+                            }
+                            <TaskList tasks={snapshot.view.tasks.clone()} me={snapshot.me.clone()} {on_cancel} />
+                        </div>
+                    </div>
+                    // Power users' and moderators' tools, one click away.
+                    <details class="more" data-testid="more">
+                        <summary>{ "More" }<span class="hint">{ "count primes, WebGPU kernels, scripts, the room's allowlist" }</span></summary>
+                        <SubmitForm on_submit={on_submit.clone()} />
+                        <GpuDemo on_submit={on_submit.clone()} allowed={snapshot.kernels.clone()}
+                            on_allow={on_allow_kernel} allow_error={snapshot.allowlist_problem.clone()} />
+                        <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_submit_files} {on_allow} allow_error={snapshot.allowlist_problem.clone()} />
+                    </details>
                 </>
             }
         }
     };
+    // Element's design tokens style the whole page by a class on <html>.
+    use_effect_with(theme, |theme| {
+        if let Some(root) = gloo::utils::document().document_element() {
+            root.set_class_name(theme.class());
+        }
+    });
     html! {
-        <div class={classes!("potluck", theme.class())}>
-            <header><h1>{ "Potluck" }</h1><span class="tagline">{ "friends' idle computers, pooled" }</span></header>
+        <div class="potluck">
+            <header class="top"><h1>{ "Potluck" }</h1><span class="tagline">{ "friends' idle computers, pooled" }</span></header>
             { body }
         </div>
     }
+}
+
+/// Events this browser holds back for the homeserver's rate limit.
+fn queued_words(count: usize) -> String {
+    let updates = if count == 1 {
+        "1 update is".to_owned()
+    } else {
+        format!("{count} updates are")
+    };
+    format!(
+        "{updates} waiting to be sent: the homeserver lets each friend send one every few seconds."
+    )
 }

@@ -33,33 +33,46 @@ pub fn contribute(props: &Props) -> Html {
     };
     html! {
         <section class="contribute" aria-label="Contribute compute">
-            <button class={classes!("toggle", props.contributing.then_some("on"))} onclick={toggle}
-                disabled={props.busy} aria-pressed={props.contributing.to_string()} data-testid="contribute">
-                { if props.contributing { "Stop contributing" } else { "Contribute compute" } }
-            </button>
-            <label>
-                { "Workers " }
-                <select onchange={change_workers} disabled={props.contributing} data-testid="workers">
-                    { for (1..=props.max).map(|n| html! {
-                        <option value={n.to_string()} selected={n == props.workers}>{ n }</option>
-                    }) }
-                </select>
-                <span class="hint">{ format!(" of {} cores", props.max) }</span>
-            </label>
-            if props.contributing {
-                if props.local_jobs.is_empty() {
-                    <p class="idle" data-testid="idle-reason">{ format!("Idle: {}", props.idle_reason.clone().unwrap_or_default()) }</p>
-                } else {
-                    <ul class="local-jobs">
-                        { for props.local_jobs.iter().map(|(task, chunk, fraction)| html! {
-                            <li data-testid="local-job" data-task-id={task.to_string()} data-chunk={chunk.to_string()}>
-                                { format!("Running chunk {} of task {}", chunk + 1, task.short()) }
-                                <progress max="1" value={fraction.to_string()} />
-                            </li>
+            <div class="switch-row">
+                // A switch, as Element's settings are: its name stays, its state is aria-checked.
+                <button class={classes!("toggle", props.contributing.then_some("on"))} onclick={toggle}
+                    role="switch" aria-checked={props.contributing.to_string()} disabled={props.busy}
+                    data-testid="contribute">
+                    <span class="track" aria-hidden="true"><span class="thumb" /></span>
+                    { "Contribute compute" }
+                </button>
+                <label>
+                    { "Workers" }
+                    <select onchange={change_workers} disabled={props.contributing} data-testid="workers">
+                        { for (1..=props.max).map(|n| html! {
+                            <option value={n.to_string()} selected={n == props.workers}>{ n }</option>
                         }) }
-                    </ul>
-                }
+                    </select>
+                    <span class="hint">{ format!("of {} cores", props.max) }</span>
+                </label>
+            </div>
+            if !props.contributing {
+                <p class="hint">{ "While this room is open, your browser runs friends' tasks in the background, sandboxed. Switch it off at any time." }</p>
+            } else if props.local_jobs.is_empty() {
+                <p class="idle" role="status" data-testid="idle-reason">{ idle_words(props.idle_reason.as_deref()) }</p>
+            } else {
+                <ul class="local-jobs" aria-live="polite">
+                    { for props.local_jobs.iter().map(|(task, chunk, fraction)| html! {
+                        <li data-testid="local-job" data-task-id={task.to_string()} data-chunk={chunk.to_string()}>
+                            { format!("Running piece {} of a task", chunk + 1) }
+                            <progress max="1" value={fraction.to_string()} aria-label="Progress of this piece" />
+                        </li>
+                    }) }
+                </ul>
             }
         </section>
+    }
+}
+
+/// What an idle contributor reads: why there is nothing to do, never an empty "Idle:".
+fn idle_words(reason: Option<&str>) -> String {
+    match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(reason) => format!("Ready, nothing to run: {reason}"),
+        None => "Ready: your browser takes the next task that comes.".into(),
     }
 }
