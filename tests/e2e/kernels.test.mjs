@@ -52,7 +52,7 @@ describe("WebGPU kernels", () => {
     await widgets.alice.getByTestId("submit-mandelbrot-gpu").click();
     await settled();
     const [refused] = await shownTasks(widgets.alice);
-    assert.match(refused.status, /failed: this WebGPU kernel \(sha256-.*\) is not on this room's allowlist/);
+    assert.match(refused.status, /Failed: this WebGPU kernel \(sha256-.*\) is not on this room's allowlist/);
     await widgets.alice.getByTestId("allow-mandelbrot-gpu").click();
     await widgets.alice.getByTestId("allow-mandelbrot-gpu").waitFor({ state: "detached", timeout: WAIT_MS });
 
@@ -60,7 +60,7 @@ describe("WebGPU kernels", () => {
     await widgets.alice.waitForFunction(() => document.querySelectorAll("[data-testid=task]").length === 2, null, { timeout: WAIT_MS });
     await settled();
     const [task] = await shownTasks(widgets.alice);
-    assert.equal(task.status, "done: 16 outputs");
+    assert.equal(task.status, "Done: 16 results");
     assert.ok(task.doneBy.includes("@alice:localhost") && task.doneBy.includes("@bob:localhost"),
       `both GPUs ran tiles: ${task.doneBy}`);
     const senders = new Set(chunkOutputs(await room.roomEvents()).filter((o) => o.task === task.id).map((o) => o.sender));
@@ -117,8 +117,8 @@ describe("WebGPU kernels", () => {
     // 1 s limit. WebGPU cannot cancel a dispatch: the browser's GPU process
     // finishes it after the worker is gone, so it is long, not endless.
     const stopped = await submit(spin(4_000_000, 1));
-    assert.match(stopped.status, /failed: .*ran longer than its time limit of 1 s and was stopped/);
+    assert.match(stopped.status, /Failed: .*ran longer than its time limit of 1 s and was stopped/);
     const next = await submit(spin(1_000, 30));
-    assert.equal(next.status, "done: 1 outputs");
+    assert.equal(next.status, "Done: 1 result");
   });
 });

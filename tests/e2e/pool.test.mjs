@@ -13,6 +13,7 @@ import { after, before, describe, test } from "node:test";
 
 import { WAIT_MS, widgetFrame } from "../support/browser.mjs";
 import { countPrimes } from "../support/primes.mjs";
+import { primesShown, shownRanges } from "../support/task-words.mjs";
 import {
   ARTIFACTS, chunkOutputs, contribute, shownTasks, startPoolRoom, submitPrimes, waitAllDone,
 } from "../support/pool-room.mjs";
@@ -111,10 +112,11 @@ describe("the compute pool", () => {
     await widgets.carol.locator("body").screenshot({ path: join(ARTIFACTS, "widget-pool.png") });
 
     const tasks = await shownTasks(widgets.carol);
+    const ranges = await shownRanges(widgets.carol);
     for (const task of tasks) {
-      const [, start, end] = task.what.match(/\[(\d+), (\d+)\)/);
-      const want = countPrimes(Number(start), Number(end));
-      assert.equal(task.status, `done: ${want} primes`, `task [${start}, ${end})`);
+      const [start, end] = ranges[task.id];
+      const want = countPrimes(start, end);
+      assert.equal(primesShown(task.status), want, `task [${start}, ${end}): ${task.status}`);
       assert.equal(task.doneBy.length, CHUNKS, `one accepted result per chunk: ${task.doneBy}`);
     }
     const orphan = tasks.find((t) => t.id === orphanedTask);

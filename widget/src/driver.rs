@@ -586,7 +586,8 @@ impl Driver {
             let state = self.state.borrow();
             let node = state.machine.node().cloned();
             let ledger = state.machine.ledger();
-            let mut view = PoolView::build(ledger, node.as_ref(), now);
+            let mut view =
+                PoolView::build(ledger, node.as_ref(), state.machine.voice_messages(), now);
             if let Some(me) = state.machine.me() {
                 reveal_private(&state.private_outputs, &mut view.tasks, ledger, me);
             }

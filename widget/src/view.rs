@@ -1,13 +1,18 @@
-//! What the widget shows, derived from the ledger: who contributes and what
-//! each node is doing, every task with its progress, and why this node idles.
+//! What the widget shows, derived from the ledger, in words a friend reads:
+//! who contributes and what each machine is doing, every task the room asked
+//! for (a transcription's internal parts folded into it) with its progress,
+//! and why this machine idles. It never shows an event id: tasks are named by
+//! what they do.
 
+use crate::words::{self, count, large, number, plural};
 use manifest::events::NodeCaps;
 use manifest::ids::{EventId, NodeId, UserId};
-use manifest::ledger::{Ledger, TaskRecord, TaskStatus};
+use manifest::ledger::{Ledger, NodeRecord, TaskRecord, TaskStatus};
 use manifest::private::PrivateOutputs;
-use manifest::scheduler::{explain_idle, work_of};
+use manifest::scheduler::{explain_idle, node_loads, work_of, InFlight};
 use manifest::task_kind::TaskKind;
 use manifest::voice::VoiceMessage;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,14 +29,25 @@ pub struct NodeView {
 pub struct TaskView {
     pub id: EventId,
     pub submitter: UserId,
-    pub description: String,
+    /// What it does: "Count primes below 50 million".
+    pub title: String,
+    /// The numbers a prime count covers, `[start, end)`.
+    pub range: Option<(u64, u64)>,
+    pub submitted_at: u64,
+    /// "12 s ago", as of the view's `now`.
+    pub submitted_ago: String,
     pub status: TaskStatus,
+    /// Why it waits, while it is queued: "nobody is contributing right now".
+    pub waiting: Option<String>,
+    /// Its internal parts' chunks count as its own (a transcription's spans).
+    pub folded: bool,
     /// Chunks done and in all, its parts' chunks included.
     pub chunks_done: u32,
     pub chunks_total: u32,
     /// Fraction done, counting what running chunks last reported.
     pub progress: f32,
-    /// Which nodes' results were accepted, one per finished chunk.
+    /// Which nodes' results were accepted, one per finished chunk (its own
+    /// chunks in order, then its parts').
     pub done_by: Vec<NodeId>,
     /// Friends whose machines answered a replicated chunk differently from
     /// the majority, or failed it: outvoted, and shown.
@@ -39,6 +55,102 @@ pub struct TaskView {
     /// Finished chunks that are image tiles (`{"x", "y", "size", "pixels"}`),
     /// shown as they arrive, each with the friend whose machine computed it.
     pub tiles: Vec<Tile>,
+}
+
+/// How a task's state reads, and the one-word class the page and the tests key on.
+impl TaskView {
+    pub fn status_class(&self) -> &'static str {
+        match self.status {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running { .. } => "running",
+            TaskStatus::Done { .. } => "done",
+            TaskStatus::Failed { .. } => "failed",
+            TaskStatus::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// "Waiting for a free machine: …", "Running: 3 of 4 pieces",
+    /// "Done: 21,336,326 primes", "Failed: …", "Cancelled".
+    pub fn status_words(&self) -> String {
+        match &self.status {
+            TaskStatus::Queued => match &self.waiting {
+                Some(why) => format!("Waiting for a free machine: {why}"),
+                None => "Waiting for a free machine".into(),
+            },
+            TaskStatus::Running { done, total } => format!(
+                "Running: {} of {} {}",
+                number(u64::from(*done)),
+                number(u64::from(*total)),
+                plural(u64::from(*total), "piece", "pieces")
+            ),
+            TaskStatus::Done { result } => match done_words(result, &self.submitter) {
+                Some(what) => format!("Done: {what}"),
+                None => "Done".into(),
+            },
+            TaskStatus::Failed { reason } => {
+                format!("Failed: {}", failure_words(reason, self.folded))
+            }
+            TaskStatus::Cancelled { reason: Some(why) } => format!("Cancelled: {why}"),
+            TaskStatus::Cancelled { reason: None } => "Cancelled".into(),
+        }
+    }
+}
+
+/// What a finished task's result is, in a few words, where it has a shape
+/// the widget knows.
+fn done_words(result: &Value, submitter: &UserId) -> Option<String> {
+    let whole = |key: &str| result.get(key).and_then(Value::as_u64);
+    if let Some(primes) = whole("count") {
+        return Some(count(primes, "prime", "primes"));
+    }
+    if let Some(outputs) = result.get("outputs").and_then(Value::as_array) {
+        return Some(count(outputs.len() as u64, "result", "results"));
+    }
+    if let Some(waiting) = whole("waiting") {
+        return Some(format!(
+            "{} still on {} way to you",
+            count(waiting, "private result", "private results"),
+            plural(waiting, "its", "their")
+        ));
+    }
+    if result.get("private").is_some() {
+        return Some(format!("only {} sees the result", submitter.localpart()));
+    }
+    if let Some(text) = result.get("text").and_then(Value::as_str) {
+        let spoken = text.split_whitespace().count() as u64;
+        return Some(format!(
+            "a transcript of {}",
+            count(spoken, "word", "words")
+        ));
+    }
+    None
+}
+
+/// The ledger's reason, without the inner workings a friend does not need:
+/// which internal part of a transcription failed says nothing to them, and
+/// a chunk is a "piece" everywhere else on screen.
+fn failure_words(reason: &str, folded: bool) -> String {
+    let mut rest = reason;
+    let mut pieces = Vec::new();
+    while let Some((piece, tail)) = rest
+        .split_once(": ")
+        .and_then(|(head, tail)| Some((inner_part(head)?, tail)))
+    {
+        pieces.push(piece);
+        rest = tail;
+    }
+    match pieces[..] {
+        [(n, of)] if !folded && of > 1 => format!("piece {n} of {of}: {rest}"),
+        _ => rest.to_owned(),
+    }
+}
+
+/// "chunk 2 of 4" or "part 1 of 3" as (2, 4) or (1, 3).
+fn inner_part(words: &str) -> Option<(u64, u64)> {
+    let (what, numbers) = words.split_once(' ')?;
+    let (n, of) = numbers.split_once(" of ")?;
+    matches!(what, "chunk" | "part").then_some(())?;
+    Some((n.parse().ok()?, of.parse().ok()?))
 }
 
 /// One square tile of a picture a task renders, as a chunk's output carries it.
@@ -73,14 +185,23 @@ impl Tile {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PoolView {
     pub nodes: Vec<NodeView>,
-    /// Newest first.
+    /// Newest first; a task's internal parts are folded into it.
     pub tasks: Vec<TaskView>,
     /// Why this node has nothing to do, when it contributes and idles.
     pub idle_reason: Option<String>,
 }
 
+/// The voice messages the widget knows, by event id, to name transcriptions.
+type Voices<'a> = BTreeMap<&'a EventId, &'a VoiceMessage>;
+
 impl PoolView {
-    pub fn build(ledger: &Ledger, me: Option<&NodeId>, now: u64) -> Self {
+    pub fn build<'a>(
+        ledger: &Ledger,
+        me: Option<&NodeId>,
+        voices: impl IntoIterator<Item = &'a VoiceMessage>,
+        now: u64,
+    ) -> Self {
+        let voices: Voices = voices.into_iter().map(|v| (&v.event_id, v)).collect();
         let coordinator = ledger.coordinator();
         let nodes = ledger
             .online_nodes()
@@ -111,48 +232,10 @@ impl PoolView {
             .collect();
         let mut tasks: Vec<TaskView> = ledger
             .tasks()
-            .map(|t| {
-                let status = ledger.task_status(t, now);
-                let own_done = t.chunks.iter().filter(|c| c.done().is_some()).count() as u32;
-                let (chunks_done, chunks_total) = match status {
-                    TaskStatus::Running { done, total } => (done, total),
-                    TaskStatus::Done { .. } => (t.spec.chunks, t.spec.chunks),
-                    _ => (own_done, t.spec.chunks),
-                };
-                TaskView {
-                    id: t.id.clone(),
-                    submitter: t.submitter.clone(),
-                    description: describe(ledger, t),
-                    progress: progress(ledger, t, chunks_done, chunks_total, now),
-                    status,
-                    chunks_done,
-                    chunks_total,
-                    done_by: t
-                        .chunks
-                        .iter()
-                        .filter_map(|c| c.done().map(|d| d.node.clone()))
-                        .collect(),
-                    outvoted: {
-                        let mut users: Vec<UserId> = t
-                            .chunks
-                            .iter()
-                            .filter_map(|c| c.done())
-                            .flat_map(|d| d.dissent.iter().map(NodeId::owner))
-                            .collect();
-                        users.sort();
-                        users.dedup();
-                        users
-                    },
-                    tiles: t
-                        .chunks
-                        .iter()
-                        .filter_map(|c| c.done())
-                        .filter_map(|d| Tile::from_output(&d.output, &d.node))
-                        .collect(),
-                }
-            })
+            .filter(|t| parent_of(ledger, t).is_none())
+            .map(|t| task_view(ledger, t, &voices, now))
             .collect();
-        tasks.sort_by_key(|t| std::cmp::Reverse(ledger.task(&t.id).map_or(0, |r| r.submitted_at)));
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.submitted_at));
         let idle_reason = me.and_then(|node| {
             let busy = ledger
                 .online_nodes()
@@ -167,36 +250,212 @@ impl PoolView {
     }
 }
 
-fn describe(ledger: &Ledger, task: &TaskRecord) -> String {
-    // A script is best known by the name the room's allowlist gives it.
+/// The task `task` is an internal part of, if the ledger knows it: then it
+/// has no row of its own.
+fn parent_of<'a>(ledger: &'a Ledger, task: &TaskRecord) -> Option<&'a TaskRecord> {
+    task.spec.parent.as_ref().and_then(|p| ledger.task(p))
+}
+
+/// A task and its parts, in order.
+fn family<'a>(ledger: &'a Ledger, task: &'a TaskRecord) -> impl Iterator<Item = &'a TaskRecord> {
+    std::iter::once(task).chain(task.children.iter().filter_map(|c| ledger.task(c)))
+}
+
+fn task_view(ledger: &Ledger, t: &TaskRecord, voices: &Voices, now: u64) -> TaskView {
+    let status = ledger.task_status(t, now);
+    let parts: Vec<&TaskRecord> = family(ledger, t).collect();
+    let all_chunks = || parts.iter().flat_map(|p| p.chunks.iter());
+    let total = all_chunks().count() as u32;
+    let (chunks_done, chunks_total) = match status {
+        TaskStatus::Running { done, total } => (done, total),
+        TaskStatus::Done { .. } => (total, total),
+        _ => (
+            all_chunks().filter(|c| c.done().is_some()).count() as u32,
+            total,
+        ),
+    };
+    let waiting = matches!(status, TaskStatus::Queued).then(|| why_waiting(ledger, t, now));
+    TaskView {
+        id: t.id.clone(),
+        submitter: t.submitter.clone(),
+        title: title(ledger, t, voices),
+        range: match t.spec.kind {
+            TaskKind::Primes { start, end } => Some((start, end)),
+            _ => None,
+        },
+        submitted_at: t.submitted_at,
+        submitted_ago: words::ago(now.saturating_sub(t.submitted_at)),
+        progress: progress(ledger, &parts, chunks_done, chunks_total, now),
+        waiting,
+        folded: parts.len() > 1,
+        status,
+        chunks_done,
+        chunks_total,
+        done_by: all_chunks()
+            .filter_map(|c| c.done().map(|d| d.node.clone()))
+            .collect(),
+        outvoted: {
+            let mut users: Vec<UserId> = all_chunks()
+                .filter_map(|c| c.done())
+                .flat_map(|d| d.dissent.iter().map(NodeId::owner))
+                .collect();
+            users.sort();
+            users.dedup();
+            users
+        },
+        tiles: t
+            .chunks
+            .iter()
+            .filter_map(|c| c.done())
+            .filter_map(|d| Tile::from_output(&d.output, &d.node))
+            .collect(),
+    }
+}
+
+/// What a task does, as its row's title.
+fn title(ledger: &Ledger, task: &TaskRecord, voices: &Voices) -> String {
     let what = match &task.spec.kind {
+        TaskKind::Primes { start, end } => primes_title(*start, *end),
+        // A script is best known by the name the room's allowlist gives it.
         TaskKind::Script(script) => match ledger.allowlist().allows(script) {
             Ok(allowed) => format!("Run {}", allowed.name),
             Err(_) => task.spec.kind.describe(),
         },
-        kind => kind.describe(),
+        TaskKind::Transcribe(transcription) => {
+            let of = recording(voices.get(&transcription.audio.message).copied());
+            if transcription.is_plan() {
+                format!("Transcript of {of}")
+            } else {
+                format!("Transcript of part of {of}")
+            }
+        }
+        TaskKind::Kernel(_) => format!("{} on friends' GPUs", kernel_name(ledger, task)),
     };
-    let mut text = format!("{what} in {} chunk(s)", task.spec.chunks);
     if task.spec.replication > 1 {
-        text += &format!(", each on {} nodes", task.spec.replication);
+        let machines = count(u64::from(task.spec.replication), "machine", "machines");
+        format!("{what}, each piece on {machines}")
+    } else {
+        what
     }
-    if !task.children.is_empty() {
-        text += &format!(", split into {} more part(s)", task.children.len());
-    }
-    if let Some(parent) = &task.spec.parent {
-        text += &format!(" (part of task {})", parent.short());
-    }
-    text
 }
 
-/// Done chunks, plus what the running ones of this task reported, over all chunks.
-fn progress(ledger: &Ledger, task: &TaskRecord, done: u32, total: u32, now: u64) -> f32 {
+/// "Count primes below 50 million", "Count primes from 2,700,000,000 to
+/// 3,000,000,000": both ends in words, or both in digits.
+fn primes_title(start: u64, end: u64) -> String {
+    if start <= 2 {
+        return format!("Count primes below {}", large(end));
+    }
+    if words::reads_in_words(start) && words::reads_in_words(end) {
+        format!("Count primes from {} to {}", large(start), large(end))
+    } else {
+        format!("Count primes from {} to {}", number(start), number(end))
+    }
+}
+
+/// "carol's voice message, 0:07", or "a voice message" when the widget has
+/// not seen it (sent before the loaded timeline).
+fn recording(message: Option<&VoiceMessage>) -> String {
+    let Some(message) = message else {
+        return "a voice message".into();
+    };
+    let kind = if message.voice {
+        "voice message"
+    } else {
+        "recording"
+    };
+    let name = message.sender.localpart();
+    match message.duration_ms {
+        Some(ms) => format!("{name}'s {kind}, {}", words::duration(ms)),
+        None => format!("{name}'s {kind}"),
+    }
+}
+
+/// A kernel's name from the allowlist, as a title: "mandelbrot-gpu" reads
+/// "Mandelbrot".
+fn kernel_name(ledger: &Ledger, task: &TaskRecord) -> String {
+    let TaskKind::Kernel(kernel) = &task.spec.kind else {
+        return "A WebGPU kernel".into();
+    };
+    let integrity = kernel.integrity();
+    let Some(allowed) = ledger
+        .allowlist()
+        .kernels
+        .iter()
+        .find(|k| k.integrity == integrity)
+    else {
+        return "A WebGPU kernel".into();
+    };
+    let name = allowed.name.trim_end_matches("-gpu").replace('-', " ");
+    let mut letters = name.chars();
+    match letters.next() {
+        Some(first) => first.to_uppercase().chain(letters).collect(),
+        None => "A WebGPU kernel".into(),
+    }
+}
+
+/// Why a queued task waits, in words that say what would change it.
+fn why_waiting(ledger: &Ledger, task: &TaskRecord, now: u64) -> String {
+    let online: Vec<&NodeRecord> = ledger.online_nodes().collect();
+    if online.is_empty() {
+        return "nobody is contributing right now".into();
+    }
+    let able: Vec<&NodeRecord> = online
+        .iter()
+        .copied()
+        .filter(|n| task.spec.runs_on(&n.caps))
+        .collect();
+    if able.is_empty() {
+        return match &task.spec.kind {
+            TaskKind::Script(script)
+                if online
+                    .iter()
+                    .any(|n| n.caps.declined.contains(&script.integrity)) =>
+            {
+                "the contributing friends who could run it declined this script".into()
+            }
+            TaskKind::Kernel(_) => "it needs WebGPU, which no contributing machine has".into(),
+            _ if task.spec.requirements.webgpu => {
+                "it needs WebGPU, which no contributing machine has".into()
+            }
+            _ => "it needs more memory than any contributing machine has".into(),
+        };
+    }
+    let loads = node_loads(ledger, now, &InFlight::new());
+    let free = able
+        .iter()
+        .any(|n| loads.get(&n.id).is_some_and(|l| l.leases < l.slots));
+    if free {
+        return "it is handed out in a moment".into();
+    }
+    // A cancelled task's pieces hold their workers until their leases lapse.
+    let freed_at = ledger
+        .tasks()
+        .filter(|t| t.cancelled.is_some())
+        .flat_map(|t| t.chunks.iter())
+        .flat_map(|c| ledger.held_leases(c, now))
+        .filter(|l| able.iter().any(|n| n.id == l.node))
+        .map(|l| l.lapsed_at())
+        .min();
+    if let Some(at) = freed_at {
+        let seconds = at.saturating_sub(now).div_ceil(1000).max(1);
+        return format!("a cancelled task still holds the workers, for about {seconds} s more");
+    }
+    let workers: u64 = able.iter().map(|n| u64::from(n.caps.slots)).sum();
+    match workers {
+        1 => "the only worker is busy".into(),
+        n => format!("all {} are busy", count(n, "worker", "workers")),
+    }
+}
+
+/// Done chunks, plus what the running ones of this task and its parts
+/// reported, over all chunks.
+fn progress(ledger: &Ledger, parts: &[&TaskRecord], done: u32, total: u32, now: u64) -> f32 {
     if total == 0 {
         return 0.0;
     }
-    let running: f32 = task
-        .chunks
+    let running: f32 = parts
         .iter()
+        .flat_map(|t| t.chunks.iter())
         .map(|c| {
             ledger
                 .held_leases(c, now)
@@ -258,7 +517,9 @@ pub fn voice_rows<'a>(
                         .unwrap_or_default()
                         .to_owned(),
                 },
-                Some(TaskStatus::Failed { reason }) => VoiceState::Failed { reason },
+                Some(TaskStatus::Failed { reason }) => VoiceState::Failed {
+                    reason: failure_words(&reason, true),
+                },
             };
             VoiceRow {
                 message: message.clone(),
@@ -291,11 +552,12 @@ pub fn reveal_private(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use manifest::events::Outgoing;
     use manifest::events::TaskSpec;
+    use manifest::events::{Assignment, ChunkOutcome, Outcome, Outgoing};
     use manifest::ids::MxcUri;
     use manifest::transcription::{AudioRef, WhisperModel};
     use serde_json::{json, Value};
+    use std::sync::Arc;
 
     fn audio(message: &str) -> AudioRef {
         AudioRef {
@@ -321,8 +583,274 @@ mod tests {
     }
 
     fn delivered(id: &str, out: &Outgoing, ts: u64) -> Value {
-        json!({"type": out.event_type, "event_id": id, "sender": "@alice:hs",
-            "origin_server_ts": ts, "content": out.content})
+        delivered_as(id, "@alice:hs", out, ts)
+    }
+
+    fn delivered_as(id: &str, sender: &str, out: &Outgoing, ts: u64) -> Value {
+        let mut raw = json!({"type": out.event_type, "event_id": id, "sender": sender,
+            "origin_server_ts": ts, "content": out.content});
+        if let Some(key) = &out.state_key {
+            raw["state_key"] = json!(key);
+        }
+        raw
+    }
+
+    fn node(user: &str) -> NodeId {
+        NodeId::new(&UserId::parse(user).unwrap(), "tab").unwrap()
+    }
+
+    fn caps(slots: u32) -> NodeCaps {
+        NodeCaps {
+            cores: 4,
+            slots,
+            memory_mb: None,
+            webgpu: false,
+            models: Vec::new(),
+            declined: Vec::new(),
+        }
+    }
+
+    fn id(event: &str) -> EventId {
+        EventId::parse(event).unwrap()
+    }
+
+    /// A ledger where alice's and bob's machines contribute, alice's
+    /// coordinating, one worker each.
+    fn pool() -> Ledger {
+        let mut ledger = Ledger::new();
+        for (i, user) in ["@alice:hs", "@bob:hs"].into_iter().enumerate() {
+            let online = Outgoing::node_online(&node(user), &caps(1));
+            let event = delivered_as(&format!("$on{i}"), user, &online, 1_000 + i as u64);
+            ledger.ingest(&event).unwrap();
+        }
+        ledger
+    }
+
+    fn assign(ledger: &mut Ledger, event: &str, task: &str, chunk: u32, to: &str, ts: u64) {
+        let assignment = Assignment {
+            chunk,
+            node: node(to),
+            attempt: 1,
+        };
+        let out = Outgoing::assign(&id(task), &[assignment]);
+        ledger.ingest(&delivered(event, &out, ts)).unwrap();
+    }
+
+    fn answer(
+        ledger: &mut Ledger,
+        event: &str,
+        task: &str,
+        chunk: u32,
+        by: &str,
+        output: Value,
+        ts: u64,
+    ) {
+        let outcome = ChunkOutcome {
+            chunk,
+            attempt: 1,
+            outcome: Outcome::Output(Arc::new(output)),
+            compute_ms: Some(100),
+        };
+        let out = Outgoing::result(&id(task), &node(by), &[outcome]);
+        ledger.ingest(&delivered_as(event, by, &out, ts)).unwrap();
+    }
+
+    fn submit(ledger: &mut Ledger, event: &str, spec: &TaskSpec, ts: u64) {
+        let out = Outgoing::task(spec);
+        ledger
+            .ingest(&delivered_as(event, "@carol:hs", &out, ts))
+            .unwrap();
+    }
+
+    #[test]
+    fn prime_counts_are_named_by_their_range_in_words_or_digits() {
+        assert_eq!(primes_title(0, 50_000_000), "Count primes below 50 million");
+        assert_eq!(
+            primes_title(2_700_000_000, 3_000_000_000),
+            "Count primes from 2,700,000,000 to 3,000,000,000"
+        );
+        assert_eq!(
+            primes_title(1_000_000_000, 3_000_000_000),
+            "Count primes from 1 billion to 3 billion"
+        );
+        assert_eq!(primes_title(2, 1_000), "Count primes below 1,000");
+    }
+
+    #[test]
+    fn a_prime_count_reads_from_waiting_to_done_in_words() {
+        let mut ledger = Ledger::new();
+        let spec = TaskSpec::new(
+            TaskKind::Primes {
+                start: 0,
+                end: 50_000_000,
+            },
+            2,
+        );
+        submit(&mut ledger, "$primes", &spec, 2_000);
+        let view = PoolView::build(&ledger, None, [], 14_500);
+        let [task] = &view.tasks[..] else {
+            panic!("one task")
+        };
+        assert_eq!(task.title, "Count primes below 50 million");
+        assert_eq!(task.submitted_ago, "12 s ago");
+        assert_eq!(task.range, Some((0, 50_000_000)));
+        assert_eq!(
+            task.status_words(),
+            "Waiting for a free machine: nobody is contributing right now"
+        );
+
+        let mut ledger = pool();
+        submit(&mut ledger, "$primes", &spec, 2_000);
+        assign(&mut ledger, "$a0", "$primes", 0, "@alice:hs", 2_100);
+        assign(&mut ledger, "$a1", "$primes", 1, "@bob:hs", 2_100);
+        answer(
+            &mut ledger,
+            "$r0",
+            "$primes",
+            0,
+            "@alice:hs",
+            json!({"count": 1_664_579}),
+            3_000,
+        );
+        let view = PoolView::build(&ledger, None, [], 3_500);
+        assert_eq!(view.tasks[0].status_words(), "Running: 1 of 2 pieces");
+        answer(
+            &mut ledger,
+            "$r1",
+            "$primes",
+            1,
+            "@bob:hs",
+            json!({"count": 1_336_326}),
+            3_100,
+        );
+        let view = PoolView::build(&ledger, None, [], 3_500);
+        assert_eq!(view.tasks[0].status_words(), "Done: 3,000,905 primes");
+        assert_eq!(view.tasks[0].status_class(), "done");
+    }
+
+    #[test]
+    fn a_task_waits_with_the_reason_it_waits() {
+        let mut ledger = pool();
+        let spec = TaskSpec::new(
+            TaskKind::Primes {
+                start: 0,
+                end: 1_000,
+            },
+            2,
+        );
+        submit(&mut ledger, "$busy", &spec, 2_000);
+        assign(&mut ledger, "$a0", "$busy", 0, "@alice:hs", 2_100);
+        assign(&mut ledger, "$a1", "$busy", 1, "@bob:hs", 2_100);
+        submit(&mut ledger, "$next", &spec, 2_200);
+        let view = PoolView::build(&ledger, None, [], 2_500);
+        let next = view.tasks.iter().find(|t| t.id == id("$next")).unwrap();
+        assert_eq!(
+            next.status_words(),
+            "Waiting for a free machine: all 2 workers are busy"
+        );
+
+        // Cancelled, the first task's pieces still hold the workers a while.
+        let cancel = Outgoing::cancel(&id("$busy"), None);
+        ledger
+            .ingest(&delivered_as("$stop", "@carol:hs", &cancel, 2_300))
+            .unwrap();
+        let view = PoolView::build(&ledger, None, [], 2_500);
+        let next = view.tasks.iter().find(|t| t.id == id("$next")).unwrap();
+        assert!(
+            next.status_words()
+                .contains("a cancelled task still holds the workers, for about 120 s more"),
+            "{}",
+            next.status_words()
+        );
+        let busy = view.tasks.iter().find(|t| t.id == id("$busy")).unwrap();
+        assert_eq!(busy.status_words(), "Cancelled");
+    }
+
+    #[test]
+    fn a_transcription_is_one_row_named_after_the_message_with_its_parts_folded_in() {
+        let mut ledger = pool();
+        let spec = TaskSpec::transcription(audio("$voice"), WhisperModel::TinyEn);
+        submit(&mut ledger, "$plan", &spec, 2_000);
+        assign(&mut ledger, "$a", "$plan", 0, "@alice:hs", 2_100);
+        let plan = json!({"duration_ms": 5_000, "cuts": [0, 2_500, 5_000]});
+        let part = spec.part_after(&id("$plan"), &plan).unwrap();
+        ledger
+            .ingest(&delivered_as(
+                "$spans",
+                "@alice:hs",
+                &Outgoing::task(&part),
+                2_400,
+            ))
+            .unwrap();
+        answer(&mut ledger, "$r", "$plan", 0, "@alice:hs", plan, 2_500);
+        assign(&mut ledger, "$b0", "$spans", 0, "@alice:hs", 2_600);
+        assign(&mut ledger, "$b1", "$spans", 1, "@bob:hs", 2_600);
+        let segment =
+            |text: &str| json!({"segments": [{"start_ms": 0, "end_ms": 2_000, "text": text}]});
+        answer(
+            &mut ledger,
+            "$s0",
+            "$spans",
+            0,
+            "@alice:hs",
+            segment("Hello there"),
+            3_000,
+        );
+
+        let voices = [voice_message("$voice", 1_000)];
+        let view = PoolView::build(&ledger, None, voices.iter(), 3_500);
+        let [task] = &view.tasks[..] else {
+            panic!("the part has no row of its own: {:?}", view.tasks)
+        };
+        assert_eq!(task.title, "Transcript of carol's voice message, 0:05");
+        assert_eq!(task.status_words(), "Running: 2 of 3 pieces");
+        assert!(task.folded);
+
+        answer(
+            &mut ledger,
+            "$s1",
+            "$spans",
+            1,
+            "@bob:hs",
+            segment("general Kenobi"),
+            3_200,
+        );
+        let view = PoolView::build(&ledger, None, voices.iter(), 3_500);
+        let task = &view.tasks[0];
+        assert_eq!(task.status_words(), "Done: a transcript of 4 words");
+        let by: Vec<String> = task
+            .done_by
+            .iter()
+            .map(|n| n.owner().localpart().to_owned())
+            .collect();
+        assert_eq!(by, ["alice", "alice", "bob"], "the parts' pieces count");
+
+        // Unknown to this widget (sent before its timeline), it is still named.
+        let view = PoolView::build(&ledger, None, [], 3_500);
+        assert_eq!(view.tasks[0].title, "Transcript of a voice message");
+    }
+
+    #[test]
+    fn failures_lose_the_inner_workings() {
+        assert_eq!(
+            failure_words("chunk 2 of 4: out of memory", false),
+            "piece 2 of 4: out of memory"
+        );
+        assert_eq!(
+            failure_words("chunk 1 of 1: out of memory", false),
+            "out of memory"
+        );
+        assert_eq!(
+            failure_words(
+                "part 1 of 1: chunk 3 of 7: the span is outside the recording",
+                true
+            ),
+            "the span is outside the recording"
+        );
+        assert_eq!(
+            failure_words("gave up: 3 of 3 nodes", false),
+            "gave up: 3 of 3 nodes"
+        );
     }
 
     fn states(

@@ -1,7 +1,9 @@
-//! Every task in the room, newest first, with its progress and result.
+//! Every task in the room, newest first, named by what it does, with its
+//! progress and result; the words come from `view`.
 
 use super::tiles::TileImage;
 use crate::view::TaskView;
+use crate::words::{self, and_list};
 use manifest::ids::EventId;
 use manifest::ledger::TaskStatus;
 use yew::prelude::*;
@@ -13,57 +15,38 @@ pub struct Props {
     pub on_cancel: Callback<EventId>,
 }
 
-fn status_text(status: &TaskStatus) -> (String, &'static str) {
-    match status {
-        TaskStatus::Queued => ("queued".into(), "queued"),
-        TaskStatus::Running { done, total } => {
-            (format!("running ({done}/{total} chunks)"), "running")
-        }
-        TaskStatus::Done { result } => (
-            match (
-                result.get("count"),
-                result.get("outputs").and_then(|o| o.as_array()),
-                result.get("waiting"),
-            ) {
-                (Some(count), _, _) => format!("done: {count} primes"),
-                (None, Some(outputs), _) => format!("done: {} outputs", outputs.len()),
-                (None, None, Some(waiting)) => {
-                    format!("done: {waiting} private outputs still on their way to you")
-                }
-                _ if result.get("private").is_some() => "done: private result".into(),
-                _ => "done".into(),
-            },
-            "done",
-        ),
-        TaskStatus::Failed { reason } => (format!("failed: {reason}"), "failed"),
-        TaskStatus::Cancelled { .. } => ("cancelled".into(), "cancelled"),
-    }
-}
-
 #[function_component(TaskList)]
 pub fn task_list(props: &Props) -> Html {
     html! {
         <section class="tasks" aria-label="Tasks">
-            <h2>{ format!("Tasks ({})", props.tasks.len()) }</h2>
+            <h2>{ format!("Tasks ({})", words::number(props.tasks.len() as u64)) }</h2>
+            if props.tasks.is_empty() {
+                <p class="empty">{ "No tasks yet. Tasks you or your friends start show here." }</p>
+            }
             <ul>
                 { for props.tasks.iter().map(|t| {
-                    let (text, class) = status_text(&t.status);
+                    let class = t.status_class();
                     let mine = t.submitter.as_str() == props.me;
                     let cancel = {
                         let on_cancel = props.on_cancel.clone();
                         let id = t.id.clone();
                         Callback::from(move |_| on_cancel.emit(id.clone()))
                     };
+                    // The range of a prime count, for tests that check the count.
+                    let start = t.range.map(|(start, _)| start.to_string());
+                    let end = t.range.map(|(_, end)| end.to_string());
+                    let outvoted: Vec<String> = t.outvoted.iter().map(|u| u.localpart().to_owned()).collect();
                     html! {
                         <li class={classes!("task", class)} data-testid="task" data-task-id={t.id.to_string()} data-status={class}
+                            data-start={start} data-end={end}
                             data-done-by={t.done_by.iter().map(|n| n.owner().to_string()).collect::<Vec<_>>().join(",")}>
-                            <div class="what">{ &t.description }<span class="who">{ format!(" · {}", t.submitter.localpart()) }</span></div>
-                            <progress max="1" value={t.progress.to_string()} />
-                            <span class="status" data-testid="task-status">{ text }</span>
-                            if !t.outvoted.is_empty() {
+                            <div class="what">{ &t.title }<span class="who">{ format!(" · {} · {}", t.submitter.localpart(), t.submitted_ago) }</span></div>
+                            <progress max="1" value={t.progress.to_string()} aria-label={format!("{}: progress", t.title)} />
+                            <span class="status" data-testid="task-status">{ t.status_words() }</span>
+                            if !outvoted.is_empty() {
                                 <p class="outvoted" data-testid="task-outvoted">{ format!(
-                                    "Outvoted (another answer, or an error): {}. The majority's answer counts.",
-                                    t.outvoted.iter().map(|u| u.localpart().to_owned()).collect::<Vec<_>>().join(", ")
+                                    "Outvoted: {} answered differently or failed; the majority's answer counts.",
+                                    and_list(&outvoted)
                                 ) }</p>
                             }
                             if !t.tiles.is_empty() {

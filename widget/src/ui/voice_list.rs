@@ -3,6 +3,7 @@
 //! or Shift+F10) or its button (touch screens).
 
 use crate::view::{VoiceRow, VoiceState};
+use crate::words;
 use manifest::ids::EventId;
 use manifest::transcription::WhisperModel;
 use manifest::voice::VoiceMessage;
@@ -30,11 +31,8 @@ fn clock_time(ms: u64) -> String {
 }
 
 fn duration(ms: Option<u64>) -> String {
-    ms.map(|ms| {
-        let s = ms.div_ceil(1000);
-        format!(" · {}:{:02}", s / 60, s % 60)
-    })
-    .unwrap_or_default()
+    ms.map(|ms| format!(" · {}", words::duration(ms)))
+        .unwrap_or_default()
 }
 
 fn state_class(state: &VoiceState) -> &'static str {
@@ -148,10 +146,11 @@ pub fn voice_list(props: &Props) -> Html {
                     { format!(" · {}{}", clock_time(message.sent_at), duration(message.duration_ms)) }
                 </div>
                 { match &row.state {
-                    VoiceState::NotTranscribed => html! { <span class="status">{ "not transcribed" }</span> },
-                    VoiceState::Queued => html! { <span class="status">{ "queued: waiting for a contributing friend" }</span> },
+                    VoiceState::NotTranscribed => html! { <span class="status">{ "Not transcribed yet" }</span> },
+                    VoiceState::Queued => html! { <span class="status">{ "Waiting for a friend's machine to transcribe it" }</span> },
                     VoiceState::Running { fraction } => html! {
-                        <><progress max="1" value={fraction.to_string()} /><span class="status">{ "transcribing…" }</span></>
+                        <><progress max="1" value={fraction.to_string()} aria-label="Transcribing" />
+                        <span class="status">{ format!("Transcribing: {}", words::percent(*fraction)) }</span></>
                     },
                     VoiceState::Done { text } => html! {
                         <div class="transcript">
@@ -162,7 +161,7 @@ pub fn voice_list(props: &Props) -> Html {
                         </div>
                     },
                     VoiceState::Failed { reason } => html! {
-                        <span class="status failed" data-testid="voice-failure">{ format!("failed: {reason}") }</span>
+                        <span class="status failed" data-testid="voice-failure">{ format!("Failed: {reason}") }</span>
                     },
                 } }
                 if can_transcribe(&row.state) {
@@ -205,7 +204,7 @@ pub fn voice_list(props: &Props) -> Html {
 
     html! {
         <section class="voices" aria-label="Voice messages">
-            <h2>{ format!("Voice messages ({})", props.rows.len()) }</h2>
+            <h2>{ format!("Voice messages ({})", words::number(props.rows.len() as u64)) }</h2>
             <label class="model">{ "Model " }
                 <select data-testid="model" onchange={on_model}>
                     { for WhisperModel::ALL.iter().map(|m| html! {
