@@ -18,23 +18,40 @@ pub struct Capability {
 
 pub fn requested() -> Vec<Capability> {
     let mut caps = Vec::new();
-    for (ty, why) in [
-        (event_type::TASK, "submit tasks and see friends' tasks"),
-        (event_type::ASSIGN, "hand out and receive work"),
-        (event_type::RESULT, "post and read results"),
+    for (ty, send, receive) in [
+        (
+            event_type::TASK,
+            "submit tasks, and start those friends ask for in chat",
+            "see friends' tasks",
+        ),
+        (
+            event_type::ASSIGN,
+            "hand out work when your computer coordinates the pool",
+            "learn which work is your computer's",
+        ),
+        (
+            event_type::RESULT,
+            "post what your computer worked out",
+            "collect the results of every task",
+        ),
         (
             event_type::PROGRESS,
-            "report and see how far long chunks got",
+            "say how far your computer got with long work",
+            "show how far friends' computers got",
         ),
-        (event_type::CANCEL, "cancel tasks"),
+        (
+            event_type::CANCEL,
+            "cancel tasks you submitted",
+            "stop work that its submitter cancelled",
+        ),
     ] {
         caps.push(Capability {
             id: format!("org.matrix.msc2762.send.event:{ty}"),
-            why,
+            why: send,
         });
         caps.push(Capability {
             id: format!("org.matrix.msc2762.receive.event:{ty}"),
-            why,
+            why: receive,
         });
     }
     let node = event_type::NODE;
@@ -116,6 +133,23 @@ pub fn requested() -> Vec<Capability> {
         why: "keep that notice from going out while your tab is open",
     });
     caps
+}
+
+/// `requested()` in the order Element's approval dialog lists them: by
+/// name, timeline capabilities last (Potluck asks for none).
+pub fn in_element_order() -> Vec<Capability> {
+    let mut caps = requested();
+    caps.sort_by_key(|c| (c.id.contains(".timeline:"), c.id.clone()));
+    caps
+}
+
+/// The README's table of what each capability is for, in Element's order.
+pub fn markdown_table() -> String {
+    let mut table = String::from("| # | capability, as Element's dialog lists it | what Potluck uses it for |\n|---|---|---|\n");
+    for (n, cap) in in_element_order().iter().enumerate() {
+        table += &format!("| {} | `{}` | {} |\n", n + 1, cap.id, cap.why);
+    }
+    table
 }
 
 /// The capabilities the host did not grant, each with the reason we need it.

@@ -1,7 +1,12 @@
 //! Prints the widget's capability list as a script for `static/boot.js`, which
-//! must request them before the wasm has loaded (see there).
+//! must request them before the wasm has loaded (see there); with
+//! `--markdown`, the README's table of what each is for.
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--markdown") {
+        print!("{}", manifest::capabilities::markdown_table());
+        return;
+    }
     let ids: Vec<String> = manifest::capabilities::requested()
         .into_iter()
         .map(|c| c.id)
