@@ -150,7 +150,7 @@ describe("transcribing voice messages", () => {
     // host (here localhost in 127.0.0.1's page): the friend is told where the
     // model will come from next time (model-cache.test.mjs measures it).
     // (A worker still downloading shows its progress there first.)
-    const kept = /tiny\.en model stays in memory while this tab is open; a new tab gets it from the browser's HTTP cache/;
+    const kept = /tiny\.en model is ready\. Your browser lets widgets keep no files, so a new tab gets it again/;
     await widgets.alice.waitForFunction((source) => new RegExp(source).test(
       document.querySelector("[data-testid=worker-notice]")?.textContent ?? ""), kept.source, { timeout: WAIT_MS });
     const notice = await widgets.alice.getByTestId("worker-notice").textContent();

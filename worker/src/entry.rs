@@ -192,15 +192,18 @@ async fn engine(model: &str, models: &str, notice: impl Fn(String)) -> Result<Rc
         .load_engine(&source, &downloading)
         .await
         .map_err(|e| format!("the {model} model could not be loaded: {e}"))?;
-    if report.not_kept.is_none() {
-        notice(format!(
-            "The {model} model is loaded and kept in this browser."
-        ));
-    }
-    if let Some(reason) = report.not_kept {
-        notice(format!(
-            "The {model} model stays in memory while this tab is open; a new tab gets it from the browser's HTTP cache where the model server allows, or downloads it again. The browser gave Potluck no storage of its own: {reason}"
-        ));
+    match report.not_kept {
+        None => notice(format!(
+            "The {model} model is ready, and kept in this browser for next time."
+        )),
+        // Usual in Element: a widget on another site gets no storage. The
+        // browser's own words are for the console, not for friends.
+        Some(reason) => {
+            web_sys::console::warn_1(&format!("Potluck keeps no model files: {reason}").into());
+            notice(format!(
+                "The {model} model is ready. Your browser lets widgets keep no files, so a new tab gets it again from the browser's cache or the model server."
+            ));
+        }
     }
     let engine = Rc::new(engine);
     ENGINE.with_borrow_mut(|e| *e = Some((model.to_owned(), engine.clone())));

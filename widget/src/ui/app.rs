@@ -200,15 +200,13 @@ pub fn app() -> Html {
                     if let Some(problem) = &snapshot.problem {
                         <p class="notice problem" role="status" data-testid="problem">{ problem }</p>
                     }
-                    if let Some(notice) = &snapshot.worker_notice {
-                        <p class="notice" role="status" data-testid="worker-notice">{ notice }</p>
-                    }
                     <ConsentPrompt asks={snapshot.consent_asks.clone()} {on_answer} />
                     // The first screen answers: am I contributing, who else is, what can I do here.
                     <div class="columns">
                         <div>
                             <Contribute {contributing} busy={*busy} workers={*workers} max={cores}
                                 idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
+                                model_notice={snapshot.worker_notice.clone()}
                                 {on_toggle} {on_workers} />
                             <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
                         </div>

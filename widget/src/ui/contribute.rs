@@ -11,6 +11,8 @@ pub struct Props {
     pub max: u32,
     pub idle_reason: Option<String>,
     pub local_jobs: Vec<(EventId, u32, f32)>,
+    /// What the workers say about the Whisper model: downloading, ready.
+    pub model_notice: Option<String>,
     pub on_toggle: Callback<bool>,
     pub on_workers: Callback<u32>,
 }
@@ -64,6 +66,9 @@ pub fn contribute(props: &Props) -> Html {
                         </li>
                     }) }
                 </ul>
+            }
+            if let Some(notice) = &props.model_notice {
+                <p class="hint" role="status" data-testid="worker-notice">{ notice }</p>
             }
         </section>
     }
