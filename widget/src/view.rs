@@ -49,6 +49,8 @@ pub struct TaskView {
     /// Which nodes' results were accepted, one per finished chunk (its own
     /// chunks in order, then its parts').
     pub done_by: Vec<NodeId>,
+    /// Pieces each friend's machines ran, most first: who did the work.
+    pub by_friend: Vec<(UserId, u32)>,
     /// Friends whose machines answered a replicated chunk differently from
     /// the majority, or failed it: outvoted, and shown.
     pub outvoted: Vec<UserId>,
@@ -275,6 +277,9 @@ fn task_view(ledger: &Ledger, t: &TaskRecord, voices: &Voices, now: u64) -> Task
         ),
     };
     let waiting = matches!(status, TaskStatus::Queued).then(|| why_waiting(ledger, t, now));
+    let done_by: Vec<NodeId> = all_chunks()
+        .filter_map(|c| c.done().map(|d| d.node.clone()))
+        .collect();
     TaskView {
         id: t.id.clone(),
         submitter: t.submitter.clone(),
@@ -291,9 +296,8 @@ fn task_view(ledger: &Ledger, t: &TaskRecord, voices: &Voices, now: u64) -> Task
         status,
         chunks_done,
         chunks_total,
-        done_by: all_chunks()
-            .filter_map(|c| c.done().map(|d| d.node.clone()))
-            .collect(),
+        by_friend: by_friend(&done_by),
+        done_by,
         outvoted: {
             let mut users: Vec<UserId> = all_chunks()
                 .filter_map(|c| c.done())
@@ -310,6 +314,17 @@ fn task_view(ledger: &Ledger, t: &TaskRecord, voices: &Voices, now: u64) -> Task
             .filter_map(|d| Tile::from_output(&d.output, &d.node))
             .collect(),
     }
+}
+
+/// Pieces per friend, most first (then by name, so the order holds still).
+fn by_friend(done_by: &[NodeId]) -> Vec<(UserId, u32)> {
+    let mut pieces: BTreeMap<UserId, u32> = BTreeMap::new();
+    for node in done_by {
+        *pieces.entry(node.owner()).or_default() += 1;
+    }
+    let mut friends: Vec<(UserId, u32)> = pieces.into_iter().collect();
+    friends.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    friends
 }
 
 /// What a task does, as its row's title.
@@ -824,6 +839,12 @@ mod tests {
             .map(|n| n.owner().localpart().to_owned())
             .collect();
         assert_eq!(by, ["alice", "alice", "bob"], "the parts' pieces count");
+        let friends: Vec<(&str, u32)> = task
+            .by_friend
+            .iter()
+            .map(|(u, n)| (u.localpart(), *n))
+            .collect();
+        assert_eq!(friends, [("alice", 2), ("bob", 1)]);
 
         // Unknown to this widget (sent before its timeline), it is still named.
         let view = PoolView::build(&ledger, None, [], 3_500);

@@ -1,10 +1,10 @@
 //! Every task in the room, newest first, named by what it does, with its
 //! progress and result; the words come from `view`.
 
-use super::tiles::TileImage;
+use super::tiles::{friend_hue, TileImage};
 use crate::view::TaskView;
 use crate::words::{self, and_list};
-use manifest::ids::EventId;
+use manifest::ids::{EventId, UserId};
 use manifest::ledger::TaskStatus;
 use yew::prelude::*;
 
@@ -13,6 +13,45 @@ pub struct Props {
     pub tasks: Vec<TaskView>,
     pub me: String,
     pub on_cancel: Callback<EventId>,
+}
+
+#[derive(Properties, PartialEq)]
+struct ByFriendProps {
+    friends: Vec<(UserId, u32)>,
+}
+
+/// Who ran a task's pieces: a bar split by friend, in each friend's colour
+/// (the one their picture tiles have), and a legend "alice 3 · bob 1".
+#[function_component(ByFriend)]
+fn by_friend(props: &ByFriendProps) -> Html {
+    let legend: Vec<String> = props
+        .friends
+        .iter()
+        .map(|(user, pieces)| format!("{} {}", user.localpart(), words::number(u64::from(*pieces))))
+        .collect();
+    let said: Vec<String> = props
+        .friends
+        .iter()
+        .map(|(user, pieces)| {
+            format!(
+                "{} {}",
+                user.localpart(),
+                words::count(u64::from(*pieces), "piece", "pieces")
+            )
+        })
+        .collect();
+    html! {
+        <div class="ran-by" data-testid="by-friend">
+            <div class="by-friend" role="img" aria-label={format!("Run by {}", and_list(&said))}>
+                { for props.friends.iter().map(|(user, pieces)| html! {
+                    // The share and the colour are per friend: inline, as the tiles' swatches.
+                    <span class="friend" title={format!("{}: {}", user.localpart(), words::count(u64::from(*pieces), "piece", "pieces"))}
+                        style={format!("flex: {pieces}; background: hsl({}, 65%, 50%)", friend_hue(user))} />
+                }) }
+            </div>
+            <p class="by-friend-legend" aria-hidden="true">{ legend.join(" · ") }</p>
+        </div>
+    }
 }
 
 #[function_component(TaskList)]
@@ -48,6 +87,9 @@ pub fn task_list(props: &Props) -> Html {
                                     "Outvoted: {} answered differently or failed; the majority's answer counts.",
                                     and_list(&outvoted)
                                 ) }</p>
+                            }
+                            if !t.by_friend.is_empty() {
+                                <ByFriend friends={t.by_friend.clone()} />
                             }
                             if !t.tiles.is_empty() {
                                 <TileImage tiles={t.tiles.clone()} chunks={t.chunks_total} />
