@@ -8,9 +8,12 @@ pub mod driver;
 pub mod host;
 pub mod media;
 pub mod pool;
+#[cfg(test)]
+mod test_ledger;
 pub mod ui;
 pub mod view;
 pub mod words;
+pub mod work_today;
 
 /// Mounts the app on the page's `<main id="app">` (or the body).
 pub fn start() {
