@@ -9,7 +9,7 @@ use manifest::events::NodeCaps;
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, NodeRecord, TaskRecord, TaskStatus};
 use manifest::private::PrivateOutputs;
-use manifest::scheduler::{explain_idle, node_loads, work_of, InFlight};
+use manifest::scheduler::{explain_idle, node_loads, work_of, IdleReason, InFlight};
 use manifest::task_kind::TaskKind;
 use manifest::voice::VoiceMessage;
 use serde_json::Value;
@@ -21,7 +21,10 @@ pub struct NodeView {
     pub owner: UserId,
     pub caps: NodeCaps,
     pub is_coordinator: bool,
-    /// "chunk 2/4 of task $abc (40%)", one line per chunk it holds.
+    /// "2 of 4 cores · WebGPU".
+    pub machine: String,
+    /// One line per task it has pieces of: "Transcribing carol's voice
+    /// message — 40%", "Counting primes — 2 of 4 pieces"; empty when idle.
     pub doing: Vec<String>,
 }
 
@@ -189,8 +192,27 @@ pub struct PoolView {
     pub nodes: Vec<NodeView>,
     /// Newest first; a task's internal parts are folded into it.
     pub tasks: Vec<TaskView>,
-    /// Why this node has nothing to do, when it contributes and idles.
+    /// Why this friend's machine has nothing to run, in a clause that
+    /// follows "Ready, nothing to run: " ("no task is waiting"); `Some`
+    /// whenever they contribute.
     pub idle_reason: Option<String>,
+    /// What each task (and each part) has a machine do: "Counting primes".
+    pub doing_words: BTreeMap<EventId, String>,
+}
+
+impl PoolView {
+    /// A chunk running in this browser, in words: "Counting primes — 40%".
+    pub fn job_words(&self, task: &EventId, fraction: f32) -> String {
+        let doing = self
+            .doing_words
+            .get(task)
+            .map_or("Running a piece of a task", String::as_str);
+        if fraction > 0.0 {
+            format!("{doing} — {}", words::percent(fraction))
+        } else {
+            doing.to_owned()
+        }
+    }
 }
 
 /// The voice messages the widget knows, by event id, to name transcriptions.
@@ -205,6 +227,10 @@ impl PoolView {
     ) -> Self {
         let voices: Voices = voices.into_iter().map(|v| (&v.event_id, v)).collect();
         let coordinator = ledger.coordinator();
+        let doing_words: BTreeMap<EventId, String> = ledger
+            .tasks()
+            .map(|t| (t.id.clone(), doing(ledger, t, &voices)))
+            .collect();
         let nodes = ledger
             .online_nodes()
             .map(|n| NodeView {
@@ -212,24 +238,8 @@ impl PoolView {
                 owner: n.id.owner(),
                 caps: n.caps.clone(),
                 is_coordinator: coordinator == Some(&n.id),
-                doing: work_of(ledger, n, now)
-                    .into_iter()
-                    .map(|(task, chunk)| {
-                        let record = ledger.task(&task);
-                        let total = record.map_or(0, |t| t.spec.chunks);
-                        let progress = record
-                            .and_then(|t| t.chunks.get(chunk as usize))
-                            .and_then(|c| c.leases.iter().find(|l| l.node == n.id))
-                            .map_or(0.0, |l| l.progress);
-                        let line =
-                            format!("chunk {}/{} of task {}", chunk + 1, total, task.short());
-                        if progress > 0.0 {
-                            format!("{line} ({:.0}%)", progress * 100.0)
-                        } else {
-                            line
-                        }
-                    })
-                    .collect(),
+                machine: machine_words(&n.caps),
+                doing: node_doing(ledger, n, &doing_words, now),
             })
             .collect();
         let mut tasks: Vec<TaskView> = ledger
@@ -238,16 +248,152 @@ impl PoolView {
             .map(|t| task_view(ledger, t, &voices, now))
             .collect();
         tasks.sort_by_key(|t| std::cmp::Reverse(t.submitted_at));
-        let idle_reason = me.and_then(|node| {
-            let busy = ledger
-                .online_nodes()
-                .any(|n| &n.id == node && !work_of(ledger, n, now).is_empty());
-            (!busy).then(|| explain_idle(ledger, node, now).describe())
-        });
+        let idle_reason = me.map(|node| idle_words(ledger, node, now));
         Self {
             nodes,
             tasks,
             idle_reason,
+            doing_words,
+        }
+    }
+}
+
+/// A friend's machine as the pool shows it: "2 of 4 cores · WebGPU".
+fn machine_words(caps: &NodeCaps) -> String {
+    let cores = if caps.slots >= caps.cores {
+        count(u64::from(caps.cores), "core", "cores")
+    } else {
+        format!(
+            "{} of {}",
+            number(u64::from(caps.slots)),
+            count(u64::from(caps.cores), "core", "cores")
+        )
+    };
+    if caps.webgpu {
+        format!("{cores} · WebGPU")
+    } else {
+        cores
+    }
+}
+
+/// What a task has a machine do, in a few words: "Counting primes",
+/// "Transcribing carol's voice message". A part says what its task does.
+fn doing(ledger: &Ledger, task: &TaskRecord, voices: &Voices) -> String {
+    let task = parent_of(ledger, task).unwrap_or(task);
+    match &task.spec.kind {
+        TaskKind::Primes { .. } => "Counting primes".into(),
+        TaskKind::Script(script) => match ledger.allowlist().allows(script) {
+            Ok(allowed) => format!("Running {}", allowed.name),
+            Err(_) => "Running a script".into(),
+        },
+        TaskKind::Transcribe(transcription) => {
+            let message = voices.get(&transcription.audio.message).copied();
+            match message {
+                Some(message) => format!(
+                    "Transcribing {}'s {}",
+                    message.sender.localpart(),
+                    if message.voice {
+                        "voice message"
+                    } else {
+                        "recording"
+                    }
+                ),
+                None => "Transcribing a voice message".into(),
+            }
+        }
+        TaskKind::Kernel(_) => format!("Rendering {} on the GPU", kernel_name(ledger, task)),
+    }
+}
+
+/// What a machine is doing now, one line per task it has pieces of (a
+/// task's parts count as the task): "Counting primes — 2 of 4 pieces",
+/// "Transcribing carol's voice message — 40%".
+fn node_doing(
+    ledger: &Ledger,
+    node: &NodeRecord,
+    doing_words: &BTreeMap<EventId, String>,
+    now: u64,
+) -> Vec<String> {
+    // (task, pieces of it held here, the progress of the last one)
+    let mut held: Vec<(&TaskRecord, u32, f32)> = Vec::new();
+    for (id, chunk) in work_of(ledger, node, now) {
+        let Some(record) = ledger.task(&id) else {
+            continue;
+        };
+        let progress = record
+            .chunks
+            .get(chunk as usize)
+            .and_then(|c| c.leases.iter().find(|l| l.node == node.id))
+            .map_or(0.0, |l| l.progress);
+        let root = parent_of(ledger, record).unwrap_or(record);
+        match held.iter_mut().find(|(task, ..)| task.id == root.id) {
+            Some((_, pieces, last)) => {
+                *pieces += 1;
+                *last = progress;
+            }
+            None => held.push((root, 1, progress)),
+        }
+    }
+    held.into_iter()
+        .map(|(task, pieces, progress)| {
+            let what = doing_words
+                .get(&task.id)
+                .map_or("Running a piece of a task", String::as_str);
+            let total: u64 = family(ledger, task).map(|t| t.chunks.len() as u64).sum();
+            if pieces > 1 {
+                format!(
+                    "{what} — {} of {} {}",
+                    number(u64::from(pieces)),
+                    number(total),
+                    plural(total, "piece", "pieces")
+                )
+            } else if progress > 0.0 {
+                format!("{what} — {}", words::percent(progress))
+            } else {
+                what.to_owned()
+            }
+        })
+        .collect()
+}
+
+/// Why this friend's machine has nothing to run, as a clause that follows
+/// "Ready, nothing to run: ".
+fn idle_words(ledger: &Ledger, node: &NodeId, now: u64) -> String {
+    let held_for_cancelled = || {
+        ledger
+            .tasks()
+            .filter(|t| t.cancelled.is_some())
+            .flat_map(|t| t.chunks.iter())
+            .flat_map(|c| ledger.held_leases(c, now))
+            .filter(|l| &l.node == node)
+            .map(|l| l.lapsed_at())
+            .min()
+    };
+    let record = ledger.online_nodes().find(|n| &n.id == node);
+    if record.is_some_and(|n| !work_of(ledger, n, now).is_empty()) {
+        // The room still counts pieces it finished or stopped here.
+        return "the room has not yet heard back about your last piece".into();
+    }
+    match explain_idle(ledger, node, now) {
+        IdleReason::NotContributing => "telling the room your machine is here".into(),
+        IdleReason::AllSlotsBusy => match held_for_cancelled() {
+            Some(at) => format!(
+                "a cancelled task holds your workers for about {} s more",
+                at.saturating_sub(now).div_ceil(1000).max(1)
+            ),
+            None => "the room has not yet heard back about your last piece".into(),
+        },
+        IdleReason::NoWork => "no task is waiting".into(),
+        IdleReason::MissingCapability { tasks } => format!(
+            "{} {} WebGPU or more memory than this machine has, or {} a script you declined",
+            count(tasks as u64, "waiting task", "waiting tasks"),
+            plural(tasks as u64, "needs", "need"),
+            plural(tasks as u64, "runs", "run"),
+        ),
+        IdleReason::BackingOff => "pieces that failed are tried again in a moment".into(),
+        IdleReason::WaitingForCoordinator => "the coordinator is handing you a piece".into(),
+        IdleReason::OthersFirst => {
+            "machines with more free workers, or friends who got less so far, go first".into()
         }
     }
 }
@@ -849,6 +995,84 @@ mod tests {
         // Unknown to this widget (sent before its timeline), it is still named.
         let view = PoolView::build(&ledger, None, [], 3_500);
         assert_eq!(view.tasks[0].title, "Transcript of a voice message");
+    }
+
+    #[test]
+    fn each_machine_says_what_it_is_doing_in_words() {
+        let mut ledger = pool();
+        let alice = node("@alice:hs");
+        let view = PoolView::build(&ledger, Some(&alice), [], 1_500);
+        assert_eq!(view.nodes[0].machine, "1 of 4 cores");
+        assert_eq!(view.nodes[0].doing, Vec::<String>::new());
+        assert_eq!(view.idle_reason.as_deref(), Some("no task is waiting"));
+        let stranger = node("@dan:hs");
+        let view = PoolView::build(&ledger, Some(&stranger), [], 1_500);
+        assert_eq!(
+            view.idle_reason.as_deref(),
+            Some("telling the room your machine is here")
+        );
+
+        let primes = TaskSpec::new(
+            TaskKind::Primes {
+                start: 0,
+                end: 1_000,
+            },
+            4,
+        );
+        submit(&mut ledger, "$primes", &primes, 2_000);
+        for chunk in 0..2 {
+            assign(
+                &mut ledger,
+                &format!("$a{chunk}"),
+                "$primes",
+                chunk,
+                "@alice:hs",
+                2_100,
+            );
+        }
+        let voice = TaskSpec::transcription(audio("$voice"), WhisperModel::TinyEn);
+        submit(&mut ledger, "$plan", &voice, 2_200);
+        assign(&mut ledger, "$b", "$plan", 0, "@bob:hs", 2_300);
+        let progress = manifest::events::ChunkProgress {
+            chunk: 0,
+            attempt: 1,
+            percent: 40,
+        };
+        let report = Outgoing::progress(&id("$plan"), &node("@bob:hs"), &[progress]);
+        ledger
+            .ingest(&delivered_as("$p", "@bob:hs", &report, 2_400))
+            .unwrap();
+
+        let voices = [voice_message("$voice", 1_000)];
+        let view = PoolView::build(&ledger, Some(&alice), voices.iter(), 2_500);
+        let doing: Vec<&[String]> = view.nodes.iter().map(|n| &n.doing[..]).collect();
+        assert_eq!(
+            doing,
+            [
+                &["Counting primes — 2 of 4 pieces".to_owned()][..],
+                &["Transcribing carol's voice message — 40%".to_owned()][..],
+            ]
+        );
+        assert_eq!(
+            view.job_words(&id("$primes"), 0.25),
+            "Counting primes — 25%"
+        );
+        assert_eq!(
+            view.job_words(&id("$plan"), 0.0),
+            "Transcribing carol's voice message"
+        );
+
+        // Cancelled, its pieces hold alice's worker until their leases lapse.
+        let cancel = Outgoing::cancel(&id("$primes"), None);
+        ledger
+            .ingest(&delivered_as("$stop", "@carol:hs", &cancel, 2_600))
+            .unwrap();
+        let view = PoolView::build(&ledger, Some(&alice), voices.iter(), 2_700);
+        assert_eq!(view.nodes[0].doing, Vec::<String>::new());
+        assert_eq!(
+            view.idle_reason.as_deref(),
+            Some("a cancelled task holds your workers for about 120 s more")
+        );
     }
 
     #[test]

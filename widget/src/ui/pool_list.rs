@@ -1,6 +1,8 @@
-//! Who contributes right now, and what each node is doing.
+//! Who contributes right now: each friend's machine and what it is doing,
+//! in the words `view` gives them.
 
 use crate::view::NodeView;
+use crate::words;
 use manifest::ids::NodeId;
 use yew::prelude::*;
 
@@ -14,7 +16,7 @@ pub struct Props {
 pub fn pool_list(props: &Props) -> Html {
     html! {
         <section class="pool" aria-label="Contributors">
-            <h2>{ format!("Contributing now ({})", props.nodes.len()) }</h2>
+            <h2>{ format!("Contributing now ({})", words::number(props.nodes.len() as u64)) }</h2>
             if props.nodes.is_empty() {
                 <p class="empty">{ "Nobody yet. Tasks wait until a friend contributes." }</p>
             }
@@ -23,12 +25,17 @@ pub fn pool_list(props: &Props) -> Html {
                     let mine = props.me.as_ref() == Some(&n.id);
                     html! {
                         <li class="node" data-testid="node" data-owner={n.owner.to_string()}>
-                            <strong>{ n.owner.localpart() }</strong>
-                            if mine { <span class="badge">{ "you" }</span> }
-                            if n.is_coordinator { <span class="badge" title="hands out work">{ "coordinator" }</span> }
-                            <span class="caps">{ format!(" {} workers · {} cores{}", n.caps.slots, n.caps.cores,
-                                if n.caps.webgpu { " · WebGPU" } else { "" }) }</span>
-                            <div class="doing">{ if n.doing.is_empty() { "idle".to_string() } else { n.doing.join(", ") } }</div>
+                            <div class="machine">
+                                <strong>{ n.owner.localpart() }</strong>
+                                <span class="caps">{ format!(" · {}", n.machine) }</span>
+                                if mine { <span class="badge">{ "you" }</span> }
+                                if n.is_coordinator { <span class="badge" title="This machine hands out the work">{ "coordinator" }</span> }
+                            </div>
+                            if n.doing.is_empty() {
+                                <div class="doing idle">{ "Idle" }</div>
+                            } else {
+                                { for n.doing.iter().map(|line| html! { <div class="doing">{ line }</div> }) }
+                            }
                         </li>
                     }
                 }) }
