@@ -609,6 +609,23 @@ impl Ledger {
         }
     }
 
+    /// Whether nothing more of `task` will run: cancelled (itself or its
+    /// parent), refused, past its deadline, or failed. Cheap, unlike
+    /// `task_status` (which merges outputs): the scheduler asks it for every
+    /// task, so that a stopped task's leases hold no worker.
+    pub fn is_stopped(&self, task: &TaskRecord, now: u64) -> bool {
+        let parent = task.spec.parent.as_ref().and_then(|p| self.task(p));
+        let past_deadline = task
+            .spec
+            .deadline_ms
+            .is_some_and(|d| now > task.submitted_at.saturating_add(d));
+        task.cancelled.is_some()
+            || task.refused.is_some()
+            || parent.is_some_and(|p| p.cancelled.is_some())
+            || past_deadline
+            || task.chunks.iter().any(|c| c.failed().is_some())
+    }
+
     /// A task's state from its own chunks alone.
     fn own_status(&self, task: &TaskRecord, now: u64) -> TaskStatus {
         if let Some(Cancellation { reason }) = &task.cancelled {

@@ -175,7 +175,8 @@ fn node_loads_with(
             (n.id.clone(), load)
         })
         .collect();
-    for task in ledger.tasks() {
+    // A stopped task's leases hold nothing: its nodes aborted the work.
+    for task in ledger.tasks().filter(|t| !ledger.is_stopped(t, now)) {
         let mut ms = None;
         let held = task.chunks.iter().flat_map(|c| ledger.held_leases(c, now));
         let sent = sent_to_task(in_flight, &task.id);

@@ -331,6 +331,25 @@ fn only_the_submitter_can_cancel() {
 }
 
 #[test]
+fn a_cancelled_task_frees_its_workers_at_once_for_the_next_task() {
+    // The newcomer's report: after a cancel the widget said "all workers
+    // busy" and the next task waited 27 s, until the cancelled lease ran out.
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    let big = room.send("carol", &Outgoing::task(&primes(1)), 2);
+    room.assign("alice", &big, 0, "alice", 1, 3);
+    room.send("carol", &Outgoing::cancel(&big, None), 4);
+    let next = room.send("carol", &Outgoing::task(&primes(1)), 5);
+    assert_ne!(
+        explain_idle(&room.ledger, &node("alice"), 6),
+        IdleReason::AllSlotsBusy
+    );
+    let plan = plan(&room.ledger, 6, &InFlight::new());
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    assert_eq!(plan[0].0, next);
+}
+
+#[test]
 fn a_friend_with_a_thousand_chunks_queued_does_not_hold_up_another_friends_one() {
     let mut room = Room::new();
     room.online("alice", caps(2, false), 1);
