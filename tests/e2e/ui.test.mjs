@@ -93,6 +93,9 @@ describe("the widget as friends see it", { timeout: 600_000 }, () => {
 
     await submitPrimes(widgets.carol, { start: 0, end: 3_000_000, chunks: 4 });
     for (const name of ["alice", "bob"]) await waitAllDone(widgets[name], 1, 120_000);
+    // The pool at a glance counts the four pieces as today's work.
+    const pieces = await widgets.alice.getByTestId("work-today").evaluateAll((els) => els.map((e) => Number(e.dataset.pieces)));
+    assert.equal(pieces.reduce((a, b) => a + b, 0), 4, `pieces today per computer: ${pieces}`);
     for (const name of ["alice", "bob"]) await openMore(widgets[name]);
     await capture(pages, widgets, "task-done-more-open");
   });

@@ -9,6 +9,7 @@ use crate::pool::machine_info;
 use crate::pool::sandbox::ScriptRun;
 use crate::pool::workers::{JobEvent, WorkerPool};
 use crate::view::{reveal_private, voice_rows, PoolView, VoiceRow};
+use crate::work_today::{local_midnight, work_since, WorkDone};
 use crate::{audio, media};
 use gloo::timers::callback::Interval;
 use js_sys::{Array, Function};
@@ -64,6 +65,8 @@ pub struct Snapshot {
     pub voices: Vec<VoiceRow>,
     /// What a worker said this friend should know (a model not kept).
     pub worker_notice: Option<String>,
+    /// Each computer's accepted work since the viewer's midnight.
+    pub work_today: BTreeMap<NodeId, WorkDone>,
     /// Why this friend's last allowlist edit did not take.
     pub allowlist_problem: Option<String>,
 }
@@ -610,6 +613,7 @@ impl Driver {
                 consent_asks: state.consent_asks.clone(),
                 voices: voice_rows(state.machine.ledger(), state.machine.voice_messages(), now),
                 worker_notice: state.worker_notice.clone(),
+                work_today: work_since(ledger, local_midnight(now)),
             };
             (snapshot, state.on_change.clone())
         };

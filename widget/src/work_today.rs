@@ -32,15 +32,22 @@ pub fn work_since(ledger: &Ledger, since: u64) -> BTreeMap<NodeId, WorkDone> {
     done
 }
 
-/// Milliseconds since the epoch at the viewer's last local midnight.
-#[cfg(target_arch = "wasm32")]
+/// Milliseconds since the epoch at the viewer's last local midnight (UTC's
+/// natively, where there is no viewer).
 pub fn local_midnight(now: u64) -> u64 {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(now as f64));
-    date.set_hours(0);
-    date.set_minutes(0);
-    date.set_seconds(0);
-    date.set_milliseconds(0);
-    date.get_time() as u64
+    #[cfg(target_arch = "wasm32")]
+    {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(now as f64));
+        date.set_hours(0);
+        date.set_minutes(0);
+        date.set_seconds(0);
+        date.set_milliseconds(0);
+        date.get_time() as u64
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        now - now % 86_400_000
+    }
 }
 
 #[cfg(test)]

@@ -208,7 +208,7 @@ pub fn app() -> Html {
                                 idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
                                 model_notice={snapshot.worker_notice.clone()}
                                 {on_toggle} {on_workers} />
-                            <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} />
+                            <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} today={snapshot.work_today.clone()} />
                         </div>
                         <div>
                             <VoiceList rows={snapshot.voices.clone()} {on_transcribe} />

@@ -1,19 +1,45 @@
-//! Who contributes right now: each friend's machine and what it is doing,
-//! in the words `view` gives them.
+//! Who contributes right now: each friend's machine, what it is doing, in
+//! the words `view` gives them, and a bar of the work it has done today.
 
 use crate::view::NodeView;
 use crate::words;
+use crate::work_today::WorkDone;
 use manifest::ids::NodeId;
+use std::collections::BTreeMap;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
     pub nodes: Vec<NodeView>,
     pub me: Option<NodeId>,
+    /// Accepted work since midnight, per computer.
+    pub today: BTreeMap<NodeId, WorkDone>,
+}
+
+/// "12 pieces today, about 3 min of work", or that there was none yet.
+fn today_words(work: WorkDone) -> String {
+    if work.pieces == 0 {
+        return "Nothing done yet today".into();
+    }
+    let pieces = words::count(u64::from(work.pieces), "piece", "pieces");
+    let busy = if work.busy_ms < 60_000 {
+        "under a minute".to_owned()
+    } else {
+        words::roughly(work.busy_ms)
+    };
+    format!("{pieces} today, {busy} of work")
 }
 
 #[function_component(PoolList)]
 pub fn pool_list(props: &Props) -> Html {
+    // Each bar is that computer's busy time against the busiest one's.
+    let busiest = props
+        .today
+        .values()
+        .map(|w| w.busy_ms)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     html! {
         <section class="pool" aria-label="Contributors">
             <h2>{ format!("Contributing now ({})", words::number(props.nodes.len() as u64)) }</h2>
@@ -36,10 +62,22 @@ pub fn pool_list(props: &Props) -> Html {
                             } else {
                                 { for n.doing.iter().map(|line| html! { <div class="doing">{ line }</div> }) }
                             }
+                            { today(props.today.get(&n.id).copied().unwrap_or_default(), busiest) }
                         </li>
                     }
                 }) }
             </ul>
         </section>
+    }
+}
+
+/// The bar of a computer's work today, and its words.
+fn today(work: WorkDone, busiest: u64) -> Html {
+    let share = work.busy_ms as f64 / busiest as f64 * 100.0;
+    html! {
+        <div class="today" data-testid="work-today" data-pieces={work.pieces.to_string()}>
+            <span class="bar" aria-hidden="true"><span style={format!("width: {share:.0}%")} /></span>
+            <span class="hint">{ today_words(work) }</span>
+        </div>
     }
 }
