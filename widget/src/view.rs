@@ -359,16 +359,6 @@ fn node_doing(
 /// Why this friend's machine has nothing to run, as a clause that follows
 /// "Ready, nothing to run: ".
 fn idle_words(ledger: &Ledger, node: &NodeId, now: u64) -> String {
-    let held_for_cancelled = || {
-        ledger
-            .tasks()
-            .filter(|t| t.cancelled.is_some())
-            .flat_map(|t| t.chunks.iter())
-            .flat_map(|c| ledger.held_leases(c, now))
-            .filter(|l| &l.node == node)
-            .map(|l| l.lapsed_at())
-            .min()
-    };
     let record = ledger.online_nodes().find(|n| &n.id == node);
     if record.is_some_and(|n| !work_of(ledger, n, now).is_empty()) {
         // The room still counts pieces it finished or stopped here.
@@ -376,13 +366,7 @@ fn idle_words(ledger: &Ledger, node: &NodeId, now: u64) -> String {
     }
     match explain_idle(ledger, node, now) {
         IdleReason::NotContributing => "telling the room your machine is here".into(),
-        IdleReason::AllSlotsBusy => match held_for_cancelled() {
-            Some(at) => format!(
-                "a cancelled task holds your workers for about {} s more",
-                at.saturating_sub(now).div_ceil(1000).max(1)
-            ),
-            None => "the room has not yet heard back about your last piece".into(),
-        },
+        IdleReason::AllSlotsBusy => "all your workers are busy".into(),
         IdleReason::NoWork => "no task is waiting".into(),
         IdleReason::MissingCapability { tasks } => format!(
             "{} {} WebGPU or more memory than this machine has, or {} a script you declined",
@@ -587,19 +571,6 @@ fn why_waiting(ledger: &Ledger, task: &TaskRecord, now: u64) -> String {
         .any(|n| loads.get(&n.id).is_some_and(|l| l.leases < l.slots));
     if free {
         return "it is handed out in a moment".into();
-    }
-    // A cancelled task's pieces hold their workers until their leases lapse.
-    let freed_at = ledger
-        .tasks()
-        .filter(|t| t.cancelled.is_some())
-        .flat_map(|t| t.chunks.iter())
-        .flat_map(|c| ledger.held_leases(c, now))
-        .filter(|l| able.iter().any(|n| n.id == l.node))
-        .map(|l| l.lapsed_at())
-        .min();
-    if let Some(at) = freed_at {
-        let seconds = at.saturating_sub(now).div_ceil(1000).max(1);
-        return format!("a cancelled task still holds the workers, for about {seconds} s more");
     }
     let workers: u64 = able.iter().map(|n| u64::from(n.caps.slots)).sum();
     match workers {
@@ -910,18 +881,16 @@ mod tests {
             "Waiting for a free machine: all 2 workers are busy"
         );
 
-        // Cancelled, the first task's pieces still hold the workers a while.
+        // Cancelled, the first task frees the workers at once.
         let cancel = Outgoing::cancel(&id("$busy"), None);
         ledger
             .ingest(&delivered_as("$stop", "@carol:hs", &cancel, 2_300))
             .unwrap();
         let view = PoolView::build(&ledger, None, [], 2_500);
         let next = view.tasks.iter().find(|t| t.id == id("$next")).unwrap();
-        assert!(
-            next.status_words()
-                .contains("a cancelled task still holds the workers, for about 120 s more"),
-            "{}",
-            next.status_words()
+        assert_eq!(
+            next.status_words(),
+            "Waiting for a free machine: it is handed out in a moment"
         );
         let busy = view.tasks.iter().find(|t| t.id == id("$busy")).unwrap();
         assert_eq!(busy.status_words(), "Cancelled");
@@ -1062,17 +1031,14 @@ mod tests {
             "Transcribing carol's voice message"
         );
 
-        // Cancelled, its pieces hold alice's worker until their leases lapse.
+        // Cancelled, it frees alice's worker at once.
         let cancel = Outgoing::cancel(&id("$primes"), None);
         ledger
             .ingest(&delivered_as("$stop", "@carol:hs", &cancel, 2_600))
             .unwrap();
         let view = PoolView::build(&ledger, Some(&alice), voices.iter(), 2_700);
         assert_eq!(view.nodes[0].doing, Vec::<String>::new());
-        assert_eq!(
-            view.idle_reason.as_deref(),
-            Some("a cancelled task holds your workers for about 120 s more")
-        );
+        assert_eq!(view.idle_reason.as_deref(), Some("no task is waiting"));
     }
 
     #[test]
