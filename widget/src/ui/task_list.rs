@@ -1,7 +1,7 @@
 //! Every task in the room, newest first, named by what it does, with its
 //! progress and result; the words come from `view`.
 
-use super::tiles::{friend_hue, TileImage};
+use super::tiles::TileImage;
 use crate::view::TaskView;
 use crate::words::{self, and_list};
 use manifest::ids::{EventId, UserId};
@@ -20,36 +20,29 @@ struct ByFriendProps {
     friends: Vec<(UserId, u32)>,
 }
 
-/// Who ran a task's pieces: a bar split by friend, in each friend's colour
-/// (the one their picture tiles have), and a legend "alice 3 · bob 1".
+/// Who ran a task's pieces: a bar split by friend and its legend
+/// ("alice 3", "bob 1"), each friend in the same colour in both.
 #[function_component(ByFriend)]
 fn by_friend(props: &ByFriendProps) -> Html {
-    let legend: Vec<String> = props
-        .friends
-        .iter()
-        .map(|(user, pieces)| format!("{} {}", user.localpart(), words::number(u64::from(*pieces))))
-        .collect();
+    let pieces = |n: &u32| words::count(u64::from(*n), "piece", "pieces");
     let said: Vec<String> = props
         .friends
         .iter()
-        .map(|(user, pieces)| {
-            format!(
-                "{} {}",
-                user.localpart(),
-                words::count(u64::from(*pieces), "piece", "pieces")
-            )
-        })
+        .map(|(user, n)| format!("{} {}", user.localpart(), pieces(n)))
         .collect();
     html! {
         <div class="ran-by" data-testid="by-friend">
             <div class="by-friend" role="img" aria-label={format!("Run by {}", and_list(&said))}>
-                { for props.friends.iter().map(|(user, pieces)| html! {
-                    // The share and the colour are per friend: inline, as the tiles' swatches.
-                    <span class="friend" title={format!("{}: {}", user.localpart(), words::count(u64::from(*pieces), "piece", "pieces"))}
-                        style={format!("flex: {pieces}; background: hsl({}, 65%, 50%)", friend_hue(user))} />
+                { for props.friends.iter().map(|(user, n)| html! {
+                    // Each friend's share of the bar: only known here.
+                    <span title={format!("{}: {}", user.localpart(), pieces(n))} style={format!("flex: {n}")} />
                 }) }
             </div>
-            <p class="by-friend-legend" aria-hidden="true">{ legend.join(" · ") }</p>
+            <p class="legend" aria-hidden="true">
+                { for props.friends.iter().map(|(user, n)| html! {
+                    <span class="friend">{ format!("{} {}", user.localpart(), words::number(u64::from(*n))) }</span>
+                }) }
+            </p>
         </div>
     }
 }
@@ -97,7 +90,7 @@ pub fn task_list(props: &Props) -> Html {
                             if let TaskStatus::Done { result } = &t.status {
                                 if result.get("count").is_none() {
                                     <details><summary>{ "Result" }</summary>
-                                        <pre data-testid="task-result">{ result.to_string() }</pre></details>
+                                        <pre class="result" data-testid="task-result">{ serde_json::to_string_pretty(result).unwrap_or_else(|_| result.to_string()) }</pre></details>
                                 }
                             }
                             if mine && !t.status.is_terminal() {
