@@ -200,7 +200,36 @@ pub struct PoolView {
     pub doing_words: BTreeMap<EventId, String>,
 }
 
+/// Who can run work now: the machines contributing and their workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capacity {
+    pub machines: u32,
+    pub workers: u32,
+}
+
+impl Capacity {
+    /// "about 40 min on the pool's 3 machines", for `ms` of one worker's
+    /// work in `pieces` that can run side by side.
+    pub fn estimate(self, ms: u64, pieces: u32) -> String {
+        let side_by_side = u64::from(self.workers.min(pieces).max(1));
+        let took = words::roughly(ms / side_by_side);
+        match self.machines {
+            0 => format!("{took} on one worker, once a friend contributes"),
+            1 => format!("{took} on the one contributing machine"),
+            n => format!("{took} on the pool's {n} machines"),
+        }
+    }
+}
+
 impl PoolView {
+    /// The machines contributing now and the workers they give.
+    pub fn capacity(&self) -> Capacity {
+        Capacity {
+            machines: self.nodes.len() as u32,
+            workers: self.nodes.iter().map(|n| n.caps.slots).sum(),
+        }
+    }
+
     /// A chunk running in this browser, in words: "Counting primes — 40%".
     pub fn job_words(&self, task: &EventId, fraction: f32) -> String {
         let doing = self
