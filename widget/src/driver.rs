@@ -138,12 +138,9 @@ impl Driver {
 
         let missing = capabilities::missing(|id| driver.room.api().has_capability(id));
         if !missing.is_empty() {
-            let list: Vec<String> = missing
-                .iter()
-                .map(|c| format!("• {} ({})", c.why, c.id))
-                .collect();
+            let list: Vec<String> = missing.iter().map(|c| format!("• {}", c.why)).collect();
             return Err(format!(
-                "Potluck was not allowed what it needs, so it does nothing. Remove and add the widget again and approve:\n{}",
+                "Potluck was not allowed what it needs, so it does nothing. Remove the widget, add it again and approve everything it asks for; it needs to:\n{}",
                 list.join("\n")
             ));
         }
@@ -230,7 +227,9 @@ impl Driver {
                 spawn_local(async move {
                     match driver.room.send_delayed_state(&gone, NODE_TIMEOUT_MS).await {
                         Ok(id) => driver.state.borrow_mut().delay_id = Some(id),
-                        Err(e) => driver.report(format!("could not arm the leave notice: {e}")),
+                        Err(e) => driver.report(format!(
+                            "If this tab closes suddenly, friends may still see your computer in the pool for a while: the homeserver did not take Potluck's leave notice ({e}). Switching contributing off before closing avoids it."
+                        )),
                     }
                 });
             }
@@ -317,7 +316,10 @@ impl Driver {
                         .send_to_device(user.as_str(), private::OUTPUT_EVENT_TYPE, &content)
                         .await;
                     if let Err(e) = sent {
-                        driver.report(format!("could not send a private result to {user}: {e}"));
+                        driver.report(format!(
+                            "A private result could not be sent to {} ({e}); they can submit the task again.",
+                            user.localpart()
+                        ));
                     }
                 });
             }
@@ -396,12 +398,12 @@ impl Driver {
             let bytes = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
                 .await
                 .map(|buffer| js_sys::Uint8Array::new(&buffer).to_vec())
-                .map_err(|_| format!("could not read {}", file.name()))?;
+                .map_err(|_| format!("the file {} could not be read", file.name()))?;
             let mxc = self
                 .room
                 .upload(&file)
                 .await
-                .map_err(|e| format!("could not upload {}: {e}", file.name()))?;
+                .map_err(|e| format!("the file {} could not be uploaded ({e})", file.name()))?;
             spec.inputs.push(TaskInput {
                 mxc: MxcUri::parse(mxc).map_err(|e| e.to_string())?,
                 size: bytes.len() as u64,
@@ -442,7 +444,11 @@ impl Driver {
                     web_sys::console::warn_1(&what.into());
                     // An allowlist the room refused is said beside its form.
                     if e.permanent && out.event_type != event_type::ALLOWLIST {
-                        driver.report(format!("could not send {}: {}", out.event_type, e.message));
+                        driver.report(format!(
+                            "Potluck could not send {}: the homeserver refused it ({}). Check that you may post in this room, then reload the widget.",
+                            sent_words(out.event_type),
+                            e.message
+                        ));
                     }
                     driver.handle(Input::SendFailed {
                         request,
@@ -654,6 +660,21 @@ fn node_tag() -> String {
         let _ = storage.set_item(KEY, &tag);
     }
     tag
+}
+
+/// What an event Potluck sends is, for a friend told it was not sent.
+fn sent_words(event_type: &str) -> &'static str {
+    match event_type {
+        event_type::TASK => "your task",
+        event_type::ASSIGN => "the work it hands out",
+        event_type::RESULT => "your computer's results",
+        event_type::PROGRESS => "your computer's progress",
+        event_type::CANCEL => "your cancel",
+        event_type::NODE => "whether your computer contributes",
+        event_type::ALLOWLIST => "the room's allowlist",
+        "m.room.message" => "a reply in the chat",
+        _ => "a message",
+    }
 }
 
 /// What the friend is told of a part of the room's past that could not be
