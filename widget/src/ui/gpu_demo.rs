@@ -58,7 +58,7 @@ pub fn mandelbrot_entry() -> AllowedKernel {
     AllowedKernel {
         name: "mandelbrot-gpu".into(),
         integrity: kernel.integrity(),
-        description: "the Mandelbrot set, one tile per chunk".into(),
+        description: "the Mandelbrot set, one tile per piece".into(),
     }
 }
 
@@ -84,7 +84,7 @@ pub fn gpu_demo(props: &Props) -> Html {
             <button {onclick} data-testid="submit-mandelbrot-gpu">
                 { "Render the Mandelbrot set on friends' GPUs" }
             </button>
-            <p class="hint">{ "A WGSL kernel, one tile per chunk; only friends whose browser has WebGPU get its tiles." }</p>
+            <p class="hint">{ "A WGSL kernel draws one tile per piece; only friends whose browser has WebGPU get tiles." }</p>
             if !allowed {
                 <p class="hint">{ "The room has not allowed this kernel yet. " }
                     <button onclick={allow} data-testid="allow-mandelbrot-gpu">{ "Allow it (moderators)" }</button></p>
@@ -97,8 +97,9 @@ pub fn gpu_demo(props: &Props) -> Html {
 
 /// A kernel task from its JSON (what `run-kernel` reads), or what is wrong.
 pub fn kernel_spec(json: &str) -> Result<TaskSpec, String> {
-    let kernel: KernelTask =
-        serde_json::from_str(json).map_err(|e| format!("not a kernel task: {e}"))?;
+    let kernel: KernelTask = serde_json::from_str(json).map_err(|e| {
+        format!("'Kernel task' is not a kernel task as docs/writing-tasks.md describes ({e}).")
+    })?;
     let chunks = kernel.chunks.len() as u32;
     let mut spec = TaskSpec::new(TaskKind::Kernel(Box::new(kernel)), chunks);
     spec.requirements.webgpu = true;

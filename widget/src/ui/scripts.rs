@@ -3,6 +3,7 @@
 //! submits a script task. Parsing what was typed is a plain function, tested
 //! natively; the components only render and send messages.
 
+use crate::words;
 use manifest::allowlist::AllowedScript;
 use manifest::events::{Outgoing, TaskSpec};
 use manifest::limits::MAX_CHUNKS;
@@ -27,28 +28,33 @@ pub fn to_script_spec(form: &ScriptForm, allowed: &[AllowedScript]) -> Result<Ta
     let script = allowed
         .iter()
         .find(|s| s.name == form.script)
-        .ok_or("Pick a script the room allows.")?;
+        .ok_or("'Script': pick one the room allows.")?;
     let args: Value = if form.args.trim().is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&form.args).map_err(|e| format!("The parameters are not JSON: {e}"))?
+        serde_json::from_str(&form.args)
+            .map_err(|e| format!("'Parameters' must be JSON, like {{\"power\": 2}} ({e})."))?
     };
     let split_text = form.split.trim();
     let split = if split_text.starts_with('[') {
         let items: Vec<Value> = serde_json::from_str(split_text)
-            .map_err(|e| format!("The list of chunks is not a JSON array: {e}"))?;
+            .map_err(|e| format!("'Split' must be a JSON array, one item per piece ({e})."))?;
         Split::List(items)
     } else {
         let numbers: Vec<&str> = split_text.split_whitespace().collect();
         let [start, end, size] = numbers[..] else {
-            return Err("Split as 'start end size' (a range) or a JSON array of chunks.".into());
+            return Err(
+                "'Split' must be 'start end size' (a range) or a JSON array, one item per piece."
+                    .into(),
+            );
         };
         let number = |s: &str| {
             s.parse::<i64>()
-                .map_err(|_| format!("'{s}' is not a whole number."))
+                .map_err(|_| format!("'Split': '{s}' is not a whole number."))
         };
         let size = number(size)?;
-        let size = u64::try_from(size).map_err(|_| "The chunk size must be positive.")?;
+        let size = u64::try_from(size)
+            .map_err(|_| "'Split': the size of each piece must be more than 0.")?;
         Split::Range {
             start: number(start)?,
             end: number(end)?,
@@ -58,14 +64,16 @@ pub fn to_script_spec(form: &ScriptForm, allowed: &[AllowedScript]) -> Result<Ta
     let chunks = split.len();
     if chunks == 0 || chunks > u64::from(MAX_CHUNKS) {
         return Err(format!(
-            "That makes {chunks} chunks; use 1 to {MAX_CHUNKS}."
+            "'Split' makes {} pieces; it must make 1 to {}.",
+            words::number(chunks),
+            words::number(u64::from(MAX_CHUNKS))
         ));
     }
     let max_seconds = match form.max_seconds.trim() {
         "" => DEFAULT_SCRIPT_SECONDS,
         text => text
             .parse()
-            .map_err(|_| format!("'{text}' is not a number of seconds."))?,
+            .map_err(|_| "'Time limit' must be a whole number of seconds.".to_owned())?,
     };
     let kind = TaskKind::Script(ScriptTask {
         url: script.url.clone(),
@@ -236,14 +244,14 @@ pub fn scripts(props: &ScriptsProps) -> Html {
                     }) }
                 </ul>
                 <form onsubmit={onsubmit} data-testid="script-form">
-                    <select onchange={on_script} aria-label="script" data-testid="script-name">
+                    <select onchange={on_script} aria-label="Script" data-testid="script-name">
                         { for props.allowed.iter().map(|s| html! {
                             <option value={s.name.clone()} selected={s.name == form.script}>{ &s.name }</option>
                         }) }
                     </select>
-                    <input type="text" value={form.split.clone()} oninput={on_split} aria-label="split: start end size, or a JSON array" data-testid="script-split" />
-                    <input type="number" min="1" placeholder={DEFAULT_SCRIPT_SECONDS.to_string()} value={form.max_seconds.clone()} oninput={on_seconds} aria-label="time limit per chunk (s)" data-testid="script-seconds" />
-                    <textarea rows="2" placeholder="parameters (JSON)" value={form.args.clone()} oninput={on_args} aria-label="parameters" data-testid="script-args" />
+                    <input type="text" value={form.split.clone()} oninput={on_split} aria-label="Split: start end size, or a JSON array" data-testid="script-split" />
+                    <input type="number" min="1" placeholder={DEFAULT_SCRIPT_SECONDS.to_string()} value={form.max_seconds.clone()} oninput={on_seconds} aria-label="Time limit per piece (s)" data-testid="script-seconds" />
+                    <textarea rows="2" placeholder="parameters (JSON)" value={form.args.clone()} oninput={on_args} aria-label="Parameters" data-testid="script-args" />
                     <label>{ "Input files " }<input type="file" multiple=true ref={files} aria-label="input files" data-testid="script-inputs" /></label>
                     <button type="submit" data-testid="script-submit">{ "Submit" }</button>
                 </form>
@@ -304,9 +312,10 @@ mod tests {
         let bad =
             |split: &str, args: &str| to_script_spec(&form(split, args), &allowed()).unwrap_err();
         assert!(bad("0 10", "").contains("start end size"));
-        assert!(bad("0 10 1", "{oops").contains("not JSON"));
-        assert!(bad("0 10 -1", "").contains("positive"));
-        assert!(bad("0 0 1", "").contains("0 chunks"));
+        assert!(bad("0 10 1", "{oops").contains("must be JSON"));
+        assert!(bad("0 10 -1", "").contains("more than 0"));
+        assert!(bad("0 0 1", "").contains("makes 0 pieces"));
+        assert!(bad("0 ten 1", "").starts_with("'Split'"));
         assert!(bad("0 10 1", r#"{"cx": -0.5}"#).contains("send it as a string"));
         let mut unknown = form("0 10 1", "");
         unknown.script = "miner".into();
