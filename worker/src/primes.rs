@@ -4,17 +4,18 @@
 /// Bytes per sieve segment: fits the L1/L2 cache of any machine a friend has.
 const SEGMENT: u64 = 1 << 16;
 
-/// Primes up to and including `limit`.
+/// Primes up to and including `limit`. Products in u64: `usize` is 32 bits
+/// in wasm, where `n * n` wrapped past 2^32 and miscounted every range
+/// ending above about 10^12 (`sqrt(end)` past 65,536 squared).
 fn base_primes(limit: u64) -> Vec<u64> {
-    let limit = limit as usize;
-    let mut composite = vec![false; limit + 1];
+    let mut composite = vec![false; limit as usize + 1];
     let mut primes = Vec::new();
     for n in 2..=limit {
-        if !composite[n] {
-            primes.push(n as u64);
+        if !composite[n as usize] {
+            primes.push(n);
             let mut multiple = n * n;
             while multiple <= limit {
-                composite[multiple] = true;
+                composite[multiple as usize] = true;
                 multiple += n;
             }
         }
