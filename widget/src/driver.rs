@@ -38,6 +38,20 @@ const TICK_MS: u32 = 1_000;
 /// How long to wait for the host's "ready" before telling the friend.
 const READY_TIMEOUT_MS: u32 = 15_000;
 
+/// What a problem shown to the friend is about: it stays until that thing
+/// works again, however much else happens meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Trouble {
+    /// Sending events of this type.
+    Sending(&'static str),
+    /// Arming the leave notice the homeserver sends if the tab closes.
+    LeaveNotice,
+    /// Sending a private result to the friend who asked.
+    PrivateResult,
+    /// Submitting a task with files.
+    Submitting,
+}
+
 /// What the UI renders.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
@@ -46,8 +60,8 @@ pub struct Snapshot {
     pub node: Option<NodeId>,
     /// Progress of the chunks running in this browser: (task, chunk, fraction).
     pub local_jobs: Vec<(EventId, u32, f32)>,
-    /// The latest problem talking to the host, shown until things work again.
-    pub problem: Option<String>,
+    /// Problems talking to the host, each shown until the same thing works again.
+    pub problems: Vec<String>,
     /// What the widget could not read of the room's past when it opened;
     /// true until it is opened again.
     pub history_problem: Option<String>,
@@ -83,7 +97,7 @@ struct State {
     worker_notice: Option<String>,
     /// Outputs of this friend's private tasks, received by to-device message.
     private_outputs: PrivateOutputs,
-    problem: Option<String>,
+    problems: BTreeMap<Trouble, String>,
     theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
 }
@@ -127,7 +141,7 @@ impl Driver {
                 consent_asks: Vec::new(),
                 worker_notice: None,
                 private_outputs: PrivateOutputs::default(),
-                problem: None,
+                problems: BTreeMap::new(),
                 theme: params.theme,
                 on_change: Rc::new(on_change),
             }),
@@ -226,8 +240,11 @@ impl Driver {
                 let driver = self.clone();
                 spawn_local(async move {
                     match driver.room.send_delayed_state(&gone, NODE_TIMEOUT_MS).await {
-                        Ok(id) => driver.state.borrow_mut().delay_id = Some(id),
-                        Err(e) => driver.report(format!(
+                        Ok(id) => {
+                            driver.state.borrow_mut().delay_id = Some(id);
+                            driver.resolved(Trouble::LeaveNotice);
+                        }
+                        Err(e) => driver.report(Trouble::LeaveNotice, format!(
                             "If this tab closes suddenly, friends may still see your computer in the pool for a while: the homeserver did not take Potluck's leave notice ({e}). Switching contributing off before closing avoids it."
                         )),
                     }
@@ -315,11 +332,12 @@ impl Driver {
                         .room
                         .send_to_device(user.as_str(), private::OUTPUT_EVENT_TYPE, &content)
                         .await;
-                    if let Err(e) = sent {
-                        driver.report(format!(
+                    match sent {
+                        Ok(_) => driver.resolved(Trouble::PrivateResult),
+                        Err(e) => driver.report(Trouble::PrivateResult, format!(
                             "A private result could not be sent to {} ({e}); they can submit the task again.",
                             user.localpart()
-                        ));
+                        )),
                     }
                 });
             }
@@ -436,7 +454,7 @@ impl Driver {
         spawn_local(async move {
             match driver.room.send(&out).await {
                 Ok(()) => {
-                    driver.state.borrow_mut().problem = None;
+                    driver.resolved(Trouble::Sending(out.event_type));
                     driver.handle(Input::Sent { request });
                 }
                 Err(e) => {
@@ -444,7 +462,7 @@ impl Driver {
                     web_sys::console::warn_1(&what.into());
                     // An allowlist the room refused is said beside its form.
                     if e.permanent && out.event_type != event_type::ALLOWLIST {
-                        driver.report(format!(
+                        driver.report(Trouble::Sending(out.event_type), format!(
                             "Potluck could not send {}: the homeserver refused it ({}). Check that you may post in this room, then reload the widget.",
                             sent_words(out.event_type),
                             e.message
@@ -461,10 +479,18 @@ impl Driver {
         });
     }
 
-    pub fn report(self: &Rc<Self>, problem: String) {
+    /// Shows `problem` until the same kind of thing works again.
+    pub fn report(self: &Rc<Self>, about: Trouble, problem: String) {
         web_sys::console::error_1(&problem.clone().into());
-        self.state.borrow_mut().problem = Some(problem);
+        self.state.borrow_mut().problems.insert(about, problem);
         self.publish();
+    }
+
+    /// The trouble `about` is over: its problem goes, and no other.
+    pub fn resolved(self: &Rc<Self>, about: Trouble) {
+        if self.state.borrow_mut().problems.remove(&about).is_some() {
+            self.publish();
+        }
     }
 
     fn on_job(self: &Rc<Self>, job: JobId, event: JobEvent) {
@@ -609,7 +635,7 @@ impl Driver {
                 view,
                 node,
                 local_jobs: state.jobs.values().cloned().collect(),
-                problem: state.problem.clone(),
+                problems: state.problems.values().cloned().collect(),
                 history_problem: history_words(state.machine.history_unread()),
                 allowlist_problem: state.machine.allowlist_problem().map(str::to_owned),
                 theme: Some(state.theme),

@@ -1,13 +1,13 @@
 //! The root: connects to the host, then renders the snapshot the driver publishes.
 
-use super::contribute::Contribute;
+use super::contribute::{Contribute, LocalJob};
 use super::gpu_demo::GpuDemo;
 use super::pool_list::PoolList;
 use super::scripts::{ConsentPrompt, Scripts};
 use super::submit_form::SubmitForm;
 use super::task_list::TaskList;
 use super::voice_list::VoiceList;
-use crate::driver::{Driver, Snapshot};
+use crate::driver::{Driver, Snapshot, Trouble};
 use crate::host::params::{self, Theme};
 use crate::pool::machine_info;
 use manifest::allowlist::{AllowedKernel, AllowedScript};
@@ -146,8 +146,12 @@ pub fn app() -> Html {
                 Callback::from(move |(spec, files): (TaskSpec, Vec<web_sys::File>)| {
                     let Some(d) = (*driver).clone() else { return };
                     wasm_bindgen_futures::spawn_local(async move {
-                        if let Err(e) = d.submit_with_files(spec, files).await {
-                            d.report(format!("the task was not submitted: {e}"));
+                        match d.submit_with_files(spec, files).await {
+                            Ok(()) => d.resolved(Trouble::Submitting),
+                            Err(e) => d.report(
+                                Trouble::Submitting,
+                                format!("Your task was not submitted: {e}."),
+                            ),
                         }
                     });
                 })
@@ -197,15 +201,19 @@ pub fn app() -> Html {
                     if let Some(problem) = &snapshot.history_problem {
                         <p class="notice problem" role="status" data-testid="history-problem">{ problem }</p>
                     }
-                    if let Some(problem) = &snapshot.problem {
+                    { for snapshot.problems.iter().map(|problem| html! {
                         <p class="notice problem" role="status" data-testid="problem">{ problem }</p>
-                    }
+                    }) }
                     <ConsentPrompt asks={snapshot.consent_asks.clone()} {on_answer} />
                     // The first screen answers: am I contributing, who else is, what can I do here.
                     <div class="columns">
                         <div>
                             <Contribute {contributing} busy={*busy} workers={*workers} max={cores}
-                                idle_reason={snapshot.view.idle_reason.clone()} local_jobs={snapshot.local_jobs.clone()}
+                                idle_reason={snapshot.view.idle_reason.clone()}
+                                local_jobs={snapshot.local_jobs.iter().map(|(task, chunk, fraction)| LocalJob {
+                                    task: task.clone(), chunk: *chunk, fraction: *fraction,
+                                    words: snapshot.view.job_words(task, *fraction),
+                                }).collect::<Vec<_>>()}
                                 model_notice={snapshot.worker_notice.clone()}
                                 {on_toggle} {on_workers} />
                             <PoolList nodes={snapshot.view.nodes.clone()} me={snapshot.node.clone()} today={snapshot.work_today.clone()} />
@@ -223,7 +231,7 @@ pub fn app() -> Html {
                     // Power users' and moderators' tools, one click away.
                     <details class="more" data-testid="more">
                         <summary>{ "More" }<span class="hint">{ "count primes, WebGPU kernels, scripts, the room's allowlist" }</span></summary>
-                        <SubmitForm on_submit={on_submit.clone()} />
+                        <SubmitForm on_submit={on_submit.clone()} capacity={snapshot.view.capacity()} />
                         <GpuDemo on_submit={on_submit.clone()} allowed={snapshot.kernels.clone()}
                             on_allow={on_allow_kernel} allow_error={snapshot.allowlist_problem.clone()} />
                         <Scripts allowed={snapshot.allowlist.clone()} {on_submit} {on_submit_files} {on_allow} allow_error={snapshot.allowlist_problem.clone()} />

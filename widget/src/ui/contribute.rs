@@ -10,7 +10,8 @@ pub struct Props {
     pub workers: u32,
     pub max: u32,
     pub idle_reason: Option<String>,
-    pub local_jobs: Vec<(EventId, u32, f32)>,
+    /// What this browser runs now: task, piece, its words, how far.
+    pub local_jobs: Vec<LocalJob>,
     /// What the workers say about the Whisper model: downloading, ready.
     pub model_notice: Option<String>,
     pub on_toggle: Callback<bool>,
@@ -59,10 +60,10 @@ pub fn contribute(props: &Props) -> Html {
                 <p class="idle" role="status" data-testid="idle-reason">{ idle_words(props.idle_reason.as_deref()) }</p>
             } else {
                 <ul class="local-jobs" aria-live="polite">
-                    { for props.local_jobs.iter().map(|(task, chunk, fraction)| html! {
-                        <li data-testid="local-job" data-task-id={task.to_string()} data-chunk={chunk.to_string()}>
-                            { format!("Running piece {} of a task", chunk + 1) }
-                            <progress max="1" value={fraction.to_string()} aria-label="Progress of this piece" />
+                    { for props.local_jobs.iter().map(|job| html! {
+                        <li data-testid="local-job" data-task-id={job.task.to_string()} data-chunk={job.chunk.to_string()}>
+                            { &job.words }
+                            <progress max="1" value={job.fraction.to_string()} aria-label={job.words.clone()} />
                         </li>
                     }) }
                 </ul>
@@ -72,6 +73,16 @@ pub fn contribute(props: &Props) -> Html {
             }
         </section>
     }
+}
+
+/// A piece of work running in this browser, as the contribute box shows it.
+#[derive(Clone, PartialEq)]
+pub struct LocalJob {
+    pub task: EventId,
+    pub chunk: u32,
+    /// "Counting primes — 40%".
+    pub words: String,
+    pub fraction: f32,
 }
 
 /// What an idle contributor reads: why there is nothing to do, never an empty "Idle:".
