@@ -16,6 +16,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS, launchBrowser, widgetFrame } from "../support/browser.mjs";
 import { ARTIFACTS, ROOT, contribute, shownTasks, submitPrimes } from "../support/pool-room.mjs";
 import { freePort } from "../support/synapse.mjs";
@@ -219,6 +220,7 @@ describe("the demo, step by step as the README tells it", () => {
     }
     const shown = await widgets.carol.locator(`[data-testid=voice][data-event-id="${voiceId}"] [data-testid=transcript]`).inputValue();
     console.log(`# transcript in ${((Date.now() - started) / 1000).toFixed(0)} s: ${shown}`);
+    await auditWidget(pages.carol, "the demo's transcript");
     assertHeard(shown, "the widget's transcript");
 
     // In the host's timeline: a thread reply under the voice message, for everyone.

@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS, WIDGET_QUERY, fakeMicrophone, launchBrowser } from "../support/browser.mjs";
 import { ARTIFACTS, MODELS, ROOT } from "../support/pool-room.mjs";
 import { serveModelHub } from "../support/model-hub.mjs";
@@ -186,6 +187,7 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     const opening = transcript.trim().split(/\s+/).slice(0, 4).join(" ");
 
     await shot("transcript");
+    await auditWidget(page, "in Element's right panel, a transcript", "iframe[src*='localhost']");
 
     // The reply went out through Element, encrypted, as a reply in the
     // voice message's thread: the homeserver files it under the thread, once.

@@ -14,6 +14,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS } from "../support/browser.mjs";
 import { ROOT, contribute, openMore, startPoolRoom } from "../support/pool-room.mjs";
 import { matrix, roomPath, send, sendVoiceMessage, threadReplies, waitForReply } from "../support/chat.mjs";
@@ -31,6 +32,7 @@ describe("a room's past, before any widget opened", () => {
   let room;
   let scripts;
   const widgets = {};
+  const pages = {};
   let voiceA;
   let voiceB;
   let runCommand;
@@ -50,7 +52,7 @@ describe("a room's past, before any widget opened", () => {
     await send(room, dan, { msgtype: "m.text", body: "!transcribe", "m.relates_to": { "m.in_reply_to": { event_id: voiceB } } });
     runCommand = await send(room, dan, { msgtype: "m.text", body: '!run squares 0 100 10 {"power": 3}' });
     for (const name of ["alice", "bob"]) {
-      ({ widget: widgets[name] } = await room.openWidget(name));
+      ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name));
       await openMore(widgets[name]); // where the allowlist is
     }
   });
@@ -67,6 +69,7 @@ describe("a room's past, before any widget opened", () => {
       await widgets[name].getByTestId("allowlist").getByText("squares", { exact: true }).waitFor({ timeout: WAIT_MS });
       assert.equal(await widgets[name].getByTestId("history-problem").count(), 0, `${name}'s widget read the room's past`);
     }
+    await auditWidget(pages.alice, "the room's past read on opening");
   });
 
   test("the !transcribe and !run sent while no widget was open are answered, and Transcribe works on the older message", async () => {

@@ -13,6 +13,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS } from "../support/browser.mjs";
 import { matrix, roomPath, send, sendVoiceMessage, threadReplies, waitForReply } from "../support/chat.mjs";
 import { ROOT, contribute, coordinatorOf, startPoolRoom } from "../support/pool-room.mjs";
@@ -24,12 +25,13 @@ const RESEND_WINDOW_MS = 45_000;
 describe("a hostile member", () => {
   let room;
   const widgets = {};
+  const pages = {};
   let voice;
   let audio;
 
   before(async () => {
     room = await startPoolRoom({ names: ["alice", "bob", "carol", "mallory"] });
-    for (const name of ["alice", "bob"]) ({ widget: widgets[name] } = await room.openWidget(name));
+    for (const name of ["alice", "bob"]) ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name));
     await contribute(widgets.alice);
     await contribute(widgets.bob);
     voice = await sendVoiceMessage(room, room.users.carol, await readFile(join(AUDIO, "five-sentences.ogg")), 17_400);
@@ -51,6 +53,7 @@ describe("a hostile member", () => {
       document.querySelector(`[data-task-id="${id}"]`)?.dataset.status === "failed", pastTheEnd, { timeout: 60_000 });
     const reason = await widgets.bob.locator(`[data-task-id="${pastTheEnd}"] [data-testid=task-status]`).textContent();
     assert.match(reason, /outside the recording/);
+    await auditWidget(pages.bob, "a crafted task failed");
     // The overflowing one is not a task anyone's widget shows or runs.
     for (const name of ["alice", "bob"]) {
       assert.equal(await widgets[name].locator(`[data-task-id="${overflow}"]`).count(), 0, `${name} refused it`);

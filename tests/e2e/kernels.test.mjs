@@ -14,6 +14,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS, WEBGPU_ARGS } from "../support/browser.mjs";
 import { ARTIFACTS, ROOT, chunkOutputs, contribute, openMore, shownTasks, startPoolRoom } from "../support/pool-room.mjs";
 
@@ -88,6 +89,7 @@ describe("WebGPU kernels", () => {
     assert.match(legend, /alice \(\d+\)/);
     assert.match(legend, /bob \(\d+\)/);
     await picture.screenshot({ path: join(ARTIFACTS, "mandelbrot-gpu.png") });
+    await auditWidget(pages.alice, "a picture from friends' GPUs");
   });
 
   test("a kernel past its time limit is stopped, its task fails with the reason, and the GPU runs the next kernel", async () => {

@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS, widgetFrame } from "../support/browser.mjs";
 import { serveModelHub } from "../support/model-hub.mjs";
 import { MODELS, ROOT, contribute, startPoolRoom } from "../support/pool-room.mjs";
@@ -72,6 +73,7 @@ describe("a model file that is not the pinned one", () => {
     console.log(`the thread says: ${replies[0].content.body}`);
     assert.match(replies[0].content.body, /config\.json is not the file Potluck expects/);
     assert.ok(tampered.requests.some((r) => r.includes("/Systran/faster-whisper-tiny.en/resolve/")), "fetched at the Hub's path");
+    await auditWidget(page, "a transcription failed for a wrong model file");
     const notices = await widget.evaluate(() => window.notices);
     console.log(`notices while the model downloaded: ${notices.length}, last: ${notices.at(-1)}`);
     assert.ok(notices.some((n) => /^Downloading the tiny\.en model: \d+ of 76 MB$/.test(n)), notices.join(" | "));

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS, widgetFrame } from "../support/browser.mjs";
 import { countPrimes } from "../support/primes.mjs";
 import { primesShown, shownRanges } from "../support/task-words.mjs";
@@ -70,6 +71,7 @@ describe("the compute pool", () => {
     await stopped.waitFor({ timeout: WAIT_MS });
     assert.match(await stopped.textContent(), /not allowed what it needs/);
     assert.equal(await widget.getByTestId("contribute").count(), 0);
+    await auditWidget(page, "capabilities denied");
     await page.context().close();
     const fromDave = (await room.roomEvents()).filter((e) => e.sender === room.users.dave.userId && e.type.startsWith("org.potluck."));
     assert.deepEqual(fromDave, []);
@@ -110,6 +112,7 @@ describe("the compute pool", () => {
     await waitAllDone(widgets.carol, TASKS, 240_000);
     const tookMs = Date.now() - started;
     await widgets.carol.locator("body").screenshot({ path: join(ARTIFACTS, "widget-pool.png") });
+    await auditWidget(pages.carol, "ten tasks done");
 
     const tasks = await shownTasks(widgets.carol);
     const ranges = await shownRanges(widgets.carol);

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { countPrimes } from "../support/primes.mjs";
 import { primesShown } from "../support/task-words.mjs";
 import { contribute, openMore, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
@@ -20,10 +21,11 @@ const RANGE = { start: 0, end: 40_000_000, chunks: 6 };
 describe("private results", () => {
   let room;
   const widgets = {};
+  const pages = {};
 
   before(async () => {
     room = await startPoolRoom({ names: ["alice", "bob", "carol"] });
-    for (const name of ["alice", "bob", "carol"]) ({ widget: widgets[name] } = await room.openWidget(name));
+    for (const name of ["alice", "bob", "carol"]) ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name));
   });
   after(() => room?.close());
 
@@ -41,6 +43,7 @@ describe("private results", () => {
     }, null, { timeout: TASK_DONE_MS, polling: 500 });
     await Promise.all([done(widgets.carol), done(widgets.alice), done(widgets.bob)]);
 
+    await auditWidget(pages.carol, "a private result shown to its owner");
     const expected = countPrimes(RANGE.start, RANGE.end);
     const [carols] = await shownTasks(widgets.carol);
     assert.equal(primesShown(carols.status), expected, carols.status);

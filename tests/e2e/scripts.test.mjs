@@ -16,6 +16,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS } from "../support/browser.mjs";
 import { ARTIFACTS, ROOT, contribute, coordinatorOf, openMore, shownTasks, startPoolRoom, submitPrimes } from "../support/pool-room.mjs";
 import { serveStatic } from "../support/static-server.mjs";
@@ -138,6 +139,7 @@ describe("scripts the room allowed", () => {
     await consent.waitFor({ timeout: WAIT_MS });
     assert.match(await consent.textContent(), /squares/);
     assert.match(await consent.textContent(), /sums i\^power over a range/);
+    await auditWidget(pages.alice, "asked to consent to a script");
     const ran = (await room.roomEvents()).filter((e) => e.type === "org.potluck.result");
     assert.deepEqual(ran, [], "no chunk ran before anyone agreed");
     // From here on, both contributors agree to every script they are shown.
@@ -159,6 +161,7 @@ describe("scripts the room allowed", () => {
     assert.ok(task.doneBy.includes("@alice:localhost") && task.doneBy.includes("@bob:localhost"),
       `both nodes ran chunks: ${task.doneBy}`);
     await pages.carol.screenshot({ path: join(ARTIFACTS, "script-task.png"), fullPage: true });
+    await auditWidget(pages.carol, "a script's 20 results");
   });
 
   test("a task in Rust compiled to wasm gives the pixels the same Rust gives natively", async () => {

@@ -16,6 +16,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS } from "../support/browser.mjs";
 import { ARTIFACTS, ROOT, contribute, startPoolRoom } from "../support/pool-room.mjs";
 import { wer } from "../support/wer.mjs";
@@ -157,6 +158,7 @@ describe("transcribing voice messages", () => {
     console.log(`alice's widget says: ${notice}`);
     assert.match(notice, kept);
     await pages.alice.screenshot({ path: join(ARTIFACTS, "transcribe-widget.png") });
+    await auditWidget(pages.alice, "a transcript in the widget");
     transcribed.push(message);
   });
 
