@@ -154,7 +154,8 @@ pub fn voice_list(props: &Props) -> Html {
                     },
                     VoiceState::Done { text } => html! {
                         <div class="transcript">
-                            <textarea readonly=true data-testid="transcript" rows="3" value={text.clone()} />
+                            <textarea readonly=true data-testid="transcript" rows="3" value={text.clone()}
+                                aria-label={format!("Transcript of {}'s voice message", message.sender.localpart())} />
                             <button class="copy" onclick={on_copy(text.clone())}>
                                 { if copied.as_ref() == Some(&id) { "Copied" } else { "Copy" } }
                             </button>
