@@ -146,11 +146,11 @@ pub fn voice_list(props: &Props) -> Html {
                     { format!(" · {}{}", clock_time(message.sent_at), duration(message.duration_ms)) }
                 </div>
                 { match &row.state {
-                    VoiceState::NotTranscribed => html! { <span class="status">{ "Not transcribed yet" }</span> },
-                    VoiceState::Queued => html! { <span class="status">{ "Waiting for a friend's machine to transcribe it" }</span> },
+                    VoiceState::NotTranscribed => html! { <span class="status" role="status">{ "Not transcribed yet" }</span> },
+                    VoiceState::Queued => html! { <span class="status" role="status">{ "Waiting for a friend's machine to transcribe it" }</span> },
                     VoiceState::Running { fraction } => html! {
                         <><progress max="1" value={fraction.to_string()} aria-label="Transcribing" />
-                        <span class="status">{ format!("Transcribing: {}", words::percent(*fraction)) }</span></>
+                        <span class="status" role="status">{ format!("Transcribing: {}", words::percent(*fraction)) }</span></>
                     },
                     VoiceState::Done { text } => html! {
                         <div class="transcript">
@@ -162,7 +162,7 @@ pub fn voice_list(props: &Props) -> Html {
                         </div>
                     },
                     VoiceState::Failed { reason } => html! {
-                        <span class="status failed" data-testid="voice-failure">{ format!("Failed: {reason}") }</span>
+                        <span class="status failed" role="status" data-testid="voice-failure">{ format!("Failed: {reason}") }</span>
                     },
                 } }
                 if can_transcribe(&row.state) {
