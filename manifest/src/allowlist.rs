@@ -81,7 +81,8 @@ pub enum NotAllowed {
     OtherHash { url: String },
     #[error("{url} is not on this room's allowlist")]
     Script { url: String },
-    #[error("this WebGPU kernel ({integrity}) is not on this room's allowlist")]
+    /// Friends read no hash: a moderator allows the kernel by its name.
+    #[error("this WebGPU kernel is not on this room's allowlist yet; a moderator can allow it under More")]
     Kernel { integrity: String },
 }
 
@@ -370,7 +371,7 @@ mod tests {
                 integrity: "sha256-x".into()
             }
             .to_string(),
-            "this WebGPU kernel (sha256-x) is not on this room's allowlist"
+            "this WebGPU kernel is not on this room's allowlist yet; a moderator can allow it under More"
         );
     }
 }
