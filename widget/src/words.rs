@@ -135,7 +135,7 @@ pub fn reads_in_words(n: u64) -> bool {
 }
 
 /// How long ago something happened, from the milliseconds since: "just now",
-/// "12 s ago", "3 min ago", "5 h ago", "yesterday", "4 days ago". Within a
+/// "12 s ago", "3 min ago", "5 h ago", "a day ago", "4 days ago". Within a
 /// day counts in hours rather than calendar days: the widget cannot know
 /// when the viewer's midnight falls from the milliseconds alone.
 pub fn ago(elapsed_ms: u64) -> String {
@@ -145,7 +145,7 @@ pub fn ago(elapsed_ms: u64) -> String {
         5..=59 => format!("{s} s ago"),
         60..=3_599 => format!("{} min ago", s / 60),
         3_600..=86_399 => format!("{} h ago", s / 3_600),
-        86_400..=172_799 => "yesterday".into(),
+        86_400..=172_799 => "a day ago".into(),
         _ => format!("{} days ago", number(s / 86_400)),
     }
 }
@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(ago(12_400), "12 s ago");
         assert_eq!(ago(3 * 60_000 + 5_000), "3 min ago");
         assert_eq!(ago(5 * 3_600_000), "5 h ago");
-        assert_eq!(ago(30 * 3_600_000), "yesterday");
+        assert_eq!(ago(30 * 3_600_000), "a day ago");
         assert_eq!(ago(4 * 86_400_000), "4 days ago");
     }
 
