@@ -10,6 +10,7 @@ use super::voice_list::VoiceList;
 use crate::driver::{Driver, Snapshot, Trouble};
 use crate::host::params::{self, Theme};
 use crate::pool::machine_info;
+use crate::words;
 use manifest::allowlist::{AllowedKernel, AllowedScript};
 use manifest::events::TaskSpec;
 use manifest::ids::EventId;
@@ -256,12 +257,8 @@ pub fn app() -> Html {
 
 /// Events this browser holds back for the homeserver's rate limit.
 fn queued_words(count: usize) -> String {
-    let updates = if count == 1 {
-        "1 update is".to_owned()
-    } else {
-        format!("{count} updates are")
-    };
     format!(
-        "{updates} waiting to be sent: the homeserver lets each friend send one every few seconds."
+        "{} waiting to be sent: the homeserver lets each friend send one every few seconds.",
+        words::count(count as u64, "update is", "updates are")
     )
 }

@@ -22,12 +22,7 @@ fn today_words(work: WorkDone) -> String {
         return "Nothing done yet today".into();
     }
     let pieces = words::count(u64::from(work.pieces), "piece", "pieces");
-    let busy = if work.busy_ms < 60_000 {
-        "under a minute".to_owned()
-    } else {
-        words::roughly(work.busy_ms)
-    };
-    format!("{pieces} today, {busy} of work")
+    format!("{pieces} today, {} of work", words::roughly(work.busy_ms))
 }
 
 #[function_component(PoolList)]
