@@ -9,14 +9,14 @@
 
 use manifest::ids::{EventId, MxcUri};
 use manifest::transcription::{self, AudioRef, Stage, TranscribeTask, Transcript, WhisperModel};
-use potluck_worker::audio::{resample::resample, wav};
+use potluck_worker::audio::{resample::resample, split::split_at_silences, wav};
 use potluck_worker::catalog::local_models_dir;
 use potluck_worker::speech::transcribe_span;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-use whisper::mel::{log_mel, MelFilters, SAMPLE_RATE};
+use whisper::mel::{log_mel, MelFilters, HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use whisper::transcribe::{Engine, Options};
 use whisper::wer::wer;
 
@@ -28,10 +28,13 @@ const NO_TIMESTAMPS: Options = Options {
     language: None,
     timestamps: false,
     seed: 0,
+    condition_on_previous_text: true,
 };
 
 /// Our WER may exceed faster-whisper's by at most this (the issue's margin).
 const WER_MARGIN: f64 = 0.02;
+/// Issue 23's margin for long messages: one point of WER.
+const CONDITIONED_MARGIN: f64 = 0.01;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -59,7 +62,13 @@ struct Reference {
     json: serde_json::Value,
 }
 
+/// faster-whisper on `samples` with `opts`' decoding, float32 and int8.
 fn reference(model_dir: &Path, samples: &[f32], opts: &Options) -> Reference {
+    reference_with(model_dir, samples, opts, &[])
+}
+
+/// [`reference`] with more arguments for `reference.py`.
+fn reference_with(model_dir: &Path, samples: &[f32], opts: &Options, more: &[&str]) -> Reference {
     // Tests run in parallel threads of one process: each call gets its own folder.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
@@ -75,6 +84,10 @@ fn reference(model_dir: &Path, samples: &[f32], opts: &Options) -> Reference {
     if opts.timestamps {
         cmd.arg("--timestamps");
     }
+    if opts.condition_on_previous_text {
+        cmd.arg("--condition-on-previous-text");
+    }
+    cmd.args(more);
     let status = cmd
         .status()
         .expect("cannot run scripts/reference-whisper.sh");
@@ -353,4 +366,146 @@ fn two_minutes_planned_as_a_task_and_split_over_workers_keep_faster_whispers_acc
         ours_wer <= fw_wer + WER_MARGIN,
         "our WER {ours_wer:.3} is more than {WER_MARGIN} above faster-whisper's {fw_wer:.3}"
     );
+}
+
+/// The two minutes of [`SENTENCES`] spoken by `voice` at `speed` words a
+/// minute, with the same pauses as the two-minute test.
+fn two_minutes(voice: &str, speed: u32) -> Option<Vec<f32>> {
+    let mut samples = Vec::new();
+    for (i, sentence) in SENTENCES.iter().enumerate() {
+        let out = Command::new("espeak-ng")
+            .args(["-v", voice, "-s", &speed.to_string(), "--stdout", sentence])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let audio = wav::read(&out.stdout).expect("espeak-ng wrote a WAV we cannot read");
+        samples.extend(resample(&audio.samples, audio.rate, SAMPLE_RATE as u32));
+        let pause = (0.4 + 0.3 * (i % 4) as f64) * SAMPLE_RATE as f64;
+        samples.resize(samples.len() + pause as usize, 0.0);
+    }
+    Some(samples)
+}
+
+/// `samples` with white Gaussian noise `snr_db` below the speech's power,
+/// the same noise for the same `seed`.
+fn with_noise(samples: &[f32], snr_db: f64, seed: u64) -> Vec<f32> {
+    let speech: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.abs() > 1e-4)
+        .map(|&s| f64::from(s) * f64::from(s))
+        .collect();
+    let power = speech.iter().sum::<f64>() / speech.len().max(1) as f64;
+    let sigma = (power / 10f64.powf(snr_db / 10.0)).sqrt();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut unit = move || {
+        // xorshift64*, then (0, 1]
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        ((state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    };
+    samples
+        .iter()
+        .map(|&s| {
+            // Box-Muller
+            let g = (-2.0 * unit().ln()).sqrt() * (std::f64::consts::TAU * unit()).cos();
+            s + (sigma * g) as f32
+        })
+        .collect()
+}
+
+/// Issue 23's long-message accuracy: a long recording split at its pauses
+/// and decoded chunk after chunk, each conditioned on the text before it,
+/// is within [`CONDITIONED_MARGIN`] of faster-whisper with its defaults
+/// (conditioning on previous text) on the whole recording, clean and noisy.
+/// Ours and faster-whisper without conditioning are measured in the same
+/// run, for the record.
+#[test]
+fn long_messages_conditioned_on_previous_text_keep_faster_whispers_accuracy() {
+    let Some(engine) = tiny_engine() else { return };
+    let dir = local_models_dir().join("tiny.en");
+    let text = SENTENCES.join(" ");
+    let Some(clean) = two_minutes("en-us", 150) else {
+        return missing("espeak-ng is not installed (apt-get install espeak-ng)");
+    };
+    let Some(fast) = two_minutes("en-gb", 175) else {
+        return missing("espeak-ng has no en-gb voice");
+    };
+    let clips = [
+        ("clean, en-us 150 wpm", clean.clone()),
+        ("noise 10 dB, en-us 150 wpm", with_noise(&clean, 10.0, 1)),
+        ("noise 10 dB, en-gb 175 wpm", with_noise(&fast, 10.0, 2)),
+    ];
+    let window_s = (N_FRAMES * HOP_LENGTH) as f64 / SAMPLE_RATE as f64;
+    let mut failures = Vec::new();
+    for (name, samples) in &clips {
+        let duration = samples.len() as f64 / SAMPLE_RATE as f64;
+        let chunks = split_at_silences(samples, SAMPLE_RATE as u32, window_s);
+        let ours = |condition_on_previous_text| {
+            let opts = Options {
+                condition_on_previous_text,
+                ..Options::default()
+            };
+            let t0 = Instant::now();
+            let transcript = engine
+                .transcribe_chunks(samples, chunks.clone(), &opts)
+                .unwrap();
+            (transcript, t0.elapsed().as_secs_f64())
+        };
+        let (conditioned, conditioned_s) = ours(true);
+        let (independent, independent_s) = ours(false);
+        let reference = reference_with(
+            &dir,
+            samples,
+            &Options::default(),
+            &["--only", "float32", "--also-unconditioned"],
+        );
+        let fw = &reference.json["float32"];
+        let fw_text = fw["text"].as_str().unwrap();
+        let fw_plain = fw["unconditioned"]["text"].as_str().unwrap();
+        let wers = [
+            wer(&text, &conditioned.text),
+            wer(&text, &independent.text),
+            wer(&text, fw_text),
+            wer(&text, fw_plain),
+        ];
+        eprintln!(
+            "{name}: {duration:.1} s in {} chunks; ours conditioned {conditioned_s:.1} s, independent {independent_s:.1} s",
+            chunks.len()
+        );
+        eprintln!(
+            "{name}: ours conditioned      WER {:.3}: {}",
+            wers[0], conditioned.text
+        );
+        eprintln!(
+            "{name}: ours independent      WER {:.3}: {}",
+            wers[1], independent.text
+        );
+        eprintln!(
+            "{name}: faster-whisper        WER {:.3}: {fw_text}",
+            wers[2]
+        );
+        eprintln!(
+            "{name}: fw, no conditioning   WER {:.3}: {fw_plain}",
+            wers[3]
+        );
+        eprintln!(
+            "{name}: temperatures: ours {:?}, faster-whisper {}",
+            conditioned
+                .windows
+                .iter()
+                .map(|w| w.result.temperature)
+                .collect::<Vec<_>>(),
+            fw["temperatures"]
+        );
+        if wers[0] > wers[2] + CONDITIONED_MARGIN {
+            failures.push(format!(
+                "{name}: our WER {:.3} is more than {CONDITIONED_MARGIN} above faster-whisper's {:.3}",
+                wers[0], wers[2]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("; "));
 }

@@ -2,6 +2,9 @@
 //! greedy with the package's token suppression, openai's timestamp rules
 //! when timestamps are asked for, and temperature fallback when the result
 //! looks wrong (too repetitive or too unlikely) unless it is silence.
+//! A window may be conditioned on the text before it (openai's
+//! `<|startofprev|>` prompt); the prompt is fed in one forward pass and never
+//! part of what comes back.
 
 use super::config::DecodeOptions;
 use super::model::{CrossKv, Whisper};
@@ -20,6 +23,45 @@ pub const NO_SPEECH_THRESHOLD: f32 = 0.6;
 /// openai's `max_initial_timestamp` (1 s) in 0.02 s timestamp steps: the
 /// first timestamp may not jump over the start of the window.
 const MAX_INITIAL_TIMESTAMP_STEPS: u32 = 50;
+/// openai's and faster-whisper's `prompt_reset_on_temperature`: text decoded
+/// above this temperature is too unreliable to condition the next window on.
+pub const PROMPT_RESET_ON_TEMPERATURE: f32 = 0.5;
+
+/// How many previous tokens a prompt keeps (the last ones): openai's
+/// `n_text_ctx // 2 - 1`, 223 for every Whisper model, so that the prompt
+/// leaves half the text context to the window's own tokens.
+pub fn max_previous_tokens(max_positions: usize) -> usize {
+    (max_positions / 2).saturating_sub(1)
+}
+
+/// The decoder's prompt for one window (faster-whisper's `get_prompt`):
+/// `<|startofprev|>` and the last previous tokens when there are any, then
+/// `<|startoftranscript|>`, the language and task for multilingual models,
+/// and `<|notimestamps|>` without timestamps. Also returns where
+/// `<|startoftranscript|>` is: the no-speech probability is read there.
+pub fn prompt(
+    s: &SpecialTokens,
+    previous: &[u32],
+    max_positions: usize,
+    language: Option<u32>,
+    timestamps: bool,
+) -> (Vec<u32>, usize) {
+    let mut prompt = Vec::new();
+    if !previous.is_empty() {
+        let keep = max_previous_tokens(max_positions);
+        prompt.push(s.sot_prev);
+        prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
+    }
+    let sot_at = prompt.len();
+    prompt.push(s.sot);
+    if let (true, Some(lang)) = (s.multilingual, language) {
+        prompt.extend([lang, s.transcribe]);
+    }
+    if !timestamps {
+        prompt.push(s.no_timestamps);
+    }
+    (prompt, sot_at)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -32,7 +74,8 @@ pub enum DecodeError {
 /// One decoding pass over one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowResult {
-    /// Sampled tokens, text and timestamps, without the prompt and end-of-text.
+    /// Sampled tokens, text and timestamps, without the prompt (previous
+    /// text included) and end-of-text.
     pub tokens: Vec<u32>,
     pub text: String,
     pub avg_logprob: f32,
@@ -46,6 +89,12 @@ impl WindowResult {
     pub fn is_silence(&self) -> bool {
         self.no_speech_prob > NO_SPEECH_THRESHOLD && self.avg_logprob <= LOGPROB_THRESHOLD
     }
+
+    /// Decoded at so high a temperature that the next window should not be
+    /// conditioned on this one's text.
+    pub fn resets_prompt(&self) -> bool {
+        self.temperature > PROMPT_RESET_ON_TEMPERATURE
+    }
 }
 
 /// Decodes windows with one model; borrowed from the engine per window.
@@ -58,9 +107,11 @@ pub struct WindowDecoder<'a> {
 impl WindowDecoder<'_> {
     /// openai's `decode_with_fallback`: retry at higher temperatures while
     /// the text is too repetitive or too unlikely, unless it is silence.
+    /// `previous` is the text to condition on (token ids, empty for none).
     pub fn decode_with_fallback(
         &self,
         audio: &Tensor,
+        previous: &[u32],
         language: Option<u32>,
         timestamps: bool,
         rng: &mut Rng,
@@ -68,7 +119,7 @@ impl WindowDecoder<'_> {
         let cross = self.model.decoder.cross_kv(audio)?;
         let mut last = None;
         for &t in &TEMPERATURES {
-            let r = self.decode(&cross, language, timestamps, t, rng)?;
+            let r = self.decode(&cross, previous, language, timestamps, t, rng)?;
             let unlikely = r.avg_logprob < LOGPROB_THRESHOLD;
             let retry = (r.compression_ratio > COMPRESSION_RATIO_THRESHOLD || unlikely)
                 && !(r.no_speech_prob > NO_SPEECH_THRESHOLD && unlikely);
@@ -80,7 +131,7 @@ impl WindowDecoder<'_> {
         // Every temperature failed: openai keeps the last attempt.
         match last {
             Some(r) => Ok(r),
-            None => self.decode(&cross, language, timestamps, 0.0, rng),
+            None => self.decode(&cross, previous, language, timestamps, 0.0, rng),
         }
     }
 
@@ -104,10 +155,12 @@ impl WindowDecoder<'_> {
             .max_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize])))
     }
 
-    /// One greedy (temperature 0) or sampled pass over one window.
+    /// One greedy (temperature 0) or sampled pass over one window,
+    /// conditioned on `previous` (token ids, empty for none).
     pub fn decode(
         &self,
         cross: &CrossKv,
+        previous: &[u32],
         language: Option<u32>,
         timestamps: bool,
         temperature: f32,
@@ -115,19 +168,14 @@ impl WindowDecoder<'_> {
     ) -> Result<WindowResult, DecodeError> {
         let s = self.tokenizer.specials();
         let dec = &self.model.decoder;
-        let mut prompt = vec![s.sot];
-        if let (true, Some(lang)) = (s.multilingual, language) {
-            prompt.extend([lang, s.transcribe]);
-        }
-        if !timestamps {
-            prompt.push(s.no_timestamps);
-        }
+        let (prompt, sot_at) = prompt(s, previous, dec.max_positions(), language, timestamps);
         // openai's sample_len: half the text context per window.
         let sample_len = dec.max_positions() / 2;
         let mut state = dec.start(cross);
-        // First step: logits at <|startoftranscript|> (no-speech probability)
-        // and at the last prompt token (the first sampled token).
-        let first = dec.forward(&mut state, &prompt, &[0, prompt.len() - 1])?;
+        // First step, the whole prompt in one pass: logits at
+        // <|startoftranscript|> (no-speech probability) and at the last
+        // prompt token (the first sampled token).
+        let first = dec.forward(&mut state, &prompt, &[sot_at, prompt.len() - 1])?;
         let sot_logits = first.get(0)?.to_vec1::<f32>()?;
         let no_speech_prob = log_softmax(&sot_logits)
             .get(s.no_speech as usize)
@@ -375,6 +423,52 @@ mod tests {
         apply_timestamp_rules(&mut logits, &[6, 1], &s);
         // <|0.00|> itself is behind the last timestamp: not allowed again.
         assert_eq!(allowed(&logits), (7..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_prompt_without_previous_text_starts_at_the_start_of_transcript() {
+        let s = specials();
+        assert_eq!(prompt(&s, &[], 448, None, true), (vec![100], 0));
+        assert_eq!(prompt(&s, &[], 448, None, false), (vec![100, 5], 0));
+        let multi = SpecialTokens {
+            multilingual: true,
+            ..specials()
+        };
+        assert_eq!(
+            prompt(&multi, &[], 448, Some(200), false),
+            (vec![100, 200, 102, 5], 0)
+        );
+    }
+
+    #[test]
+    fn previous_text_goes_before_the_start_of_transcript_and_only_its_last_223_tokens() {
+        let s = specials();
+        assert_eq!(max_previous_tokens(448), 223);
+        assert_eq!(
+            prompt(&s, &[1, 2, 3], 448, None, true),
+            (vec![104, 1, 2, 3, 100], 4)
+        );
+        let long: Vec<u32> = (0..300).collect();
+        let (p, sot_at) = prompt(&s, &long, 448, None, false);
+        assert_eq!(sot_at, 224);
+        assert_eq!(p[0], 104);
+        assert_eq!(p[1..224], long[77..]);
+        assert_eq!(p[224..], [100, 5]);
+    }
+
+    #[test]
+    fn only_a_fallback_above_temperature_half_resets_the_prompt() {
+        let at = |temperature| WindowResult {
+            tokens: vec![],
+            text: String::new(),
+            avg_logprob: -0.2,
+            no_speech_prob: 0.0,
+            temperature,
+            compression_ratio: 1.0,
+        };
+        assert!(!at(0.0).resets_prompt());
+        assert!(!at(0.4).resets_prompt());
+        assert!(at(0.6).resets_prompt());
     }
 
     #[test]

@@ -5,14 +5,21 @@
 //! starts at the last complete segment's end, so words cut by a window edge
 //! are decoded again whole in the next window (`shared/notes/whisper.md` §6).
 //! Without, windows are consecutive and words at their edges may be garbled.
+//!
+//! Each window is conditioned on the text of the windows before it, as
+//! faster-whisper's `condition_on_previous_text` does, and a transcript says
+//! what the next chunk of the recording should be conditioned on
+//! ([`Transcript::next_prompt`]), so that chunks decoded one after the other,
+//! here or on another worker, read as one recording.
 
 use super::config::{Config, ModelInfo};
-use super::decode::{DecodeError, Rng, WindowDecoder, WindowResult};
+use super::decode::{max_previous_tokens, DecodeError, Rng, WindowDecoder, WindowResult};
 use super::mel::{log_mel, LogMel, MelFilters, HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use super::model::Whisper;
 use super::tokenizer::Tokenizer;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use std::ops::Range;
 
 /// Seconds per timestamp step: one encoder position is two mel frames.
 const TIME_PRECISION: f32 = 0.02;
@@ -30,6 +37,9 @@ pub struct Options {
     pub timestamps: bool,
     /// Seed for sampling at temperatures above zero.
     pub seed: u64,
+    /// Condition each window on the text before it (faster-whisper's
+    /// `condition_on_previous_text`, on by default there and here).
+    pub condition_on_previous_text: bool,
 }
 
 impl Default for Options {
@@ -38,6 +48,7 @@ impl Default for Options {
             language: None,
             timestamps: true,
             seed: 0,
+            condition_on_previous_text: true,
         }
     }
 }
@@ -72,6 +83,13 @@ pub struct Transcript {
     pub encoder_s: f64,
     pub decoder_s: f64,
     pub decoded_tokens: usize,
+    /// Token ids to condition the next chunk of the recording on (its
+    /// `previous`): the text tokens, timestamps included, of this
+    /// transcript's segments after those it was given, as faster-whisper
+    /// collects them, the last [`max_previous_tokens`] only. Empty when
+    /// conditioning is off or the last window fell back to a temperature
+    /// above [`PROMPT_RESET_ON_TEMPERATURE`](super::decode::PROMPT_RESET_ON_TEMPERATURE).
+    pub next_prompt: Vec<u32>,
 }
 
 /// A loaded model, ready to transcribe.
@@ -178,7 +196,39 @@ impl Engine {
         samples: &[f32],
         opts: &Options,
     ) -> Result<Transcript, DecodeError> {
-        self.transcribe(&log_mel(samples, &self.filters), opts)
+        self.transcribe_pcm_after(samples, &[], opts)
+    }
+
+    /// Transcribes 16 kHz mono samples that follow text already transcribed:
+    /// `previous` is that text's [`Transcript::next_prompt`] (empty for
+    /// none), which the first window is conditioned on.
+    pub fn transcribe_pcm_after(
+        &self,
+        samples: &[f32],
+        previous: &[u32],
+        opts: &Options,
+    ) -> Result<Transcript, DecodeError> {
+        self.transcribe_after(&log_mel(samples, &self.filters), previous, opts)
+    }
+
+    /// Transcribes consecutive chunks of one recording (`audio::split`'s) in
+    /// order, each conditioned on the text before it when
+    /// `opts.condition_on_previous_text`, and stitches them.
+    pub fn transcribe_chunks(
+        &self,
+        samples: &[f32],
+        chunks: impl IntoIterator<Item = Range<usize>>,
+        opts: &Options,
+    ) -> Result<Transcript, DecodeError> {
+        let mut parts = Vec::new();
+        let mut previous = Vec::new();
+        for chunk in chunks {
+            let offset = chunk.start as f32 / SAMPLE_RATE as f32;
+            let part = self.transcribe_pcm_after(&samples[chunk], &previous, opts)?;
+            previous.clone_from(&part.next_prompt);
+            parts.push((offset, part));
+        }
+        Ok(stitch(parts))
     }
 
     fn window_decoder(&self) -> WindowDecoder<'_> {
@@ -191,7 +241,22 @@ impl Engine {
 
     /// Transcribes normalised log-mel features window by window.
     pub fn transcribe(&self, mel: &LogMel, opts: &Options) -> Result<Transcript, DecodeError> {
+        self.transcribe_after(mel, &[], opts)
+    }
+
+    /// [`Engine::transcribe`] after text already transcribed
+    /// ([`Engine::transcribe_pcm_after`]).
+    pub fn transcribe_after(
+        &self,
+        mel: &LogMel,
+        previous: &[u32],
+        opts: &Options,
+    ) -> Result<Transcript, DecodeError> {
         let decoder = self.window_decoder();
+        let keep = max_previous_tokens(self.model.decoder.max_positions());
+        // faster-whisper's `all_tokens[prompt_reset_since:]`, trimmed as it
+        // is when it becomes a prompt.
+        let mut context = previous[previous.len().saturating_sub(keep)..].to_vec();
         let specials = self.tokenizer.specials();
         let mut out = Transcript::default();
         let mut rng = Rng::new(opts.seed);
@@ -223,29 +288,44 @@ impl Engine {
             if specials.multilingual && language.is_none() {
                 language = decoder.detect_language(&audio)?;
             }
-            let result =
-                decoder.decode_with_fallback(&audio, language, opts.timestamps, &mut rng)?;
+            let result = decoder.decode_with_fallback(
+                &audio,
+                &context,
+                language,
+                opts.timestamps,
+                &mut rng,
+            )?;
             out.decoder_s += now() - t1;
             out.decoded_tokens += result.tokens.len();
             let silent = result.is_silence();
-            let advance = if silent || !opts.timestamps {
-                size
+            let (segments, advance) = if silent {
+                (Vec::new(), size)
+            } else if opts.timestamps {
+                self.split(&result.tokens, size)
             } else {
-                let (segments, advance) = self.split(&result.tokens, size);
-                out.segments.extend(segments.into_iter().map(|s| Segment {
+                let segment = Segment {
+                    start: 0.0,
+                    end: size as f32 * frame_s,
+                    text: result.text.clone(),
+                };
+                (vec![(segment, 0..result.tokens.len())], size)
+            };
+            for (s, tokens) in segments {
+                // faster-whisper conditions on the segments it keeps.
+                if s.start != s.end && !s.text.trim().is_empty() {
+                    context.extend_from_slice(&result.tokens[tokens]);
+                }
+                out.segments.push(Segment {
                     start: offset + s.start,
                     end: offset + s.end,
                     text: s.text,
-                }));
-                advance
-            };
-            if !silent && !opts.timestamps {
-                out.segments.push(Segment {
-                    start: offset,
-                    end: offset + size as f32 * frame_s,
-                    text: result.text.clone(),
                 });
             }
+            // A silent window is skipped before faster-whisper's reset.
+            if !silent && (!opts.condition_on_previous_text || result.resets_prompt()) {
+                context.clear();
+            }
+            context.drain(..context.len().saturating_sub(keep));
             out.windows.push(Window {
                 start: offset,
                 result,
@@ -255,6 +335,9 @@ impl Engine {
         }
         out.segments.retain(|s| !s.text.trim().is_empty());
         out.text = text_of(&out.segments);
+        if opts.condition_on_previous_text {
+            out.next_prompt = context;
+        }
         out.language = language
             .and_then(|id| self.tokenizer.token(id))
             .map(|t| t.trim_start_matches("<|").trim_end_matches("|>").to_owned());
@@ -265,8 +348,8 @@ impl Engine {
     /// pairs of consecutive timestamps, and how many frames to advance
     /// (to the last complete segment's end, or the whole window when it ends
     /// with a single timestamp, i.e. no speech was cut). Times are relative
-    /// to the window.
-    fn split(&self, tokens: &[u32], size: usize) -> (Vec<Segment>, usize) {
+    /// to the window; each segment comes with the range of its tokens.
+    fn split(&self, tokens: &[u32], size: usize) -> (Vec<(Segment, Range<usize>)>, usize) {
         let ts = self.tokenizer.specials().timestamp_begin;
         let is_ts = |i: usize| tokens[i] >= ts;
         let n = tokens.len();
@@ -282,11 +365,14 @@ impl Engine {
                 .map_or(window_s, |&t| (t - ts) as f32 * TIME_PRECISION);
             let text = self.tokenizer.decode(tokens);
             return (
-                vec![Segment {
-                    start: 0.0,
-                    end,
-                    text,
-                }],
+                vec![(
+                    Segment {
+                        start: 0.0,
+                        end,
+                        text,
+                    },
+                    0..n,
+                )],
                 size,
             );
         }
@@ -299,11 +385,14 @@ impl Engine {
             let part = &tokens[last..cut];
             let time = |t: u32| t.saturating_sub(ts) as f32 * TIME_PRECISION;
             if let (Some(&first), Some(&end)) = (part.first(), part.last()) {
-                segments.push(Segment {
-                    start: time(first),
-                    end: time(end).min(window_s),
-                    text: self.tokenizer.decode(part),
-                });
+                segments.push((
+                    Segment {
+                        start: time(first),
+                        end: time(end).min(window_s),
+                        text: self.tokenizer.decode(part),
+                    },
+                    last..cut,
+                ));
             }
             last = cut;
         }
@@ -329,7 +418,8 @@ fn text_of(segments: &[Segment]) -> String {
 /// One transcript from the transcripts of consecutive chunks of a recording
 /// (`audio::split`), each with where its chunk starts in seconds: segments
 /// and windows move to the recording's time, texts join in order. The chunks
-/// were cut in pauses, so nothing at a seam is lost or said twice.
+/// were cut in pauses, so nothing at a seam is lost or said twice. What
+/// comes after is conditioned on the last part's `next_prompt`.
 pub fn stitch(parts: impl IntoIterator<Item = (f32, Transcript)>) -> Transcript {
     let mut out = Transcript::default();
     for (offset, part) in parts {
@@ -347,6 +437,7 @@ pub fn stitch(parts: impl IntoIterator<Item = (f32, Transcript)>) -> Transcript 
         out.encoder_s += part.encoder_s;
         out.decoder_s += part.decoder_s;
         out.decoded_tokens += part.decoded_tokens;
+        out.next_prompt = part.next_prompt;
     }
     out.text = text_of(&out.segments);
     out

@@ -7,7 +7,9 @@
 //! (`model.safetensors`, `model.json`, `vocabulary.txt`) or a CTranslate2
 //! package (`model.bin`, `config.json`, `vocabulary.txt`), converted in
 //! memory. Audio longer than one window is split at its pauses and the
-//! chunks' transcripts stitched, as the room's workers do.
+//! chunks' transcripts stitched, as the room's workers do; each chunk is
+//! conditioned on the text of the chunks before it, as faster-whisper does,
+//! unless `--no-condition` (its `condition_on_previous_text=False`).
 //! `--bench N` transcribes N times and prints the best real-time factor with
 //! the encoder and decoder times, model load excluded. `--save-pcm` writes
 //! the 16 kHz samples it transcribes (raw little-endian f32), so that a
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use whisper::mel::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
-use whisper::transcribe::{stitch, Engine, Options, Transcript};
+use whisper::transcribe::{Engine, Options, Transcript};
 
 /// A model directory, or a model's name under the models directory.
 fn model_dir(model: &str) -> Result<PathBuf, String> {
@@ -40,18 +42,14 @@ fn model_dir(model: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// The whole recording, split at its pauses into windows and stitched.
+/// The whole recording, split at its pauses into windows, decoded in order
+/// and stitched.
 fn transcribe(engine: &Engine, samples: &[f32], opts: &Options) -> Result<Transcript, String> {
     let window_s = (N_FRAMES * HOP_LENGTH) as f64 / SAMPLE_RATE as f64;
-    let mut parts = Vec::new();
-    for chunk in split_at_silences(samples, SAMPLE_RATE as u32, window_s) {
-        let offset = chunk.start as f32 / SAMPLE_RATE as f32;
-        let part = engine
-            .transcribe_pcm(&samples[chunk], opts)
-            .map_err(|e| e.to_string())?;
-        parts.push((offset, part));
-    }
-    Ok(stitch(parts))
+    let chunks = split_at_silences(samples, SAMPLE_RATE as u32, window_s);
+    engine
+        .transcribe_chunks(samples, chunks, opts)
+        .map_err(|e| e.to_string())
 }
 
 struct Args {
@@ -61,6 +59,7 @@ struct Args {
     bench: Option<usize>,
     save_pcm: Option<PathBuf>,
     timestamps: bool,
+    condition: bool,
     f32_projection: bool,
 }
 
@@ -68,7 +67,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
     let mut it = args.into_iter();
     let (mut positional, mut language, mut bench, mut save_pcm) = (Vec::new(), None, None, None);
     let mut model = DEFAULT_MODEL.to_owned();
-    let (mut timestamps, mut f32_projection) = (true, false);
+    let (mut timestamps, mut condition, mut f32_projection) = (true, true, false);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--model" => model = it.next()?,
@@ -76,6 +75,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
             "--bench" => bench = Some(it.next()?.parse().ok()?),
             "--save-pcm" => save_pcm = Some(PathBuf::from(it.next()?)),
             "--no-timestamps" => timestamps = false,
+            "--no-condition" => condition = false,
             "--f32-projection" => f32_projection = true,
             _ => positional.push(PathBuf::from(a)),
         }
@@ -88,6 +88,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
         bench,
         save_pcm,
         timestamps,
+        condition,
         f32_projection,
     })
 }
@@ -114,6 +115,7 @@ fn run(args: Args) -> Result<(), String> {
     let opts = Options {
         language: args.language,
         timestamps: args.timestamps,
+        condition_on_previous_text: args.condition,
         ..Options::default()
     };
     let runs = args.bench.unwrap_or(1).max(1);
@@ -145,7 +147,7 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-pub const USAGE: &str = "potluck transcribe FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--f32-projection] [--bench N] [--save-pcm PATH]";
+pub const USAGE: &str = "potluck transcribe FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--no-condition] [--f32-projection] [--bench N] [--save-pcm PATH]";
 
 pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     let Some(args) = parse_args(args) else {
