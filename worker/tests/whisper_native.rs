@@ -456,6 +456,9 @@ fn long_messages_conditioned_on_previous_text_keep_faster_whispers_accuracy() {
         };
         let (conditioned, conditioned_s) = ours(true);
         let (independent, independent_s) = ours(false);
+        // What a chunk hands on: at most 223 tokens, nothing when not conditioning.
+        assert!((1..=223).contains(&conditioned.next_prompt.len()));
+        assert!(independent.next_prompt.is_empty());
         let reference = reference_with(
             &dir,
             samples,

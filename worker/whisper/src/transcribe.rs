@@ -310,22 +310,15 @@ impl Engine {
                 };
                 (vec![(segment, 0..result.tokens.len())], size)
             };
-            for (s, tokens) in segments {
-                // faster-whisper conditions on the segments it keeps.
-                if s.start != s.end && !s.text.trim().is_empty() {
-                    context.extend_from_slice(&result.tokens[tokens]);
-                }
-                out.segments.push(Segment {
+            // A silent window is skipped before faster-whisper's reset.
+            let reset = !silent && (!opts.condition_on_previous_text || result.resets_prompt());
+            carry_over(&mut context, &result.tokens, &segments, reset, keep);
+            out.segments
+                .extend(segments.into_iter().map(|(s, _)| Segment {
                     start: offset + s.start,
                     end: offset + s.end,
                     text: s.text,
-                });
-            }
-            // A silent window is skipped before faster-whisper's reset.
-            if !silent && (!opts.condition_on_previous_text || result.resets_prompt()) {
-                context.clear();
-            }
-            context.drain(..context.len().saturating_sub(keep));
+                }));
             out.windows.push(Window {
                 start: offset,
                 result,
@@ -407,6 +400,27 @@ impl Engine {
     }
 }
 
+/// faster-whisper's `all_tokens[prompt_reset_since:]` after one window:
+/// the tokens of the segments it keeps (not empty, not zero-length) are
+/// added, then `reset` starts afresh; only the last `keep` ever matter.
+fn carry_over(
+    context: &mut Vec<u32>,
+    tokens: &[u32],
+    segments: &[(Segment, Range<usize>)],
+    reset: bool,
+    keep: usize,
+) {
+    for (s, range) in segments {
+        if s.start != s.end && !s.text.trim().is_empty() {
+            context.extend_from_slice(&tokens[range.clone()]);
+        }
+    }
+    if reset {
+        context.clear();
+    }
+    context.drain(..context.len().saturating_sub(keep));
+}
+
 fn text_of(segments: &[Segment]) -> String {
     segments
         .iter()
@@ -483,6 +497,34 @@ mod tests {
             decoded_tokens: 3,
             ..Transcript::default()
         }
+    }
+
+    fn segment(start: f32, end: f32, text: &str, range: Range<usize>) -> (Segment, Range<usize>) {
+        let text = text.into();
+        (Segment { start, end, text }, range)
+    }
+
+    #[test]
+    fn the_next_window_is_conditioned_on_the_kept_segments_tokens_timestamps_included() {
+        let tokens = [900, 1, 2, 950, 950, 3, 960, 960, 4, 960];
+        let segments = [
+            segment(0.0, 1.0, " a b", 0..4),
+            segment(1.0, 1.2, " ", 4..7),   // no text: not kept
+            segment(1.2, 1.2, " d", 7..10), // no length: not kept
+        ];
+        let mut context = vec![7, 8];
+        carry_over(&mut context, &tokens, &segments, false, 223);
+        assert_eq!(context, [7, 8, 900, 1, 2, 950]);
+        carry_over(&mut context, &tokens, &segments[..1], false, 5);
+        assert_eq!(context, [950, 900, 1, 2, 950], "only the last 5");
+    }
+
+    #[test]
+    fn a_window_decoded_too_hot_leaves_nothing_to_condition_on() {
+        let segments = [segment(0.0, 1.0, " a", 0..1)];
+        let mut context = vec![7, 8];
+        carry_over(&mut context, &[1], &segments, true, 223);
+        assert!(context.is_empty());
     }
 
     #[test]
