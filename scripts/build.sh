@@ -7,10 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-profile=release
-[ "${1:-}" = "--dev" ] && profile=dev
+# The UI downloads in every friend's tab, so it has a profile of its own that
+# also builds the protocol crate for size (Cargo.toml's `ui`); the worker,
+# where Whisper runs, is built for speed.
+ui_profile=ui worker_profile=release
+[ "${1:-}" = "--dev" ] && ui_profile=dev worker_profile=dev
 out=dist
-target_dir=target/wasm32-unknown-unknown/$([ "$profile" = dev ] && echo debug || echo release)
+profile_dir() { [ "$1" = dev ] && echo debug || echo "$1"; }
+ui_dir=target/wasm32-unknown-unknown/$(profile_dir $ui_profile)
+worker_dir=target/wasm32-unknown-unknown/$(profile_dir $worker_profile)
 
 want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
@@ -21,16 +26,17 @@ fi
 
 t0=$(date +%s.%N)
 # POTLUCK_WORKER_FEATURES=benchmark adds the in-browser Whisper benchmark.
-cargo build --offline --locked --profile "$profile" --target wasm32-unknown-unknown \
-  -p potluck-widget --bin potluck-widget -p potluck-worker --lib \
-  ${POTLUCK_WORKER_FEATURES:+--features "potluck-worker/$POTLUCK_WORKER_FEATURES"}
+cargo build --offline --locked --profile "$ui_profile" --target wasm32-unknown-unknown \
+  -p potluck-widget --bin potluck-widget
+cargo build --offline --locked --profile "$worker_profile" --target wasm32-unknown-unknown \
+  -p potluck-worker --lib ${POTLUCK_WORKER_FEATURES:+--features "potluck-worker/$POTLUCK_WORKER_FEATURES"}
 t1=$(date +%s.%N)
 
 rm -rf "$out" && mkdir -p "$out"
-wasm-bindgen --no-typescript --target web --out-dir "$out" "$target_dir/potluck-widget.wasm"
-wasm-bindgen --no-typescript --target no-modules --out-dir "$out" "$target_dir/potluck_worker.wasm"
+wasm-bindgen --no-typescript --target web --out-dir "$out" "$ui_dir/potluck-widget.wasm"
+wasm-bindgen --no-typescript --target no-modules --out-dir "$out" "$worker_dir/potluck_worker.wasm"
 
-if [ "$profile" = release ]; then
+if [ "$worker_profile" = release ]; then
   for wasm in "$out"/*_bg.wasm; do
     # The UI for size; the worker, where Whisper runs, for speed.
     level=-Oz; [[ "$wasm" == *potluck_worker* ]] && level=-O3
@@ -61,7 +67,7 @@ for task in "$out"/examples/*/task.js; do
 done
 t2=$(date +%s.%N)
 
-printf 'built %s in %.1f s (cargo %.1f s)\n' "$profile" "$(echo "$t2 - $t0" | bc)" "$(echo "$t1 - $t0" | bc)"
+printf 'built %s in %.1f s (cargo %.1f s)\n' "$worker_profile" "$(echo "$t2 - $t0" | bc)" "$(echo "$t1 - $t0" | bc)"
 for f in "$out"/potluck-widget_bg.wasm "$out"/potluck_worker_bg.wasm "$out"/matrix-widget-api.js; do
   printf '  %-32s %8d bytes, %7d gzipped\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(gzip -9c "$f" | wc -c)"
 done
