@@ -20,11 +20,12 @@ use crate::limits::{
 };
 use crate::rejection::{Refused, Rejection};
 use crate::task_kind::TaskKind;
+use crate::transcription::WhisperModel;
 use crate::validate::parse_event;
 use indexmap::IndexMap;
 use serde_json::Value;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -249,6 +250,11 @@ struct State {
     /// Kept apart from `nodes`: a node's record is replaced when it announces
     /// itself again, its history is not.
     reliability: BTreeMap<NodeId, Reliability>,
+    /// The Whisper models each node has run, as its accepted outputs show:
+    /// its workers hold them, so it transcribes the next span without
+    /// loading one (1–2 s in a browser). Forgotten when it announces itself
+    /// again (a new contribution has new workers).
+    warm_models: BTreeMap<NodeId, BTreeSet<WhisperModel>>,
     /// Recomputed when a node comes or goes, not for every event that asks.
     coordinator: Option<NodeId>,
     /// Tasks in homeserver order, found by id in constant time: every
@@ -420,6 +426,14 @@ impl Ledger {
         for event in &self.events {
             self.state.apply(event);
         }
+    }
+
+    /// Whether `node`'s workers have run `model` (see `State::warm_models`).
+    pub fn holds_model(&self, node: &NodeId, model: WhisperModel) -> bool {
+        self.state
+            .warm_models
+            .get(node)
+            .is_some_and(|models| models.contains(&model))
     }
 
     /// The answers and lapses recorded for `node` (lapses of leases on chunks
@@ -745,6 +759,10 @@ impl State {
                     Some(record) if record.online => record.since,
                     _ => since.map_or(ts, |s| s.min(ts)),
                 };
+                let was_online = self.nodes.get(node).is_some_and(|r| r.online);
+                if !was_online {
+                    self.warm_models.remove(node);
+                }
                 self.nodes.insert(
                     node.clone(),
                     NodeRecord {
@@ -1111,6 +1129,12 @@ impl State {
                             error,
                         });
                         continue;
+                    }
+                    if let TaskKind::Transcribe(transcription) = &record.spec.kind {
+                        if transcription.ran_whisper(output) {
+                            let warm = self.warm_models.entry(node.clone()).or_default();
+                            warm.insert(transcription.model);
+                        }
                     }
                     let leased_ms = ts.saturating_sub(granted_at);
                     let took_ms = o.compute_ms.map_or(leased_ms, |ms| ms.min(leased_ms));

@@ -341,8 +341,10 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
 }
 
 /// The node that meets the chunk's requirements and has room for it, among
-/// those not already on this chunk: one not on probation, then the one with
-/// the most idle workers, then the shortest queue per worker. A replica goes
+/// those not already on this chunk: one not on probation, then one with an
+/// idle worker, then one whose workers hold the chunk's Whisper model (a
+/// browser takes 1–2 s to load it), then the one with the most idle
+/// workers, then the shortest queue per worker. A replica goes
 /// to another friend's machine where one has room: a majority of one
 /// friend's tabs proves less.
 fn best_node(
@@ -378,10 +380,16 @@ fn best_node(
             .filter_map(|(id, load)| ledger.node(id).map(|n| (n, load)))
             .filter(|(n, _)| ready.task.spec.runs_on(&n.caps))
     };
+    let model = ready.task.spec.kind.whisper_model();
+    let warm = |n: &NodeRecord| model.is_some_and(|m| ledger.holds_model(&n.id, m));
     let best = |pool: &mut dyn Iterator<Item = (&NodeRecord, &NodeLoad)>| {
         pool.max_by(|(a, la), (b, lb)| {
-            (!la.probation, fresh_friend(a), la.idle_slots())
-                .cmp(&(!lb.probation, fresh_friend(b), lb.idle_slots()))
+            let key = |n: &NodeRecord, l: &NodeLoad| {
+                let idle = l.idle_slots();
+                (!l.probation, fresh_friend(n), idle > 0, warm(n), idle)
+            };
+            key(a, la)
+                .cmp(&key(b, lb))
                 .then_with(|| shorter_queue(la, lb))
                 .then(b.id.cmp(&a.id))
         })

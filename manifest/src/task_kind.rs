@@ -4,7 +4,7 @@
 use crate::kernel::KernelTask;
 use crate::kind_error::KindError;
 use crate::limits::MAX_SCRIPT_SECONDS;
-use crate::transcription::TranscribeTask;
+use crate::transcription::{TranscribeTask, WhisperModel};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -155,6 +155,14 @@ fn check_script_url(url: &str) -> Result<(), KindError> {
 }
 
 impl TaskKind {
+    /// The Whisper model a chunk of this kind may run.
+    pub fn whisper_model(&self) -> Option<WhisperModel> {
+        match self {
+            TaskKind::Transcribe(task) => Some(task.model),
+            TaskKind::Primes { .. } | TaskKind::Script(_) | TaskKind::Kernel(_) => None,
+        }
+    }
+
     /// How long one chunk may run before its runner is stopped (a worker
     /// terminated, a sandbox torn down): a script's and a kernel's own limit.
     /// The built-in kinds are bounded by their leases.

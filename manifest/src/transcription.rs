@@ -5,7 +5,9 @@
 //! (`audio_split`) into spans of at most one Whisper window. Its output lists
 //! the spans, and the node adds a part (a subtask) with one chunk per span,
 //! so that every friend's free workers take some. The part's outputs are
-//! timed segments; the parent's result is the whole transcript.
+//! timed segments; the parent's result is the whole transcript. A recording
+//! that fits one window is transcribed where it is planned: its plan carries
+//! the words, and no part, assignment or span result is needed.
 
 use crate::audio_split::split_at_silences;
 use crate::ids::{EventId, MxcUri};
@@ -26,7 +28,9 @@ pub const MAX_SPANS: usize = 240;
 pub const MAX_AUDIO_MS: u64 = 2 * 60 * 60_000;
 
 /// The models a transcription can ask for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum WhisperModel {
     /// English only, fast: the default.
     #[default]
@@ -268,6 +272,19 @@ pub struct TimedText {
 pub struct Plan {
     pub duration_ms: u64,
     pub spans: Vec<Span>,
+    /// The words of a recording that fits one window, transcribed by the
+    /// node that planned it; `None` when the spans are the part's to run.
+    pub words: Option<SpanTranscript>,
+}
+
+impl Plan {
+    /// The one span a plan transcribes itself, if it fits one window.
+    pub fn single_window(&self) -> Option<Span> {
+        match self.spans[..] {
+            [span] => Some(span),
+            _ => None,
+        }
+    }
 }
 
 /// A plan as a result carries it. Its spans are back to back (the recording
@@ -281,16 +298,26 @@ struct PlanWire {
     cuts: Option<Vec<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spans: Option<Vec<Span>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    segments: Option<Vec<TimedText>>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    inference_ms: u64,
 }
 
 impl From<Plan> for PlanWire {
     fn from(plan: Plan) -> Self {
+        let (segments, inference_ms) = match plan.words {
+            Some(words) => (Some(words.segments), words.inference_ms),
+            None => (None, 0),
+        };
         let back_to_back = plan.spans.windows(2).all(|w| w[0].end_ms == w[1].start_ms);
         if !back_to_back {
             return Self {
                 duration_ms: plan.duration_ms,
                 cuts: None,
                 spans: Some(plan.spans),
+                segments,
+                inference_ms,
             };
         }
         let cuts = plan
@@ -304,6 +331,8 @@ impl From<Plan> for PlanWire {
             duration_ms: plan.duration_ms,
             cuts: Some(cuts),
             spans: None,
+            segments,
+            inference_ms,
         }
     }
 }
@@ -326,9 +355,14 @@ impl TryFrom<PlanWire> for Plan {
             (None, Some(spans)) => spans,
             _ => return Err("a plan names either its cuts or its spans".into()),
         };
+        let words = wire.segments.map(|segments| SpanTranscript {
+            segments,
+            inference_ms: wire.inference_ms,
+        });
         Ok(Self {
             duration_ms: wire.duration_ms,
             spans,
+            words,
         })
     }
 }
@@ -365,6 +399,16 @@ pub fn text_of(segments: &[TimedText]) -> String {
         .join(" ")
 }
 
+/// The finished task's result from its words.
+fn transcript(duration_ms: u64, segments: Vec<TimedText>) -> Result<Value, KindError> {
+    let transcript = Transcript {
+        duration_ms,
+        text: text_of(&segments),
+        segments,
+    };
+    serde_json::to_value(transcript).map_err(|e| KindError::BadOutput(e.to_string()))
+}
+
 /// Why a recording cannot be planned: it fails at once, as retrying the
 /// same bytes cannot help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -394,7 +438,11 @@ pub fn plan(samples: &[f32]) -> Result<Plan, PlanError> {
     if spans.is_empty() {
         return Err(PlanError::Empty);
     }
-    Ok(Plan { duration_ms, spans })
+    Ok(Plan {
+        duration_ms,
+        spans,
+        words: None,
+    })
 }
 
 fn check_spans(spans: &[Span]) -> Result<(), String> {
@@ -450,6 +498,12 @@ impl TranscribeTask {
         self.stage == Stage::Plan
     }
 
+    /// Whether the node that produced `output` ran Whisper for it (a span,
+    /// or a plan that carries its words), so its workers hold the model.
+    pub fn ran_whisper(&self, output: &Value) -> bool {
+        !self.is_plan() || output.get("segments").is_some()
+    }
+
     /// The spans this task transcribes; none for a plan.
     pub fn spans(&self) -> &[Span] {
         match &self.stage {
@@ -491,13 +545,20 @@ impl TranscribeTask {
                 // Empty audio fails while planning; a plan always has work.
                 return Err(KindError::BadOutput("a plan with no spans".into()));
             }
+            if plan.words.is_some() && plan.single_window().is_none() {
+                return Err(KindError::BadOutput(format!(
+                    "a plan of {} spans carries words: only one window is transcribed where it is planned",
+                    plan.spans.len()
+                )));
+            }
             check_spans(&plan.spans).map_err(KindError::BadOutput)
         } else {
             parse::<SpanTranscript>(output, "{segments}").map(|_| ())
         }
     }
 
-    /// The plan's own output, or the spans' segments in order.
+    /// The plan's own output (the transcript, if it carries the words), or
+    /// the spans' segments in order.
     pub fn merge<'a>(
         &self,
         outputs: impl IntoIterator<Item = &'a Value>,
@@ -506,7 +567,11 @@ impl TranscribeTask {
         for output in outputs {
             self.check_output(output)?;
             if self.is_plan() {
-                return Ok(output.clone());
+                let plan: Plan = parse(output, "{duration_ms, cuts}")?;
+                return match plan.words {
+                    Some(words) => transcript(plan.duration_ms, words.segments),
+                    None => Ok(output.clone()),
+                };
             }
             segments.extend(parse::<SpanTranscript>(output, "{segments}")?.segments);
         }
@@ -520,19 +585,15 @@ impl TranscribeTask {
         for part in parts {
             segments.extend(parse::<SpanTranscript>(part, "{segments}")?.segments);
         }
-        let transcript = Transcript {
-            duration_ms: plan.duration_ms,
-            text: text_of(&segments),
-            segments,
-        };
-        serde_json::to_value(transcript).map_err(|e| KindError::BadOutput(e.to_string()))
+        transcript(plan.duration_ms, segments)
     }
 
     /// The spans a finished plan adds to its task, one chunk each; `None`
-    /// for a span task or a plan output that is not one.
+    /// for a span task, a plan that carries its words, or a plan output
+    /// that is not one.
     pub fn spans_after(&self, plan_output: &Value) -> Option<TranscribeTask> {
         let plan: Plan = Plan::deserialize(plan_output).ok()?;
-        if !self.is_plan() || plan.spans.is_empty() {
+        if !self.is_plan() || plan.spans.is_empty() || plan.words.is_some() {
             return None;
         }
         Some(TranscribeTask {
@@ -599,6 +660,7 @@ mod tests {
         let plan = Plan {
             duration_ms: MAX_AUDIO_MS,
             spans,
+            words: None,
         };
         let output = serde_json::to_value(&plan).unwrap();
         let bytes = serde_json::to_vec(&output).unwrap().len();

@@ -13,6 +13,7 @@ use manifest::limits::{
 use manifest::rejection::{Reason, Refused};
 use manifest::scheduler::{explain_idle, plan, IdleReason, InFlight};
 use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
+use manifest::transcription::{Span, Stage, TranscribeTask, WhisperModel};
 use manifest::validate::{Invalid, TaskError};
 use proptest::prelude::{Arbitrary, Strategy};
 use serde_json::{json, Value};
@@ -1071,4 +1072,80 @@ fn a_node_that_updates_its_capabilities_stays_coordinator() {
     fewer.declined = vec![format!("sha256-{}=", "a".repeat(43))];
     room.online("alice", fewer, 3);
     assert_eq!(room.ledger.coordinator(), Some(&node("alice")));
+}
+
+fn span_of_voice(message: &str) -> TaskSpec {
+    let audio =
+        serde_json::from_value(json!({"message": message, "url": "mxc://hs/voice"})).unwrap();
+    let span = Span {
+        start_ms: 0,
+        end_ms: 10_000,
+    };
+    let task = TranscribeTask {
+        stage: Stage::Spans(vec![span]),
+        ..TranscribeTask::plan(audio, WhisperModel::TinyEn)
+    };
+    TaskSpec::new(TaskKind::Transcribe(Box::new(task)), 1)
+}
+
+#[test]
+fn a_span_goes_to_the_idle_node_whose_workers_hold_the_model() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1);
+    room.online("bob", caps(1, false), 2);
+    let first = room.send("carol", &Outgoing::task(&span_of_voice("$one")), 3);
+    let planned = plan(&room.ledger, 4, &InFlight::new());
+    assert_eq!(
+        planned[0].1[0].node,
+        node("alice"),
+        "no one holds it yet: the tie goes by id"
+    );
+
+    // Bob ran a span, so his worker has tiny.en loaded.
+    room.assign("alice", &first, 0, "bob", 1, 5);
+    let words = json!({"segments": [{"start_ms": 0, "end_ms": 9_000, "text": " Hi."}]});
+    room.result("bob", &first, 0, 1, Outcome::Output(words.into()), 6);
+    assert!(room.ledger.holds_model(&node("bob"), WhisperModel::TinyEn));
+    assert!(!room.ledger.holds_model(&node("bob"), WhisperModel::Base));
+
+    let second = room.send("carol", &Outgoing::task(&span_of_voice("$two")), 7);
+    let planned = plan(&room.ledger, 8, &InFlight::new());
+    assert_eq!(
+        planned[0].1[0].node,
+        node("bob"),
+        "the warm node takes the next span"
+    );
+    let primes_task = room.send("carol", &Outgoing::task(&primes(1)), 9);
+    let planned = plan(&room.ledger, 10, &InFlight::new());
+    let to = |task: &EventId| {
+        planned
+            .iter()
+            .find(|(t, _)| t == task)
+            .map(|(_, a)| a[0].node.clone())
+    };
+    assert_eq!(to(&second), Some(node("bob")));
+    assert_eq!(
+        to(&primes_task),
+        Some(node("alice")),
+        "other work is not drawn to it"
+    );
+
+    // Busy, the warm node does not hold up a span an idle one can start now.
+    room.assign("alice", &second, 0, "bob", 1, 11);
+    room.assign("alice", &primes_task, 0, "alice", 1, 11);
+    room.result("alice", &primes_task, 0, 1, count(168), 11);
+    let third = room.send("carol", &Outgoing::task(&span_of_voice("$three")), 12);
+    let planned = plan(&room.ledger, 13, &InFlight::new());
+    let to = |task: &EventId| {
+        planned
+            .iter()
+            .find(|(t, _)| t == task)
+            .map(|(_, a)| a[0].node.clone())
+    };
+    assert_eq!(to(&third), Some(node("alice")));
+
+    // A new contribution starts with new workers: nothing loaded.
+    room.send("bob", &Outgoing::node_gone(&node("bob")), 14);
+    room.online("bob", caps(1, false), 15);
+    assert!(!room.ledger.holds_model(&node("bob"), WhisperModel::TinyEn));
 }

@@ -454,3 +454,53 @@ fn a_fake_transcript_from_someone_who_ran_nothing_does_not_block_the_real_one() 
         .unwrap()
         .starts_with("Sentence from 0 seconds."));
 }
+
+/// Five seconds of sound: one window.
+fn five_seconds() -> Vec<f32> {
+    seventy_seconds()[..manifest::transcription::SAMPLE_RATE as usize * 5].to_vec()
+}
+
+#[test]
+fn a_message_that_fits_one_window_is_transcribed_where_it_is_planned_in_four_events() {
+    let mut room = Room::new(Ok(five_seconds()));
+    for _ in 0..5 {
+        room.tick();
+    }
+    let message = room.post("@carol:hs", &voice_message());
+    let from = room.timeline.len() + 1; // What follows the command.
+    let command = room.post("@dan:hs", &transcribe_reply(&message));
+    for _ in 0..60 {
+        room.tick();
+    }
+
+    let ledger = room.nodes[1].ledger();
+    let task = ledger.tasks().next().expect("the command's task");
+    assert!(task.children.is_empty(), "no part: the plan transcribed it");
+    let TaskStatus::Done { result } = ledger.task_status(task, room.now) else {
+        panic!("{:?}", ledger.task_status(task, room.now))
+    };
+    let transcript: Transcript = serde_json::from_value(result).unwrap();
+    assert_eq!(transcript.text, "Sentence from 0 seconds.");
+    assert_eq!(transcript.duration_ms, 5_000);
+    let replies = room.replies();
+    assert_eq!(replies.len(), 1, "exactly one reply");
+    assert_eq!(replies[0]["content"]["body"], "Sentence from 0 seconds.");
+
+    // What the room carried from the command to the reply, all of it.
+    let sent: Vec<&str> = room.timeline[from..]
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "org.potluck.task",
+            "org.potluck.assign",
+            "org.potluck.result",
+            "m.room.message"
+        ],
+        "the command {command} costs the task, its assignment, the plan's result with the words, and the reply"
+    );
+    let ran: usize = room.ran.iter().map(Vec::len).sum();
+    assert_eq!(ran, 1, "one chunk ran, once");
+}

@@ -2,12 +2,16 @@
 //! downloaded and decoded once (by the driver, which has the decoder) however
 //! many of its chunks run here, the last few are kept, and a chunk waits for
 //! its message's audio without polling. Then the plan is made here, and a
-//! span's samples go to a worker with the chunk.
+//! span's samples go to a worker with the chunk. A recording that fits one
+//! window goes to a worker from its plan, and the words come back in the
+//! plan's output: a short message costs no part, assignment or span result.
 
 use super::action::Action;
+use crate::events::Outcome;
 use crate::ids::EventId;
-use crate::transcription::{self, AudioRef, TranscribeTask};
+use crate::transcription::{self, AudioRef, Plan, SpanTranscript, Stage, TranscribeTask};
 use crate::worker_protocol::JobId;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -28,7 +32,8 @@ enum Decoded {
 pub enum Prepared {
     /// A plan's output (or why there is none): the chunk is done.
     Planned(Result<serde_json::Value, String>),
-    /// A span's samples, for a worker to transcribe.
+    /// A span's samples, for a worker to transcribe (also the one window of
+    /// a plan transcribed where it is planned).
     Span(Vec<f32>),
     /// The audio could not be had: the chunk fails with the reason.
     Failed(String),
@@ -40,6 +45,8 @@ pub struct Audio {
     decoded: Vec<(EventId, Decoded)>,
     /// Chunks waiting for their message's audio.
     waiting: BTreeMap<JobId, TranscribeTask>,
+    /// Plans of one window whose words a worker is finding.
+    planned_here: BTreeMap<JobId, Plan>,
 }
 
 impl Audio {
@@ -77,16 +84,50 @@ impl Audio {
     /// A chunk stopped: it waits no more.
     pub fn abort(&mut self, job: JobId) {
         self.waiting.remove(&job);
+        self.planned_here.remove(&job);
     }
 
-    /// Chunks whose audio is here (or failed), and what each comes to.
+    /// A worker finished `job`: a plan transcribed where it was planned
+    /// outputs the plan with its words; anything else is as the worker said.
+    pub fn finished(&mut self, job: JobId, outcome: Outcome) -> Outcome {
+        let Some(plan) = self.planned_here.remove(&job) else {
+            return outcome;
+        };
+        let Outcome::Output(output) = outcome else {
+            return outcome;
+        };
+        let words = match SpanTranscript::deserialize(&*output) {
+            Ok(words) => words,
+            Err(e) => {
+                return Outcome::Error {
+                    reason: format!("the worker's transcript is not one: {e}"),
+                    retriable: true,
+                }
+            }
+        };
+        let plan = Plan {
+            words: Some(words),
+            ..plan
+        };
+        Outcome::Output(serde_json::to_value(plan).unwrap_or_default().into())
+    }
+
+    /// Chunks whose audio is here (or failed), what each comes to, and the
+    /// work a worker is to do for it.
     pub fn ready(&mut self) -> Vec<(JobId, TranscribeTask, Prepared)> {
         let decoded = &self.decoded;
         let entry = |message: &EventId| decoded.iter().find(|(m, _)| m == message).map(|e| &e.1);
         let mut ready = Vec::new();
+        let planned_here = &mut self.planned_here;
         self.waiting.retain(|&job, task| {
             let prepared = match entry(&task.audio.message) {
-                Some(Decoded::Ready(samples)) => prepare(task, samples),
+                Some(Decoded::Ready(samples)) => {
+                    let (prepared, plan) = prepare(task, samples);
+                    if let Some(plan) = plan {
+                        planned_here.insert(job, plan);
+                    }
+                    prepared
+                }
                 Some(Decoded::Failed(reason)) => Prepared::Failed(reason.clone()),
                 Some(Decoded::Loading) | None => return true,
             };
@@ -110,25 +151,34 @@ impl Audio {
     }
 }
 
-/// A plan chunk plans; a span chunk gets its span's samples.
-fn prepare(task: &TranscribeTask, samples: &[f32]) -> Prepared {
-    match task.spans().first() {
-        None => Prepared::Planned(
-            transcription::plan(samples)
-                .map(|plan| serde_json::to_value(plan).unwrap_or_default())
-                .map_err(|e| e.to_string()),
-        ),
-        Some(span) => match span.samples_within(samples.len()) {
+/// A plan chunk plans; a span chunk gets its span's samples. A plan of one
+/// window turns `task` into that window's span, to transcribe here, and
+/// comes back to be kept until its words do.
+fn prepare(task: &mut TranscribeTask, samples: &[f32]) -> (Prepared, Option<Plan>) {
+    if let Some(span) = task.spans().first() {
+        let prepared = match span.samples_within(samples.len()) {
             Ok(range) => Prepared::Span(samples[range].to_vec()),
             Err(reason) => Prepared::Failed(reason),
-        },
+        };
+        return (prepared, None);
     }
+    let plan = match transcription::plan(samples) {
+        Ok(plan) => plan,
+        Err(e) => return (Prepared::Planned(Err(e.to_string())), None),
+    };
+    let Some(span) = plan.single_window() else {
+        let output = serde_json::to_value(plan).unwrap_or_default();
+        return (Prepared::Planned(Ok(output)), None);
+    };
+    task.stage = Stage::Spans(vec![span]);
+    let window = samples[span.samples(samples.len())].to_vec();
+    (Prepared::Span(window), Some(plan))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcription::{Span, Stage, WhisperModel};
+    use crate::transcription::{Span, WhisperModel};
     use serde_json::json;
 
     fn task(message: &str, spans: Vec<Span>) -> TranscribeTask {
@@ -173,10 +223,57 @@ mod tests {
 
         audio.need(3, task("$voice", vec![]), &mut actions);
         assert_eq!(decodes(&actions), 1, "kept: not decoded again");
-        let [(3, _, Prepared::Planned(Ok(plan)))] = &audio.ready()[..] else {
-            panic!("a plan chunk is planned here")
+        let [(3, work, Prepared::Span(window))] = &audio.ready()[..] else {
+            panic!("a plan of one window is transcribed here")
         };
-        assert_eq!(plan["duration_ms"], 3_000);
+        assert_eq!(window, &samples, "the whole recording is the window");
+        assert_eq!(work.spans().len(), 1);
+    }
+
+    #[test]
+    fn a_plan_of_one_window_comes_back_with_its_words_and_a_longer_one_without() {
+        let mut audio = Audio::default();
+        let mut actions = Vec::new();
+        audio.need(1, task("$short", vec![]), &mut actions);
+        audio.need(2, task("$long", vec![]), &mut actions);
+        audio.decoded(id("$short"), Ok(vec![0.1; 16_000 * 5]));
+        audio.decoded(id("$long"), Ok(vec![0.1; 16_000 * 70]));
+        let ready = audio.ready();
+        let [(1, short, Prepared::Span(_)), (2, _, Prepared::Planned(Ok(long)))] = &ready[..]
+        else {
+            panic!("the short message goes to a worker, the long one is planned: {ready:?}")
+        };
+        assert_eq!(
+            short.spans(),
+            [Span {
+                start_ms: 0,
+                end_ms: 5_000
+            }]
+        );
+        let long: Plan = serde_json::from_value(long.clone()).unwrap();
+        assert!(long.spans.len() >= 3 && long.words.is_none());
+
+        let words = json!({"segments": [{"start_ms": 0, "end_ms": 4_000, "text": " Hello there."}], "inference_ms": 900});
+        let Outcome::Output(output) = audio.finished(1, Outcome::Output(words.into())) else {
+            panic!("the words are the plan's output")
+        };
+        let plan: Plan = serde_json::from_value((*output).clone()).unwrap();
+        assert_eq!(plan.duration_ms, 5_000);
+        let words = plan.words.expect("the plan carries its words");
+        assert_eq!(
+            (words.segments[0].text.as_str(), words.inference_ms),
+            (" Hello there.", 900)
+        );
+
+        let error = Outcome::Error {
+            reason: "worker crashed".into(),
+            retriable: true,
+        };
+        assert_eq!(
+            audio.finished(7, error.clone()),
+            error,
+            "another job's outcome is as it was"
+        );
     }
 
     #[test]

@@ -292,6 +292,7 @@ impl NodeMachine {
         let Some(run) = self.running.finish(job) else {
             return; // Aborted meanwhile.
         };
+        let outcome = self.audio.finished(job, outcome);
         let outcome = outcome_for_room(&self.ledger, &run.task, run.chunk, outcome, actions);
         let part = match &outcome {
             Outcome::Output(output) => self.part_after(&run.task, output),

@@ -1,10 +1,11 @@
 //! A pool of Web Workers running the `worker` crate. One job per worker at a
 //! time; a job is stopped by terminating its worker and starting a fresh one,
-//! the only way to stop wasm that is busy computing.
+//! the only way to stop wasm that is busy computing. A span goes to a free
+//! worker that has already loaded its Whisper model where there is one.
 
 use js_sys::{Array, Float32Array, Object, Reflect};
 use manifest::task_kind::TaskKind;
-use manifest::transcription::TranscribeTask;
+use manifest::transcription::{TranscribeTask, WhisperModel};
 use manifest::worker_protocol::{FromWorker, JobId, ToWorker};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -35,6 +36,10 @@ struct Slot {
     worker: Worker,
     ready: bool,
     job: Option<JobId>,
+    /// The Whisper model the running job loads, if it transcribes.
+    job_model: Option<WhisperModel>,
+    /// Models this worker has loaded (it keeps them for its life).
+    models: Vec<WhisperModel>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
 }
@@ -95,6 +100,8 @@ impl WorkerPool {
             worker,
             ready: false,
             job: None,
+            job_model: None,
+            models: Vec::new(),
             _on_message: on_message,
             _on_error: on_error,
         })
@@ -117,6 +124,11 @@ impl WorkerPool {
                 }
                 FromWorker::Done { job, output } => {
                     slot.job = None;
+                    if let Some(model) = slot.job_model.take() {
+                        if !slot.models.contains(&model) {
+                            slot.models.push(model);
+                        }
+                    }
                     (Some(job), Some(JobEvent::Done(output)))
                 }
                 FromWorker::Failed { job, reason } => {
@@ -212,7 +224,22 @@ impl WorkerPool {
 
     fn dispatch(&self) {
         let mut inner = self.0.borrow_mut();
-        while let Some(index) = inner.slots.iter().position(|s| s.ready && s.job.is_none()) {
+        loop {
+            let Some(next) = inner.queue.front() else {
+                return;
+            };
+            let model = match &next.message {
+                ToWorker::Transcribe { work, .. } => Some(work.model),
+                _ => None,
+            };
+            let free = |s: &Slot| s.ready && s.job.is_none();
+            let holds_model = |s: &Slot| model.is_some_and(|m| s.models.contains(&m));
+            let slots = &inner.slots;
+            let Some(index) = (slots.iter().position(|s| free(s) && holds_model(s)))
+                .or_else(|| slots.iter().position(free))
+            else {
+                return;
+            };
             let Some(Queued { message, pcm }) = inner.queue.pop_front() else {
                 return;
             };
@@ -224,6 +251,7 @@ impl WorkerPool {
             let text = serde_json::to_string(&message).unwrap_or_default();
             let slot = &mut inner.slots[index];
             slot.job = Some(job);
+            slot.job_model = model;
             let posted = match pcm {
                 None => slot.worker.post_message(&JsValue::from_str(&text)),
                 Some(pcm) => post_with_samples(&slot.worker, &text, &pcm),
