@@ -1,6 +1,8 @@
 //! A minimal WAV reader: 16-bit integer or 32-bit float PCM, any channel
 //! count (mixed down to mono), any rate. Enough for espeak-ng's output and
-//! for test and CLI files; compressed audio goes through the browser.
+//! for test and CLI files; voice messages are Ogg Opus (`ogg_opus.rs`).
+
+use super::Audio;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WavError {
@@ -12,13 +14,6 @@ pub enum WavError {
     Unsupported { format: u16, bits: u16 },
     #[error("WAV file says it has {0} channels")]
     BadChannels(u16),
-}
-
-/// Mono samples in [-1, 1] and their rate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Audio {
-    pub rate: u32,
-    pub samples: Vec<f32>,
 }
 
 pub fn read(bytes: &[u8]) -> Result<Audio, WavError> {

@@ -1,6 +1,6 @@
 //! `potluck`: Potluck on the command line, natively.
 //!
-//! - `potluck transcribe FILE.wav …`: Whisper on a file (`transcribe.rs`);
+//! - `potluck transcribe FILE.ogg|FILE.wav …`: Whisper on a file (`transcribe.rs`);
 //! - `potluck wer REFERENCE HYPOTHESIS`: a transcript's word error rate (`wer.rs`).
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,6 +1,9 @@
 //! `potluck transcribe`: the worker's Whisper engine, natively, for tests,
 //! benchmarks and friends who prefer a terminal.
 //!
+//! It reads voice messages as users have them: Ogg Opus (what Element
+//! sends) or WAV, any rate, mono or stereo, told apart by their bytes
+//! (`audio::read`); anything else is an error naming those two formats.
 //! `--model` names a model that `scripts/fetch-models.sh` put under
 //! `$POTLUCK_MODELS` (default `~/.cache/potluck/models`), tiny.en unless
 //! given, or a directory: either what `whisper-convert` writes
@@ -16,7 +19,7 @@
 //! reference engine can be given exactly the same audio. `--f32-projection`
 //! keeps the vocabulary projection in f32 (the default is int8).
 
-use potluck_worker::audio::{resample::resample, split::split_at_silences, wav};
+use potluck_worker::audio::{self, resample::resample, split::split_at_silences};
 use potluck_worker::catalog::{local_models_dir, DEFAULT_MODEL};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,6 +97,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    // The audio first: a file it cannot read fails before a model loads.
+    let audio = std::fs::read(&args.audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
+    let audio = audio::read(&audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
     let t0 = Instant::now();
     let mut engine = Engine::from_dir(&model_dir(&args.model)?)?;
     if args.f32_projection {
@@ -104,8 +110,6 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let load_s = t0.elapsed().as_secs_f64();
-    let audio = std::fs::read(&args.audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
-    let audio = wav::read(&audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
     let samples = resample(&audio.samples, audio.rate, SAMPLE_RATE as u32);
     let duration = samples.len() as f64 / SAMPLE_RATE as f64;
     if let Some(p) = &args.save_pcm {
@@ -147,7 +151,7 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-pub const USAGE: &str = "potluck transcribe FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--no-condition] [--f32-projection] [--bench N] [--save-pcm PATH]";
+pub const USAGE: &str = "potluck transcribe FILE.ogg|FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--no-condition] [--f32-projection] [--bench N] [--save-pcm PATH]";
 
 pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     let Some(args) = parse_args(args) else {
