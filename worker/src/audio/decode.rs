@@ -3,7 +3,8 @@
 //! format. Ogg Opus (what Element sends) and WAV are read; anything else is
 //! one error that says which formats are.
 
-use super::{ogg_opus, wav, Audio};
+use super::pcm::Audio;
+use super::{ogg_opus, wav};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AudioError {

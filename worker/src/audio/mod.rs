@@ -4,15 +4,10 @@
 
 pub mod decode;
 pub mod ogg_opus;
+pub mod pcm;
 pub mod resample;
 pub use manifest::audio_split as split;
 pub mod wav;
 
 pub use decode::{read, AudioError};
-
-/// Mono samples in [-1, 1] and their rate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Audio {
-    pub rate: u32,
-    pub samples: Vec<f32>,
-}
+pub use pcm::Audio;

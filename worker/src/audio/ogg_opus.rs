@@ -4,7 +4,7 @@
 //! docs/whisper.md, "Reading audio natively"). Mono and stereo (mapping
 //! family 0) only; it must never panic on what a user hands it.
 
-use super::Audio;
+use super::pcm::Audio;
 use ogg::{OggReadError, PacketReader};
 use std::io::Cursor;
 

@@ -2,7 +2,7 @@
 //! count (mixed down to mono), any rate. Enough for espeak-ng's output and
 //! for test and CLI files; voice messages are Ogg Opus (`ogg_opus.rs`).
 
-use super::Audio;
+use super::pcm::Audio;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WavError {
