@@ -358,6 +358,7 @@ impl TryFrom<PlanWire> for Plan {
         let words = wire.segments.map(|segments| SpanTranscript {
             segments,
             inference_ms: wire.inference_ms,
+            prompt: Vec::new(),
         });
         Ok(Self {
             duration_ms: wire.duration_ms,
@@ -367,6 +368,10 @@ impl TryFrom<PlanWire> for Plan {
     }
 }
 
+/// The most previous-text tokens Whisper is prompted with: half its
+/// 448-token context, less `<|startofprev|>`.
+pub const MAX_PROMPT_TOKENS: usize = 223;
+
 /// What a span's chunk outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpanTranscript {
@@ -375,6 +380,21 @@ pub struct SpanTranscript {
     /// of wall time into inference and coordination.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub inference_ms: u64,
+    /// The next span's prompt: the model's tokens of this span's text, as
+    /// Whisper conditions each window on the one before (at most
+    /// `MAX_PROMPT_TOKENS`; none after a fallback to a high temperature).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt: Vec<u32>,
+}
+
+impl SpanTranscript {
+    /// The prompt a span's output hands the next span; none if it has none.
+    pub fn prompt_of(output: &Value) -> Vec<u32> {
+        output
+            .get("prompt")
+            .and_then(|p| Vec::<u32>::deserialize(p).ok())
+            .unwrap_or_default()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -553,7 +573,14 @@ impl TranscribeTask {
             }
             check_spans(&plan.spans).map_err(KindError::BadOutput)
         } else {
-            parse::<SpanTranscript>(output, "{segments}").map(|_| ())
+            let span: SpanTranscript = parse(output, "{segments}")?;
+            if span.prompt.len() > MAX_PROMPT_TOKENS {
+                return Err(KindError::BadOutput(format!(
+                    "a prompt of {} tokens: at most {MAX_PROMPT_TOKENS}",
+                    span.prompt.len()
+                )));
+            }
+            Ok(())
         }
     }
 
@@ -646,6 +673,39 @@ mod tests {
             .samples_within(16_000 * 60)
             .unwrap_err()
             .contains("outside the recording, which is 60000 ms long"));
+    }
+
+    #[test]
+    fn a_span_hands_on_at_most_whispers_prompt_and_a_plan_of_one_window_its_words() {
+        let span = TranscribeTask {
+            stage: Stage::Spans(vec![Span {
+                start_ms: 0,
+                end_ms: 1_000,
+            }]),
+            ..TranscribeTask::plan(audio(), WhisperModel::TinyEn)
+        };
+        let with = |tokens: usize| json!({"segments": [], "prompt": vec![1; tokens]});
+        assert!(span.check_output(&with(MAX_PROMPT_TOKENS)).is_ok());
+        assert!(span.check_output(&with(MAX_PROMPT_TOKENS + 1)).is_err());
+        assert_eq!(SpanTranscript::prompt_of(&with(2)), [1, 1]);
+        assert_eq!(
+            SpanTranscript::prompt_of(&json!({"segments": []})),
+            Vec::<u32>::new()
+        );
+
+        let plan = TranscribeTask::plan(audio(), WhisperModel::TinyEn);
+        let words = json!({"duration_ms": 4_000, "cuts": [0, 4_000],
+            "segments": [{"start_ms": 0, "end_ms": 3_000, "text": " Hi there."}]});
+        let transcript = plan.merge([&words]).unwrap();
+        assert_eq!(transcript["text"], "Hi there.");
+        assert_eq!(transcript["duration_ms"], 4_000);
+        assert!(plan.spans_after(&words).is_none(), "no part to add");
+        let two_windows = json!({"duration_ms": 40_000, "cuts": [0, 20_000, 40_000],
+            "segments": [{"start_ms": 0, "end_ms": 3_000, "text": " Hi."}]});
+        assert!(
+            plan.check_output(&two_windows).is_err(),
+            "only one window is transcribed in a plan"
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum ToWorker {
         /// The Hugging Face Hub (or a server with its path shape) that the
         /// worker fetches the model from.
         models_url: String,
+        /// The span before's prompt (`SpanTranscript::prompt`), if known.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        previous: Vec<u32>,
     },
 }
 
@@ -100,6 +103,7 @@ mod tests {
             job: 7,
             work: Box::new(span),
             models_url: "https://huggingface.co".into(),
+            previous: vec![50363, 440],
         };
         let text = serde_json::to_string(&transcribe).unwrap();
         assert!(text.contains(r#""type":"transcribe""#), "{text}");

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{caps, raw};
-use manifest::events::{Outcome, Outgoing};
+use manifest::events::{NodeCaps, Outcome, Outgoing};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::TaskStatus;
 use manifest::node::{Action, Input, NodeMachine};
@@ -41,6 +41,8 @@ struct Room {
     late: Vec<(u64, Value)>,
     /// Thread reads the nodes asked for.
     thread_reads: usize,
+    /// Each span a worker transcribed (its start) and the prompt it was given.
+    prompts: Vec<(u64, Vec<u32>)>,
 }
 
 /// Whether `event` is a reply in `root`'s thread.
@@ -60,7 +62,11 @@ enum Delivery {
 
 impl Room {
     fn new(audio: Result<Vec<f32>, String>) -> Self {
-        let names = vec!["alice", "bob"];
+        Self::of(vec!["alice", "bob"], caps(), audio)
+    }
+
+    /// A room whose contributors are `names`, each offering `caps`.
+    fn of(names: Vec<&'static str>, caps: NodeCaps, audio: Result<Vec<f32>, String>) -> Self {
         let mut room = Self {
             ran: vec![Vec::new(); names.len()],
             nodes: names
@@ -74,11 +80,12 @@ impl Room {
             first_reply: Delivery::Delivered,
             late: Vec::new(),
             thread_reads: 0,
+            prompts: Vec::new(),
         };
         for node in 0..room.nodes.len() {
             let start = Input::StartContributing {
                 node: NodeId::new(&user(room.names[node]), "tab").unwrap(),
-                caps: caps(),
+                caps: caps.clone(),
             };
             let actions = room.nodes[node].process(start, room.now);
             room.carry_out(node, actions);
@@ -180,14 +187,20 @@ impl Room {
                     let actions = self.nodes[node].process(decoded, self.now);
                     self.carry_out(node, actions);
                 }
-                Action::RunTranscription { job, work, .. } => {
+                Action::RunTranscription {
+                    job,
+                    work,
+                    previous,
+                    ..
+                } => {
                     let span = work.spans()[0];
+                    self.prompts.push((span.start_ms, previous));
                     let outcome = Outcome::Output(
                         json!({"segments": [TimedText {
                             start_ms: span.start_ms,
                             end_ms: span.end_ms,
                             text: format!(" {}", words_of(&span)),
-                        }]})
+                        }], "prompt": prompt_of(&span)})
                         .into(),
                     );
                     let actions =
@@ -223,6 +236,12 @@ impl Room {
             .filter(|e| voice::replied_task(e).is_some())
             .collect()
     }
+}
+
+/// The tokens a span hands the next one: which span it was, so that a test
+/// sees which prompt reached which span.
+fn prompt_of(span: &Span) -> Vec<u32> {
+    vec![span.start_ms as u32 / 1000, 50257]
 }
 
 fn user(name: &str) -> UserId {
@@ -503,4 +522,40 @@ fn a_message_that_fits_one_window_is_transcribed_where_it_is_planned_in_four_eve
     );
     let ran: usize = room.ran.iter().map(Vec::len).sum();
     assert_eq!(ran, 1, "one chunk ran, once");
+}
+
+#[test]
+fn a_node_running_a_messages_spans_one_after_another_prompts_each_with_the_words_before() {
+    let one_worker = NodeCaps { slots: 1, ..caps() };
+    let mut room = Room::of(vec!["alice"], one_worker, Ok(seventy_seconds()));
+    for _ in 0..5 {
+        room.tick();
+    }
+    let message = room.post("@carol:hs", &voice_message());
+    room.post("@dan:hs", &transcribe_reply(&message));
+    for _ in 0..120 {
+        room.tick();
+    }
+
+    let given = room.prompts.clone();
+    let span = |at: usize| Span {
+        start_ms: given[at].0,
+        end_ms: given[at].0 + 1,
+    };
+    assert_eq!(given.len(), 3, "each span once: {given:?}");
+    assert_eq!(
+        given
+            .iter()
+            .map(|(_, prompt)| prompt.clone())
+            .collect::<Vec<_>>(),
+        [vec![], prompt_of(&span(0)), prompt_of(&span(1))],
+        "the first span has no words before it; each later one gets the span before's"
+    );
+    let replies = room.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        replies[0]["content"]["body"],
+        "Sentence from 0 seconds. Sentence from 25 seconds. Sentence from 50 seconds.",
+        "prompts are not words of the transcript"
+    );
 }

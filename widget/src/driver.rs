@@ -317,9 +317,14 @@ impl Driver {
                     driver.handle(Input::AudioDecoded { message, samples });
                 });
             }
-            Action::RunTranscription { job, work, samples } => {
+            Action::RunTranscription {
+                job,
+                work,
+                samples,
+                previous,
+            } => {
                 if let Some(pool) = &self.state.borrow().pool {
-                    pool.transcribe(job, work, &samples, self.models.clone());
+                    pool.transcribe(job, work, &samples, previous, self.models.clone());
                 }
             }
             Action::AskConsent { script } => {

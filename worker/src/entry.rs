@@ -97,12 +97,13 @@ async fn gpu() -> Result<Rc<Gpu>, String> {
 fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
     let field = |name: &str| Reflect::get(data, &name.into()).unwrap_or(JsValue::UNDEFINED);
     let text = field("message").as_string().unwrap_or_default();
-    let (job, task, models) = match serde_json::from_str::<ToWorker>(&text) {
+    let (job, task, models, previous) = match serde_json::from_str::<ToWorker>(&text) {
         Ok(ToWorker::Transcribe {
             job,
             work,
             models_url,
-        }) => (job, work, models_url),
+            previous,
+        }) => (job, work, models_url, previous),
         Ok(other) => {
             return post(
                 scope,
@@ -128,7 +129,7 @@ fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
     let scope = scope.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let notice = |text: String| post(&scope, &FromWorker::Notice { job, text });
-        let reply = match transcribe(&task, &samples, &models, notice).await {
+        let reply = match transcribe(&task, &samples, &previous, &models, notice).await {
             Ok(output) => FromWorker::Done { job, output },
             Err(reason) => FromWorker::Failed { job, reason },
         };
@@ -139,6 +140,7 @@ fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
 async fn transcribe(
     task: &TranscribeTask,
     samples: &[f32],
+    previous: &[u32],
     models: &str,
     notice: impl Fn(String),
 ) -> Result<serde_json::Value, String> {
@@ -148,7 +150,7 @@ async fn transcribe(
         .ok_or("a worker transcribes spans; planning happens in the widget")?;
     let engine = engine(task.model.name(), models, notice).await?;
     let started = transcribe::now();
-    let mut transcript = transcribe_span(&engine, samples, span)?;
+    let mut transcript = transcribe_span(&engine, samples, span, previous)?;
     transcript.inference_ms = ((transcribe::now() - started) * 1000.0).max(0.0) as u64;
     serde_json::to_value(transcript).map_err(|e| e.to_string())
 }

@@ -8,19 +8,28 @@ use whisper::transcribe::{Engine, Options};
 // the rate Whisper hears.
 const _: () = assert!(SAMPLE_RATE as usize == whisper::mel::SAMPLE_RATE);
 
-/// Transcribes `samples` (16 kHz mono, exactly the span's audio) of `span`.
+/// Transcribes `samples` (16 kHz mono, exactly the span's audio) of `span`,
+/// conditioned on `previous`, the span before's prompt (empty for none).
 /// Segment times move to the recording's time and stay inside the span, so
 /// that segments of neighbouring spans never overlap.
 pub fn transcribe_span(
     engine: &Engine,
     samples: &[f32],
     span: &Span,
+    previous: &[u32],
 ) -> Result<SpanTranscript, String> {
     if samples.is_empty() {
         return Err("the span has no audio".into());
     }
+    // The prompt came through the room: a token past the vocabulary is
+    // some other model's (or a member's mischief), so it is dropped.
+    let vocabulary = engine.info.config.vocab_size;
+    let previous: Vec<u32> = match previous.iter().all(|&t| (t as usize) < vocabulary) {
+        true => previous.to_vec(),
+        false => Vec::new(),
+    };
     let transcript = engine
-        .transcribe_pcm(samples, &Options::default())
+        .transcribe_pcm_after(samples, &previous, &Options::default())
         .map_err(|e| format!("Whisper failed: {e}"))?;
     let at = |seconds: f32| {
         let ms = span.start_ms + (seconds.max(0.0) * 1000.0).round() as u64;
@@ -39,5 +48,6 @@ pub fn transcribe_span(
     Ok(SpanTranscript {
         segments,
         inference_ms: 0, // The caller times it: clocks differ in a worker and natively.
+        prompt: transcript.next_prompt,
     })
 }

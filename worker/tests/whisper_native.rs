@@ -301,14 +301,18 @@ fn two_minutes_planned_as_a_task_and_split_over_workers_keep_faster_whispers_acc
         );
     }
 
-    // Each span as a different worker would run it, merged as the task is.
+    // Each span as a node's worker runs it, one after another, each given
+    // the prompt the span before handed on through the room; merged as the
+    // task is.
     let t0 = Instant::now();
+    let mut previous = Vec::new();
     let spans: Vec<serde_json::Value> = plan
         .spans
         .iter()
         .map(|span| {
-            let part =
-                transcribe_span(&engine, &samples[span.samples(samples.len())], span).unwrap();
+            let window = &samples[span.samples(samples.len())];
+            let part = transcribe_span(&engine, window, span, &previous).unwrap();
+            previous.clone_from(&part.prompt);
             serde_json::to_value(part).unwrap()
         })
         .collect();

@@ -53,11 +53,14 @@ pub enum Action {
         audio: AudioRef,
     },
     /// Transcribe a span's samples in a worker (the chunk `job` of an
-    /// earlier `RunChunk`); answered like any job.
+    /// earlier `RunChunk`), conditioned on `previous`, the span before's
+    /// prompt where it is known (`SpanTranscript::prompt`); answered like
+    /// any job.
     RunTranscription {
         job: JobId,
         work: TranscribeTask,
         samples: Vec<f32>,
+        previous: Vec<u32>,
     },
     /// Show the friend a script the room allowed, before their machine first
     /// runs it; they answer with `Input::ScriptConsent`.

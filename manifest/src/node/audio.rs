@@ -105,6 +105,11 @@ impl Audio {
                 }
             }
         };
+        // A plan's one window has no next span to prompt.
+        let words = SpanTranscript {
+            prompt: Vec::new(),
+            ..words
+        };
         let plan = Plan {
             words: Some(words),
             ..plan

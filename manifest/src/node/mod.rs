@@ -49,6 +49,7 @@ use crate::ledger::Ledger;
 use crate::limits::RETRY_AFTER_REFUSAL_MS;
 use crate::rejection::{Reason, Rejection};
 use crate::task_kind::TaskKind;
+use crate::transcription::SpanTranscript;
 use crate::validate::parse_task;
 use crate::voice::VoiceMessage;
 use crate::worker_protocol::JobId;
@@ -331,7 +332,13 @@ impl NodeMachine {
             };
             match prepared {
                 Prepared::Span(samples) => {
-                    actions.push(Action::RunTranscription { job, work, samples })
+                    let previous = self.prompt_before(job);
+                    actions.push(Action::RunTranscription {
+                        job,
+                        work,
+                        samples,
+                        previous,
+                    })
                 }
                 Prepared::Planned(Ok(plan)) => {
                     self.finish_job(job, Outcome::Output(plan.into()), now, actions)
@@ -341,6 +348,28 @@ impl NodeMachine {
                 }
             }
         }
+    }
+
+    /// The prompt for `job`'s span: the words of the span before, if it is
+    /// done here or in the room. A node running a message's spans one after
+    /// another conditions each on the last, as Whisper does; spans running
+    /// side by side on several workers cannot wait for each other.
+    fn prompt_before(&self, job: JobId) -> Vec<u32> {
+        let Some(run) = self.running.get(job) else {
+            return Vec::new();
+        };
+        let Some(before) = run.chunk.checked_sub(1) else {
+            return Vec::new();
+        };
+        let done_here = self.results.output(&run.task, before);
+        let done_in_room = || {
+            let chunk = self.ledger.task(&run.task)?.chunks.get(before as usize)?;
+            chunk.done().map(|d| d.output.as_ref())
+        };
+        done_here
+            .or_else(done_in_room)
+            .map(SpanTranscript::prompt_of)
+            .unwrap_or_default()
     }
 
     /// Jobs just stopped wait for no audio.

@@ -38,6 +38,18 @@ impl Results {
             .any(|f| &f.task == task && f.outcome.chunk == chunk && f.outcome.attempt == attempt)
     }
 
+    /// The output of a chunk of `task` that finished here, not yet sent or
+    /// not yet seen back.
+    pub fn output(&self, task: &EventId, chunk: u32) -> Option<&serde_json::Value> {
+        self.finished
+            .iter()
+            .filter(|f| &f.task == task && f.outcome.chunk == chunk)
+            .find_map(|f| match &f.outcome.outcome {
+                Outcome::Output(output) => Some(output.as_ref()),
+                Outcome::Error { .. } => None,
+            })
+    }
+
     /// The friend declined the chunk's script: the lease goes back at once.
     pub fn decline(&mut self, task: EventId, chunk: u32, attempt: u32, now: u64) {
         let outcome = Outcome::Error {

@@ -48,6 +48,10 @@ impl Running {
     }
 
     /// A worker finished `job`: what it ran, unless it was aborted.
+    pub fn get(&self, job: JobId) -> Option<&RunningChunk> {
+        self.jobs.get(&job)
+    }
+
     pub fn finish(&mut self, job: JobId) -> Option<RunningChunk> {
         self.jobs.remove(&job)
     }

@@ -193,6 +193,7 @@ impl WorkerPool {
         job: JobId,
         work: TranscribeTask,
         samples: &[f32],
+        previous: Vec<u32>,
         models_url: String,
     ) {
         self.enqueue(Queued {
@@ -200,6 +201,7 @@ impl WorkerPool {
                 job,
                 work: Box::new(work),
                 models_url,
+                previous,
             },
             pcm: Some(Float32Array::from(samples)),
         });
