@@ -212,7 +212,7 @@ try {
     const out = join(dir, type);
     run("mkdir", ["-p", out]);
     const r = withPeak("scripts/reference-whisper.sh", [join(models, MODEL), join(dir, "clip.f32"), out, ...lang,
-      "--timestamps", "--bench", "--only", type]);
+      "--timestamps", "--bench", "--only", type, "--condition-on-previous-text"]);
     reference[type] = { ...JSON.parse(await readFile(join(out, "result.json"), "utf8"))[type], peakMb: r.peakMb };
   }
 

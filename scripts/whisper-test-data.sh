@@ -50,5 +50,7 @@ cargo run --offline --locked --quiet -p potluck-worker --bin potluck -- transcri
   "$audio/voice-message-16k.wav" --model "$models/tiny.en" --no-timestamps \
   --save-pcm "$audio/voice-message.f32" > /dev/null
 mkdir -p "$audio/voice-message-reference"
-scripts/reference-whisper.sh "$models/tiny.en" "$audio/voice-message.f32" "$audio/voice-message-reference" --timestamps
+# faster-whisper with its defaults (conditioned on the text before), and without.
+scripts/reference-whisper.sh "$models/tiny.en" "$audio/voice-message.f32" "$audio/voice-message-reference" --timestamps \
+  --condition-on-previous-text --also-unconditioned
 echo "$out $audio"

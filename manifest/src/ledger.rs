@@ -938,6 +938,7 @@ impl State {
     /// it uses, or why it may not join.
     fn adopt(&mut self, event: &SeenEvent, parent: &EventId) -> Result<UserId, Refused> {
         let parent_id = || parent.clone();
+        let by_coordinator = self.sent_by_coordinator(event);
         let Some(record) = self.tasks.get_mut(parent) else {
             return Err(Refused::UnknownParent {
                 parent: parent_id(),
@@ -950,6 +951,13 @@ impl State {
             .chunks
             .iter()
             .any(|c| c.leases.iter().any(|l| l.node.is_owned_by(&event.sender)));
+        // The coordinator splits a plan it claimed (see `apply_result`): it
+        // holds no lease, and nobody else does.
+        let claimed_by_sender = by_coordinator
+            && record.spec.replication == 1
+            && record.spec.kind.claimed_by_coordinator()
+            && record.chunks.iter().all(|c| c.leases.is_empty());
+        let splitting = splitting || claimed_by_sender;
         if record.submitter != event.sender && !splitting {
             return Err(Refused::NotSplitter {
                 sender: event.sender.clone(),
@@ -1099,6 +1107,27 @@ impl State {
             if chunk.is_settled() || record.cancelled.is_some() {
                 // First valid result wins; later ones are ignored, not errors.
                 continue;
+            }
+            // The coordinator's own claim: a chunk nobody holds, which the
+            // coordinator ran itself without spending an assignment event on
+            // it, as its next attempt. Only while it coordinates: after a
+            // handover the new coordinator may have given the chunk away.
+            let own_claim = chunk.leases.is_empty()
+                && record.spec.replication == 1
+                && record.spec.kind.claimed_by_coordinator()
+                && o.attempt == chunk.attempts.saturating_add(1)
+                && o.attempt <= max_attempts(chunk.replicas)
+                && ts >= chunk.retry_after
+                && self.coordinator.as_ref() == Some(node);
+            if own_claim {
+                chunk.attempts = o.attempt;
+                chunk.leases.push(Lease {
+                    node: node.clone(),
+                    attempt: o.attempt,
+                    granted_at: record.submitted_at,
+                    renewed_at: record.submitted_at,
+                    progress: 0.0,
+                });
             }
             let Some(lease_at) = chunk
                 .leases

@@ -343,7 +343,8 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
 /// The node that meets the chunk's requirements and has room for it, among
 /// those not already on this chunk: one not on probation, then one with an
 /// idle worker, then one whose workers hold the chunk's Whisper model (a
-/// browser takes 1–2 s to load it), then the one with the most idle
+/// browser takes 1–2 s to load it), then the coordinator for a chunk it may
+/// claim (that saves an assignment event), then the one with the most idle
 /// workers, then the shortest queue per worker. A replica goes
 /// to another friend's machine where one has room: a majority of one
 /// friend's tabs proves less.
@@ -382,11 +383,20 @@ fn best_node(
     };
     let model = ready.task.spec.kind.whisper_model();
     let warm = |n: &NodeRecord| model.is_some_and(|m| ledger.holds_model(&n.id, m));
+    let claims = ready.task.spec.replication == 1 && ready.task.spec.kind.claimed_by_coordinator();
+    let claims_it = |n: &NodeRecord| claims && ledger.coordinator() == Some(&n.id);
     let best = |pool: &mut dyn Iterator<Item = (&NodeRecord, &NodeLoad)>| {
         pool.max_by(|(a, la), (b, lb)| {
             let key = |n: &NodeRecord, l: &NodeLoad| {
                 let idle = l.idle_slots();
-                (!l.probation, fresh_friend(n), idle > 0, warm(n), idle)
+                (
+                    !l.probation,
+                    fresh_friend(n),
+                    idle > 0,
+                    warm(n),
+                    claims_it(n),
+                    idle,
+                )
             };
             key(a, la)
                 .cmp(&key(b, lb))

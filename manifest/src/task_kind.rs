@@ -155,6 +155,14 @@ fn check_script_url(url: &str) -> Result<(), KindError> {
 }
 
 impl TaskKind {
+    /// Whether the coordinator may run a chunk of this kind without an
+    /// assignment event, its result standing for the claim: a
+    /// transcription's plan, which a friend waits for and which is done in
+    /// seconds (see `Ledger`'s own claims).
+    pub fn claimed_by_coordinator(&self) -> bool {
+        matches!(self, TaskKind::Transcribe(task) if task.is_plan())
+    }
+
     /// The Whisper model a chunk of this kind may run.
     pub fn whisper_model(&self) -> Option<WhisperModel> {
         match self {

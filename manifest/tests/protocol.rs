@@ -1149,3 +1149,85 @@ fn a_span_goes_to_the_idle_node_whose_workers_hold_the_model() {
     room.online("bob", caps(1, false), 15);
     assert!(!room.ledger.holds_model(&node("bob"), WhisperModel::TinyEn));
 }
+
+fn plan_of_voice(message: &str) -> TaskSpec {
+    let audio =
+        serde_json::from_value(json!({"message": message, "url": "mxc://hs/voice"})).unwrap();
+    TaskSpec::new(
+        TaskKind::Transcribe(Box::new(TranscribeTask::plan(audio, WhisperModel::TinyEn))),
+        1,
+    )
+}
+
+fn words_of_one_window() -> Outcome {
+    Outcome::Output(
+        json!({"duration_ms": 4_000, "cuts": [0, 4_000],
+            "segments": [{"start_ms": 0, "end_ms": 3_000, "text": " Hi."}]})
+        .into(),
+    )
+}
+
+#[test]
+fn the_coordinator_runs_a_plan_without_an_assignment_and_only_the_coordinator() {
+    let mut room = Room::new();
+    room.online("alice", caps(1, false), 1); // The senior node: coordinator.
+    room.online("bob", caps(1, false), 2);
+
+    // Bob is no coordinator: his result for a plan nobody gave him is refused.
+    let first = room.send("carol", &Outgoing::task(&plan_of_voice("$one")), 3);
+    room.result("bob", &first, 0, 1, words_of_one_window(), 4);
+    let refused = room.ledger.rejections().last().map(|r| r.reason.clone());
+    assert!(
+        matches!(&refused, Some(Reason::Refused(Refused::NoLease { node: n, .. })) if *n == node("bob")),
+        "{refused:?}"
+    );
+    // Alice's is her claim: the plan is done with its words.
+    room.result("alice", &first, 0, 1, words_of_one_window(), 5);
+    let TaskStatus::Done { result } = room.status(&first, 6) else {
+        panic!("{:?}", room.status(&first, 6))
+    };
+    assert_eq!(result["text"], "Hi.");
+
+    // Only plans: other work still needs an assignment, even from her.
+    let primes_task = room.send("carol", &Outgoing::task(&primes(1)), 7);
+    room.result("alice", &primes_task, 0, 1, count(168), 8);
+    assert!(matches!(room.status(&primes_task, 9), TaskStatus::Queued));
+
+    // A plan claimed for a long recording is split by the coordinator.
+    let long = room.send("carol", &Outgoing::task(&plan_of_voice("$long")), 10);
+    let spans = TranscribeTask {
+        stage: Stage::Spans(vec![
+            Span {
+                start_ms: 0,
+                end_ms: 20_000,
+            },
+            Span {
+                start_ms: 20_000,
+                end_ms: 40_000,
+            },
+        ]),
+        ..TranscribeTask::plan(
+            serde_json::from_value(json!({"message": "$long", "url": "mxc://hs/voice"})).unwrap(),
+            WhisperModel::TinyEn,
+        )
+    };
+    let mut part = TaskSpec::new(TaskKind::Transcribe(Box::new(spans)), 2);
+    part.parent = Some(long.clone());
+    let refused = room.send_rejected("bob", &Outgoing::task(&part), 11);
+    assert!(
+        matches!(refused, Refused::NotSplitter { .. }),
+        "{refused:?}"
+    );
+    room.send("alice", &Outgoing::task(&part), 12);
+    assert_eq!(room.ledger.task(&long).unwrap().children.len(), 1);
+
+    // Once bob coordinates (alice left), alice's claims count no more.
+    let after = room.send("carol", &Outgoing::task(&plan_of_voice("$two")), 13);
+    room.send("alice", &Outgoing::node_gone(&node("alice")), 14);
+    room.online("alice", caps(1, false), 15);
+    assert_eq!(room.ledger.coordinator(), Some(&node("bob")));
+    room.result("alice", &after, 0, 1, words_of_one_window(), 16);
+    assert!(matches!(room.status(&after, 17), TaskStatus::Queued));
+    room.result("bob", &after, 0, 1, words_of_one_window(), 18);
+    assert!(matches!(room.status(&after, 19), TaskStatus::Done { .. }));
+}

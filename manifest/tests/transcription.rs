@@ -480,7 +480,7 @@ fn five_seconds() -> Vec<f32> {
 }
 
 #[test]
-fn a_message_that_fits_one_window_is_transcribed_where_it_is_planned_in_four_events() {
+fn a_message_that_fits_one_window_is_transcribed_by_the_coordinator_in_three_events() {
     let mut room = Room::new(Ok(five_seconds()));
     for _ in 0..5 {
         room.tick();
@@ -512,14 +512,15 @@ fn a_message_that_fits_one_window_is_transcribed_where_it_is_planned_in_four_eve
         .collect();
     assert_eq!(
         sent,
-        [
-            "org.potluck.task",
-            "org.potluck.assign",
-            "org.potluck.result",
-            "m.room.message"
-        ],
-        "the command {command} costs the task, its assignment, the plan's result with the words, and the reply"
+        ["org.potluck.task", "org.potluck.result", "m.room.message"],
+        "the command {command} costs the task, the plan's result with the words, and the reply: \
+         the coordinator claimed the plan without an assignment"
     );
+    let senders: Vec<&str> = room.timeline[from..]
+        .iter()
+        .map(|e| e["sender"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(senders, ["@alice:hs"; 3], "alice coordinates, and ran it");
     let ran: usize = room.ran.iter().map(Vec::len).sum();
     assert_eq!(ran, 1, "one chunk ran, once");
 }

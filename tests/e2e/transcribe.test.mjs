@@ -23,7 +23,9 @@ import { wer } from "../support/wer.mjs";
 
 const AUDIO = join(ROOT, "widget/test-data/audio");
 // Allowed above faster-whisper's word error rate on the same audio (the issue's bar).
-const WER_MARGIN = 0.02;
+// Issue 23: within one point of faster-whisper with its defaults, which
+// condition each window on the text before it.
+const WER_MARGIN = 0.01;
 const TRANSCRIPT_WITHIN_MS = 240_000;
 // manifest/src/limits.rs RESEND_AFTER_MS (30 s) and a margin: "exactly once"
 // is asserted only after this long past the last reply.
@@ -91,6 +93,7 @@ describe("transcribing voice messages", () => {
   let speech;
   let text;
   let fwWer;
+  let fwUnconditionedWer;
   let durationMs;
   const pages = {};
   const widgets = {};
@@ -103,6 +106,7 @@ describe("transcribing voice messages", () => {
     const reference = JSON.parse(await readFile(join(AUDIO, "voice-message-reference/result.json"), "utf8"));
     durationMs = Math.round(reference.duration * 1000);
     fwWer = wer(text, reference.float32.text);
+    fwUnconditionedWer = wer(text, reference.float32.unconditioned.text);
     room = await startPoolRoom({ names: ["alice", "bob", "carol"] });
     for (const name of ["alice", "bob"]) {
       ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name));
@@ -132,7 +136,7 @@ describe("transcribing voice messages", () => {
     assert.equal(reply.content.msgtype, "m.notice");
     assert.equal(reply.content["m.relates_to"].rel_type, "m.thread");
     const ours = wer(text, reply.content.body);
-    console.log(`transcript of ${durationMs / 1000} s in ${took.toFixed(0)} s with 2 nodes; WER ${ours.toFixed(3)}, faster-whisper ${fwWer.toFixed(3)}`);
+    console.log(`transcript of ${durationMs / 1000} s in ${took.toFixed(0)} s with 2 nodes; WER ${ours.toFixed(3)}, faster-whisper ${fwWer.toFixed(3)} (not conditioned: ${fwUnconditionedWer.toFixed(3)})`);
     console.log(`  ${reply.content.body}`);
     assert.ok(ours <= fwWer + WER_MARGIN, `WER ${ours.toFixed(3)} vs faster-whisper's ${fwWer.toFixed(3)}`);
 

@@ -1,5 +1,7 @@
 //! Coordinating: the senior online node hands ready chunks to nodes, and
-//! remembers what it assigned until the leases come back.
+//! remembers what it assigned until the leases come back. A transcription's
+//! plan that it gives itself it claims instead: it runs it without an
+//! assignment event, and its result stands for the claim (see the ledger).
 
 use super::action::Action;
 use super::contribute::Contribution;
@@ -27,12 +29,21 @@ pub fn coordinating(ledger: &Ledger, contribution: Option<&Contribution>, now: u
 pub struct Coordination {
     /// Assignments sent and not yet seen back: (task, chunk, node) → (attempt, sent at).
     assigning: BTreeMap<(EventId, u32, NodeId), (u32, u64)>,
+    /// Chunks this node claimed for itself, unannounced: (task, chunk) → attempt.
+    claims: BTreeMap<(EventId, u32), u32>,
 }
 
 impl Coordination {
-    /// Not (or no longer) the coordinator: nothing is in flight from here.
+    /// Not (or no longer) the coordinator: nothing is in flight from here,
+    /// and no claim holds (the ledger would refuse its result).
     pub fn clear(&mut self) {
         self.assigning.clear();
+        self.claims.clear();
+    }
+
+    /// The chunks this node claimed and may run: (task, chunk) → attempt.
+    pub fn claims(&self) -> &BTreeMap<(EventId, u32), u32> {
+        &self.claims
     }
 
     /// An assignment event was refused: its chunks may be planned again.
@@ -47,10 +58,22 @@ impl Coordination {
     pub fn assign(
         &mut self,
         ledger: &Ledger,
+        me: &NodeId,
         outbox: &mut Outbox,
         now: u64,
         actions: &mut Vec<Action>,
     ) {
+        // A claim ends when its chunk settles (its result came back) or its
+        // task stops.
+        self.claims.retain(|(task, chunk), _| {
+            ledger.task(task).is_some_and(|record| {
+                let open = record
+                    .chunks
+                    .get(*chunk as usize)
+                    .is_some_and(|c| c.done().is_none() && c.failed().is_none());
+                open && !ledger.task_status(record, now).is_terminal()
+            })
+        });
         // Forget assignments that came back (the lease is in the ledger, or
         // the chunk settled) or went missing.
         self.assigning
@@ -71,8 +94,21 @@ impl Coordination {
                     && !ledger.task_status(record, now).is_terminal();
                 open && !came_back && now < *sent + RESEND_AFTER_MS
             });
-        let in_flight: InFlight = self.assigning.keys().cloned().collect();
-        for (task, assignments) in scheduler::plan(ledger, now, &in_flight) {
+        let claimed = self.claims.keys().map(|(t, c)| (t.clone(), *c, me.clone()));
+        let in_flight: InFlight = self.assigning.keys().cloned().chain(claimed).collect();
+        for (task, mut assignments) in scheduler::plan(ledger, now, &in_flight) {
+            let claimable = ledger
+                .task(&task)
+                .is_some_and(|t| t.spec.replication == 1 && t.spec.kind.claimed_by_coordinator());
+            if claimable {
+                assignments.retain(|a| {
+                    let mine = &a.node == me;
+                    if mine {
+                        self.claims.insert((task.clone(), a.chunk), a.attempt);
+                    }
+                    !mine
+                });
+            }
             for assignments in assignments.chunks(MAX_ASSIGNMENTS_PER_EVENT) {
                 if !outbox.try_take(now) {
                     return;
@@ -149,9 +185,11 @@ mod tests {
         let (mut coordination, mut outbox, mut actions) =
             (Coordination::default(), Outbox::default(), Vec::new());
         let now = COORDINATOR_SETTLE_MS;
-        coordination.assign(&ledger, &mut outbox, now, &mut actions);
+        let me = alice.node().clone();
+        coordination.assign(&ledger, &me, &mut outbox, now, &mut actions);
         assert_eq!(assigned(&actions), [2], "both chunks in one event");
-        coordination.assign(&ledger, &mut outbox, now + 1, &mut actions);
+        assert!(coordination.claims().is_empty(), "only plans are claimed");
+        coordination.assign(&ledger, &me, &mut outbox, now + 1, &mut actions);
         assert_eq!(assigned(&actions), [2], "in flight: not again");
 
         // The event was refused: its chunks may be planned at once.
@@ -161,11 +199,12 @@ mod tests {
         })
         .unwrap();
         coordination.refused(&EventId::parse("$t").unwrap(), &refused);
-        coordination.assign(&ledger, &mut outbox, now + 2, &mut actions);
+        coordination.assign(&ledger, &me, &mut outbox, now + 2, &mut actions);
         assert_eq!(assigned(&actions), [2, 2]);
         // Never seen back: sent again once the resend time is over.
         coordination.assign(
             &ledger,
+            &me,
             &mut outbox,
             now + 2 + RESEND_AFTER_MS,
             &mut actions,

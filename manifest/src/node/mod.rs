@@ -38,7 +38,7 @@ use coordinate::{coordinating, Coordination};
 use history::History;
 use outbox::Outbox;
 use results::{outcome_for_room, Results};
-use running::Running;
+use running::{Given, Running};
 use transcripts::Replies;
 
 use crate::events::{
@@ -312,6 +312,30 @@ impl NodeMachine {
         self.results.finish(run.task, outcome, awaits_part, now);
     }
 
+    /// Starts what this node was given or claimed, up to its slots, and
+    /// prepares the transcriptions among them.
+    fn start_work(&mut self, now: u64, actions: &mut Vec<Action>) {
+        let Some(c) = &self.contribution else {
+            return;
+        };
+        let before = actions.len();
+        let given = Given {
+            ledger: &self.ledger,
+            claims: self.coordination.claims(),
+        };
+        self.running.start_assigned(
+            given,
+            c,
+            &mut self.consents,
+            &mut self.results,
+            now,
+            actions,
+        );
+        let started = actions.split_off(before);
+        self.prepare_transcriptions(&started, now, actions);
+        actions.splice(before..before, started);
+    }
+
     /// Transcription chunks just started wait for their audio; those whose
     /// audio is here are planned, or go to a worker with their samples.
     fn prepare_transcriptions(&mut self, started: &[Action], now: u64, actions: &mut Vec<Action>) {
@@ -452,19 +476,7 @@ impl NodeMachine {
         let stopped = actions.split_off(before);
         self.forget_aborted(&stopped);
         actions.extend(stopped);
-        if let Some(c) = &self.contribution {
-            self.running.start_assigned(
-                &self.ledger,
-                c,
-                &mut self.consents,
-                &mut self.results,
-                now,
-                actions,
-            );
-        }
-        let started = actions.split_off(before);
-        self.prepare_transcriptions(&started, now, actions);
-        actions.splice(before..before, started);
+        self.start_work(now, actions);
         let coordinating = coordinating(&self.ledger, self.contribution.as_ref(), now);
         // Assignments keep the whole pool busy, and results that wait for send
         // budget only grow their batch; but a coordinator's own results are
@@ -477,9 +489,14 @@ impl NodeMachine {
                     self.results
                         .send(&self.ledger, c.node(), &mut self.outbox, now, actions);
                 }
-            } else if coordinating {
+            } else if let (true, Some(c)) = (coordinating, &self.contribution) {
+                let claimed = self.coordination.claims().len();
                 self.coordination
-                    .assign(&self.ledger, &mut self.outbox, now, actions);
+                    .assign(&self.ledger, c.node(), &mut self.outbox, now, actions);
+                if self.coordination.claims().len() > claimed {
+                    // What it just claimed starts now, not at the next tick.
+                    self.start_work(now, actions);
+                }
             } else {
                 self.coordination.clear();
             }

@@ -28,6 +28,14 @@ pub struct RunningChunk {
     pub started_at: u64,
 }
 
+/// What a node may run: the leases the ledger shows it holds, and the
+/// chunks it claimed as coordinator (task, chunk) → attempt.
+#[derive(Clone, Copy)]
+pub struct Given<'a> {
+    pub ledger: &'a Ledger,
+    pub claims: &'a BTreeMap<(EventId, u32), u32>,
+}
+
 #[derive(Debug, Default)]
 pub struct Running {
     jobs: BTreeMap<JobId, RunningChunk>,
@@ -96,13 +104,14 @@ impl Running {
     /// failure in `results`); one they were not asked about waits for them.
     pub fn start_assigned(
         &mut self,
-        ledger: &Ledger,
+        given: Given,
         contribution: &Contribution,
         consents: &mut Consents,
         results: &mut Results,
         now: u64,
         actions: &mut Vec<Action>,
     ) {
+        let Given { ledger, claims } = given;
         let (node, caps) = (contribution.node(), contribution.caps());
         if self.jobs.len() >= caps.slots as usize {
             return;
@@ -117,16 +126,27 @@ impl Running {
                 continue;
             }
             for (index, chunk) in task.chunks.iter().enumerate() {
+                let index = index as u32;
                 let leases = ledger.held_leases(chunk, now);
-                let Some(lease) = leases.iter().find(|l| &l.node == node) else {
+                let leased = leases.iter().find(|l| &l.node == node);
+                // A chunk this node claimed as coordinator runs as if leased.
+                let claimed = || {
+                    if claims.is_empty() {
+                        return None;
+                    }
+                    let attempt = *claims.get(&(task.id.clone(), index))?;
+                    Some((attempt, task.submitted_at))
+                };
+                let Some((attempt, granted_at)) =
+                    leased.map(|l| (l.attempt, l.granted_at)).or_else(claimed)
+                else {
                     continue;
                 };
-                let index = index as u32;
                 let already = self
                     .jobs
                     .values()
                     .any(|r| r.task == task.id && r.chunk == index)
-                    || results.holds(&task.id, index, lease.attempt);
+                    || results.holds(&task.id, index, attempt);
                 if already {
                     continue;
                 }
@@ -134,7 +154,7 @@ impl Running {
                     Consent::Given => {}
                     Consent::Declined => {
                         // Give the lease back at once, so another node runs it.
-                        results.decline(task.id.clone(), index, lease.attempt, now);
+                        results.decline(task.id.clone(), index, attempt, now);
                         continue;
                     }
                     Consent::Pending(ask) => {
@@ -144,10 +164,10 @@ impl Running {
                 }
                 let share = held.get(&task.submitter).copied().unwrap_or(0);
                 starts.push((
-                    (share, lease.granted_at),
+                    (share, granted_at),
                     task.id.clone(),
                     index,
-                    lease.attempt,
+                    attempt,
                     task.spec.kind.chunk(index, task.spec.chunks),
                     task.spec.inputs.clone(),
                 ));
@@ -285,8 +305,13 @@ mod tests {
         let (mut running, mut consents, mut results) =
             (Running::default(), Consents::default(), Results::default());
         let mut actions = Vec::new();
+        let claims = BTreeMap::new();
+        let given = Given {
+            ledger: &ledger,
+            claims: &claims,
+        };
         running.start_assigned(
-            &ledger,
+            given,
             &contribution,
             &mut consents,
             &mut results,
