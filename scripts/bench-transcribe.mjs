@@ -4,6 +4,13 @@
 // or coordination (download, decoding, planning, room events, waiting).
 //
 //   node scripts/bench-transcribe.mjs [NODES...]     (default: 1 2 3)
+//   node scripts/bench-transcribe.mjs --short [NODES...]   (default: 1 2)
+//
+// --short: voice messages of 5 s and 20 s under Synapse's *default* rate
+// limits, as a friend sends them: the first (model cold), one right after it
+// (send budget spent), and one after 45 s idle; time from Transcribe to the
+// threaded reply, Whisper's own time, and the room events each cost, by
+// sender. alice (a contributor) asks for each transcript in her widget.
 //
 // Each run is a fresh room, so every node starts cold as a friend's would:
 // it downloads the model (or reads it from the browser's cache) on its first
@@ -41,12 +48,96 @@ function oggSeconds(bytes) {
   return Number(bytes.readBigUInt64LE(at + 6)) / 48_000;
 }
 
+/** espeak-ng speech of `sentences`, with pauses, as Ogg Opus. */
+async function speak(dir, name, sentences) {
+  let ssml = "<speak>";
+  for (const [i, sentence] of sentences.entries()) ssml += `${sentence} <break time="${400 + 300 * (i % 4)}ms"/> `;
+  ssml += "</speak>";
+  execFileSync("espeak-ng", ["-m", "-v", "en-us", "-s", "150", "-w", join(dir, `${name}.wav`), ssml]);
+  execFileSync("opusenc", ["--quiet", "--bitrate", "32", join(dir, `${name}.wav`), join(dir, `${name}.ogg`)]);
+  return readFile(join(dir, `${name}.ogg`));
+}
+
 async function send(room, user, path, init) {
   const response = await fetch(`${room.synapse.baseUrl}${path}`, {
     ...init, headers: { Authorization: `Bearer ${user.accessToken}`, ...init.headers },
   });
   if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
   return response.json();
+}
+
+/** carol posts `speech` as a voice message; its event id. */
+async function postVoice(room, speech, seconds) {
+  const carol = room.users.carol;
+  const { content_uri: url } = await send(room, carol, "/_matrix/media/v3/upload?filename=voice.ogg", {
+    method: "POST", headers: { "Content-Type": "audio/ogg" }, body: speech,
+  });
+  const { event_id: message } = await send(room, carol,
+    `/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/send/m.room.message/bench${Date.now()}`, {
+      method: "PUT", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        msgtype: "m.audio", body: "Voice message", url, "org.matrix.msc3245.voice": {},
+        info: { duration: Math.round(seconds * 1000), mimetype: "audio/ogg", size: speech.length },
+      }),
+    });
+  return message;
+}
+
+/** Clicks Transcribe on `message` in `widget` and waits for the reply: seconds, and the reply. */
+async function transcribe(room, widget, message) {
+  const row = widget.locator(`[data-testid=voice][data-event-id="${message}"]`);
+  await row.waitFor({ timeout: WAIT_MS });
+  const started = Date.now();
+  await row.getByTestId("transcribe-button").click();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 200));
+    const reply = (await room.roomEvents()).find((e) => e.content?.["org.potluck.transcript"]
+      && e.content["m.relates_to"]?.event_id === message);
+    if (reply) return { wall: (Date.now() - started) / 1000, reply };
+    if (Date.now() - started > 600_000) throw new Error("no transcript within 10 minutes");
+  }
+}
+
+/** The room events a transcription cost (its task, its parts, what refers to them, the reply), and Whisper's time. */
+function costOf(events, reply) {
+  const task = reply.content["org.potluck.transcript"].task;
+  const family = new Set([task, ...events.filter((e) => e.content?.parent === task).map((e) => e.event_id)]);
+  const related = events.filter((e) => e.type.startsWith("org.potluck.") && e.type !== "org.potluck.node"
+    && (family.has(e.event_id) || family.has(e.content?.["m.relates_to"]?.event_id)));
+  const inference = related.filter((e) => e.type === "org.potluck.result")
+    .flatMap((e) => e.content.outcomes).reduce((sum, o) => sum + (o.output?.inference_ms ?? 0), 0) / 1000;
+  const bySender = new Map();
+  for (const e of [...related, reply]) bySender.set(e.sender, (bySender.get(e.sender) ?? 0) + 1);
+  const words = [...bySender.entries()].map(([who, n]) => `${who.split(":")[0].slice(1)} ${n}`).join(", ");
+  return { events: related.length + 1, bySender: words, inference };
+}
+
+async function shortMessages(nodes, messages) {
+  const room = await startPoolRoom({ names: [...NAMES.slice(0, nodes), "carol"], defaultRateLimits: true });
+  try {
+    const widgets = [];
+    for (const name of NAMES.slice(0, nodes)) {
+      const { widget } = await room.openWidget(name);
+      await contribute(widget);
+      widgets.push(widget);
+    }
+    const rows = [];
+    for (const { label, speech, seconds } of messages) {
+      const when = ["first (model cold)", "right after it", "after 45 s idle"];
+      const posted = [];
+      for (let i = 0; i < 3; i++) posted.push(await postVoice(room, speech, seconds));
+      for (const [i, message] of posted.entries()) {
+        if (i === 2) await new Promise((r) => setTimeout(r, 45_000));
+        const { wall, reply } = await transcribe(room, widgets[0], message);
+        rows.push({ nodes, label, when: when[i], wall, ...costOf(await room.roomEvents(), reply) });
+        console.log(`${label}, ${nodes} contributor(s), ${when[i]}: ${wall.toFixed(1)} s`);
+      }
+      await new Promise((r) => setTimeout(r, 45_000)); // The next length starts rested too.
+    }
+    return rows;
+  } finally {
+    await room.close();
+  }
 }
 
 async function run(nodes, speech, seconds) {
@@ -107,9 +198,33 @@ async function run(nodes, speech, seconds) {
   }
 }
 
+const short = process.argv.includes("--short");
 const counts = process.argv.slice(2).map(Number).filter(Boolean);
 const dir = await mkdtemp(join(tmpdir(), "potluck-bench-"));
 try {
+  if (short) {
+    const sentences = (await readFile(join(ROOT, "tests/fixtures/speech/voice-message.txt"), "utf8"))
+      .split("\n").filter(Boolean);
+    const messages = [];
+    for (const [label, count] of [["5 s", 1], ["20 s", 5]]) {
+      const speech = await speak(dir, label.replace(" ", ""), sentences.slice(0, count));
+      messages.push({ label: `${label} (${oggSeconds(speech).toFixed(1)} s)`, speech, seconds: oggSeconds(speech) });
+    }
+    const rows = [];
+    for (const nodes of counts.length ? counts : [1, 2]) rows.push(...await shortMessages(nodes, messages));
+    console.log("\n| message | contributors | when | Transcribe → reply | inference | room events | by sender |");
+    console.log("|---|---|---|---|---|---|---|");
+    for (const r of rows) {
+      console.log(`| ${r.label} | ${r.nodes} | ${r.when} | ${r.wall.toFixed(1)} s | ${r.inference.toFixed(1)} s | ${r.events} | ${r.bySender} |`);
+    }
+  } else {
+    await fiveMinuteMessage(counts, dir);
+  }
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
+
+async function fiveMinuteMessage(counts, dir) {
   const speech = await fiveMinutes(dir);
   const seconds = oggSeconds(speech);
   console.log(`voice message: ${seconds.toFixed(1)} s of speech, ${(speech.length / 1024).toFixed(0)} KiB Ogg Opus`);
@@ -126,6 +241,4 @@ try {
     console.log(`| ${r.nodes} | ${r.wall.toFixed(0)} s | ${one ? (one / r.wall).toFixed(2) + "×" : "—"} | ${(r.wall / seconds).toFixed(3)} | `
       + `${r.inference.toFixed(0)} s | ${r.busiest.toFixed(0)} s | ${(r.wall - r.busiest).toFixed(0)} s | ${r.events} | ${r.byNode} |`);
   }
-} finally {
-  await rm(dir, { recursive: true, force: true });
 }
