@@ -232,8 +232,14 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     await frankPage.locator(".mx_ThreadView").getByText(opening).waitFor({ timeout: WAIT_MS });
     await dismissToasts(frankPage);
     await frankPage.screenshot({ path: join(ARTIFACTS, "element-thread.png") });
+    // After the reload Element may also restore that lost echo from its
+    // pending events and count it as a second, unsent reply (seen once in a
+    // full run under load; the homeserver holds one, asserted above), so
+    // erin's check is that the thread shows the transcript.
     await page.reload();
-    await threadOf(page).waitFor({ timeout: 60_000 });
-    assert.ok((await threadOf(page).innerText()).includes(opening));
+    const shownToErin = page.locator(".mx_ThreadSummary", { hasText: opening });
+    await shownToErin.waitFor({ timeout: 60_000 });
+    const summary = await shownToErin.innerText();
+    if (!summary.includes("1 reply")) console.log(`erin's Element after the reload: ${summary.replace(/\s+/g, " ")}`);
   });
 });
