@@ -43,6 +43,8 @@ struct Room {
     thread_reads: usize,
     /// Each span a worker transcribed (its start) and the prompt it was given.
     prompts: Vec<(u64, Vec<u32>)>,
+    /// Worker crashes still to come: each fails the next transcription.
+    crashes: usize,
 }
 
 /// Whether `event` is a reply in `root`'s thread.
@@ -81,6 +83,7 @@ impl Room {
             late: Vec::new(),
             thread_reads: 0,
             prompts: Vec::new(),
+            crashes: 0,
         };
         for node in 0..room.nodes.len() {
             let start = Input::StartContributing {
@@ -195,14 +198,22 @@ impl Room {
                 } => {
                     let span = work.spans()[0];
                     self.prompts.push((span.start_ms, previous));
-                    let outcome = Outcome::Output(
-                        json!({"segments": [TimedText {
+                    let outcome = if self.crashes > 0 {
+                        self.crashes -= 1;
+                        Outcome::Error {
+                            reason: "the worker crashed".into(),
+                            retriable: true,
+                        }
+                    } else {
+                        Outcome::Output(
+                            json!({"segments": [TimedText {
                             start_ms: span.start_ms,
                             end_ms: span.end_ms,
                             text: format!(" {}", words_of(&span)),
                         }], "prompt": prompt_of(&span)})
-                        .into(),
-                    );
+                            .into(),
+                        )
+                    };
                     let actions =
                         self.nodes[node].process(Input::WorkerFinished { job, outcome }, self.now);
                     self.carry_out(node, actions);
@@ -558,5 +569,27 @@ fn a_node_running_a_messages_spans_one_after_another_prompts_each_with_the_words
         replies[0]["content"]["body"],
         "Sentence from 0 seconds. Sentence from 25 seconds. Sentence from 50 seconds.",
         "prompts are not words of the transcript"
+    );
+}
+
+#[test]
+fn a_plan_the_coordinator_claimed_runs_again_after_its_worker_crashed() {
+    let mut room = Room::new(Ok(five_seconds()));
+    room.crashes = 1;
+    for _ in 0..5 {
+        room.tick();
+    }
+    let message = room.post("@carol:hs", &voice_message());
+    room.post("@dan:hs", &transcribe_reply(&message));
+    for _ in 0..60 {
+        room.tick();
+    }
+    let replies = room.replies();
+    assert_eq!(replies.len(), 1, "the transcript came, once");
+    assert_eq!(replies[0]["content"]["body"], "Sentence from 0 seconds.");
+    assert_eq!(
+        room.prompts.len(),
+        2,
+        "run twice: the crash, then the retry"
     );
 }

@@ -63,14 +63,13 @@ impl Coordination {
         now: u64,
         actions: &mut Vec<Action>,
     ) {
-        // A claim ends when its chunk settles (its result came back) or its
-        // task stops.
-        self.claims.retain(|(task, chunk), _| {
+        // A claim ends when the ledger has its result (the attempt is
+        // counted: done, or failed and ready for another), or its task stops.
+        self.claims.retain(|(task, chunk), attempt| {
             ledger.task(task).is_some_and(|record| {
-                let open = record
-                    .chunks
-                    .get(*chunk as usize)
-                    .is_some_and(|c| c.done().is_none() && c.failed().is_none());
+                let open = record.chunks.get(*chunk as usize).is_some_and(|c| {
+                    c.attempts < *attempt && c.done().is_none() && c.failed().is_none()
+                });
                 open && !ledger.task_status(record, now).is_terminal()
             })
         });
