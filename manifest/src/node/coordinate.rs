@@ -9,7 +9,9 @@ use super::outbox::Outbox;
 use crate::events::{Assignment, Outgoing};
 use crate::ids::{EventId, NodeId};
 use crate::ledger::Ledger;
-use crate::limits::{COORDINATOR_SETTLE_MS, MAX_ASSIGNMENTS_PER_EVENT, RESEND_AFTER_MS};
+use crate::limits::{
+    COORDINATOR_SETTLE_MS, LEASE_SOFT_MS, MAX_ASSIGNMENTS_PER_EVENT, RESEND_AFTER_MS,
+};
 use crate::scheduler::{self, InFlight};
 use std::collections::BTreeMap;
 
@@ -29,8 +31,17 @@ pub fn coordinating(ledger: &Ledger, contribution: Option<&Contribution>, now: u
 pub struct Coordination {
     /// Assignments sent and not yet seen back: (task, chunk, node) → (attempt, sent at).
     assigning: BTreeMap<(EventId, u32, NodeId), (u32, u64)>,
-    /// Chunks this node claimed for itself, unannounced: (task, chunk) → attempt.
-    claims: BTreeMap<(EventId, u32), u32>,
+    /// Chunks this node claimed for itself, unannounced.
+    claims: BTreeMap<(EventId, u32), Claim>,
+}
+
+/// A chunk the coordinator runs without an assignment (see the module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub attempt: u32,
+    /// When it was claimed: a claim whose result never came in is given
+    /// up after `LEASE_SOFT_MS`, as a lease would be.
+    pub at: u64,
 }
 
 impl Coordination {
@@ -41,8 +52,8 @@ impl Coordination {
         self.claims.clear();
     }
 
-    /// The chunks this node claimed and may run: (task, chunk) → attempt.
-    pub fn claims(&self) -> &BTreeMap<(EventId, u32), u32> {
+    /// The chunks this node claimed and may run, by (task, chunk).
+    pub fn claims(&self) -> &BTreeMap<(EventId, u32), Claim> {
         &self.claims
     }
 
@@ -64,13 +75,15 @@ impl Coordination {
         actions: &mut Vec<Action>,
     ) {
         // A claim ends when the ledger has its result (the attempt is
-        // counted: done, or failed and ready for another), or its task stops.
-        self.claims.retain(|(task, chunk), attempt| {
+        // counted: done, or failed and ready for another), when its task
+        // stops, or when it ran out as a lease would.
+        self.claims.retain(|(task, chunk), claim| {
             ledger.task(task).is_some_and(|record| {
                 let open = record.chunks.get(*chunk as usize).is_some_and(|c| {
-                    c.attempts < *attempt && c.done().is_none() && c.failed().is_none()
+                    c.attempts < claim.attempt && c.done().is_none() && c.failed().is_none()
                 });
-                open && !ledger.task_status(record, now).is_terminal()
+                let live = now < claim.at.saturating_add(LEASE_SOFT_MS);
+                open && live && !ledger.task_status(record, now).is_terminal()
             })
         });
         // Forget assignments that came back (the lease is in the ledger, or
@@ -103,7 +116,11 @@ impl Coordination {
                 assignments.retain(|a| {
                     let mine = &a.node == me;
                     if mine {
-                        self.claims.insert((task.clone(), a.chunk), a.attempt);
+                        let claim = Claim {
+                            attempt: a.attempt,
+                            at: now,
+                        };
+                        self.claims.insert((task.clone(), a.chunk), claim);
                     }
                     !mine
                 });
@@ -132,13 +149,6 @@ mod tests {
 
     /// Alice's node online since 0 and carol's two-chunk task.
     fn room() -> (Ledger, Contribution) {
-        let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
-        let caps = super::super::test_support::caps(2);
-        let mut ledger = Ledger::new();
-        let online = Outgoing::node_online_since(&alice, &caps, Some(0));
-        ledger
-            .ingest(&delivered_as("$n", "@alice:hs", &online, 0))
-            .unwrap();
         let task = TaskSpec::new(
             TaskKind::Primes {
                 start: 0,
@@ -146,6 +156,18 @@ mod tests {
             },
             2,
         );
+        room_with(task)
+    }
+
+    /// Alice's node (two workers) online since 0 and carol's `task` as `$t`.
+    fn room_with(task: TaskSpec) -> (Ledger, Contribution) {
+        let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
+        let caps = super::super::test_support::caps(2);
+        let mut ledger = Ledger::new();
+        let online = Outgoing::node_online_since(&alice, &caps, Some(0));
+        ledger
+            .ingest(&delivered_as("$n", "@alice:hs", &online, 0))
+            .unwrap();
         ledger
             .ingest(&delivered_as(
                 "$t",
@@ -209,5 +231,48 @@ mod tests {
             &mut actions,
         );
         assert_eq!(assigned(&actions), [2, 2, 2]);
+    }
+
+    #[test]
+    fn a_plan_the_coordinator_gives_itself_is_claimed_without_an_event_and_claimed_again_if_it_runs_out(
+    ) {
+        let audio =
+            serde_json::from_value(serde_json::json!({"message": "$voice", "url": "mxc://hs/v"}))
+                .unwrap();
+        let plan = crate::transcription::TranscribeTask::plan(
+            audio,
+            crate::transcription::WhisperModel::TinyEn,
+        );
+        let (ledger, alice) = room_with(TaskSpec::new(TaskKind::Transcribe(Box::new(plan)), 1));
+        let (mut coordination, mut outbox, mut actions) =
+            (Coordination::default(), Outbox::default(), Vec::new());
+        let me = alice.node().clone();
+        let now = COORDINATOR_SETTLE_MS;
+        coordination.assign(&ledger, &me, &mut outbox, now, &mut actions);
+        assert!(assigned(&actions).is_empty(), "no assignment event");
+        let key = (EventId::parse("$t").unwrap(), 0);
+        assert_eq!(
+            coordination.claims()[&key],
+            Claim {
+                attempt: 1,
+                at: now
+            }
+        );
+
+        // No result within a lease's time: the claim is made again.
+        let later = now + LEASE_SOFT_MS;
+        coordination.assign(&ledger, &me, &mut outbox, later, &mut actions);
+        assert_eq!(
+            coordination.claims()[&key],
+            Claim {
+                attempt: 1,
+                at: later
+            }
+        );
+        coordination.clear();
+        assert!(
+            coordination.claims().is_empty(),
+            "no claim outlives coordinating"
+        );
     }
 }

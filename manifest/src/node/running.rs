@@ -6,6 +6,7 @@
 use super::action::Action;
 use super::consent::{Consent, Consents};
 use super::contribute::Contribution;
+use super::coordinate::Claim;
 use super::outbox::Outbox;
 use super::results::Results;
 use crate::allowlist::AllowedScript;
@@ -29,11 +30,11 @@ pub struct RunningChunk {
 }
 
 /// What a node may run: the leases the ledger shows it holds, and the
-/// chunks it claimed as coordinator (task, chunk) → attempt.
+/// chunks it claimed as coordinator, by (task, chunk).
 #[derive(Clone, Copy)]
 pub struct Given<'a> {
     pub ledger: &'a Ledger,
-    pub claims: &'a BTreeMap<(EventId, u32), u32>,
+    pub claims: &'a BTreeMap<(EventId, u32), Claim>,
 }
 
 #[derive(Debug, Default)]
@@ -134,7 +135,7 @@ impl Running {
                     if claims.is_empty() {
                         return None;
                     }
-                    let attempt = *claims.get(&(task.id.clone(), index))?;
+                    let attempt = claims.get(&(task.id.clone(), index))?.attempt;
                     Some((attempt, task.submitted_at))
                 };
                 let Some((attempt, granted_at)) =
