@@ -30,16 +30,15 @@ const NAMES = ["alice", "bob", "dave"];
 
 /** About five minutes of espeak-ng speech with pauses, as Ogg Opus. */
 async function fiveMinutes(dir) {
-  const sentences = (await readFile(join(ROOT, "tests/fixtures/speech/voice-message.txt"), "utf8"))
-    .split("\n").filter(Boolean);
+  const sentences = await testSentences();
   // 22 sentences make about 89 s.
   const count = Math.ceil(sentences.length * TARGET_SECONDS / 89);
-  let ssml = "<speak>";
-  for (let i = 0; i < count; i++) ssml += `${sentences[i % sentences.length]} <break time="${400 + 300 * (i % 4)}ms"/> `;
-  ssml += "</speak>";
-  execFileSync("espeak-ng", ["-m", "-v", "en-us", "-s", "150", "-w", join(dir, "speech.wav"), ssml]);
-  execFileSync("opusenc", ["--quiet", "--bitrate", "32", join(dir, "speech.wav"), join(dir, "speech.ogg")]);
-  return readFile(join(dir, "speech.ogg"));
+  return speak(dir, "speech", Array.from({ length: count }, (_, i) => sentences[i % sentences.length]));
+}
+
+/** The sentences of the end-to-end test's voice message. */
+async function testSentences() {
+  return (await readFile(join(ROOT, "tests/fixtures/speech/voice-message.txt"), "utf8")).split("\n").filter(Boolean);
 }
 
 function oggSeconds(bytes) {
@@ -84,7 +83,7 @@ async function postVoice(room, speech, seconds) {
 }
 
 /** Clicks Transcribe on `message` in `widget` and waits for the reply: seconds, and the reply. */
-async function transcribe(room, widget, message) {
+async function transcribe(room, widget, message, withinMinutes = 10) {
   const row = widget.locator(`[data-testid=voice][data-event-id="${message}"]`);
   await row.waitFor({ timeout: WAIT_MS });
   const started = Date.now();
@@ -94,7 +93,7 @@ async function transcribe(room, widget, message) {
     const reply = (await room.roomEvents()).find((e) => e.content?.["org.potluck.transcript"]
       && e.content["m.relates_to"]?.event_id === message);
     if (reply) return { wall: (Date.now() - started) / 1000, reply };
-    if (Date.now() - started > 600_000) throw new Error("no transcript within 10 minutes");
+    if (Date.now() - started > withinMinutes * 60_000) throw new Error(`no transcript within ${withinMinutes} minutes`);
   }
 }
 
@@ -112,15 +111,21 @@ function costOf(events, reply) {
   return { events: related.length + 1, bySender: words, inference };
 }
 
+/** The first `nodes` friends open the widget and contribute; their widgets. */
+async function contributors(room, nodes) {
+  const widgets = [];
+  for (const name of NAMES.slice(0, nodes)) {
+    const { widget } = await room.openWidget(name);
+    await contribute(widget);
+    widgets.push(widget);
+  }
+  return widgets;
+}
+
 async function shortMessages(nodes, messages) {
   const room = await startPoolRoom({ names: [...NAMES.slice(0, nodes), "carol"], defaultRateLimits: true });
   try {
-    const widgets = [];
-    for (const name of NAMES.slice(0, nodes)) {
-      const { widget } = await room.openWidget(name);
-      await contribute(widget);
-      widgets.push(widget);
-    }
+    const widgets = await contributors(room, nodes);
     const rows = [];
     for (const { label, speech, seconds } of messages) {
       const when = ["first (model cold)", "right after it", "after 45 s idle"];
@@ -143,36 +148,9 @@ async function shortMessages(nodes, messages) {
 async function run(nodes, speech, seconds) {
   const room = await startPoolRoom({ names: [...NAMES.slice(0, nodes), "carol"] });
   try {
-    const widgets = [];
-    for (const name of NAMES.slice(0, nodes)) {
-      const { widget } = await room.openWidget(name);
-      await contribute(widget);
-      widgets.push(widget);
-    }
-    const carol = room.users.carol;
-    const { content_uri: url } = await send(room, carol, "/_matrix/media/v3/upload?filename=voice.ogg", {
-      method: "POST", headers: { "Content-Type": "audio/ogg" }, body: speech,
-    });
-    const { event_id: message } = await send(room, carol,
-      `/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/send/m.room.message/bench${Date.now()}`, {
-        method: "PUT", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({
-          msgtype: "m.audio", body: "Voice message", url, "org.matrix.msc3245.voice": {},
-          info: { duration: Math.round(seconds * 1000), mimetype: "audio/ogg", size: speech.length },
-        }),
-      });
-    const row = widgets[0].locator(`[data-testid=voice][data-event-id="${message}"]`);
-    await row.waitFor({ timeout: WAIT_MS });
-    const started = Date.now();
-    await row.getByTestId("transcribe-button").click();
-    let reply;
-    while (!reply) {
-      await new Promise((r) => setTimeout(r, 1_000));
-      reply = (await room.roomEvents()).find((e) => e.content?.["org.potluck.transcript"]
-        && e.content["m.relates_to"]?.event_id === message);
-      if (Date.now() - started > 1_800_000) throw new Error("no transcript within 30 minutes");
-    }
-    const wall = (Date.now() - started) / 1000;
+    const widgets = await contributors(room, nodes);
+    const message = await postVoice(room, speech, seconds);
+    const { wall, reply } = await transcribe(room, widgets[0], message, 30);
     const events = await room.roomEvents();
     const task = reply.content["org.potluck.transcript"].task;
     const part = events.find((e) => e.type === "org.potluck.task" && e.content.parent === task)?.event_id;
@@ -203,8 +181,7 @@ const counts = process.argv.slice(2).map(Number).filter(Boolean);
 const dir = await mkdtemp(join(tmpdir(), "potluck-bench-"));
 try {
   if (short) {
-    const sentences = (await readFile(join(ROOT, "tests/fixtures/speech/voice-message.txt"), "utf8"))
-      .split("\n").filter(Boolean);
+    const sentences = await testSentences();
     const messages = [];
     for (const [label, count] of [["5 s", 1], ["20 s", 5]]) {
       const speech = await speak(dir, label.replace(" ", ""), sentences.slice(0, count));

@@ -142,9 +142,7 @@ impl Coordination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::test_support::delivered_as;
     use crate::events::TaskSpec;
-    use crate::ids::UserId;
     use crate::task_kind::TaskKind;
 
     /// Alice's node online since 0 and carol's two-chunk task.
@@ -161,21 +159,7 @@ mod tests {
 
     /// Alice's node (two workers) online since 0 and carol's `task` as `$t`.
     fn room_with(task: TaskSpec) -> (Ledger, Contribution) {
-        let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
-        let caps = super::super::test_support::caps(2);
-        let mut ledger = Ledger::new();
-        let online = Outgoing::node_online_since(&alice, &caps, Some(0));
-        ledger
-            .ingest(&delivered_as("$n", "@alice:hs", &online, 0))
-            .unwrap();
-        ledger
-            .ingest(&delivered_as(
-                "$t",
-                "@carol:hs",
-                &Outgoing::task(&task),
-                100,
-            ))
-            .unwrap();
+        let (ledger, alice, caps) = super::super::test_support::alice_and_carols_task(&task);
         (ledger, Contribution::start(alice, caps, 0))
     }
 

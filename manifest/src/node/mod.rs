@@ -548,7 +548,25 @@ fn redacted_by(raw: &Value) -> Option<EventId> {
 /// What the node modules' tests share.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::events::NodeCaps;
+    use crate::events::test_support::delivered_as;
+    use crate::events::{NodeCaps, Outgoing, TaskSpec};
+    use crate::ids::{NodeId, UserId};
+    use crate::ledger::Ledger;
+
+    /// A ledger where alice's node (two workers) is online since 0 and
+    /// carol submitted `task` as `$t` at 100.
+    pub(crate) fn alice_and_carols_task(task: &TaskSpec) -> (Ledger, NodeId, NodeCaps) {
+        let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
+        let caps = caps(2);
+        let mut ledger = Ledger::new();
+        let online = Outgoing::node_online_since(&alice, &caps, Some(0));
+        ledger
+            .ingest(&delivered_as("$n", "@alice:hs", &online, 0))
+            .unwrap();
+        let submitted = delivered_as("$t", "@carol:hs", &Outgoing::task(task), 100);
+        ledger.ingest(&submitted).unwrap();
+        (ledger, alice, caps)
+    }
 
     /// A four-core machine offering `slots` workers, declining nothing.
     pub(crate) fn caps(slots: u32) -> NodeCaps {

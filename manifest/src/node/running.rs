@@ -260,19 +260,11 @@ mod tests {
     use super::*;
     use crate::events::test_support::delivered_as;
     use crate::events::{Assignment, TaskSpec};
-    use crate::ids::UserId;
     use crate::limits::COORDINATOR_SETTLE_MS;
     use crate::task_kind::TaskKind;
 
     #[test]
     fn assigned_chunks_start_up_to_the_slots_and_stop_when_the_task_is_cancelled() {
-        let alice = NodeId::new(&UserId::parse("@alice:hs").unwrap(), "tab").unwrap();
-        let caps = super::super::test_support::caps(2);
-        let mut ledger = Ledger::new();
-        let online = Outgoing::node_online_since(&alice, &caps, Some(0));
-        ledger
-            .ingest(&delivered_as("$n", "@alice:hs", &online, 0))
-            .unwrap();
         let task = TaskSpec::new(
             TaskKind::Primes {
                 start: 0,
@@ -280,14 +272,7 @@ mod tests {
             },
             3,
         );
-        ledger
-            .ingest(&delivered_as(
-                "$t",
-                "@carol:hs",
-                &Outgoing::task(&task),
-                100,
-            ))
-            .unwrap();
+        let (mut ledger, alice, caps) = super::super::test_support::alice_and_carols_task(&task);
         let id = EventId::parse("$t").unwrap();
         let assignments: Vec<Assignment> = (0..3)
             .map(|chunk| Assignment {
