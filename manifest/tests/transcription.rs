@@ -241,6 +241,19 @@ impl Room {
         }
     }
 
+    fn ticks(&mut self, seconds: usize) {
+        for _ in 0..seconds {
+            self.tick();
+        }
+    }
+
+    /// carol's voice message and dan's `!transcribe` reply to it; the message.
+    fn ask_to_transcribe(&mut self) -> EventId {
+        let message = self.post("@carol:hs", &voice_message());
+        self.post("@dan:hs", &transcribe_reply(&message));
+        message
+    }
+
     fn replies(&self) -> Vec<&Value> {
         self.timeline
             .iter()
@@ -301,14 +314,9 @@ fn seventy_seconds() -> Vec<f32> {
 #[test]
 fn a_transcribe_reply_gives_one_threaded_transcript_made_by_both_nodes() {
     let mut room = Room::new(Ok(seventy_seconds()));
-    for _ in 0..5 {
-        room.tick(); // Both announce; alice, first, settles as coordinator.
-    }
-    let message = room.post("@carol:hs", &voice_message());
-    room.post("@dan:hs", &transcribe_reply(&message));
-    for _ in 0..120 {
-        room.tick();
-    }
+    room.ticks(5); // Both announce; alice, first, settles as coordinator.
+    let message = room.ask_to_transcribe();
+    room.ticks(120);
 
     let ledger = room.nodes[1].ledger();
     let tasks: Vec<_> = ledger.tasks().filter(|t| t.spec.parent.is_none()).collect();
@@ -352,14 +360,9 @@ fn a_transcribe_reply_gives_one_threaded_transcript_made_by_both_nodes() {
 #[test]
 fn audio_that_cannot_be_decoded_gets_one_failure_reply() {
     let mut room = Room::new(Err("the audio could not be decoded: EncodingError".into()));
-    for _ in 0..5 {
-        room.tick();
-    }
-    let message = room.post("@carol:hs", &voice_message());
-    room.post("@dan:hs", &transcribe_reply(&message));
-    for _ in 0..60 {
-        room.tick();
-    }
+    room.ticks(5);
+    room.ask_to_transcribe();
+    room.ticks(60);
     let replies = room.replies();
     assert_eq!(replies.len(), 1);
     let body = replies[0]["content"]["body"].as_str().unwrap();
@@ -369,9 +372,7 @@ fn audio_that_cannot_be_decoded_gets_one_failure_reply() {
 #[test]
 fn a_transcribe_command_that_replies_to_no_audio_starts_nothing() {
     let mut room = Room::new(Ok(seventy_seconds()));
-    for _ in 0..5 {
-        room.tick();
-    }
+    room.ticks(5);
     let text = room.post(
         "@carol:hs",
         &Outgoing {
@@ -381,9 +382,7 @@ fn a_transcribe_command_that_replies_to_no_audio_starts_nothing() {
         },
     );
     room.post("@dan:hs", &transcribe_reply(&text));
-    for _ in 0..10 {
-        room.tick();
-    }
+    room.ticks(10);
     assert_eq!(room.nodes[0].ledger().tasks().count(), 0);
 }
 
@@ -421,11 +420,8 @@ fn a_reply_whose_send_timed_out_is_posted_once_whether_or_not_it_arrived() {
 #[test]
 fn a_new_coordinator_reads_the_thread_and_does_not_post_the_reply_again() {
     let mut room = Room::new(Ok(seventy_seconds()));
-    for _ in 0..5 {
-        room.tick();
-    }
-    let message = room.post("@carol:hs", &voice_message());
-    room.post("@dan:hs", &transcribe_reply(&message));
+    room.ticks(5);
+    room.ask_to_transcribe();
     while room.replies().is_empty() {
         room.tick();
         assert!(room.now < 300_000, "no reply");
@@ -437,9 +433,7 @@ fn a_new_coordinator_reads_the_thread_and_does_not_post_the_reply_again() {
     room.carry_out(0, actions);
     let gone = Outgoing::node_gone(&NodeId::new(&user("alice"), "tab").unwrap());
     room.post("@alice:hs", &gone);
-    for _ in 0..600 {
-        room.tick();
-    }
+    room.ticks(600);
     assert!(
         room.thread_reads > reads_before,
         "bob read the thread before replying"
@@ -450,14 +444,9 @@ fn a_new_coordinator_reads_the_thread_and_does_not_post_the_reply_again() {
 #[test]
 fn a_fake_transcript_from_someone_who_ran_nothing_does_not_block_the_real_one() {
     let mut room = Room::new(Ok(seventy_seconds()));
-    for _ in 0..5 {
-        room.tick();
-    }
-    let message = room.post("@carol:hs", &voice_message());
-    room.post("@dan:hs", &transcribe_reply(&message));
-    for _ in 0..3 {
-        room.tick();
-    }
+    room.ticks(5);
+    let message = room.ask_to_transcribe();
+    room.ticks(3);
     let task = room.nodes[0]
         .ledger()
         .tasks()
@@ -470,9 +459,7 @@ fn a_fake_transcript_from_someone_who_ran_nothing_does_not_block_the_real_one() 
     let mut in_main_timeline = fake.clone();
     in_main_timeline.content["m.relates_to"] = json!({});
     room.post("@mallory:hs", &in_main_timeline);
-    for _ in 0..300 {
-        room.tick();
-    }
+    room.ticks(300);
     let real: Vec<_> = room
         .replies()
         .into_iter()
@@ -493,15 +480,11 @@ fn five_seconds() -> Vec<f32> {
 #[test]
 fn a_message_that_fits_one_window_is_transcribed_by_the_coordinator_in_three_events() {
     let mut room = Room::new(Ok(five_seconds()));
-    for _ in 0..5 {
-        room.tick();
-    }
+    room.ticks(5);
     let message = room.post("@carol:hs", &voice_message());
     let from = room.timeline.len() + 1; // What follows the command.
     let command = room.post("@dan:hs", &transcribe_reply(&message));
-    for _ in 0..60 {
-        room.tick();
-    }
+    room.ticks(60);
 
     let ledger = room.nodes[1].ledger();
     let task = ledger.tasks().next().expect("the command's task");
@@ -540,14 +523,9 @@ fn a_message_that_fits_one_window_is_transcribed_by_the_coordinator_in_three_eve
 fn a_node_running_a_messages_spans_one_after_another_prompts_each_with_the_words_before() {
     let one_worker = NodeCaps { slots: 1, ..caps() };
     let mut room = Room::of(vec!["alice"], one_worker, Ok(seventy_seconds()));
-    for _ in 0..5 {
-        room.tick();
-    }
-    let message = room.post("@carol:hs", &voice_message());
-    room.post("@dan:hs", &transcribe_reply(&message));
-    for _ in 0..120 {
-        room.tick();
-    }
+    room.ticks(5);
+    room.ask_to_transcribe();
+    room.ticks(120);
 
     let given = room.prompts.clone();
     let span = |at: usize| Span {
@@ -576,14 +554,9 @@ fn a_node_running_a_messages_spans_one_after_another_prompts_each_with_the_words
 fn a_plan_the_coordinator_claimed_runs_again_after_its_worker_crashed() {
     let mut room = Room::new(Ok(five_seconds()));
     room.crashes = 1;
-    for _ in 0..5 {
-        room.tick();
-    }
-    let message = room.post("@carol:hs", &voice_message());
-    room.post("@dan:hs", &transcribe_reply(&message));
-    for _ in 0..60 {
-        room.tick();
-    }
+    room.ticks(5);
+    room.ask_to_transcribe();
+    room.ticks(60);
     let replies = room.replies();
     assert_eq!(replies.len(), 1, "the transcript came, once");
     assert_eq!(replies[0]["content"]["body"], "Sentence from 0 seconds.");
