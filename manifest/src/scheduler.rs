@@ -277,7 +277,9 @@ pub fn running_by_submitter(ledger: &Ledger, now: u64) -> BTreeMap<UserId, u32> 
     running
 }
 
-/// The assignments to make now, grouped by task (one event per task).
+/// The assignments to make now, grouped by task (one event per task), in the
+/// order they were placed: when the coordinator's send budget runs out, the
+/// events it still sends are the fairest and oldest, not the lowest task ids.
 ///
 /// `in_flight` holds what the coordinator already assigned but has not seen
 /// come back from the homeserver yet, so it neither assigns those chunks twice
@@ -287,7 +289,7 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
     let mut loads = node_loads_with(ledger, now, in_flight, &probation);
     let mut queues = ready_by_submitter(ledger, now, in_flight, &probation);
     let mut running = running_by_submitter(ledger, now);
-    let mut plan: BTreeMap<EventId, Vec<Assignment>> = BTreeMap::new();
+    let mut plan: Vec<(EventId, Vec<Assignment>)> = Vec::new();
     // Replicas placed this round count as on their way.
     let mut placed_now = InFlight::new();
 
@@ -329,22 +331,26 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
             .take(ready.ms);
         *running.entry(user.clone()).or_default() += 1;
         placed_now.insert((ready.task.id.clone(), ready.chunk, node.clone()));
-        plan.entry(ready.task.id.clone())
-            .or_default()
-            .push(Assignment {
-                chunk: ready.chunk,
-                node,
-                attempt: ready.attempt,
-            });
+        let assignment = Assignment {
+            chunk: ready.chunk,
+            node,
+            attempt: ready.attempt,
+        };
+        match plan.iter_mut().find(|(task, _)| task == &ready.task.id) {
+            Some((_, assignments)) => assignments.push(assignment),
+            None => plan.push((ready.task.id.clone(), vec![assignment])),
+        }
     }
-    plan.into_iter().collect()
+    plan
 }
 
 /// The node that meets the chunk's requirements and has room for it, among
 /// those not already on this chunk: one not on probation, then one with an
 /// idle worker, then one whose workers hold the chunk's Whisper model (a
 /// browser takes 1–2 s to load it), then the coordinator for a chunk it may
-/// claim (that saves an assignment event), then the one with the most idle
+/// claim (that saves an assignment event) and another node for any other
+/// chunk (the coordinator's result would spend the budget its assignments
+/// need), then the one with the most idle
 /// workers, then the shortest queue per worker. A replica goes
 /// to another friend's machine where one has room: a majority of one
 /// friend's tabs proves less.
@@ -384,7 +390,9 @@ fn best_node(
     let model = ready.task.spec.kind.whisper_model();
     let warm = |n: &NodeRecord| model.is_some_and(|m| ledger.holds_model(&n.id, m));
     let claims = ready.task.spec.replication == 1 && ready.task.spec.kind.claimed_by_coordinator();
-    let claims_it = |n: &NodeRecord| claims && ledger.coordinator() == Some(&n.id);
+    // The coordinator's account sends every assignment: a chunk it claims
+    // saves one, and a chunk it is assigned costs its budget a result too.
+    let spends_coordinator_least = |n: &NodeRecord| claims == (ledger.coordinator() == Some(&n.id));
     let best = |pool: &mut dyn Iterator<Item = (&NodeRecord, &NodeLoad)>| {
         pool.max_by(|(a, la), (b, lb)| {
             let key = |n: &NodeRecord, l: &NodeLoad| {
@@ -394,7 +402,7 @@ fn best_node(
                     fresh_friend(n),
                     idle > 0,
                     warm(n),
-                    claims_it(n),
+                    spends_coordinator_least(n),
                     idle,
                 )
             };

@@ -1091,29 +1091,31 @@ fn span_of_voice(message: &str) -> TaskSpec {
 #[test]
 fn a_span_goes_to_the_idle_node_whose_workers_hold_the_model() {
     let mut room = Room::new();
-    room.online("alice", caps(1, false), 1);
+    room.online("alice", caps(1, false), 1); // The senior node: coordinator.
     room.online("bob", caps(1, false), 2);
     let first = room.send("carol", &Outgoing::task(&span_of_voice("$one")), 3);
     let planned = plan(&room.ledger, 4, &InFlight::new());
     assert_eq!(
         planned[0].1[0].node,
-        node("alice"),
-        "no one holds it yet: the tie goes by id"
+        node("bob"),
+        "no one holds it yet: not the coordinator, whose account sends the assignments"
     );
 
-    // Bob ran a span, so his worker has tiny.en loaded.
-    room.assign("alice", &first, 0, "bob", 1, 5);
+    // Alice ran a span, so her worker has tiny.en loaded.
+    room.assign("alice", &first, 0, "alice", 1, 5);
     let words = json!({"segments": [{"start_ms": 0, "end_ms": 9_000, "text": " Hi."}]});
-    room.result("bob", &first, 0, 1, Outcome::Output(words.into()), 6);
-    assert!(room.ledger.holds_model(&node("bob"), WhisperModel::TinyEn));
-    assert!(!room.ledger.holds_model(&node("bob"), WhisperModel::Base));
+    room.result("alice", &first, 0, 1, Outcome::Output(words.into()), 6);
+    assert!(room
+        .ledger
+        .holds_model(&node("alice"), WhisperModel::TinyEn));
+    assert!(!room.ledger.holds_model(&node("alice"), WhisperModel::Base));
 
     let second = room.send("carol", &Outgoing::task(&span_of_voice("$two")), 7);
     let planned = plan(&room.ledger, 8, &InFlight::new());
     assert_eq!(
         planned[0].1[0].node,
-        node("bob"),
-        "the warm node takes the next span"
+        node("alice"),
+        "the warm node takes the next span, coordinator or not"
     );
     let primes_task = room.send("carol", &Outgoing::task(&primes(1)), 9);
     let planned = plan(&room.ledger, 10, &InFlight::new());
@@ -1123,17 +1125,17 @@ fn a_span_goes_to_the_idle_node_whose_workers_hold_the_model() {
             .find(|(t, _)| t == task)
             .map(|(_, a)| a[0].node.clone())
     };
-    assert_eq!(to(&second), Some(node("bob")));
+    assert_eq!(to(&second), Some(node("alice")));
     assert_eq!(
         to(&primes_task),
-        Some(node("alice")),
+        Some(node("bob")),
         "other work is not drawn to it"
     );
 
     // Busy, the warm node does not hold up a span an idle one can start now.
-    room.assign("alice", &second, 0, "bob", 1, 11);
-    room.assign("alice", &primes_task, 0, "alice", 1, 11);
-    room.result("alice", &primes_task, 0, 1, count(168), 11);
+    room.assign("alice", &second, 0, "alice", 1, 11);
+    room.assign("alice", &primes_task, 0, "bob", 1, 11);
+    room.result("bob", &primes_task, 0, 1, count(168), 11);
     let third = room.send("carol", &Outgoing::task(&span_of_voice("$three")), 12);
     let planned = plan(&room.ledger, 13, &InFlight::new());
     let to = |task: &EventId| {
@@ -1142,12 +1144,14 @@ fn a_span_goes_to_the_idle_node_whose_workers_hold_the_model() {
             .find(|(t, _)| t == task)
             .map(|(_, a)| a[0].node.clone())
     };
-    assert_eq!(to(&third), Some(node("alice")));
+    assert_eq!(to(&third), Some(node("bob")));
 
     // A new contribution starts with new workers: nothing loaded.
-    room.send("bob", &Outgoing::node_gone(&node("bob")), 14);
-    room.online("bob", caps(1, false), 15);
-    assert!(!room.ledger.holds_model(&node("bob"), WhisperModel::TinyEn));
+    room.send("alice", &Outgoing::node_gone(&node("alice")), 14);
+    room.online("alice", caps(1, false), 15);
+    assert!(!room
+        .ledger
+        .holds_model(&node("alice"), WhisperModel::TinyEn));
 }
 
 fn plan_of_voice(message: &str) -> TaskSpec {

@@ -6,6 +6,7 @@ mod sim;
 
 use manifest::ledger::TaskStatus;
 use sim::{run, Config, Report};
+use std::collections::BTreeMap;
 
 fn seeds() -> u64 {
     std::env::var("POTLUCK_SIM_SEEDS")
@@ -18,7 +19,10 @@ fn seeds() -> u64 {
 /// tab opened at the end, from current state and stored events only, sees
 /// what the tabs open all along saw.
 fn every_task_done_and_every_tab_agrees(report: &Report, seed: u64) {
-    assert_eq!(report.tasks, 7, "seed {seed}: a task was lost");
+    assert_eq!(
+        report.tasks, report.tasks_submitted,
+        "seed {seed}: a task was lost"
+    );
     for (i, view) in report.views.iter().enumerate() {
         assert_eq!(view, &report.views[0], "seed {seed}: tab {i} disagrees");
         for (_, status, _) in Report::honest(view) {
@@ -42,7 +46,10 @@ fn every_task_done_and_every_tab_agrees(report: &Report, seed: u64) {
 fn every_task_finishes_once_and_every_tab_agrees_across_seeds() {
     for seed in 0..seeds() {
         let report = run(&Config::hostile(seed));
-        assert_eq!(report.tasks, 7, "seed {seed}: a task was lost");
+        assert_eq!(
+            report.tasks, report.tasks_submitted,
+            "seed {seed}: a task was lost"
+        );
         let reference = &report.views[0];
         for (_, status, by) in reference {
             assert!(
@@ -212,4 +219,67 @@ fn a_hostile_member_sending_crafted_events_of_every_type_breaks_nothing_across_s
         "mallory sent {} crafted events ({} more refused by her rate limit, {} redactions of others' events refused); the room took at most {slowest}% of its time without her",
         moves.sent, moves.refused_by_rate_limit, moves.redactions_refused
     );
+}
+
+/// A batch of short tasks on two one-worker tabs: the coordinator's account
+/// (one event per 6.7 s once its burst is spent) sends every assignment, so
+/// the budget decides how fast the batch goes and which tasks go first.
+#[test]
+fn a_batch_under_default_limits_finishes_in_the_order_it_was_submitted() {
+    for seed in 0..seeds() {
+        let config = Config {
+            contributors: 2,
+            slots: 1,
+            flood_tasks: 12,
+            chunks: 3,
+            chunk_ms: (1_500, 2_500),
+            crash_percent_per_s: 0,
+            crash_coordinator: false,
+            max_lag_ms: 300,
+            duplicate_percent: 0,
+            ..Config::hostile(seed)
+        };
+        let report = run(&config);
+        every_task_done_and_every_tab_agrees(&report, seed);
+        let done: Vec<u64> = report
+            .flood_done_at_ms
+            .iter()
+            .map(|at| at.unwrap())
+            .collect();
+        // Assignments go out oldest task first when the budget allows only
+        // some of them: no task waits for tasks submitted after it.
+        let latest_overtaken = done
+            .iter()
+            .enumerate()
+            .map(|(i, at)| {
+                done[i..]
+                    .iter()
+                    .map(|later| at.saturating_sub(*later))
+                    .max()
+                    .unwrap()
+            })
+            .max()
+            .unwrap();
+        assert!(
+            latest_overtaken <= 15_000,
+            "seed {seed}: a task finished {latest_overtaken} ms after one submitted later: {done:?}"
+        );
+        // The coordinator (the senior tab, friend0's) runs fewer chunks than
+        // the other tab: its own results would spend the budget its
+        // assignments need.
+        let mut ran: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, _, doers) in &report.views[0] {
+            for node in doers.iter().flatten() {
+                *ran.entry(node.owner().to_string()).or_default() += 1;
+            }
+        }
+        assert!(
+            ran["@friend0:hs"] < ran["@friend1:hs"],
+            "seed {seed}: chunks run {ran:?}"
+        );
+        println!(
+            "seed {seed}: 12 tasks x 3 chunks in {} ms, chunks run {ran:?}",
+            report.finished_at_ms
+        );
+    }
 }

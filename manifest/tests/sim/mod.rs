@@ -112,8 +112,10 @@ pub struct Report {
     /// The view of a tab opened at the end, from the room's current state and
     /// its events as the homeserver keeps them (redacted ones without content).
     pub late_view: View,
-    /// The friends' tasks (not mallory's).
+    /// The friends' tasks (not mallory's) in the ledger, and how many they
+    /// submitted.
     pub tasks: usize,
+    pub tasks_submitted: usize,
     pub chunks_total: usize,
     pub chunks_accepted: usize,
     pub events_total: u64,
@@ -123,6 +125,9 @@ pub struct Report {
     pub finished_at_ms: u64,
     /// From the single task's submission to its completion.
     pub single_task_wait_ms: Option<u64>,
+    /// When each of the flooding friend's tasks was done, in the order she
+    /// submitted them (`None`: not done).
+    pub flood_done_at_ms: Vec<Option<u64>>,
     pub crashes: u32,
     /// Chunks issued more than their replication asks for (reissued after a
     /// lease expired or a node failed).
@@ -170,7 +175,7 @@ impl Homeserver {
     fn append(&mut self, sender: &str, out: &Outgoing, now: u64) {
         self.next_id += 1;
         let mut event = json!({
-            "type": out.event_type, "event_id": format!("$ev{:06}", self.next_id),
+            "type": out.event_type, "event_id": opaque_event_id(self.next_id),
             "sender": sender, "origin_server_ts": now, "content": out.content,
         });
         if let Some(key) = &out.state_key {
@@ -441,6 +446,16 @@ fn as_input(event: &Value) -> Input {
 /// cut out of it by the node machine, which must keep them inside it.
 const RECORDING_SAMPLES: usize = 16_000 * 60;
 
+/// An event id as a homeserver makes them: unique, and in no order (room
+/// versions 4+ use a hash), so nothing may rely on ids sorting as events came.
+fn opaque_event_id(serial: u64) -> String {
+    // splitmix64: a bijection, so ids stay unique.
+    let mut z = serial.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    format!("$ev{:016x}", z ^ (z >> 31))
+}
+
 fn view(ledger: &Ledger, now: u64) -> View {
     ledger
         .tasks()
@@ -613,6 +628,14 @@ pub fn run(config: &Config) -> Report {
         .tasks()
         .find(|t| t.submitter.as_str() == "@dan:hs")
         .and_then(|t| t.chunks[0].done().map(|d| d.at - t.submitted_at));
+    let flood_done_at_ms = ledger
+        .tasks()
+        .filter(|t| t.submitter.as_str() == "@carol:hs")
+        .map(|t| {
+            let done: Option<Vec<u64>> = t.chunks.iter().map(|c| c.done().map(|d| d.at)).collect();
+            done.and_then(|at| at.into_iter().max())
+        })
+        .collect();
     let chunks = || {
         ledger
             .tasks()
@@ -644,6 +667,7 @@ pub fn run(config: &Config) -> Report {
         views,
         late_view,
         tasks: ledger.tasks().filter(|t| t.submitter != mallory).count(),
+        tasks_submitted: total_tasks,
         chunks_total: total_tasks.saturating_sub(1) * config.chunks as usize + 1,
         chunks_accepted: chunks().filter(|c| c.done().is_some()).count(),
         events_total: hs.events_by_type.values().sum(),
@@ -651,6 +675,7 @@ pub fn run(config: &Config) -> Report {
         node_minutes: node_ms as f64 / 60_000.0,
         finished_at_ms,
         single_task_wait_ms,
+        flood_done_at_ms,
         crashes,
         mallory: mallory_member.map(|m| m.moves).unwrap_or_default(),
     }
