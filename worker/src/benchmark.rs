@@ -7,7 +7,7 @@ use crate::model_store::ModelStore;
 use js_sys::Float32Array;
 use serde_json::json;
 use wasm_bindgen::prelude::*;
-use whisper::transcribe::{self, Options};
+use whisper::transcribe::{self, Engine, Options};
 
 /// Loads `model` from `models_url`, then transcribes `pcm` (16 kHz mono)
 /// `runs` times with the options the pool uses. Returns JSON: the load time,
@@ -25,24 +25,43 @@ pub async fn benchmark_transcribe(
         .await
         .map_err(|e| JsError::new(&e.to_string()))?;
     let started = transcribe::now();
-    let (engine, _) = store
+    let (mut engine, _) = store
         .load_engine(&source, &|_| {})
         .await
         .map_err(|e| JsError::new(&e.to_string()))?;
     let load_s = transcribe::now() - started;
-    let mut results = Vec::new();
+    // As the pool runs it, then with the encoder in f32, alternating so that
+    // both see the same machine.
+    let (mut results, mut f32_encoder) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let started = transcribe::now();
-        let transcript = engine
-            .transcribe_pcm(&samples, &Options::default())
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        results.push(json!({
-            "wall_s": transcribe::now() - started,
-            "encoder_s": transcript.encoder_s,
-            "decoder_s": transcript.decoder_s,
-            "tokens": transcript.decoded_tokens,
-            "text": transcript.text,
-        }));
+        results.push(timed(&engine, &samples)?);
+        set_int8_encoder(&mut engine, false)?;
+        f32_encoder.push(timed(&engine, &samples)?);
+        set_int8_encoder(&mut engine, true)?;
     }
-    Ok(json!({ "load_s": load_s, "runs": results }).to_string())
+    let out = json!({ "load_s": load_s, "runs": results, "f32_encoder_runs": f32_encoder });
+    Ok(out.to_string())
+}
+
+fn set_int8_encoder(engine: &mut Engine, on: bool) -> Result<(), JsError> {
+    engine
+        .model
+        .encoder
+        .set_int8(on)
+        .map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// One transcription: the wall, encoder and decoder seconds, the tokens and the text.
+fn timed(engine: &Engine, samples: &[f32]) -> Result<serde_json::Value, JsError> {
+    let started = transcribe::now();
+    let transcript = engine
+        .transcribe_pcm(samples, &Options::default())
+        .map_err(|e| JsError::new(&e.to_string()))?;
+    Ok(json!({
+        "wall_s": transcribe::now() - started,
+        "encoder_s": transcript.encoder_s,
+        "decoder_s": transcript.decoder_s,
+        "tokens": transcript.decoded_tokens,
+        "text": transcript.text,
+    }))
 }

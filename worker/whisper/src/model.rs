@@ -177,6 +177,25 @@ impl Encoder {
         })
     }
 
+    /// Switches the blocks' linear layers between int8 (`true`) and f32
+    /// (see `int8_matmul`).
+    pub fn set_int8(&mut self, on: bool) -> Result<()> {
+        for b in &mut self.blocks {
+            let a = &mut b.attn;
+            for layer in [
+                &mut a.query,
+                &mut a.key,
+                &mut a.value,
+                &mut a.out,
+                &mut b.fc1,
+                &mut b.fc2,
+            ] {
+                layer.set_int8(on)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `[1, n_mels, 3000]` log-mel → `[1, 1500, d]` audio features.
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
         let x = fast_ops::gelu_erf(&self.conv1.forward(mel)?)?;
@@ -393,10 +412,13 @@ impl Whisper {
         Self::for_inference(vb, config)
     }
 
-    /// Loaded for transcribing: the vocabulary projection in int8.
+    /// Loaded for transcribing: the vocabulary projection in int8, and in a
+    /// browser the encoder's linear layers too (wasm has no fused
+    /// multiply-add; natively candle's f32 `gemm` is as fast: see `int8_matmul`).
     pub fn for_inference(vb: VarBuilder, config: Config) -> Result<Self> {
         let mut model = Self::load(vb, config)?;
         model.decoder.set_int8_projection(true)?;
+        model.encoder.set_int8(cfg!(target_arch = "wasm32"))?;
         Ok(model)
     }
 }
