@@ -30,23 +30,24 @@ pub async fn benchmark_transcribe(
         .await
         .map_err(|e| JsError::new(&e.to_string()))?;
     let load_s = transcribe::now() - started;
-    // As the pool runs it, then with the linear layers in f32, alternating
-    // so that both see the same machine.
-    let (mut results, mut f32_layers) = (Vec::new(), Vec::new());
+    // As the pool runs it, then with the encoder in f32, alternating so that
+    // both see the same machine.
+    let (mut results, mut f32_encoder) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         results.push(timed(&engine, &samples)?);
-        set_int8_layers(&mut engine, false)?;
-        f32_layers.push(timed(&engine, &samples)?);
-        set_int8_layers(&mut engine, true)?;
+        set_int8_encoder(&mut engine, false)?;
+        f32_encoder.push(timed(&engine, &samples)?);
+        set_int8_encoder(&mut engine, true)?;
     }
-    let out = json!({ "load_s": load_s, "runs": results, "f32_layers_runs": f32_layers });
+    let out = json!({ "load_s": load_s, "runs": results, "f32_encoder_runs": f32_encoder });
     Ok(out.to_string())
 }
 
-fn set_int8_layers(engine: &mut Engine, on: bool) -> Result<(), JsError> {
+fn set_int8_encoder(engine: &mut Engine, on: bool) -> Result<(), JsError> {
     engine
         .model
-        .set_int8_layers(on)
+        .encoder
+        .set_int8(on)
         .map_err(|e| JsError::new(&e.to_string()))
 }
 

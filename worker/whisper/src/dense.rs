@@ -38,7 +38,7 @@ impl Dense {
         })
     }
 
-    /// Switches between int8 products (`true`) and f32 ones.
+    /// Switches many-row products between int8 (`true`) and candle's f32.
     pub fn set_int8(&mut self, on: bool) -> Result<()> {
         self.int8 = if on {
             let (rows, cols) = self.weight.dims2()?;
@@ -52,7 +52,7 @@ impl Dense {
         Ok(())
     }
 
-    fn int8_forward(&self, int8: &Int8Weights, x: &Tensor) -> Result<Tensor> {
+    fn many_rows_int8(&self, int8: &Int8Weights, x: &Tensor) -> Result<Tensor> {
         let mut dims = x.dims().to_vec();
         let data = x.flatten_all()?.to_vec1::<f32>()?;
         if let Some(last) = dims.last_mut() {
@@ -68,12 +68,12 @@ impl Dense {
 
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some(int8) = &self.int8 {
-            return self.int8_forward(int8, x);
-        }
         let d_in = self.weight.dim(1)?;
         if x.elem_count() / d_in.max(1) > FEW_ROWS {
-            return self.linear.forward(x);
+            return match &self.int8 {
+                Some(int8) => self.many_rows_int8(int8, x),
+                None => self.linear.forward(x),
+            };
         }
         let y = x
             .contiguous()?

@@ -125,18 +125,6 @@ impl Block {
         })
     }
 
-    /// Switches every linear layer of the block between int8 and f32.
-    fn set_int8(&mut self, on: bool) -> Result<()> {
-        let cross = self.cross.as_mut().map(|(attn, _)| attn);
-        for a in std::iter::once(&mut self.attn).chain(cross) {
-            for layer in [&mut a.query, &mut a.key, &mut a.value, &mut a.out] {
-                layer.set_int8(on)?;
-            }
-        }
-        self.fc1.set_int8(on)?;
-        self.fc2.set_int8(on)
-    }
-
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
         let h = fast_ops::gelu_erf(&self.fc1.forward(&self.mlp_ln.forward(x)?)?)?;
         x + self.fc2.forward(&h)?
@@ -192,7 +180,20 @@ impl Encoder {
     /// Switches the blocks' linear layers between int8 (`true`) and f32
     /// (see `int8_matmul`).
     pub fn set_int8(&mut self, on: bool) -> Result<()> {
-        self.blocks.iter_mut().try_for_each(|b| b.set_int8(on))
+        for b in &mut self.blocks {
+            let a = &mut b.attn;
+            for layer in [
+                &mut a.query,
+                &mut a.key,
+                &mut a.value,
+                &mut a.out,
+                &mut b.fc1,
+                &mut b.fc2,
+            ] {
+                layer.set_int8(on)?;
+            }
+        }
+        Ok(())
     }
 
     /// `[1, n_mels, 3000]` log-mel → `[1, 1500, d]` audio features.
@@ -277,12 +278,6 @@ impl Decoder {
             None
         };
         Ok(())
-    }
-
-    /// Switches the blocks' linear layers between int8 (`true`) and f32:
-    /// per token they read a quarter of the bytes (see `int8_matmul`).
-    pub fn set_int8(&mut self, on: bool) -> Result<()> {
-        self.blocks.iter_mut().try_for_each(|b| b.set_int8(on))
     }
 
     pub fn max_positions(&self) -> usize {
@@ -418,18 +413,12 @@ impl Whisper {
     }
 
     /// Loaded for transcribing: the vocabulary projection in int8, and in a
-    /// browser every linear layer too (wasm has no fused multiply-add;
-    /// natively candle's f32 `gemm` is as fast: see `int8_matmul`).
+    /// browser the encoder's linear layers too (wasm has no fused
+    /// multiply-add; natively candle's f32 `gemm` is as fast: see `int8_matmul`).
     pub fn for_inference(vb: VarBuilder, config: Config) -> Result<Self> {
         let mut model = Self::load(vb, config)?;
         model.decoder.set_int8_projection(true)?;
-        model.set_int8_layers(cfg!(target_arch = "wasm32"))?;
+        model.encoder.set_int8(cfg!(target_arch = "wasm32"))?;
         Ok(model)
-    }
-
-    /// Switches the encoder's and decoder's linear layers between int8 and f32.
-    pub fn set_int8_layers(&mut self, on: bool) -> Result<()> {
-        self.encoder.set_int8(on)?;
-        self.decoder.set_int8(on)
     }
 }

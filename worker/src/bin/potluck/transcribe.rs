@@ -18,8 +18,8 @@
 //! the 16 kHz samples it transcribes (raw little-endian f32), so that a
 //! reference engine can be given exactly the same audio. `--f32-projection`
 //! keeps the vocabulary projection in f32 (the default is int8);
-//! `--int8-layers` runs the encoder's and decoder's linear layers in int8 as
-//! a browser worker does (natively they stay f32).
+//! `--int8-encoder` runs the encoder's linear layers in int8 as a browser
+//! worker does (natively they stay f32).
 
 use potluck_worker::audio::{self, resample::resample, split::split_at_silences};
 use potluck_worker::catalog::{local_models_dir, DEFAULT_MODEL};
@@ -66,7 +66,7 @@ struct Args {
     timestamps: bool,
     condition: bool,
     f32_projection: bool,
-    int8_layers: bool,
+    int8_encoder: bool,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
@@ -74,7 +74,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
     let (mut positional, mut language, mut bench, mut save_pcm) = (Vec::new(), None, None, None);
     let mut model = DEFAULT_MODEL.to_owned();
     let (mut timestamps, mut condition, mut f32_projection) = (true, true, false);
-    let mut int8_layers = false;
+    let mut int8_encoder = false;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--model" => model = it.next()?,
@@ -84,7 +84,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
             "--no-timestamps" => timestamps = false,
             "--no-condition" => condition = false,
             "--f32-projection" => f32_projection = true,
-            "--int8-layers" => int8_layers = true,
+            "--int8-encoder" => int8_encoder = true,
             _ => positional.push(PathBuf::from(a)),
         }
     }
@@ -98,7 +98,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
         timestamps,
         condition,
         f32_projection,
-        int8_layers,
+        int8_encoder,
     })
 }
 
@@ -115,10 +115,11 @@ fn run(args: Args) -> Result<(), String> {
             .set_int8_projection(false)
             .map_err(|e| e.to_string())?;
     }
-    if args.int8_layers {
+    if args.int8_encoder {
         engine
             .model
-            .set_int8_layers(true)
+            .encoder
+            .set_int8(true)
             .map_err(|e| e.to_string())?;
     }
     let load_s = t0.elapsed().as_secs_f64();
@@ -163,7 +164,7 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-pub const USAGE: &str = "potluck transcribe FILE.ogg|FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--no-condition] [--f32-projection] [--int8-layers] [--bench N] [--save-pcm PATH]";
+pub const USAGE: &str = "potluck transcribe FILE.ogg|FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--no-condition] [--f32-projection] [--int8-encoder] [--bench N] [--save-pcm PATH]";
 
 pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     let Some(args) = parse_args(args) else {
