@@ -58,7 +58,11 @@ impl Dense {
         if let Some(last) = dims.last_mut() {
             *last = self.weight.dim(0)?;
         }
-        let y = Tensor::from_vec(int8.matmul(&data), dims, x.device())?;
+        self.plus_bias(Tensor::from_vec(int8.matmul(&data), dims, x.device())?)
+    }
+
+    /// `y + bias`, for the products that do not add it themselves.
+    fn plus_bias(&self, y: Tensor) -> Result<Tensor> {
         match &self.bias {
             Some(bias) => y.broadcast_add(bias),
             None => Ok(y),
@@ -78,10 +82,7 @@ impl Module for Dense {
         let y = x
             .contiguous()?
             .apply_op2_no_bwd(&self.weight, &FewRowsTimesWeights)?;
-        match &self.bias {
-            Some(bias) => y.broadcast_add(bias),
-            None => Ok(y),
-        }
+        self.plus_bias(y)
     }
 }
 
