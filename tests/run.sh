@@ -7,6 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh
+# Every browser the tests start leaves a Chromium scoped_dir (~240 MB) and
+# every Synapse its database in TMPDIR: a directory of this run's own, removed
+# when it ends, keeps repeated runs from filling the disk.
+TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/potluck-tests.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 
 stage() { printf '\n== %s\n' "$*"; SECONDS_AT=$SECONDS; }
 took() { printf -- '-- %s: %d s\n' "$1" $((SECONDS - SECONDS_AT)); }

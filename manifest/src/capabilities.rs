@@ -5,6 +5,7 @@
 //! bootstrap script, so this list is the only one.
 
 use crate::events::event_type;
+use crate::sort;
 
 /// MSC4039: download media through the host (the widget has no token).
 pub const DOWNLOAD_FILE: &str = "org.matrix.msc4039.download_file";
@@ -139,7 +140,7 @@ pub fn requested() -> Vec<Capability> {
 /// name, timeline capabilities last (Potluck asks for none).
 pub fn in_element_order() -> Vec<Capability> {
     let mut caps = requested();
-    caps.sort_by_key(|c| (c.id.contains(".timeline:"), c.id.clone()));
+    sort::sort_by_key(&mut caps, |c| (c.id.contains(".timeline:"), c.id.clone()));
     caps
 }
 

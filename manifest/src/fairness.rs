@@ -7,12 +7,12 @@
 
 use crate::ids::UserId;
 use crate::limits::USAGE_HALF_LIFE_MS;
-use std::collections::BTreeMap;
+use crate::sorted_map::SortedMap;
 
 /// Compute-seconds and finished chunks per friend, decayed over time.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Usage {
-    per_user: BTreeMap<UserId, UserUsage>,
+    per_user: SortedMap<UserId, UserUsage>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -19,13 +19,14 @@ use crate::limits::{
     max_attempts, BACKOFF_BASE_MS, LEASE_HARD_MS, LEASE_SOFT_MS, MAX_REJECTIONS_KEPT, MAX_SUBTASKS,
 };
 use crate::rejection::{Refused, Rejection};
+use crate::sorted_map::{SortedMap, SortedSet};
 use crate::task_kind::TaskKind;
 use crate::transcription::WhisperModel;
 use crate::validate::parse_event;
 use indexmap::IndexMap;
 use serde_json::Value;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -246,28 +247,28 @@ pub struct Reliability {
 
 #[derive(Debug, Clone, Default)]
 struct State {
-    nodes: BTreeMap<NodeId, NodeRecord>,
+    nodes: SortedMap<NodeId, NodeRecord>,
     /// Kept apart from `nodes`: a node's record is replaced when it announces
     /// itself again, its history is not.
-    reliability: BTreeMap<NodeId, Reliability>,
+    reliability: SortedMap<NodeId, Reliability>,
     /// The Whisper models each node has run, as its accepted outputs show:
     /// its workers hold them, so it transcribes the next span without
     /// loading one (1–2 s in a browser). Forgotten when it announces itself
     /// again (a new contribution has new workers).
-    warm_models: BTreeMap<NodeId, BTreeSet<WhisperModel>>,
+    warm_models: SortedMap<NodeId, SortedSet<WhisperModel>>,
     /// Recomputed when a node comes or goes, not for every event that asks.
     coordinator: Option<NodeId>,
     /// Tasks in homeserver order, found by id in constant time: every
     /// assignment, progress report and result looks its task up.
     tasks: IndexMap<EventId, TaskRecord>,
     /// Tasks by (submitter, nonce), to recognise a resent submission.
-    nonces: BTreeMap<(UserId, String), EventId>,
+    nonces: HashMap<(UserId, String), EventId>,
     /// Tasks by the chat message that started them: one per message.
-    commands: BTreeMap<EventId, EventId>,
+    commands: HashMap<EventId, EventId>,
     /// Who sent each chat command seen (see `Ledger::note_chat_command`).
-    chat_senders: BTreeMap<EventId, UserId>,
+    chat_senders: HashMap<EventId, UserId>,
     /// Relations whose task has not been seen yet, replayed when it arrives.
-    orphans: BTreeMap<EventId, Vec<SeenEvent>>,
+    orphans: HashMap<EventId, Vec<SeenEvent>>,
     usage: Usage,
     allowlist: Allowlist,
     rejections: VecDeque<Rejection>,
@@ -1214,7 +1215,7 @@ impl State {
 /// node neither answered nor reported progress) are recorded against their
 /// nodes first.
 fn release_leases(
-    reliability: &mut BTreeMap<NodeId, Reliability>,
+    reliability: &mut SortedMap<NodeId, Reliability>,
     chunk: &mut ChunkRecord,
     ts: u64,
 ) {
@@ -1228,7 +1229,7 @@ fn release_leases(
 /// Settles a chunk once a majority of its replicas agree on one output, or
 /// fails it once no output can reach a majority any more: a disagreement is
 /// reported, never resolved by picking one. A settled chunk's leases go.
-fn count_votes(chunk: &mut ChunkRecord, ts: u64, reliability: &mut BTreeMap<NodeId, Reliability>) {
+fn count_votes(chunk: &mut ChunkRecord, ts: u64, reliability: &mut SortedMap<NodeId, Reliability>) {
     let quorum = chunk.quorum();
     let mut best: Option<(&ChunkDone, usize)> = None;
     for vote in &chunk.votes {

@@ -19,6 +19,8 @@ pub mod fairness;
 pub mod ids;
 pub mod limits;
 pub mod rate;
+pub mod sort;
+pub mod sorted_map;
 pub mod text;
 
 // Task kinds: what a task asks for, how it splits and merges, and who may run it.

@@ -12,8 +12,8 @@ use crate::events::TaskSpec;
 use crate::ids::EventId;
 use crate::ledger::{ChunkRecord, Ledger};
 use crate::seal::seal_digest;
+use crate::sorted_map::SortedMap;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// The to-device event type that carries a private output.
@@ -39,7 +39,7 @@ pub enum NotAnOutput {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PrivateOutputs {
     /// (task, chunk) → outputs received, by seal (a replica's may differ).
-    received: BTreeMap<(EventId, u32), BTreeMap<String, Value>>,
+    received: SortedMap<(EventId, u32), SortedMap<String, Value>>,
 }
 
 impl PrivateOutputs {

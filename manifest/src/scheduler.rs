@@ -8,7 +8,9 @@ use crate::events::Assignment;
 use crate::ids::{EventId, NodeId, UserId};
 use crate::ledger::{ChunkRecord, ChunkStatus, Ledger, NodeRecord, TaskRecord, TaskStatus};
 use crate::limits::{MAX_LEASES_PER_SLOT, QUEUE_TARGET_MS};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use crate::sort;
+use crate::sorted_map::{SortedMap, SortedSet};
+use std::collections::VecDeque;
 
 /// One replica of a chunk waiting for a node (a chunk that is not replicated
 /// has one).
@@ -22,7 +24,7 @@ struct ReadyChunk<'a> {
 }
 
 /// Assignments the coordinator sent and has not seen back yet: (task, chunk, node).
-pub type InFlight = BTreeSet<(EventId, u32, NodeId)>;
+pub type InFlight = SortedSet<(EventId, u32, NodeId)>;
 
 /// Nodes that must not get another replica of a chunk: those holding a live
 /// lease on it, those whose output is in, and those it is on its way to.
@@ -123,8 +125,8 @@ fn chunk_ms(task: &TaskRecord) -> u64 {
 /// than they last answered. Judged from the ledger alone, so every node
 /// reaches the same verdict; one answer ends it, so a tab the browser
 /// throttled for a while is soon trusted again.
-pub fn on_probation(ledger: &Ledger, now: u64) -> BTreeSet<NodeId> {
-    let mut last_lapse: BTreeMap<&NodeId, u64> = BTreeMap::new();
+pub fn on_probation(ledger: &Ledger, now: u64) -> SortedSet<NodeId> {
+    let mut last_lapse: SortedMap<&NodeId, u64> = SortedMap::new();
     let open_chunks = ledger
         .tasks()
         .filter(|t| !ledger.task_status(t, now).is_terminal())
@@ -153,7 +155,7 @@ pub fn on_probation(ledger: &Ledger, now: u64) -> BTreeSet<NodeId> {
 
 /// The load of every online node: its live leases and the assignments on
 /// their way to it.
-pub fn node_loads(ledger: &Ledger, now: u64, in_flight: &InFlight) -> BTreeMap<NodeId, NodeLoad> {
+pub fn node_loads(ledger: &Ledger, now: u64, in_flight: &InFlight) -> SortedMap<NodeId, NodeLoad> {
     node_loads_with(ledger, now, in_flight, &on_probation(ledger, now))
 }
 
@@ -161,9 +163,9 @@ fn node_loads_with(
     ledger: &Ledger,
     now: u64,
     in_flight: &InFlight,
-    probation: &BTreeSet<NodeId>,
-) -> BTreeMap<NodeId, NodeLoad> {
-    let mut loads: BTreeMap<NodeId, NodeLoad> = ledger
+    probation: &SortedSet<NodeId>,
+) -> SortedMap<NodeId, NodeLoad> {
+    let mut loads: SortedMap<NodeId, NodeLoad> = ledger
         .online_nodes()
         .map(|n| {
             let load = NodeLoad {
@@ -195,14 +197,16 @@ fn ready_by_submitter<'a>(
     ledger: &'a Ledger,
     now: u64,
     in_flight: &InFlight,
-    probation: &BTreeSet<NodeId>,
-) -> BTreeMap<&'a UserId, VecDeque<ReadyChunk<'a>>> {
+    probation: &SortedSet<NodeId>,
+) -> SortedMap<&'a UserId, VecDeque<ReadyChunk<'a>>> {
     let mut tasks: Vec<&TaskRecord> = ledger
         .tasks()
         .filter(|t| !ledger.task_status(t, now).is_terminal())
         .collect();
-    tasks.sort_by_key(|t| (-i16::from(t.spec.priority), t.submitted_at, t.id.clone()));
-    let mut queues: BTreeMap<&UserId, VecDeque<ReadyChunk>> = BTreeMap::new();
+    sort::sort_by_key(&mut tasks, |t| {
+        (-i16::from(t.spec.priority), t.submitted_at, t.id.clone())
+    });
+    let mut queues: SortedMap<&UserId, VecDeque<ReadyChunk>> = SortedMap::new();
     for task in tasks {
         let ms = chunk_ms(task);
         for (index, chunk) in task.chunks.iter().enumerate() {
@@ -239,7 +243,7 @@ fn needs_backup(
     chunk: &ChunkRecord,
     chunk_ms: u64,
     now: u64,
-    probation: &BTreeSet<NodeId>,
+    probation: &SortedSet<NodeId>,
 ) -> bool {
     if chunk.replicas != 1 {
         return false; // Replicated chunks are already run more than once.
@@ -262,8 +266,8 @@ fn backup_after_ms(chunk_ms: u64) -> u64 {
 }
 
 /// Chunks currently leased per submitter: the first key of fairness.
-pub fn running_by_submitter(ledger: &Ledger, now: u64) -> BTreeMap<UserId, u32> {
-    let mut running = BTreeMap::new();
+pub fn running_by_submitter(ledger: &Ledger, now: u64) -> SortedMap<UserId, u32> {
+    let mut running = SortedMap::new();
     for task in ledger.tasks() {
         let count = task
             .chunks
@@ -356,7 +360,7 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
 /// friend's tabs proves less.
 fn best_node(
     ledger: &Ledger,
-    loads: &BTreeMap<NodeId, NodeLoad>,
+    loads: &SortedMap<NodeId, NodeLoad>,
     ready: &ReadyChunk,
     taken: &[&NodeId],
     now: u64,

@@ -51,7 +51,7 @@ impl VoiceMessage {
             None => None,
         };
         let file = match content.get("file") {
-            Some(file) => Some(serde_json::from_value::<EncryptedFile>(file.clone()).ok()?),
+            Some(file) => Some(EncryptedFile::deserialize(file).ok()?),
             None => None,
         };
         if url.is_some() == file.is_some() {

@@ -20,6 +20,7 @@ use manifest::ids::{EventId, MxcUri, NodeId, UserId};
 use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::node::{Action, HistoryRead, Input, NodeMachine, RequestId, Unread};
 use manifest::private::{self, PrivateOutputs};
+use manifest::sorted_map::SortedMap;
 use manifest::task_kind::{ScriptTask, TaskKind};
 use manifest::transcription::WhisperModel;
 use manifest::validate::parse_task;
@@ -27,7 +28,6 @@ use manifest::voice::VoiceMessage;
 use manifest::worker_protocol::JobId;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -80,7 +80,7 @@ pub struct Snapshot {
     /// What a worker said this friend should know (a model not kept).
     pub worker_notice: Option<String>,
     /// Each computer's accepted work since the viewer's midnight.
-    pub work_today: BTreeMap<NodeId, WorkDone>,
+    pub work_today: SortedMap<NodeId, WorkDone>,
     /// Why this friend's last allowlist edit did not take.
     pub allowlist_problem: Option<String>,
 }
@@ -90,14 +90,14 @@ struct State {
     clock: ServerClock,
     pool: Option<WorkerPool>,
     delay_id: Option<String>,
-    jobs: BTreeMap<JobId, (EventId, u32, f32)>,
+    jobs: SortedMap<JobId, (EventId, u32, f32)>,
     /// Chunks of friends' scripts, each running in its own sandbox.
-    scripts: BTreeMap<JobId, ScriptRun>,
+    scripts: SortedMap<JobId, ScriptRun>,
     consent_asks: Vec<AllowedScript>,
     worker_notice: Option<String>,
     /// Outputs of this friend's private tasks, received by to-device message.
     private_outputs: PrivateOutputs,
-    problems: BTreeMap<Trouble, String>,
+    problems: SortedMap<Trouble, String>,
     theme: Theme,
     on_change: Rc<dyn Fn(Snapshot)>,
 }
@@ -136,12 +136,12 @@ impl Driver {
                 clock: ServerClock::default(),
                 pool: None,
                 delay_id: None,
-                jobs: BTreeMap::new(),
-                scripts: BTreeMap::new(),
+                jobs: SortedMap::new(),
+                scripts: SortedMap::new(),
                 consent_asks: Vec::new(),
                 worker_notice: None,
                 private_outputs: PrivateOutputs::default(),
-                problems: BTreeMap::new(),
+                problems: SortedMap::new(),
                 theme: params.theme,
                 on_change: Rc::new(on_change),
             }),

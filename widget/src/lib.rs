@@ -8,6 +8,7 @@ pub mod driver;
 pub mod host;
 pub mod media;
 pub mod pool;
+pub mod read_json;
 #[cfg(test)]
 mod test_ledger;
 pub mod ui;

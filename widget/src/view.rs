@@ -10,10 +10,11 @@ use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, NodeRecord, TaskRecord, TaskStatus};
 use manifest::private::PrivateOutputs;
 use manifest::scheduler::{explain_idle, node_loads, work_of, IdleReason, InFlight};
+use manifest::sort;
+use manifest::sorted_map::SortedMap;
 use manifest::task_kind::TaskKind;
 use manifest::voice::VoiceMessage;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeView {
@@ -197,7 +198,7 @@ pub struct PoolView {
     /// whenever they contribute.
     pub idle_reason: Option<String>,
     /// What each task (and each part) has a machine do: "Counting primes".
-    pub doing_words: BTreeMap<EventId, String>,
+    pub doing_words: SortedMap<EventId, String>,
 }
 
 /// Who can run work now: the machines contributing and their workers.
@@ -245,7 +246,7 @@ impl PoolView {
 }
 
 /// The voice messages the widget knows, by event id, to name transcriptions.
-type Voices<'a> = BTreeMap<&'a EventId, &'a VoiceMessage>;
+type Voices<'a> = SortedMap<&'a EventId, &'a VoiceMessage>;
 
 impl PoolView {
     pub fn build<'a>(
@@ -256,7 +257,7 @@ impl PoolView {
     ) -> Self {
         let voices: Voices = voices.into_iter().map(|v| (&v.event_id, v)).collect();
         let coordinator = ledger.coordinator();
-        let doing_words: BTreeMap<EventId, String> = ledger
+        let doing_words: SortedMap<EventId, String> = ledger
             .tasks()
             .map(|t| (t.id.clone(), doing(ledger, t, &voices)))
             .collect();
@@ -276,7 +277,7 @@ impl PoolView {
             .filter(|t| parent_of(ledger, t).is_none())
             .map(|t| task_view(ledger, t, &voices, now))
             .collect();
-        tasks.sort_by_key(|t| std::cmp::Reverse(t.submitted_at));
+        sort::sort_by_key(&mut tasks, |t| std::cmp::Reverse(t.submitted_at));
         let idle_reason = me.map(|node| idle_words(ledger, node, now));
         Self {
             nodes,
@@ -340,7 +341,7 @@ fn doing(ledger: &Ledger, task: &TaskRecord, voices: &Voices) -> String {
 fn node_doing(
     ledger: &Ledger,
     node: &NodeRecord,
-    doing_words: &BTreeMap<EventId, String>,
+    doing_words: &SortedMap<EventId, String>,
     now: u64,
 ) -> Vec<String> {
     // (task, pieces of it held here, the progress of the last one)
@@ -462,7 +463,7 @@ fn task_view(ledger: &Ledger, t: &TaskRecord, voices: &Voices, now: u64) -> Task
                 .filter_map(|c| c.done())
                 .flat_map(|d| d.dissent.iter().map(NodeId::owner))
                 .collect();
-            users.sort();
+            sort::sort(&mut users);
             users.dedup();
             users
         },
@@ -477,12 +478,14 @@ fn task_view(ledger: &Ledger, t: &TaskRecord, voices: &Voices, now: u64) -> Task
 
 /// Pieces per friend, most first (then by name, so the order holds still).
 fn by_friend(done_by: &[NodeId]) -> Vec<(UserId, u32)> {
-    let mut pieces: BTreeMap<UserId, u32> = BTreeMap::new();
+    let mut pieces: SortedMap<UserId, u32> = SortedMap::new();
     for node in done_by {
         *pieces.entry(node.owner()).or_default() += 1;
     }
     let mut friends: Vec<(UserId, u32)> = pieces.into_iter().collect();
-    friends.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sort::sort_by(&mut friends, |a, b| {
+        b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
+    });
     friends
 }
 
@@ -654,14 +657,16 @@ pub fn voice_rows<'a>(
     messages: impl Iterator<Item = &'a VoiceMessage>,
     now: u64,
 ) -> Vec<VoiceRow> {
-    let mut latest: BTreeMap<&EventId, &TaskRecord> = BTreeMap::new();
-    for task in ledger.tasks() {
-        if let TaskKind::Transcribe(t) = &task.spec.kind {
-            if t.is_plan() && task.spec.parent.is_none() {
-                latest.insert(&t.audio.message, task); // Later tasks replace earlier ones.
+    // Collected, so that later tasks replace earlier ones for the same message.
+    let latest: SortedMap<&EventId, &TaskRecord> = ledger
+        .tasks()
+        .filter_map(|task| match &task.spec.kind {
+            TaskKind::Transcribe(t) if t.is_plan() && task.spec.parent.is_none() => {
+                Some((&t.audio.message, task))
             }
-        }
-    }
+            _ => None,
+        })
+        .collect();
     let mut rows: Vec<VoiceRow> = messages
         .map(|message| {
             let task = latest.get(&message.event_id);
@@ -689,7 +694,7 @@ pub fn voice_rows<'a>(
             }
         })
         .collect();
-    rows.sort_by_key(|row| std::cmp::Reverse(row.message.sent_at));
+    sort::sort_by_key(&mut rows, |row| std::cmp::Reverse(row.message.sent_at));
     rows
 }
 

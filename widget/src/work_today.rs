@@ -8,7 +8,7 @@
 
 use manifest::ids::NodeId;
 use manifest::ledger::Ledger;
-use std::collections::BTreeMap;
+use manifest::sorted_map::SortedMap;
 
 /// One computer's accepted work since the start of the day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,8 +18,8 @@ pub struct WorkDone {
 }
 
 /// Work each node finished at or after `since` (the viewer's midnight).
-pub fn work_since(ledger: &Ledger, since: u64) -> BTreeMap<NodeId, WorkDone> {
-    let mut done: BTreeMap<NodeId, WorkDone> = BTreeMap::new();
+pub fn work_since(ledger: &Ledger, since: u64) -> SortedMap<NodeId, WorkDone> {
+    let mut done: SortedMap<NodeId, WorkDone> = SortedMap::new();
     for task in ledger.tasks() {
         for chunk in task.chunks.iter().filter_map(|c| c.done()) {
             if chunk.at >= since {

@@ -9,10 +9,10 @@
 use super::action::Action;
 use crate::events::Outcome;
 use crate::ids::EventId;
+use crate::sorted_map::SortedMap;
 use crate::transcription::{self, AudioRef, Plan, SpanTranscript, Stage, TranscribeTask};
 use crate::worker_protocol::JobId;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Decoded recordings kept: a long message's spans reuse one decode, and
@@ -44,9 +44,9 @@ pub struct Audio {
     /// By voice message, least recently used first.
     decoded: Vec<(EventId, Decoded)>,
     /// Chunks waiting for their message's audio.
-    waiting: BTreeMap<JobId, TranscribeTask>,
+    waiting: SortedMap<JobId, TranscribeTask>,
     /// Plans of one window whose words a worker is finding.
-    planned_here: BTreeMap<JobId, Plan>,
+    planned_here: SortedMap<JobId, Plan>,
 }
 
 impl Audio {

@@ -8,8 +8,9 @@ use crate::ids::{EventId, UserId};
 use crate::ledger::Ledger;
 use crate::limits::{COMMAND_MAX_AGE_MS, RESEND_AFTER_MS};
 use crate::rejection::{CommandError, Reason, Rejection};
+use crate::sort;
+use crate::sorted_map::SortedMap;
 use crate::voice::{self, TranscribeError, VoiceMessage};
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
 struct PendingCommand {
@@ -33,9 +34,9 @@ pub struct ChatMessage {
 #[derive(Debug, Default)]
 pub struct Chat {
     /// `!run` and `!transcribe` messages not yet started as tasks.
-    commands: BTreeMap<EventId, PendingCommand>,
+    commands: SortedMap<EventId, PendingCommand>,
     /// The audio messages this node has seen, by event id.
-    voices: BTreeMap<EventId, VoiceMessage>,
+    voices: SortedMap<EventId, VoiceMessage>,
 }
 
 impl Chat {
@@ -67,7 +68,7 @@ impl Chat {
     /// The room's audio messages this node has seen, oldest first.
     pub fn voice_messages(&self) -> impl Iterator<Item = &VoiceMessage> {
         let mut voices: Vec<&VoiceMessage> = self.voices.values().collect();
-        voices.sort_by_key(|v| (v.sent_at, &v.event_id));
+        sort::sort_by_key(&mut voices, |v| (v.sent_at, &v.event_id));
         voices.into_iter()
     }
 
@@ -88,7 +89,7 @@ impl Chat {
         }
         let mut specs = Vec::new();
         let mut refused = Vec::new();
-        for (id, c) in &mut self.commands {
+        for (id, c) in self.commands.iter_mut() {
             if c.submitted_at.is_some_and(|at| now < at + RESEND_AFTER_MS) {
                 continue;
             }
@@ -130,7 +131,7 @@ impl Chat {
 fn transcribe_command(
     body: &str,
     reply_to: Option<&EventId>,
-    voices: &BTreeMap<EventId, VoiceMessage>,
+    voices: &SortedMap<EventId, VoiceMessage>,
     command: ChatCommand,
 ) -> Result<TaskSpec, TranscribeError> {
     let model = voice::parse_command(body)?;

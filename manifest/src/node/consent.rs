@@ -4,8 +4,8 @@
 use super::action::Action;
 use crate::allowlist::{AllowedScript, Allowlist};
 use crate::events::NodeCaps;
+use crate::sorted_map::SortedSet;
 use crate::task_kind::TaskKind;
-use std::collections::BTreeSet;
 
 /// A friend's answer about running a kind of work on their machine.
 pub enum Consent {
@@ -18,9 +18,9 @@ pub enum Consent {
 #[derive(Debug, Default)]
 pub struct Consents {
     /// Scripts (by integrity) the friend agreed to run.
-    approved: BTreeSet<String>,
+    approved: SortedSet<String>,
     /// Scripts already put to them.
-    asked: BTreeSet<String>,
+    asked: SortedSet<String>,
 }
 
 impl Consents {

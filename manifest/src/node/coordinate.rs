@@ -13,7 +13,7 @@ use crate::limits::{
     COORDINATOR_SETTLE_MS, LEASE_SOFT_MS, MAX_ASSIGNMENTS_PER_EVENT, RESEND_AFTER_MS,
 };
 use crate::scheduler::{self, InFlight};
-use std::collections::BTreeMap;
+use crate::sorted_map::SortedMap;
 
 /// Whether this node is the coordinator, and has been online long enough
 /// to have seen older nodes' announcements.
@@ -30,9 +30,9 @@ pub fn coordinating(ledger: &Ledger, contribution: Option<&Contribution>, now: u
 #[derive(Debug, Default)]
 pub struct Coordination {
     /// Assignments sent and not yet seen back: (task, chunk, node) → (attempt, sent at).
-    assigning: BTreeMap<(EventId, u32, NodeId), (u32, u64)>,
+    assigning: SortedMap<(EventId, u32, NodeId), (u32, u64)>,
     /// Chunks this node claimed for itself, unannounced.
-    claims: BTreeMap<(EventId, u32), Claim>,
+    claims: SortedMap<(EventId, u32), Claim>,
 }
 
 /// A chunk the coordinator runs without an assignment (see the module).
@@ -53,7 +53,7 @@ impl Coordination {
     }
 
     /// The chunks this node claimed and may run, by (task, chunk).
-    pub fn claims(&self) -> &BTreeMap<(EventId, u32), Claim> {
+    pub fn claims(&self) -> &SortedMap<(EventId, u32), Claim> {
         &self.claims
     }
 

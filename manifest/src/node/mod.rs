@@ -53,6 +53,7 @@ use crate::transcription::SpanTranscript;
 use crate::validate::parse_task;
 use crate::voice::VoiceMessage;
 use crate::worker_protocol::JobId;
+use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Debug, Default)]
@@ -441,8 +442,8 @@ impl NodeMachine {
             .and_then(|id| EventId::parse(id).ok());
         match (out.event_type, task) {
             (event_type::ASSIGN, Some(task)) => {
-                let refused: Vec<Assignment> =
-                    serde_json::from_value(out.content["assignments"].clone()).unwrap_or_default();
+                let refused =
+                    Vec::<Assignment>::deserialize(&out.content["assignments"]).unwrap_or_default();
                 self.coordination.refused(&task, &refused);
             }
             // Progress is sent again when next due, from what the workers say then.

@@ -10,14 +10,15 @@
 use super::action::{Action, RequestId};
 use crate::events::Outgoing;
 use crate::rate::RateBudget;
-use std::collections::{BTreeMap, VecDeque};
+use crate::sorted_map::SortedMap;
+use std::collections::VecDeque;
 
 #[derive(Debug, Default)]
 pub struct Outbox {
     queue: VecDeque<Outgoing>,
     budget: RateBudget,
     /// Sent, and not answered yet.
-    pending: BTreeMap<RequestId, Outgoing>,
+    pending: SortedMap<RequestId, Outgoing>,
     next_request: u64,
 }
 

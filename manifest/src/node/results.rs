@@ -8,9 +8,9 @@ use crate::events::{ChunkOutcome, Outcome, Outgoing};
 use crate::ids::{EventId, NodeId};
 use crate::ledger::Ledger;
 use crate::limits::{MAX_CONTENT_BYTES, MAX_INLINE_OUTPUT_BYTES, RESEND_AFTER_MS, RESULT_BATCH_MS};
-use crate::validate::check_matrix_json;
+use crate::sorted_map::SortedMap;
+use crate::validate::{check_matrix_json, json_size};
 use crate::{private, seal};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -124,7 +124,7 @@ impl Results {
                 .any(|l| &l.node == node && l.attempt == f.outcome.attempt);
             !(settled || (f.sent_at.is_some() && released))
         });
-        let mut due: BTreeMap<EventId, Vec<usize>> = BTreeMap::new();
+        let mut due: SortedMap<EventId, Vec<usize>> = SortedMap::new();
         for (i, f) in self.finished.iter().enumerate() {
             let part_seen = || ledger.task(&f.task).is_some_and(|t| !t.children.is_empty());
             if f.awaits_part && !part_seen() {
@@ -190,7 +190,7 @@ fn fit_in_events<'a>(
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut size = 0;
     for &i in indices {
-        let bytes = serde_json::to_vec(outcome(i)).map_or(budget, |b| b.len() + 1);
+        let bytes = serde_json::to_value(outcome(i)).map_or(budget, |v| json_size(&v) + 1);
         match groups.last_mut() {
             Some(group) if size + bytes <= budget => group.push(i),
             _ => {
@@ -210,7 +210,7 @@ fn fit_inline(outcome: Outcome) -> Outcome {
     let Outcome::Output(output) = &outcome else {
         return outcome;
     };
-    let size = serde_json::to_vec(output).map_or(usize::MAX, |bytes| bytes.len());
+    let size = json_size(output);
     let problem = if size > MAX_INLINE_OUTPUT_BYTES {
         format!("the output is {size} bytes; a result carries at most {MAX_INLINE_OUTPUT_BYTES}")
     } else if let Err(e) = check_matrix_json(output) {

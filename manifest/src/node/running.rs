@@ -15,8 +15,9 @@ use crate::ids::{EventId, NodeId};
 use crate::ledger::{Lease, Ledger};
 use crate::limits::PROGRESS_EVERY_MS;
 use crate::scheduler;
+use crate::sort;
+use crate::sorted_map::SortedMap;
 use crate::worker_protocol::JobId;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
 pub struct RunningChunk {
@@ -34,12 +35,12 @@ pub struct RunningChunk {
 #[derive(Clone, Copy)]
 pub struct Given<'a> {
     pub ledger: &'a Ledger,
-    pub claims: &'a BTreeMap<(EventId, u32), Claim>,
+    pub claims: &'a SortedMap<(EventId, u32), Claim>,
 }
 
 #[derive(Debug, Default)]
 pub struct Running {
-    jobs: BTreeMap<JobId, RunningChunk>,
+    jobs: SortedMap<JobId, RunningChunk>,
     next_job: JobId,
 }
 
@@ -175,7 +176,7 @@ impl Running {
             }
         }
         consents.ask(asks, actions);
-        starts.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        sort::sort_by(&mut starts, |a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
         for (_, task, chunk, attempt, work, inputs) in starts {
             if self.jobs.len() >= caps.slots as usize {
                 break;
@@ -214,7 +215,7 @@ impl Running {
         now: u64,
         actions: &mut Vec<Action>,
     ) {
-        let mut due: BTreeMap<EventId, Vec<JobId>> = BTreeMap::new();
+        let mut due: SortedMap<EventId, Vec<JobId>> = SortedMap::new();
         for (&job, run) in &self.jobs {
             let Some(lease) = lease_of(ledger, run, node) else {
                 continue;
@@ -291,7 +292,7 @@ mod tests {
         let (mut running, mut consents, mut results) =
             (Running::default(), Consents::default(), Results::default());
         let mut actions = Vec::new();
-        let claims = BTreeMap::new();
+        let claims = SortedMap::new();
         let given = Given {
             ledger: &ledger,
             claims: &claims,

@@ -11,12 +11,12 @@ use crate::events::Outgoing;
 use crate::ids::{EventId, UserId};
 use crate::ledger::{Ledger, TaskRecord, TaskStatus};
 use crate::limits::{COMMAND_MAX_AGE_MS, RESEND_AFTER_MS};
+use crate::sorted_map::SortedMap;
 use crate::task_kind::TaskKind;
 use crate::transcription::Transcript;
 use crate::voice;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// A transcription's reply, as this node knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,7 @@ enum ReplyState {
 #[derive(Debug, Default)]
 pub struct Replies {
     /// Where each finished transcription's reply stands.
-    states: BTreeMap<EventId, ReplyState>,
+    states: SortedMap<EventId, ReplyState>,
 }
 
 impl Replies {

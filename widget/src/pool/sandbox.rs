@@ -3,6 +3,7 @@
 //! chunk; dropping it stops the script.
 
 use crate::pool::workers::JobEvent;
+use crate::read_json::read_json;
 use js_sys::Function;
 use manifest::task_kind::ScriptTask;
 use manifest::worker_protocol::JobId;
@@ -41,7 +42,7 @@ impl ScriptRun {
         listener: impl Fn(JobId, JobEvent) + 'static,
     ) -> Self {
         let on_event = Closure::<dyn FnMut(String)>::new(move |text: String| {
-            let event = match serde_json::from_str::<SandboxEvent>(&text) {
+            let event = match read_json::<SandboxEvent>(&text) {
                 Ok(SandboxEvent::Progress { fraction }) => JobEvent::Progress(fraction),
                 Ok(SandboxEvent::Done { output }) => JobEvent::Done(output),
                 Ok(SandboxEvent::Failed { reason }) => JobEvent::Failed(reason),

@@ -3,6 +3,7 @@
 //! the only way to stop wasm that is busy computing. A span goes to a free
 //! worker that has already loaded its Whisper model where there is one.
 
+use crate::read_json::read_json;
 use js_sys::{Array, Float32Array, Object, Reflect};
 use manifest::task_kind::TaskKind;
 use manifest::transcription::{TranscribeTask, WhisperModel};
@@ -79,7 +80,7 @@ impl WorkerPool {
         let weak = Rc::downgrade(&self.0);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let text = event.data().as_string().unwrap_or_default();
-            match serde_json::from_str::<FromWorker>(&text) {
+            match read_json::<FromWorker>(&text) {
                 Ok(message) => Self::on_message(&weak, index, message),
                 Err(e) => {
                     web_sys::console::error_1(&format!("unreadable worker message: {e}").into())
@@ -250,7 +251,9 @@ impl WorkerPool {
             if let Some(seconds) = message.time_limit_s() {
                 self.stop_after(index, job, seconds);
             }
-            let text = serde_json::to_string(&message).unwrap_or_default();
+            let text = serde_json::to_value(&message)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
             let slot = &mut inner.slots[index];
             slot.job = Some(job);
             slot.job_model = model;

@@ -4,6 +4,7 @@
 //! kernel runs only once the room's allowlist names its source's hash; a
 //! moderator allows it here.
 
+use crate::read_json::read_json;
 use manifest::allowlist::AllowedKernel;
 use manifest::events::{Outgoing, TaskSpec};
 use manifest::kernel::{KernelOutput, KernelTask, DEFAULT_KERNEL_SECONDS};
@@ -97,7 +98,7 @@ pub fn gpu_demo(props: &Props) -> Html {
 
 /// A kernel task from its JSON (what `run-kernel` reads), or what is wrong.
 pub fn kernel_spec(json: &str) -> Result<TaskSpec, String> {
-    let kernel: KernelTask = serde_json::from_str(json).map_err(|e| {
+    let kernel: KernelTask = read_json(json).map_err(|e| {
         format!("'Kernel task' is not a kernel task as docs/writing-tasks.md describes ({e}).")
     })?;
     let chunks = kernel.chunks.len() as u32;

@@ -5,7 +5,7 @@ use crate::view::NodeView;
 use crate::words;
 use crate::work_today::WorkDone;
 use manifest::ids::NodeId;
-use std::collections::BTreeMap;
+use manifest::sorted_map::SortedMap;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -13,7 +13,7 @@ pub struct Props {
     pub nodes: Vec<NodeView>,
     pub me: Option<NodeId>,
     /// Accepted work since midnight, per computer.
-    pub today: BTreeMap<NodeId, WorkDone>,
+    pub today: SortedMap<NodeId, WorkDone>,
 }
 
 /// "12 pieces today, about 3 min of work", or that there was none yet.

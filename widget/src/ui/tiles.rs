@@ -6,6 +6,7 @@
 use crate::view::Tile;
 use manifest::base64;
 use manifest::ids::UserId;
+use manifest::sort;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use yew::prelude::*;
@@ -100,7 +101,7 @@ pub fn tile_image(props: &Props) -> Html {
         });
     }
     let mut friends: Vec<&UserId> = props.tiles.iter().map(|t| &t.by).collect();
-    friends.sort();
+    sort::sort(&mut friends);
     friends.dedup();
     html! {
         <figure class="tiles" data-testid="tile-image" data-tiles={props.tiles.len().to_string()}>
