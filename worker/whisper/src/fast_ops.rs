@@ -20,10 +20,10 @@ const ROUNDER: f32 = 12_582_912.0;
 /// the result would not be a normal f32.
 #[inline]
 pub fn exp(x: f32) -> f32 {
-    if x < -87.0 {
-        return 0.0;
-    }
-    let x = x.min(88.0);
+    // Computed for every x and chosen at the end, without a branch, so that
+    // loops of it vectorise.
+    let underflows = x < -87.0;
+    let x = x.clamp(-87.0, 88.0);
     // k = round(x / ln 2), as a float and as an integer, by the 1.5 · 2²³
     // trick: no libm `round`, no float-to-int conversion.
     let shifted = x * LOG2_E + ROUNDER;
@@ -38,7 +38,12 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // 2ᵏ built from its exponent bits: k is in [-126, 127] here.
-    y * f32::from_bits(((k_int + 127) as u32) << 23)
+    let value = y * f32::from_bits(((k_int + 127) as u32) << 23);
+    if underflows {
+        0.0
+    } else {
+        value
+    }
 }
 
 /// erf(x) with an absolute error below 6e-7, five f32 units at 1 (Abramowitz
@@ -83,17 +88,52 @@ impl CustomOp1 for SoftmaxLastDim {
         let width = layout.dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0.0f32; values.len()];
         for (row, probabilities) in values.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for (&x, p) in row.iter().zip(probabilities.iter_mut()) {
-                *p = exp(x - max);
-                sum += *p;
-            }
-            let scale = 1.0 / sum;
-            probabilities.iter_mut().for_each(|p| *p *= scale);
+            softmax_row(row, probabilities);
         }
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
+}
+
+/// How many running maxima and sums a softmax row keeps: one per vector
+/// lane, so that its loops vectorise (a float sum kept in one variable must
+/// be added in order, one element at a time).
+const LANES: usize = 8;
+
+/// `probabilities` = softmax(`row`). SIMD128 in wasm (for this function
+/// only, see `projection::row_dot`): the encoder's attention takes 6 × 1500
+/// softmaxes of 1500 scores per layer.
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+fn softmax_row(row: &[f32], probabilities: &mut [f32]) {
+    let split = row.len() - row.len() % LANES;
+    let (body, tail) = row.split_at(split);
+    let mut maxima = [f32::NEG_INFINITY; LANES];
+    for xs in body.chunks_exact(LANES) {
+        for (m, &x) in maxima.iter_mut().zip(xs) {
+            *m = m.max(x);
+        }
+    }
+    let max = maxima
+        .iter()
+        .chain(tail)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sums = [0.0f32; LANES];
+    for (xs, ps) in body
+        .chunks_exact(LANES)
+        .zip(probabilities.chunks_exact_mut(LANES))
+    {
+        for ((p, &x), s) in ps.iter_mut().zip(xs).zip(sums.iter_mut()) {
+            *p = exp(x - max);
+            *s += *p;
+        }
+    }
+    let mut sum: f32 = sums.iter().sum();
+    for (p, &x) in probabilities[split..].iter_mut().zip(tail) {
+        *p = exp(x - max);
+        sum += *p;
+    }
+    let scale = 1.0 / sum;
+    probabilities.iter_mut().for_each(|p| *p *= scale);
 }
 
 struct Gelu;

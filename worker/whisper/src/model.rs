@@ -73,16 +73,26 @@ impl Attention {
 
     /// softmax(q kᵀ / √dₕ + mask) v, back to `[b, n, d]` and projected out.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        self.attend_heads(q, &self.heads(k)?, &self.heads(v)?, mask)
+    }
+
+    /// `attend` with keys and values already split into heads
+    /// (`[b, heads, n, d/heads]`), as the decoder keeps the audio's.
+    fn attend_heads(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let d_head = q.dim(D::Minus1)? / self.n_head;
         // openai scales q and k by dₕ^-¼ each, which keeps f16 in range; in
         // f32 one scale on q is the same product.
         let scale = (d_head as f64).powf(-0.5);
         let q = (self.heads(q)? * scale)?;
-        let k = self.heads(k)?;
-        let v = self.heads(v)?;
         if mask.is_none() && q.dim(2)? <= FEW_QUERIES {
             // A decoding step: one new token against the cache or the audio.
-            let x = fast_ops::few_queries_attention(&q, &k, &v)?;
+            let x = fast_ops::few_queries_attention(&q, k, v)?;
             return self.out.forward(&x.transpose(1, 2)?.flatten_from(2)?);
         }
         let mut w = q.matmul(&k.t()?)?;
@@ -90,7 +100,7 @@ impl Attention {
             w = w.broadcast_add(mask)?;
         }
         let w = fast_ops::softmax_last_dim(&w)?;
-        let x = w.matmul(&v)?.transpose(1, 2)?.flatten_from(2)?;
+        let x = w.matmul(v)?.transpose(1, 2)?.flatten_from(2)?;
         self.out.forward(&x)
     }
 }
@@ -216,8 +226,10 @@ impl Encoder {
     }
 }
 
-/// Cross-attention keys and values of one audio window, per layer: computed
-/// once and shared by every decoding pass over the window.
+/// Cross-attention keys and values of one audio window, per layer, split
+/// into heads: computed once and shared by every decoding pass over the
+/// window. (Split at every step, they were copied whole for every token:
+/// 4.6 MB per layer for tiny.en.)
 #[derive(Clone)]
 pub struct CrossKv(Vec<(Tensor, Tensor)>);
 
@@ -290,7 +302,10 @@ impl Decoder {
             .blocks
             .iter()
             .map(|b| match &b.cross {
-                Some((a, _)) => Ok((a.key.forward(audio)?, a.value.forward(audio)?)),
+                Some((a, _)) => Ok((
+                    a.heads(&a.key.forward(audio)?)?,
+                    a.heads(&a.value.forward(audio)?)?,
+                )),
                 None => Err(candle_core::Error::Msg(
                     "decoder block without cross-attention".into(),
                 )),
@@ -365,7 +380,7 @@ impl Decoder {
             x = (&x + b.attn.attend(&q, &k, &v, mask.as_ref())?)?;
             if let Some((a, ln)) = &b.cross {
                 let q = a.query.forward(&ln.forward(&x)?)?;
-                x = (&x + a.attend(&q, ck, cv, None)?)?;
+                x = (&x + a.attend_heads(&q, ck, cv, None)?)?;
             }
             x = b.mlp(&x)?;
         }
@@ -412,13 +427,14 @@ impl Whisper {
         Self::for_inference(vb, config)
     }
 
-    /// Loaded for transcribing: the vocabulary projection in int8, and in a
-    /// browser the encoder's linear layers too (wasm has no fused
-    /// multiply-add; natively candle's f32 `gemm` is as fast: see `int8_matmul`).
+    /// Loaded for transcribing: the vocabulary projection in int8. The
+    /// encoder stays in f32: with candle's `gemm` on its SIMD128 kernels, its
+    /// int8 layers (`Encoder::set_int8`) saved 13–22 % of the encoder's time
+    /// in a browser but changed enough words that decoding fell back and
+    /// took longer (docs/whisper.md).
     pub fn for_inference(vb: VarBuilder, config: Config) -> Result<Self> {
         let mut model = Self::load(vb, config)?;
         model.decoder.set_int8_projection(true)?;
-        model.encoder.set_int8(cfg!(target_arch = "wasm32"))?;
         Ok(model)
     }
 }

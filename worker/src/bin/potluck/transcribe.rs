@@ -18,8 +18,8 @@
 //! the 16 kHz samples it transcribes (raw little-endian f32), so that a
 //! reference engine can be given exactly the same audio. `--f32-projection`
 //! keeps the vocabulary projection in f32 (the default is int8);
-//! `--int8-encoder` runs the encoder's linear layers in int8 as a browser
-//! worker does (natively they stay f32).
+//! `--int8-encoder` runs the encoder's linear layers in int8 (`int8_matmul`;
+//! the default is f32, in a browser as well).
 
 use potluck_worker::audio::{self, resample::resample, split::split_at_silences};
 use potluck_worker::catalog::{local_models_dir, DEFAULT_MODEL};
