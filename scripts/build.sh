@@ -28,7 +28,11 @@ t0=$(date +%s.%N)
 # POTLUCK_WORKER_FEATURES=benchmark adds the in-browser Whisper benchmark.
 cargo build --offline --locked --profile "$ui_profile" --target wasm32-unknown-unknown \
   -p potluck-widget --bin potluck-widget
-cargo build --offline --locked --profile "$worker_profile" --target wasm32-unknown-unknown \
+# The worker's module needs SIMD128 anyway (its int8 kernels and candle's
+# gemm use it), so all of it is compiled with SIMD128 and LLVM vectorises
+# candle's other loops too. The UI stays baseline wasm.
+RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+simd128" \
+  cargo build --offline --locked --profile "$worker_profile" --target wasm32-unknown-unknown \
   -p potluck-worker --lib ${POTLUCK_WORKER_FEATURES:+--features "potluck-worker/$POTLUCK_WORKER_FEATURES"}
 t1=$(date +%s.%N)
 
