@@ -148,7 +148,7 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     sums.iter().sum::<f32>() + tail
 }
 
-/// SIMD128 for this function only (see `projection::row_dot`).
+/// SIMD128 in wasm whatever the build's flags (see `projection::row_dot`).
 #[cfg(target_arch = "wasm32")]
 #[target_feature(enable = "simd128")]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {

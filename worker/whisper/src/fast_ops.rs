@@ -99,8 +99,8 @@ impl CustomOp1 for SoftmaxLastDim {
 /// be added in order, one element at a time).
 const LANES: usize = 8;
 
-/// `probabilities` = softmax(`row`). SIMD128 in wasm (for this function
-/// only, see `projection::row_dot`): the encoder's attention takes 6 × 1500
+/// `probabilities` = softmax(`row`). SIMD128 in wasm whatever the build's
+/// flags (see `projection::row_dot`): the encoder's attention takes 6 × 1500
 /// softmaxes of 1500 scores per layer.
 #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 fn softmax_row(row: &[f32], probabilities: &mut [f32]) {
@@ -150,8 +150,8 @@ impl CustomOp1 for Gelu {
     }
 }
 
-/// `out += p · row`, vectorised in wasm as well (SIMD128 for this function
-/// only, see `projection::row_dot`).
+/// `out += p · row`, vectorised in wasm as well (SIMD128 whatever the
+/// build's flags, see `projection::row_dot`).
 #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 fn add_scaled(out: &mut [f32], p: f32, row: &[f32]) {
     for (o, x) in out.iter_mut().zip(row) {

@@ -88,8 +88,9 @@ fn row_dot(q: &[i8], scales: &[f32], xq: &[i8], xs: &[f32]) -> f32 {
 
 /// One row of the product with SIMD128's `i32x4.dot_i16x8_s`, which LLVM
 /// does not pick by itself: 10x faster per token than the plain loop in a
-/// Chromium worker. Compiled with SIMD128 for this function only, so the
-/// rest of the project's wasm needs no feature beyond the baseline.
+/// Chromium worker. Compiled with SIMD128 whatever the build's flags: the
+/// release worker has SIMD128 throughout (`scripts/build.sh`), the wasm
+/// tests' build does not.
 #[cfg(target_arch = "wasm32")]
 #[target_feature(enable = "simd128")]
 fn row_dot(q: &[i8], scales: &[f32], xq: &[i8], xs: &[f32]) -> f32 {
