@@ -7,7 +7,7 @@
 //! transferred rather than copied.
 
 use crate::task_kind::TaskKind;
-use crate::transcription::TranscribeTask;
+use crate::transcription::{TranscribeTask, WhisperModel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -32,12 +32,20 @@ pub enum ToWorker {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         previous: Vec<u32>,
     },
+    /// Load a Whisper model before any span needs it, so that the first
+    /// voice message does not wait for its download (see `WorkerPool::warm`).
+    LoadModel {
+        model: WhisperModel,
+        models_url: String,
+    },
 }
 
 impl ToWorker {
-    pub fn job(&self) -> JobId {
+    /// The job this message runs; loading a model is no job.
+    pub fn job(&self) -> Option<JobId> {
         match self {
-            Self::Run { job, .. } | Self::Transcribe { job, .. } => *job,
+            Self::Run { job, .. } | Self::Transcribe { job, .. } => Some(*job),
+            Self::LoadModel { .. } => None,
         }
     }
 
@@ -45,7 +53,7 @@ impl ToWorker {
     pub fn time_limit_s(&self) -> Option<u32> {
         match self {
             Self::Run { work, .. } => work.time_limit_s(),
-            Self::Transcribe { .. } => None,
+            Self::Transcribe { .. } | Self::LoadModel { .. } => None,
         }
     }
 }
@@ -72,11 +80,19 @@ pub enum FromWorker {
     Unreadable {
         reason: String,
     },
-    /// Something the friend should know while `job` runs, that does not
-    /// change its outcome (the browser would not keep the model: it will
-    /// download again).
+    /// A model `ToWorker::LoadModel` asked for is loaded.
+    ModelLoaded {
+        model: WhisperModel,
+    },
+    /// A model `ToWorker::LoadModel` asked for could not be loaded; a span
+    /// that needs it tries again and fails with the reason.
+    ModelFailed {
+        model: WhisperModel,
+        reason: String,
+    },
+    /// Something the friend should know, that changes no job's outcome (how
+    /// far the model's download got; the browser would not keep it).
     Notice {
-        job: JobId,
         text: String,
     },
 }
@@ -109,7 +125,7 @@ mod tests {
         assert!(text.contains(r#""type":"transcribe""#), "{text}");
         let read: ToWorker = serde_json::from_str(&text).unwrap();
         assert_eq!(read, transcribe);
-        assert_eq!((read.job(), read.time_limit_s()), (7, None));
+        assert_eq!((read.job(), read.time_limit_s()), (Some(7), None));
 
         let kernel: KernelTask = serde_json::from_value(json!({
             "wgsl": "@compute @workgroup_size(1) fn main() {}", "entry": "main",
@@ -119,6 +135,19 @@ mod tests {
             job: 8,
             work: TaskKind::Kernel(Box::new(kernel)),
         };
-        assert_eq!((run.job(), run.time_limit_s()), (8, Some(3)));
+        assert_eq!((run.job(), run.time_limit_s()), (Some(8), Some(3)));
+    }
+
+    #[test]
+    fn loading_a_model_is_no_job_and_reads_back_as_sent() {
+        let load = ToWorker::LoadModel {
+            model: WhisperModel::TinyEn,
+            models_url: "https://huggingface.co".into(),
+        };
+        let text = serde_json::to_string(&load).unwrap();
+        assert!(text.contains(r#""model":"tiny.en""#), "{text}");
+        let read: ToWorker = serde_json::from_str(&text).unwrap();
+        assert_eq!((read.job(), read.time_limit_s()), (None, None));
+        assert_eq!(read, load);
     }
 }

@@ -4,7 +4,8 @@
 // for model.bin, CORS) with dist/ served alone; this one serves a model whose
 // config.json is not the pinned file: the widget refuses it, and the voice
 // message's thread says why, once. While the model downloads, the widget
-// shows how far it got.
+// shows how far it got. And a contributor loads the model as soon as a voice
+// message arrives, so that the first transcript does not wait for it.
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -17,6 +18,47 @@ import { serveModelHub } from "../support/model-hub.mjs";
 import { MODELS, ROOT, contribute, startPoolRoom } from "../support/pool-room.mjs";
 
 const AUDIO = join(ROOT, "widget/test-data/audio");
+
+/** carol posts the five-sentence recording as a voice message; its event id. */
+async function postVoice(room) {
+  const bytes = await readFile(join(AUDIO, "five-sentences.ogg"));
+  const { carol } = room.users;
+  const upload = await fetch(`${room.synapse.baseUrl}/_matrix/media/v3/upload?filename=voice.ogg`, {
+    method: "POST", headers: { Authorization: `Bearer ${carol.accessToken}`, "Content-Type": "audio/ogg" }, body: bytes,
+  });
+  const { content_uri: url } = await upload.json();
+  const send = await fetch(`${room.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/send/m.room.message/v${Date.now()}`, {
+    method: "PUT", headers: { Authorization: `Bearer ${carol.accessToken}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ msgtype: "m.audio", body: "Voice message", url, info: { duration: 17_400, mimetype: "audio/ogg", size: bytes.length }, "org.matrix.msc3245.voice": {} }),
+  });
+  return (await send.json()).event_id;
+}
+
+/** Records every text the widget's worker notice shows, as it changes, in `window.notices`. */
+async function recordNotices(widget) {
+  await widget.evaluate(() => {
+    window.notices = [];
+    new MutationObserver(() => {
+      const text = document.querySelector("[data-testid=worker-notice]")?.textContent;
+      if (text && text !== window.notices.at(-1)) window.notices.push(text);
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+/** Right-clicks `message` in `widget`, picks Transcribe and waits for its reply in the thread. */
+async function transcribe(room, widget, message) {
+  const row = widget.locator(`[data-testid=voice][data-event-id="${message}"]`);
+  await row.waitFor({ timeout: WAIT_MS });
+  await row.click({ button: "right" });
+  await widget.getByTestId("menu-transcribe").click();
+  let replies = [];
+  for (const until = Date.now() + 120_000; replies.length === 0 && Date.now() < until;) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    replies = (await room.roomEvents()).filter((e) => e.content?.["org.potluck.transcript"] && e.content["m.relates_to"]?.event_id === message);
+  }
+  assert.equal(replies.length, 1, "one reply");
+  return replies[0];
+}
 
 describe("a model file that is not the pinned one", () => {
   let room;
@@ -39,43 +81,41 @@ describe("a model file that is not the pinned one", () => {
     await widget.getByTestId("contribute").waitFor({ timeout: WAIT_MS });
     await contribute(widget);
     // Every notice the widget shows, as it changes: the download's progress among them.
-    await widget.evaluate(() => {
-      window.notices = [];
-      new MutationObserver(() => {
-        const text = document.querySelector("[data-testid=worker-notice]")?.textContent;
-        if (text && text !== window.notices.at(-1)) window.notices.push(text);
-      }).observe(document.body, { subtree: true, childList: true, characterData: true });
-    });
-
-    const bytes = await readFile(join(AUDIO, "five-sentences.ogg"));
-    const { carol } = room.users;
-    const upload = await fetch(`${room.synapse.baseUrl}/_matrix/media/v3/upload?filename=voice.ogg`, {
-      method: "POST", headers: { Authorization: `Bearer ${carol.accessToken}`, "Content-Type": "audio/ogg" }, body: bytes,
-    });
-    const { content_uri: url } = await upload.json();
-    const send = await fetch(`${room.synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/send/m.room.message/v1`, {
-      method: "PUT", headers: { Authorization: `Bearer ${carol.accessToken}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ msgtype: "m.audio", body: "Voice message", url, info: { duration: 17_400, mimetype: "audio/ogg", size: bytes.length }, "org.matrix.msc3245.voice": {} }),
-    });
-    const { event_id: message } = await send.json();
-
-    const row = widget.locator(`[data-testid=voice][data-event-id="${message}"]`);
-    await row.waitFor({ timeout: WAIT_MS });
-    await row.click({ button: "right" });
-    await widget.getByTestId("menu-transcribe").click();
-
-    let replies = [];
-    for (const until = Date.now() + 120_000; replies.length === 0 && Date.now() < until;) {
-      await new Promise((r) => setTimeout(r, 1_000));
-      replies = (await room.roomEvents()).filter((e) => e.content?.["org.potluck.transcript"] && e.content["m.relates_to"]?.event_id === message);
-    }
-    assert.equal(replies.length, 1, "one reply");
-    console.log(`the thread says: ${replies[0].content.body}`);
-    assert.match(replies[0].content.body, /config\.json is not the file Potluck expects/);
+    await recordNotices(widget);
+    const reply = await transcribe(room, widget, await postVoice(room));
+    console.log(`the thread says: ${reply.content.body}`);
+    assert.match(reply.content.body, /config\.json is not the file Potluck expects/);
     assert.ok(tampered.requests.some((r) => r.includes("/Systran/faster-whisper-tiny.en/resolve/")), "fetched at the Hub's path");
     await auditWidget(page, "a transcription failed for a wrong model file");
     const notices = await widget.evaluate(() => window.notices);
     console.log(`notices while the model downloaded: ${notices.length}, last: ${notices.at(-1)}`);
     assert.ok(notices.some((n) => /^Downloading the tiny\.en model: \d+ of 76 MB$/.test(n)), notices.join(" | "));
+  });
+});
+
+describe("a voice message while a friend contributes", () => {
+  let room;
+  before(async () => {
+    room = await startPoolRoom({ names: ["alice", "carol"] });
+  });
+  after(() => room?.close());
+
+  test("gets the model ready before anyone asks, so that its transcript needs no download", async () => {
+    const { widget } = await room.openWidget("alice");
+    await contribute(widget);
+    await recordNotices(widget);
+    const message = await postVoice(room);
+    // Nobody asked for a transcript yet.
+    await widget.waitForFunction(() => /tiny\.en model is ready/.test(
+      document.querySelector("[data-testid=worker-notice]")?.textContent ?? ""), null, { timeout: WAIT_MS });
+    const beforeAsking = await widget.evaluate(() => window.notices.length);
+    assert.equal((await room.roomEvents()).filter((e) => e.type === "org.potluck.task").length, 0, "no task yet");
+
+    const reply = await transcribe(room, widget, message);
+    console.log(`the thread says: ${reply.content.body}`);
+    assert.match(reply.content.body, /finish the report/i, "the words, not an error");
+    const afterAsking = (await widget.evaluate(() => window.notices)).slice(beforeAsking);
+    console.log(`notices after Transcribe: ${afterAsking.length ? afterAsking.join(" | ") : "none"}`);
+    assert.ok(!afterAsking.some((n) => n.startsWith("Downloading")), "the model was not fetched again");
   });
 });

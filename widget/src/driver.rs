@@ -327,6 +327,11 @@ impl Driver {
                     pool.transcribe(job, work, &samples, previous, self.models.clone());
                 }
             }
+            Action::PrepareModel { model } => {
+                if let Some(pool) = &self.state.borrow().pool {
+                    pool.warm(model, self.models.clone());
+                }
+            }
             Action::AskConsent { script } => {
                 self.state.borrow_mut().consent_asks.push(script);
             }
@@ -510,10 +515,6 @@ impl Driver {
                     done: fraction,
                 });
             }
-            JobEvent::Notice(text) => {
-                self.state.borrow_mut().worker_notice = Some(text);
-                return self.publish();
-            }
             JobEvent::Done(output) => Outcome::Output(output.into()),
             JobEvent::Failed(reason) => Outcome::Error {
                 reason,
@@ -543,12 +544,21 @@ impl Driver {
 
     /// Starts contributing this machine with `workers` Web Workers.
     pub async fn contribute(self: &Rc<Self>, workers: u32) -> Result<(), String> {
-        let weak = Rc::downgrade(self);
-        let pool = WorkerPool::new(workers, move |job, event| {
-            if let Some(driver) = weak.upgrade() {
-                driver.on_job(job, event);
-            }
-        })?;
+        let (weak, noticed) = (Rc::downgrade(self), Rc::downgrade(self));
+        let pool = WorkerPool::new(
+            workers,
+            move |job, event| {
+                if let Some(driver) = weak.upgrade() {
+                    driver.on_job(job, event);
+                }
+            },
+            move |text| {
+                if let Some(driver) = noticed.upgrade() {
+                    driver.state.borrow_mut().worker_notice = Some(text);
+                    driver.publish();
+                }
+            },
+        )?;
         let webgpu = machine_info::has_webgpu().await;
         let me = self.state.borrow().machine.me().cloned().ok_or("no user")?;
         let node = NodeId::new(&me, &node_tag()).map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ use crate::speech::transcribe_span;
 use js_sys::{Float32Array, Reflect};
 use manifest::kernel::KernelTask;
 use manifest::task_kind::TaskKind;
-use manifest::transcription::TranscribeTask;
+use manifest::transcription::{TranscribeTask, WhisperModel};
 use manifest::worker_protocol::{FromWorker, ToWorker};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -52,6 +52,9 @@ pub fn start() {
                     job,
                     work: TaskKind::Kernel(kernel),
                 }) => on_kernel_job(&reply_scope, job, *kernel),
+                Ok(ToWorker::LoadModel { model, models_url }) => {
+                    on_load_model(&reply_scope, model, models_url)
+                }
                 Ok(request) => runner::run(request, |reply| post(&reply_scope, &reply)),
                 // Says what could not be read.
                 Err(_) => runner::handle(&text, |reply| post(&reply_scope, &reply)),
@@ -83,6 +86,19 @@ fn on_kernel_job(scope: &DedicatedWorkerGlobalScope, job: u64, kernel: KernelTas
     });
 }
 
+/// Loads `model` ahead of the spans that will need it.
+fn on_load_model(scope: &DedicatedWorkerGlobalScope, model: WhisperModel, models_url: String) {
+    let scope = scope.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let notice = |text: String| post(&scope, &FromWorker::Notice { text });
+        let reply = match engine(model.name(), &models_url, notice).await {
+            Ok(_) => FromWorker::ModelLoaded { model },
+            Err(reason) => FromWorker::ModelFailed { model, reason },
+        };
+        post(&scope, &reply);
+    });
+}
+
 /// This worker's GPU, opened on first use.
 async fn gpu() -> Result<Rc<Gpu>, String> {
     if let Some(gpu) = GPU.with_borrow(Clone::clone) {
@@ -105,13 +121,14 @@ fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             previous,
         }) => (job, work, models_url, previous),
         Ok(other) => {
+            let reason = "only transcriptions come with samples".to_owned();
             return post(
                 scope,
-                &FromWorker::Failed {
-                    job: other.job(),
-                    reason: "only transcriptions come with samples".into(),
+                &match other.job() {
+                    Some(job) => FromWorker::Failed { job, reason },
+                    None => FromWorker::Unreadable { reason },
                 },
-            )
+            );
         }
         Err(e) => {
             return post(
@@ -128,7 +145,7 @@ fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
         .unwrap_or_default();
     let scope = scope.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let notice = |text: String| post(&scope, &FromWorker::Notice { job, text });
+        let notice = |text: String| post(&scope, &FromWorker::Notice { text });
         let reply = match transcribe(&task, &samples, &previous, &models, notice).await {
             Ok(output) => FromWorker::Done { job, output },
             Err(reason) => FromWorker::Failed { job, reason },

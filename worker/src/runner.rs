@@ -62,6 +62,11 @@ pub fn run(request: ToWorker, mut post: impl FnMut(FromWorker)) {
                 "a span to transcribe comes with its samples, which only the browser worker reads"
                     .into(),
         }),
+        // The wasm entry loads it; anywhere else there is no job to answer.
+        ToWorker::LoadModel { model, .. } => post(FromWorker::ModelFailed {
+            model,
+            reason: "only the browser worker loads a model ahead".into(),
+        }),
     }
 }
 

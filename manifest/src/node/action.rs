@@ -6,7 +6,7 @@ use crate::events::{Input as TaskInput, Outgoing};
 use crate::ids::{EventId, NodeId, UserId};
 use crate::rejection::Rejection;
 use crate::task_kind::TaskKind;
-use crate::transcription::{AudioRef, TranscribeTask};
+use crate::transcription::{AudioRef, TranscribeTask, WhisperModel};
 use crate::worker_protocol::JobId;
 use serde_json::Value;
 
@@ -61,6 +61,12 @@ pub enum Action {
         work: TranscribeTask,
         samples: Vec<f32>,
         previous: Vec<u32>,
+    },
+    /// Load this Whisper model into a worker now, before any span needs it:
+    /// a voice message came while this node contributes, and the first
+    /// transcript should not wait for the model's download and load.
+    PrepareModel {
+        model: WhisperModel,
     },
     /// Show the friend a script the room allowed, before their machine first
     /// runs it; they answer with `Input::ScriptConsent`.

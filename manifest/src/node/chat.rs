@@ -65,6 +65,14 @@ impl Chat {
         self.voices.insert(message.event_id.clone(), message);
     }
 
+    /// Whether an audio message came in the last `COMMAND_MAX_AGE_MS`: the
+    /// time in which a friend is likely to ask for its transcript.
+    pub fn has_recent_voice(&self, now: u64) -> bool {
+        self.voices
+            .values()
+            .any(|v| now.saturating_sub(v.sent_at) <= COMMAND_MAX_AGE_MS)
+    }
+
     /// The room's audio messages this node has seen, oldest first.
     pub fn voice_messages(&self) -> impl Iterator<Item = &VoiceMessage> {
         let mut voices: Vec<&VoiceMessage> = self.voices.values().collect();

@@ -8,6 +8,7 @@ use crate::events::{event_type, NodeCaps, Outgoing, PotluckEvent, SeenEvent};
 use crate::ids::{NodeId, UserId};
 use crate::ledger::Ledger;
 use crate::limits::{HEARTBEAT_MS, RESEND_AFTER_MS};
+use crate::transcription::WhisperModel;
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct Contribution {
     /// so that putting its state back keeps its seniority even before the
     /// first announcement came back.
     since: Option<u64>,
+    /// Whether it asked for the Whisper model ahead of the first span.
+    model_prepared: bool,
 }
 
 impl Contribution {
@@ -35,6 +38,19 @@ impl Contribution {
             last_heartbeat: now,
             overwritten: false,
             since: None,
+            model_prepared: false,
+        }
+    }
+
+    /// Asks its driver, once, to load the default Whisper model (the one
+    /// Transcribe asks for) ahead of the first span, if a voice message
+    /// came recently: `recent_voice`.
+    pub fn prepare_model(&mut self, recent_voice: bool, actions: &mut Vec<Action>) {
+        if recent_voice && !self.model_prepared {
+            self.model_prepared = true;
+            actions.push(Action::PrepareModel {
+                model: WhisperModel::default(),
+            });
         }
     }
 

@@ -471,6 +471,7 @@ impl NodeMachine {
     fn step(&mut self, now: u64, actions: &mut Vec<Action>) {
         if let Some(c) = self.contribution.as_mut() {
             c.keep_alive(&self.ledger, &mut self.outbox, now, actions);
+            c.prepare_model(self.chat.has_recent_voice(now), actions);
         }
         let before = actions.len();
         self.running.abort_obsolete(&self.ledger, now, actions);
@@ -647,6 +648,72 @@ mod tests {
         assert_eq!(
             machine.allowlist_problem(),
             Some("M_FORBIDDEN: you cannot change the room's state")
+        );
+    }
+
+    #[test]
+    fn a_contributor_loads_the_whisper_model_once_when_a_recent_voice_message_is_in_the_room() {
+        use crate::limits::COMMAND_MAX_AGE_MS;
+        use crate::transcription::WhisperModel;
+        let alice = UserId::parse("@alice:hs").unwrap();
+        let node = NodeId::new(&alice, "tab").unwrap();
+        let voice = |id: &str, sent_at: u64| {
+            Input::from_room_message(&serde_json::json!({
+                "type": "m.room.message", "event_id": id, "sender": "@carol:hs",
+                "origin_server_ts": sent_at,
+                "content": {"msgtype": "m.audio", "body": "Voice message", "url": "mxc://hs/a"},
+            }))
+            .unwrap()
+        };
+        let prepares = |actions: &[Action]| {
+            actions
+                .iter()
+                .filter(|a| {
+                    **a == Action::PrepareModel {
+                        model: WhisperModel::TinyEn,
+                    }
+                })
+                .count()
+        };
+        let mut machine = NodeMachine::new(alice);
+        let old = 1_000;
+        let now = old + COMMAND_MAX_AGE_MS + 1;
+        assert_eq!(
+            prepares(&machine.process(voice("$v1", now), now)),
+            0,
+            "not contributing"
+        );
+        let start = Input::StartContributing {
+            node,
+            caps: caps(1),
+        };
+        assert_eq!(
+            prepares(&machine.process(start, now)),
+            1,
+            "a voice message came just now"
+        );
+        assert_eq!(
+            prepares(&machine.process(voice("$v2", now), now + 1)),
+            0,
+            "once"
+        );
+
+        let mut later = NodeMachine::new(UserId::parse("@bob:hs").unwrap());
+        let bob = NodeId::new(later.me().unwrap(), "tab").unwrap();
+        later.process(voice("$v1", old), now);
+        let start = Input::StartContributing {
+            node: bob,
+            caps: caps(1),
+        };
+        assert_eq!(
+            prepares(&later.process(start, now)),
+            0,
+            "an old one is history"
+        );
+        assert_eq!(
+            prepares(&later.process(voice("$v3", now), now)),
+            1,
+            "a new one"
         );
     }
 

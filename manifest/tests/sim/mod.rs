@@ -430,6 +430,7 @@ impl Tab {
             Action::ReadThread { .. }
             | Action::ReadHistory { .. }
             | Action::AskConsent { .. }
+            | Action::PrepareModel { .. }
             | Action::Rejected(_)
             | Action::SendToDevice { .. } => {}
         }

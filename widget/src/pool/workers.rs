@@ -1,7 +1,8 @@
 //! A pool of Web Workers running the `worker` crate. One job per worker at a
 //! time; a job is stopped by terminating its worker and starting a fresh one,
 //! the only way to stop wasm that is busy computing. A span goes to a free
-//! worker that has already loaded its Whisper model where there is one.
+//! worker that has already loaded its Whisper model where there is one, and
+//! a model can be loaded ahead of the first span (`WorkerPool::warm`).
 
 use crate::read_json::read_json;
 use js_sys::{Array, Float32Array, Object, Reflect};
@@ -27,11 +28,10 @@ pub enum JobEvent {
     Failed(String),
     /// The worker itself died (out of memory, a browser error): worth retrying elsewhere.
     Crashed(String),
-    /// Something to tell the friend; the job goes on.
-    Notice(String),
 }
 
 type Listener = Rc<dyn Fn(JobId, JobEvent)>;
+type NoticeListener = Rc<dyn Fn(String)>;
 
 struct Slot {
     worker: Worker,
@@ -41,6 +41,8 @@ struct Slot {
     job_model: Option<WhisperModel>,
     /// Models this worker has loaded (it keeps them for its life).
     models: Vec<WhisperModel>,
+    /// The model this worker loads ahead of any span, while it does.
+    loading: Option<WhisperModel>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
 }
@@ -51,21 +53,45 @@ struct Queued {
     pcm: Option<Float32Array>,
 }
 
+impl Slot {
+    fn is_free(&self) -> bool {
+        self.ready && self.job.is_none() && self.loading.is_none()
+    }
+
+    /// Whether this worker holds `model` or is getting it.
+    fn has_or_gets(&self, model: WhisperModel) -> bool {
+        self.models.contains(&model)
+            || self.loading == Some(model)
+            || (self.job.is_some() && self.job_model == Some(model))
+    }
+}
+
 struct Inner {
     slots: Vec<Slot>,
     queue: VecDeque<Queued>,
+    /// A model to load once a worker has nothing else to do, and its server.
+    warm: Option<(WhisperModel, String)>,
     listener: Listener,
+    /// What the workers tell the friend (a download's progress, a failure
+    /// to load a model ahead of time).
+    on_notice: NoticeListener,
 }
 
 #[derive(Clone)]
 pub struct WorkerPool(Rc<RefCell<Inner>>);
 
 impl WorkerPool {
-    pub fn new(size: u32, listener: impl Fn(JobId, JobEvent) + 'static) -> Result<Self, String> {
+    pub fn new(
+        size: u32,
+        listener: impl Fn(JobId, JobEvent) + 'static,
+        on_notice: impl Fn(String) + 'static,
+    ) -> Result<Self, String> {
         let pool = Self(Rc::new(RefCell::new(Inner {
             slots: Vec::new(),
             queue: VecDeque::new(),
+            warm: None,
             listener: Rc::new(listener),
+            on_notice: Rc::new(on_notice),
         })));
         for index in 0..size as usize {
             let slot = pool.spawn(index)?;
@@ -103,6 +129,7 @@ impl WorkerPool {
             job: None,
             job_model: None,
             models: Vec::new(),
+            loading: None,
             _on_message: on_message,
             _on_error: on_error,
         })
@@ -110,6 +137,7 @@ impl WorkerPool {
 
     fn on_message(weak: &Weak<RefCell<Inner>>, index: usize, message: FromWorker) {
         let Some(inner) = weak.upgrade() else { return };
+        let mut notice = None;
         let (job, event) = {
             let mut inner = inner.borrow_mut();
             let Some(slot) = inner.slots.get_mut(index) else {
@@ -136,14 +164,36 @@ impl WorkerPool {
                     slot.job = None;
                     (Some(job), Some(JobEvent::Failed(reason)))
                 }
-                FromWorker::Notice { job, text } => (Some(job), Some(JobEvent::Notice(text))),
+                FromWorker::ModelLoaded { model } => {
+                    slot.loading = None;
+                    if !slot.models.contains(&model) {
+                        slot.models.push(model);
+                    }
+                    (None, None)
+                }
+                FromWorker::ModelFailed { model, reason } => {
+                    slot.loading = None;
+                    web_sys::console::warn_1(
+                        &format!("Potluck could not load {} ahead: {reason}", model.name()).into(),
+                    );
+                    notice = Some(reason);
+                    (None, None)
+                }
+                FromWorker::Notice { text } => {
+                    notice = Some(text);
+                    (None, None)
+                }
                 FromWorker::Unreadable { reason } => {
                     (slot.job.take(), Some(JobEvent::Failed(reason)))
                 }
             }
         };
         let pool = WorkerPool(inner);
-        // The listener may start jobs: call it with no borrow held.
+        // Listeners may start jobs: call them with no borrow held.
+        if let Some(text) = notice {
+            let on_notice = pool.0.borrow().on_notice.clone();
+            on_notice(text);
+        }
         if let (Some(job), Some(event)) = (job, event) {
             let listener = pool.0.borrow().listener.clone();
             listener(job, event);
@@ -208,6 +258,14 @@ impl WorkerPool {
         });
     }
 
+    /// Loads `model` in one worker as soon as one has nothing to do, unless
+    /// a worker holds it or gets it already: the first span that needs it
+    /// then starts without the download and load (a second or two).
+    pub fn warm(&self, model: WhisperModel, models_url: String) {
+        self.0.borrow_mut().warm = Some((model, models_url));
+        self.dispatch();
+    }
+
     fn enqueue(&self, queued: Queued) {
         self.0.borrow_mut().queue.push_back(queued);
         self.dispatch();
@@ -217,7 +275,9 @@ impl WorkerPool {
     pub fn abort(&self, job: JobId) {
         let running_in = {
             let mut inner = self.0.borrow_mut();
-            inner.queue.retain(|queued| queued.message.job() != job);
+            inner
+                .queue
+                .retain(|queued| queued.message.job() != Some(job));
             inner.slots.iter().position(|s| s.job == Some(job))
         };
         if let Some(index) = running_in {
@@ -229,33 +289,37 @@ impl WorkerPool {
         let mut inner = self.0.borrow_mut();
         loop {
             let Some(next) = inner.queue.front() else {
-                return;
+                return start_loading(&mut inner);
             };
             let model = match &next.message {
                 ToWorker::Transcribe { work, .. } => Some(work.model),
                 _ => None,
             };
-            let free = |s: &Slot| s.ready && s.job.is_none();
             let holds_model = |s: &Slot| model.is_some_and(|m| s.models.contains(&m));
+            let loads_model = |s: &Slot| model.is_some() && s.loading == model;
             let slots = &inner.slots;
-            let Some(index) = (slots.iter().position(|s| free(s) && holds_model(s)))
-                .or_else(|| slots.iter().position(free))
-            else {
-                return;
+            let index = match slots.iter().position(|s| s.is_free() && holds_model(s)) {
+                Some(index) => index,
+                // It will hold the model sooner than another worker could load it.
+                None if slots.iter().any(loads_model) => return,
+                None => match slots.iter().position(Slot::is_free) {
+                    Some(index) => index,
+                    None => return,
+                },
             };
             let Some(Queued { message, pcm }) = inner.queue.pop_front() else {
                 return;
             };
             let job = message.job();
             // Scripts never come here (they run in their sandbox, which keeps their limit).
-            if let Some(seconds) = message.time_limit_s() {
+            if let (Some(job), Some(seconds)) = (job, message.time_limit_s()) {
                 self.stop_after(index, job, seconds);
             }
             let text = serde_json::to_value(&message)
                 .map(|v| v.to_string())
                 .unwrap_or_default();
             let slot = &mut inner.slots[index];
-            slot.job = Some(job);
+            slot.job = job;
             slot.job_model = model;
             let posted = match pcm {
                 None => slot.worker.post_message(&JsValue::from_str(&text)),
@@ -297,6 +361,29 @@ impl WorkerPool {
             slot.worker.terminate();
         }
         inner.queue.clear();
+    }
+}
+
+/// Posts the model `Inner::warm` names to a free worker, once no job waits
+/// and no worker holds it or gets it already.
+fn start_loading(inner: &mut Inner) {
+    let Some((model, models_url)) = inner.warm.take() else {
+        return;
+    };
+    if inner.slots.iter().any(|s| s.has_or_gets(model)) {
+        return;
+    }
+    let Some(slot) = inner.slots.iter_mut().find(|s| s.is_free()) else {
+        inner.warm = Some((model, models_url));
+        return;
+    };
+    let message = ToWorker::LoadModel { model, models_url };
+    let text = serde_json::to_value(&message)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    match slot.worker.post_message(&JsValue::from_str(&text)) {
+        Ok(()) => slot.loading = Some(model),
+        Err(e) => web_sys::console::error_1(&e),
     }
 }
 
