@@ -92,6 +92,12 @@ pub const RESULT_BATCH_MS: u64 = 1_000;
 /// have been sent, and the ledger ignores duplicates).
 pub const RESEND_AFTER_MS: u64 = 30_000;
 
+/// A contributor loads the default Whisper model ahead of any span when a
+/// voice message younger than this is in the room: friends ask for a
+/// transcript soon after a message arrives, if at all. The same span as
+/// commands, so that a `!transcribe` still answered finds the model loaded.
+pub const VOICE_RECENT_MS: u64 = COMMAND_MAX_AGE_MS;
+
 /// A `!run` message older than this when a coordinator first sees it is
 /// history (a node opening the room later), not a request to act on now.
 pub const COMMAND_MAX_AGE_MS: u64 = 10 * 60_000;

@@ -4,6 +4,7 @@
 //! same JSON, run asynchronously on the worker's GPU. A transcription's job
 //! is `ToWorker::Transcribe` as `message`, beside its span's samples as `pcm`
 //! (a transferred `Float32Array`; see `manifest::worker_protocol`).
+//! `ToWorker::LoadModel` loads a Whisper model before any span needs it.
 
 use crate::catalog::{ModelSource, FILES};
 use crate::kernel::Gpu;

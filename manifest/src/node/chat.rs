@@ -6,7 +6,7 @@ use crate::commands;
 use crate::events::{ChatCommand, TaskSpec};
 use crate::ids::{EventId, UserId};
 use crate::ledger::Ledger;
-use crate::limits::{COMMAND_MAX_AGE_MS, RESEND_AFTER_MS};
+use crate::limits::{COMMAND_MAX_AGE_MS, RESEND_AFTER_MS, VOICE_RECENT_MS};
 use crate::rejection::{CommandError, Reason, Rejection};
 use crate::sort;
 use crate::sorted_map::SortedMap;
@@ -65,12 +65,11 @@ impl Chat {
         self.voices.insert(message.event_id.clone(), message);
     }
 
-    /// Whether an audio message came in the last `COMMAND_MAX_AGE_MS`: the
-    /// time in which a friend is likely to ask for its transcript.
+    /// Whether an audio message came in the last `VOICE_RECENT_MS`.
     pub fn has_recent_voice(&self, now: u64) -> bool {
         self.voices
             .values()
-            .any(|v| now.saturating_sub(v.sent_at) <= COMMAND_MAX_AGE_MS)
+            .any(|v| now.saturating_sub(v.sent_at) <= VOICE_RECENT_MS)
     }
 
     /// The room's audio messages this node has seen, oldest first.

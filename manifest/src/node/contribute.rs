@@ -44,9 +44,9 @@ impl Contribution {
 
     /// Asks its driver, once, to load the default Whisper model (the one
     /// Transcribe asks for) ahead of the first span, if a voice message
-    /// came recently: `recent_voice`.
-    pub fn prepare_model(&mut self, recent_voice: bool, actions: &mut Vec<Action>) {
-        if recent_voice && !self.model_prepared {
+    /// came recently (`recent_voice`, asked only until then).
+    pub fn prepare_model(&mut self, recent_voice: impl Fn() -> bool, actions: &mut Vec<Action>) {
+        if !self.model_prepared && recent_voice() {
             self.model_prepared = true;
             actions.push(Action::PrepareModel {
                 model: WhisperModel::default(),

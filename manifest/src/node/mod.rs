@@ -471,7 +471,7 @@ impl NodeMachine {
     fn step(&mut self, now: u64, actions: &mut Vec<Action>) {
         if let Some(c) = self.contribution.as_mut() {
             c.keep_alive(&self.ledger, &mut self.outbox, now, actions);
-            c.prepare_model(self.chat.has_recent_voice(now), actions);
+            c.prepare_model(|| self.chat.has_recent_voice(now), actions);
         }
         let before = actions.len();
         self.running.abort_obsolete(&self.ledger, now, actions);
@@ -651,44 +651,44 @@ mod tests {
         );
     }
 
+    /// A voice message as the room delivers it, sent at `sent_at`.
+    fn voice(id: &str, sent_at: u64) -> Input {
+        Input::from_room_message(&serde_json::json!({
+            "type": "m.room.message", "event_id": id, "sender": "@carol:hs",
+            "origin_server_ts": sent_at,
+            "content": {"msgtype": "m.audio", "body": "Voice message", "url": "mxc://hs/a"},
+        }))
+        .unwrap()
+    }
+
+    /// How many times `actions` ask to load tiny.en ahead.
+    fn prepares(actions: &[Action]) -> usize {
+        use crate::transcription::WhisperModel;
+        let load = Action::PrepareModel {
+            model: WhisperModel::TinyEn,
+        };
+        actions.iter().filter(|a| **a == load).count()
+    }
+
     #[test]
     fn a_contributor_loads_the_whisper_model_once_when_a_recent_voice_message_is_in_the_room() {
-        use crate::limits::COMMAND_MAX_AGE_MS;
-        use crate::transcription::WhisperModel;
+        use crate::limits::VOICE_RECENT_MS;
         let alice = UserId::parse("@alice:hs").unwrap();
         let node = NodeId::new(&alice, "tab").unwrap();
-        let voice = |id: &str, sent_at: u64| {
-            Input::from_room_message(&serde_json::json!({
-                "type": "m.room.message", "event_id": id, "sender": "@carol:hs",
-                "origin_server_ts": sent_at,
-                "content": {"msgtype": "m.audio", "body": "Voice message", "url": "mxc://hs/a"},
-            }))
-            .unwrap()
-        };
-        let prepares = |actions: &[Action]| {
-            actions
-                .iter()
-                .filter(|a| {
-                    **a == Action::PrepareModel {
-                        model: WhisperModel::TinyEn,
-                    }
-                })
-                .count()
+        let start = || Input::StartContributing {
+            node: node.clone(),
+            caps: caps(1),
         };
         let mut machine = NodeMachine::new(alice);
         let old = 1_000;
-        let now = old + COMMAND_MAX_AGE_MS + 1;
+        let now = old + VOICE_RECENT_MS + 1;
         assert_eq!(
             prepares(&machine.process(voice("$v1", now), now)),
             0,
             "not contributing"
         );
-        let start = Input::StartContributing {
-            node,
-            caps: caps(1),
-        };
         assert_eq!(
-            prepares(&machine.process(start, now)),
+            prepares(&machine.process(start(), now)),
             1,
             "a voice message came just now"
         );
@@ -696,6 +696,12 @@ mod tests {
             prepares(&machine.process(voice("$v2", now), now + 1)),
             0,
             "once"
+        );
+        machine.process(Input::StopContributing, now + 2);
+        assert_eq!(
+            prepares(&machine.process(start(), now + 3)),
+            1,
+            "once per contribution"
         );
 
         let mut later = NodeMachine::new(UserId::parse("@bob:hs").unwrap());
@@ -715,6 +721,36 @@ mod tests {
             1,
             "a new one"
         );
+    }
+
+    #[test]
+    fn a_voice_message_found_in_the_rooms_past_loads_the_model_once_the_past_is_read() {
+        let alice = UserId::parse("@alice:hs").unwrap();
+        let node = NodeId::new(&alice, "tab").unwrap();
+        let mut machine = NodeMachine::new(alice);
+        let mut next = machine.process(Input::ReadHistory, 10_000);
+        let start = Input::StartContributing {
+            node,
+            caps: caps(1),
+        };
+        assert_eq!(
+            prepares(&machine.process(start, 10_000)),
+            0,
+            "not before the past is read"
+        );
+        let mut asked = 0;
+        while let Some(Action::ReadHistory { read }) = next.first().cloned() {
+            let raw = serde_json::json!({
+                "type": "m.room.message", "event_id": "$v", "sender": "@carol:hs",
+                "origin_server_ts": 9_000,
+                "content": {"msgtype": "m.audio", "body": "Voice message", "url": "mxc://hs/a"},
+            });
+            let events = Ok(if read.is_chat() { vec![raw] } else { vec![] });
+            next = machine.process(Input::HistoryRead { read, events }, 10_000);
+            asked += prepares(&next);
+            next.retain(|a| matches!(a, Action::ReadHistory { .. }));
+        }
+        assert_eq!(asked, 1, "then it loads the model, once");
     }
 
     #[test]

@@ -33,16 +33,27 @@ pub enum JobEvent {
 type Listener = Rc<dyn Fn(JobId, JobEvent)>;
 type NoticeListener = Rc<dyn Fn(String)>;
 
+/// What a worker is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Its wasm is still loading.
+    Starting,
+    Idle,
+    /// Runs `job`; a transcription's `model` is the one it needs.
+    Running {
+        job: JobId,
+        model: Option<WhisperModel>,
+    },
+    /// Loads a model ahead of any span (`WorkerPool::warm`).
+    Loading(WhisperModel),
+}
+
 struct Slot {
     worker: Worker,
-    ready: bool,
-    job: Option<JobId>,
-    /// The Whisper model the running job loads, if it transcribes.
-    job_model: Option<WhisperModel>,
-    /// Models this worker has loaded (it keeps them for its life).
-    models: Vec<WhisperModel>,
-    /// The model this worker loads ahead of any span, while it does.
-    loading: Option<WhisperModel>,
+    work: Work,
+    /// The Whisper model this worker holds: it keeps one, and drops it to
+    /// load another.
+    model: Option<WhisperModel>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
 }
@@ -55,15 +66,102 @@ struct Queued {
 
 impl Slot {
     fn is_free(&self) -> bool {
-        self.ready && self.job.is_none() && self.loading.is_none()
+        self.work == Work::Idle
+    }
+
+    fn job(&self) -> Option<JobId> {
+        match self.work {
+            Work::Running { job, .. } => Some(job),
+            _ => None,
+        }
     }
 
     /// Whether this worker holds `model` or is getting it.
     fn has_or_gets(&self, model: WhisperModel) -> bool {
-        self.models.contains(&model)
-            || self.loading == Some(model)
-            || (self.job.is_some() && self.job_model == Some(model))
+        self.model == Some(model)
+            || match self.work {
+                Work::Loading(loading) => loading == model,
+                Work::Running { model: needs, .. } => needs == Some(model),
+                Work::Starting | Work::Idle => false,
+            }
     }
+
+    /// Its job or load ended: it is free again, and holds the model it
+    /// needed if it `succeeded` (one that failed may have dropped it). The
+    /// job it ran, if it ran one.
+    fn end(&mut self, succeeded: bool) -> Option<JobId> {
+        let (job, needed) = match self.work {
+            Work::Running { job, model } => (Some(job), model),
+            Work::Loading(model) => (None, Some(model)),
+            Work::Starting | Work::Idle => (None, None),
+        };
+        if needed.is_some() {
+            self.model = needed.filter(|_| succeeded);
+        }
+        if self.work != Work::Starting {
+            self.work = Work::Idle;
+        }
+        job
+    }
+
+    /// Posts `message` (and a transcription's samples) and marks the worker busy with it.
+    fn start(&mut self, message: &ToWorker, pcm: Option<Float32Array>) -> Result<(), JsValue> {
+        let (work, needs) = match message {
+            ToWorker::Run { job, .. } => (
+                Work::Running {
+                    job: *job,
+                    model: None,
+                },
+                None,
+            ),
+            ToWorker::Transcribe { job, work, .. } => {
+                let model = Some(work.model);
+                (Work::Running { job: *job, model }, model)
+            }
+            ToWorker::LoadModel { model, .. } => (Work::Loading(*model), Some(*model)),
+        };
+        let text = serde_json::to_value(message)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        match pcm {
+            None => self.worker.post_message(&JsValue::from_str(&text))?,
+            Some(pcm) => post_with_samples(&self.worker, &text, &pcm)?,
+        }
+        self.work = work;
+        // The worker drops the model it holds before it loads another.
+        if needs.is_some() && needs != self.model {
+            self.model = None;
+        }
+        Ok(())
+    }
+}
+
+impl Queued {
+    /// The Whisper model it needs, if it transcribes.
+    fn model(&self) -> Option<WhisperModel> {
+        match &self.message {
+            ToWorker::Transcribe { work, .. } => Some(work.model),
+            _ => None,
+        }
+    }
+}
+
+/// The worker `queued` goes to now, if any: a free one that holds its
+/// model; none while a worker loads that model (it will hold it sooner than
+/// another could load it); else any free one.
+fn place(slots: &[Slot], queued: &Queued) -> Option<usize> {
+    if let Some(model) = queued.model() {
+        let holder = slots
+            .iter()
+            .position(|s| s.is_free() && s.model == Some(model));
+        if holder.is_some() {
+            return holder;
+        }
+        if slots.iter().any(|s| s.work == Work::Loading(model)) {
+            return None;
+        }
+    }
+    slots.iter().position(Slot::is_free)
 }
 
 struct Inner {
@@ -125,11 +223,8 @@ impl WorkerPool {
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         Ok(Slot {
             worker,
-            ready: false,
-            job: None,
-            job_model: None,
-            models: Vec::new(),
-            loading: None,
+            work: Work::Starting,
+            model: None,
             _on_message: on_message,
             _on_error: on_error,
         })
@@ -145,38 +240,32 @@ impl WorkerPool {
             };
             match message {
                 FromWorker::Ready => {
-                    slot.ready = true;
+                    slot.work = Work::Idle;
                     (None, None)
                 }
                 FromWorker::Progress { job, fraction } => {
                     (Some(job), Some(JobEvent::Progress(fraction)))
                 }
                 FromWorker::Done { job, output } => {
-                    slot.job = None;
-                    if let Some(model) = slot.job_model.take() {
-                        if !slot.models.contains(&model) {
-                            slot.models.push(model);
-                        }
-                    }
+                    slot.end(true);
                     (Some(job), Some(JobEvent::Done(output)))
                 }
                 FromWorker::Failed { job, reason } => {
-                    slot.job = None;
+                    slot.end(false);
                     (Some(job), Some(JobEvent::Failed(reason)))
                 }
-                FromWorker::ModelLoaded { model } => {
-                    slot.loading = None;
-                    if !slot.models.contains(&model) {
-                        slot.models.push(model);
-                    }
+                FromWorker::ModelLoaded { .. } => {
+                    slot.end(true);
                     (None, None)
                 }
                 FromWorker::ModelFailed { model, reason } => {
-                    slot.loading = None;
+                    slot.end(false);
+                    notice = Some(format!(
+                        "{reason}. (It was loading ahead of the first voice message; a transcription will try again.)"
+                    ));
                     web_sys::console::warn_1(
                         &format!("Potluck could not load {} ahead: {reason}", model.name()).into(),
                     );
-                    notice = Some(reason);
                     (None, None)
                 }
                 FromWorker::Notice { text } => {
@@ -184,7 +273,7 @@ impl WorkerPool {
                     (None, None)
                 }
                 FromWorker::Unreadable { reason } => {
-                    (slot.job.take(), Some(JobEvent::Failed(reason)))
+                    (slot.end(false), Some(JobEvent::Failed(reason)))
                 }
             }
         };
@@ -204,7 +293,7 @@ impl WorkerPool {
     fn on_crash(weak: &Weak<RefCell<Inner>>, index: usize, reason: String) {
         let Some(inner) = weak.upgrade() else { return };
         let pool = WorkerPool(inner);
-        let job = pool.0.borrow().slots.get(index).and_then(|s| s.job);
+        let job = pool.0.borrow().slots.get(index).and_then(Slot::job);
         pool.replace(index);
         if let Some(job) = job {
             let listener = pool.0.borrow().listener.clone();
@@ -260,7 +349,8 @@ impl WorkerPool {
 
     /// Loads `model` in one worker as soon as one has nothing to do, unless
     /// a worker holds it or gets it already: the first span that needs it
-    /// then starts without the download and load (a second or two).
+    /// then starts without the download and load (a second or two). If the
+    /// job that was getting it ends without it, nothing loads it ahead again.
     pub fn warm(&self, model: WhisperModel, models_url: String) {
         self.0.borrow_mut().warm = Some((model, models_url));
         self.dispatch();
@@ -278,58 +368,35 @@ impl WorkerPool {
             inner
                 .queue
                 .retain(|queued| queued.message.job() != Some(job));
-            inner.slots.iter().position(|s| s.job == Some(job))
+            inner.slots.iter().position(|s| s.job() == Some(job))
         };
         if let Some(index) = running_in {
             self.replace(index);
         }
     }
 
+    /// Starts every queued job a worker can take now (one that waits for a
+    /// loading model lets those behind it go first), then a load ahead.
     fn dispatch(&self) {
         let mut inner = self.0.borrow_mut();
-        loop {
-            let Some(next) = inner.queue.front() else {
-                return start_loading(&mut inner);
-            };
-            let model = match &next.message {
-                ToWorker::Transcribe { work, .. } => Some(work.model),
-                _ => None,
-            };
-            let holds_model = |s: &Slot| model.is_some_and(|m| s.models.contains(&m));
-            let loads_model = |s: &Slot| model.is_some() && s.loading == model;
-            let slots = &inner.slots;
-            let index = match slots.iter().position(|s| s.is_free() && holds_model(s)) {
-                Some(index) => index,
-                // It will hold the model sooner than another worker could load it.
-                None if slots.iter().any(loads_model) => return,
-                None => match slots.iter().position(Slot::is_free) {
-                    Some(index) => index,
-                    None => return,
-                },
-            };
-            let Some(Queued { message, pcm }) = inner.queue.pop_front() else {
+        while !inner.queue.is_empty() {
+            let placed = (inner.queue.iter().enumerate())
+                .find_map(|(at, queued)| place(&inner.slots, queued).map(|index| (at, index)));
+            let Some((at, index)) = placed else {
                 return;
             };
-            let job = message.job();
+            let Some(Queued { message, pcm }) = inner.queue.remove(at) else {
+                return;
+            };
             // Scripts never come here (they run in their sandbox, which keeps their limit).
-            if let (Some(job), Some(seconds)) = (job, message.time_limit_s()) {
+            if let (Some(job), Some(seconds)) = (message.job(), message.time_limit_s()) {
                 self.stop_after(index, job, seconds);
             }
-            let text = serde_json::to_value(&message)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let slot = &mut inner.slots[index];
-            slot.job = job;
-            slot.job_model = model;
-            let posted = match pcm {
-                None => slot.worker.post_message(&JsValue::from_str(&text)),
-                Some(pcm) => post_with_samples(&slot.worker, &text, &pcm),
-            };
-            if let Err(e) = posted {
-                slot.job = None;
+            if let Err(e) = inner.slots[index].start(&message, pcm) {
                 web_sys::console::error_1(&e);
             }
         }
+        start_loading(&mut inner);
     }
 
     /// Stops `job` if it still runs in `index` after `seconds`: the only way
@@ -340,7 +407,7 @@ impl WorkerPool {
         gloo::timers::callback::Timeout::new(millis, move || {
             let Some(inner) = weak.upgrade() else { return };
             let pool = WorkerPool(inner);
-            let still_running = pool.0.borrow().slots.get(index).and_then(|s| s.job) == Some(job);
+            let still_running = pool.0.borrow().slots.get(index).and_then(Slot::job) == Some(job);
             if !still_running {
                 return;
             }
@@ -361,6 +428,7 @@ impl WorkerPool {
             slot.worker.terminate();
         }
         inner.queue.clear();
+        inner.warm = None;
     }
 }
 
@@ -377,13 +445,8 @@ fn start_loading(inner: &mut Inner) {
         inner.warm = Some((model, models_url));
         return;
     };
-    let message = ToWorker::LoadModel { model, models_url };
-    let text = serde_json::to_value(&message)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    match slot.worker.post_message(&JsValue::from_str(&text)) {
-        Ok(()) => slot.loading = Some(model),
-        Err(e) => web_sys::console::error_1(&e),
+    if let Err(e) = slot.start(&ToWorker::LoadModel { model, models_url }, None) {
+        web_sys::console::error_1(&e);
     }
 }
 
