@@ -49,6 +49,15 @@ impl ToWorker {
         }
     }
 
+    /// The Whisper model the worker needs for it, if any.
+    pub fn model(&self) -> Option<WhisperModel> {
+        match self {
+            Self::Transcribe { work, .. } => Some(work.model),
+            Self::LoadModel { model, .. } => Some(*model),
+            Self::Run { .. } => None,
+        }
+    }
+
     /// How long the job may run before its worker is terminated.
     pub fn time_limit_s(&self) -> Option<u32> {
         match self {
@@ -126,6 +135,7 @@ mod tests {
         let read: ToWorker = serde_json::from_str(&text).unwrap();
         assert_eq!(read, transcribe);
         assert_eq!((read.job(), read.time_limit_s()), (Some(7), None));
+        assert_eq!(read.model(), Some(WhisperModel::TinyEn));
 
         let kernel: KernelTask = serde_json::from_value(json!({
             "wgsl": "@compute @workgroup_size(1) fn main() {}", "entry": "main",
@@ -136,6 +146,7 @@ mod tests {
             work: TaskKind::Kernel(Box::new(kernel)),
         };
         assert_eq!((run.job(), run.time_limit_s()), (Some(8), Some(3)));
+        assert_eq!(run.model(), None);
     }
 
     #[test]
@@ -148,6 +159,7 @@ mod tests {
         assert!(text.contains(r#""model":"tiny.en""#), "{text}");
         let read: ToWorker = serde_json::from_str(&text).unwrap();
         assert_eq!((read.job(), read.time_limit_s()), (None, None));
+        assert_eq!(read.model(), Some(WhisperModel::TinyEn));
         assert_eq!(read, load);
     }
 }

@@ -651,14 +651,18 @@ mod tests {
         );
     }
 
-    /// A voice message as the room delivers it, sent at `sent_at`.
-    fn voice(id: &str, sent_at: u64) -> Input {
-        Input::from_room_message(&serde_json::json!({
+    /// A voice message event as the room delivers it, sent at `sent_at`.
+    fn voice_event(id: &str, sent_at: u64) -> Value {
+        serde_json::json!({
             "type": "m.room.message", "event_id": id, "sender": "@carol:hs",
             "origin_server_ts": sent_at,
             "content": {"msgtype": "m.audio", "body": "Voice message", "url": "mxc://hs/a"},
-        }))
-        .unwrap()
+        })
+    }
+
+    /// The same as the machine's input.
+    fn voice(id: &str, sent_at: u64) -> Input {
+        Input::from_room_message(&voice_event(id, sent_at)).unwrap()
     }
 
     /// How many times `actions` ask to load tiny.en ahead.
@@ -740,12 +744,12 @@ mod tests {
         );
         let mut asked = 0;
         while let Some(Action::ReadHistory { read }) = next.first().cloned() {
-            let raw = serde_json::json!({
-                "type": "m.room.message", "event_id": "$v", "sender": "@carol:hs",
-                "origin_server_ts": 9_000,
-                "content": {"msgtype": "m.audio", "body": "Voice message", "url": "mxc://hs/a"},
-            });
-            let events = Ok(if read.is_chat() { vec![raw] } else { vec![] });
+            let chat = if read.is_chat() {
+                vec![voice_event("$v", 9_000)]
+            } else {
+                vec![]
+            };
+            let events = Ok(chat);
             next = machine.process(Input::HistoryRead { read, events }, 10_000);
             asked += prepares(&next);
             next.retain(|a| matches!(a, Action::ReadHistory { .. }));

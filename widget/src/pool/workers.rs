@@ -106,19 +106,13 @@ impl Slot {
 
     /// Posts `message` (and a transcription's samples) and marks the worker busy with it.
     fn start(&mut self, message: &ToWorker, pcm: Option<Float32Array>) -> Result<(), JsValue> {
-        let (work, needs) = match message {
-            ToWorker::Run { job, .. } => (
-                Work::Running {
-                    job: *job,
-                    model: None,
-                },
-                None,
-            ),
-            ToWorker::Transcribe { job, work, .. } => {
-                let model = Some(work.model);
-                (Work::Running { job: *job, model }, model)
-            }
-            ToWorker::LoadModel { model, .. } => (Work::Loading(*model), Some(*model)),
+        let needs = message.model();
+        let work = match message {
+            ToWorker::LoadModel { model, .. } => Work::Loading(*model),
+            ToWorker::Run { job, .. } | ToWorker::Transcribe { job, .. } => Work::Running {
+                job: *job,
+                model: needs,
+            },
         };
         let text = serde_json::to_value(message)
             .map(|v| v.to_string())
@@ -136,21 +130,11 @@ impl Slot {
     }
 }
 
-impl Queued {
-    /// The Whisper model it needs, if it transcribes.
-    fn model(&self) -> Option<WhisperModel> {
-        match &self.message {
-            ToWorker::Transcribe { work, .. } => Some(work.model),
-            _ => None,
-        }
-    }
-}
-
 /// The worker `queued` goes to now, if any: a free one that holds its
 /// model; none while a worker loads that model (it will hold it sooner than
 /// another could load it); else any free one.
 fn place(slots: &[Slot], queued: &Queued) -> Option<usize> {
-    if let Some(model) = queued.model() {
+    if let Some(model) = queued.message.model() {
         let holder = slots
             .iter()
             .position(|s| s.is_free() && s.model == Some(model));
