@@ -12,6 +12,12 @@ pub const SERVER_BURST: f64 = 10.0;
 /// friend's later messages in the room until they resend or delete it.
 pub const RATE_EVENTS_PER_SECOND: f64 = 0.15;
 pub const RATE_BURST: f64 = 5.0;
+/// The rest of the account's budget is the friend's own: their messages in
+/// the client, and what they ask for in the widget (a task, a cancel, an
+/// allowlist edit), which spends it first. One event of the burst is left
+/// for joining the room.
+pub const FRIEND_EVENTS_PER_SECOND: f64 = SERVER_EVENTS_PER_SECOND - RATE_EVENTS_PER_SECOND;
+pub const FRIEND_BURST: f64 = SERVER_BURST - RATE_BURST - 1.0;
 
 /// A node restarts its dead-man switch this often. It is a delayed-event
 /// restart (not a room event), which Synapse limits separately (`rc_delayed_event_mgmt`).

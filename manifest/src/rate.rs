@@ -2,28 +2,29 @@
 //! per-account limit, so a node spends its events where they matter instead of
 //! collecting `M_LIMIT_EXCEEDED`.
 
-use crate::limits::{RATE_BURST, RATE_EVENTS_PER_SECOND};
-
 #[derive(Debug, Clone)]
 pub struct RateBudget {
     tokens: f64,
     at_ms: u64,
-}
-
-impl Default for RateBudget {
-    fn default() -> Self {
-        Self {
-            tokens: RATE_BURST,
-            at_ms: 0,
-        }
-    }
+    burst: f64,
+    per_second: f64,
 }
 
 impl RateBudget {
+    /// Full at first: `burst` events at once, then `per_second`.
+    pub fn new(burst: f64, per_second: f64) -> Self {
+        Self {
+            tokens: burst,
+            at_ms: 0,
+            burst,
+            per_second,
+        }
+    }
+
     fn refill(&mut self, now_ms: u64) {
         if now_ms > self.at_ms {
-            let earned = (now_ms - self.at_ms) as f64 / 1000.0 * RATE_EVENTS_PER_SECOND;
-            self.tokens = (self.tokens + earned).min(RATE_BURST);
+            let earned = (now_ms - self.at_ms) as f64 / 1000.0 * self.per_second;
+            self.tokens = (self.tokens + earned).min(self.burst);
             self.at_ms = now_ms;
         }
     }
@@ -50,10 +51,15 @@ impl RateBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::{RATE_BURST, RATE_EVENTS_PER_SECOND};
+
+    fn node_budget() -> RateBudget {
+        RateBudget::new(RATE_BURST, RATE_EVENTS_PER_SECOND)
+    }
 
     #[test]
     fn a_burst_of_five_then_an_event_every_six_and_a_half_seconds() {
-        let mut budget = RateBudget::default();
+        let mut budget = node_budget();
         assert!((0..5).all(|_| budget.try_take(0)));
         assert!(!budget.try_take(0));
         assert!(!budget.try_take(6_600));
@@ -63,7 +69,7 @@ mod tests {
 
     #[test]
     fn a_refusal_pauses_sending_until_the_server_allows_it() {
-        let mut budget = RateBudget::default();
+        let mut budget = node_budget();
         assert!(budget.try_take(1_000));
         budget.pause_until(4_000);
         assert!(!budget.try_take(3_999));

@@ -36,7 +36,7 @@ use consent::Consents;
 use contribute::Contribution;
 use coordinate::{coordinating, Coordination};
 use history::History;
-use outbox::Outbox;
+use outbox::{Outbox, Whose};
 use results::{outcome_for_room, Results};
 use running::{Given, Running};
 use transcripts::Replies;
@@ -188,7 +188,7 @@ impl NodeMachine {
             }
             Input::LeaveNoticeNotFired => {
                 if let Some(gone) = self.leave_notice.take() {
-                    self.outbox.push_front(gone);
+                    self.outbox.push_front(gone, Whose::Node);
                 }
             }
             Input::Submit(mut spec) => {
@@ -196,11 +196,11 @@ impl NodeMachine {
                 self.submitted += 1;
                 spec.nonce
                     .get_or_insert_with(|| format!("{now:x}-{}", self.submitted));
-                self.queue_task(spec, &mut actions);
+                self.queue_task(spec, Whose::Friend, &mut actions);
             }
-            Input::Cancel { task, reason } => {
-                self.outbox.push(Outgoing::cancel(&task, reason.as_deref()))
-            }
+            Input::Cancel { task, reason } => self
+                .outbox
+                .push(Outgoing::cancel(&task, reason.as_deref()), Whose::Friend),
             Input::ChatMessage {
                 event_id,
                 sender,
@@ -231,7 +231,7 @@ impl NodeMachine {
                 now,
             ),
             Input::Sent { request } => {
-                if let Some(out) = self.outbox.answered(request) {
+                if let Some((out, _)) = self.outbox.answered(request) {
                     if out.event_type == event_type::ALLOWLIST {
                         self.allowlist_problem = None;
                     }
@@ -241,7 +241,8 @@ impl NodeMachine {
             Input::EditAllowlist(list) => match list.validate() {
                 Ok(()) => {
                     self.allowlist_problem = None;
-                    self.outbox.push_front(Outgoing::allowlist(&list));
+                    self.outbox
+                        .push_front(Outgoing::allowlist(&list), Whose::Friend);
                 }
                 Err(problem) => self.allowlist_problem = Some(problem.to_string()),
             },
@@ -250,7 +251,7 @@ impl NodeMachine {
                     self.consents.approve(integrity);
                 } else if let Some(c) = self.contribution.as_mut() {
                     if let Some(announce) = c.decline(integrity) {
-                        self.outbox.push(announce);
+                        self.outbox.push(announce, Whose::Node);
                     }
                 }
             }
@@ -263,15 +264,15 @@ impl NodeMachine {
                 // Refused for good: dropped. What depends on it (a result, an
                 // assignment) is rebuilt from the ledger when it is next due;
                 // a refused allowlist is the friend's to hear of.
-                Some(out) if permanent && out.event_type == event_type::ALLOWLIST => {
+                Some((out, _)) if permanent && out.event_type == event_type::ALLOWLIST => {
                     self.allowlist_problem = Some(reason);
                 }
                 Some(_) if permanent => {}
-                Some(out) => {
+                Some((out, whose)) => {
                     self.outbox.pause_until(
                         now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
                     );
-                    self.retry(out);
+                    self.retry(out, whose);
                 }
                 None => {}
             },
@@ -302,7 +303,7 @@ impl NodeMachine {
         };
         let awaits_part = part.is_some();
         if let Some(part) = part {
-            self.queue_task(part, actions);
+            self.queue_task(part, Whose::Node, actions);
         }
         let outcome = ChunkOutcome {
             chunk: run.chunk,
@@ -433,7 +434,7 @@ impl NodeMachine {
     /// Puts a refused event back in line: submissions, cancels and node state
     /// as they were; assignments, results, progress and replies are rebuilt
     /// from the ledger by the feature that made them.
-    fn retry(&mut self, out: Outgoing) {
+    fn retry(&mut self, out: Outgoing, whose: Whose) {
         if self.replies.send_failed(&out) {
             return;
         }
@@ -458,7 +459,7 @@ impl NodeMachine {
                     .collect();
                 self.results.refused(&task, &refused);
             }
-            _ => self.outbox.push_front(out),
+            _ => self.outbox.push_front(out, whose),
         }
     }
 
@@ -508,8 +509,9 @@ impl NodeMachine {
         }
         let (specs, refused) = self.chat.start_commands(&self.ledger, coordinating, now);
         actions.extend(refused.into_iter().map(Action::Rejected));
+        // A chat command's task is the coordinator's to send, in the sender's name.
         for spec in specs {
-            self.queue_task(spec, actions);
+            self.queue_task(spec, Whose::Node, actions);
         }
         if coordinating {
             self.replies.read_threads(&self.ledger, now, actions);
@@ -522,10 +524,10 @@ impl NodeMachine {
     }
 
     /// Queues a task for sending, unless every node would reject it.
-    fn queue_task(&mut self, spec: TaskSpec, actions: &mut Vec<Action>) {
+    fn queue_task(&mut self, spec: TaskSpec, whose: Whose, actions: &mut Vec<Action>) {
         let out = Outgoing::task(&spec);
         match parse_task(&out.content) {
-            Ok(_) => self.outbox.push(out),
+            Ok(_) => self.outbox.push(out, whose),
             Err(problem) => actions.push(Action::Rejected(Rejection {
                 event_id: None,
                 reason: Reason::NotSubmitted(problem),

@@ -6,31 +6,60 @@
 //! with `send`; the rest (tasks, cancels, replies) queue here and go out as
 //! budget allows. Every send gets a `RequestId`, which the driver's answer
 //! names: the node learns what was sent or refused without reading it back.
+//!
+//! The account has two budgets. The node's own events spend only the node's
+//! (`RATE_*`); what the friend asked for in the widget spends the share of
+//! the account kept for the friend (`FRIEND_*`) first, so a friend who asks
+//! for two transcripts in a row does not wait for the node's first reply to
+//! earn back budget, and the node's budget when the friend's share is spent.
 
 use super::action::{Action, RequestId};
 use crate::events::Outgoing;
+use crate::limits::{FRIEND_BURST, FRIEND_EVENTS_PER_SECOND, RATE_BURST, RATE_EVENTS_PER_SECOND};
 use crate::rate::RateBudget;
 use crate::sorted_map::SortedMap;
 use std::collections::VecDeque;
 
-#[derive(Debug, Default)]
+/// Who an event is sent for, which decides the budget it spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The node's own: announcements, results, replies, a chat command's task.
+    Node,
+    /// The friend asked for it in the widget: a task, a cancel, an allowlist.
+    Friend,
+}
+
+#[derive(Debug)]
 pub struct Outbox {
-    queue: VecDeque<Outgoing>,
+    queue: VecDeque<(Outgoing, Whose)>,
     budget: RateBudget,
+    friend_budget: RateBudget,
     /// Sent, and not answered yet.
-    pending: SortedMap<RequestId, Outgoing>,
+    pending: SortedMap<RequestId, (Outgoing, Whose)>,
     next_request: u64,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            budget: RateBudget::new(RATE_BURST, RATE_EVENTS_PER_SECOND),
+            friend_budget: RateBudget::new(FRIEND_BURST, FRIEND_EVENTS_PER_SECOND),
+            pending: SortedMap::new(),
+            next_request: 0,
+        }
+    }
 }
 
 impl Outbox {
     /// Queues an event behind the others.
-    pub fn push(&mut self, out: Outgoing) {
-        self.queue.push_back(out);
+    pub fn push(&mut self, out: Outgoing, whose: Whose) {
+        self.queue.push_back((out, whose));
     }
 
     /// Puts a refused event back first in line.
-    pub fn push_front(&mut self, out: Outgoing) {
-        self.queue.push_front(out);
+    pub fn push_front(&mut self, out: Outgoing, whose: Whose) {
+        self.queue.push_front((out, whose));
     }
 
     /// Events waiting for budget.
@@ -38,7 +67,8 @@ impl Outbox {
         self.queue.len()
     }
 
-    /// Takes budget for one event sent now; `false` if there is none.
+    /// Takes the node's budget for one of its events sent now; `false` if
+    /// there is none.
     pub fn try_take(&mut self, now: u64) -> bool {
         self.budget.try_take(now)
     }
@@ -46,28 +76,41 @@ impl Outbox {
     /// The homeserver refused a send: nothing goes out before `until`.
     pub fn pause_until(&mut self, until: u64) {
         self.budget.pause_until(until);
+        self.friend_budget.pause_until(until);
     }
 
     /// Sends `out` now (its budget already taken).
     pub fn send(&mut self, out: Outgoing, actions: &mut Vec<Action>) {
+        self.send_for(out, Whose::Node, actions);
+    }
+
+    fn send_for(&mut self, out: Outgoing, whose: Whose, actions: &mut Vec<Action>) {
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        self.pending.insert(request, out.clone());
+        self.pending.insert(request, (out.clone(), whose));
         actions.push(Action::Send { request, out });
     }
 
-    /// The driver answered `request`: what it was, if it was pending.
-    pub fn answered(&mut self, request: RequestId) -> Option<Outgoing> {
+    /// The driver answered `request`: what it was and whose, if it was pending.
+    pub fn answered(&mut self, request: RequestId) -> Option<(Outgoing, Whose)> {
         self.pending.remove(&request)
     }
 
-    /// Sends what the budget allows, in order.
+    /// Sends what the budgets allow, each budget's events in order.
     pub fn flush(&mut self, now: u64, actions: &mut Vec<Action>) {
-        while !self.queue.is_empty() && self.budget.try_take(now) {
-            if let Some(out) = self.queue.pop_front() {
-                self.send(out, actions);
+        let mut waiting = VecDeque::new();
+        while let Some((out, whose)) = self.queue.pop_front() {
+            let paid = match whose {
+                Whose::Friend => self.friend_budget.try_take(now) || self.budget.try_take(now),
+                Whose::Node => self.budget.try_take(now),
+            };
+            if paid {
+                self.send_for(out, whose, actions);
+            } else {
+                waiting.push_back((out, whose));
             }
         }
+        self.queue = waiting;
     }
 }
 
@@ -94,9 +137,9 @@ mod tests {
     fn queued_events_go_in_order_as_budget_allows_and_a_refused_one_goes_first() {
         let mut outbox = Outbox::default();
         for task in ["$a", "$b"] {
-            outbox.push(cancel(task));
+            outbox.push(cancel(task), Whose::Node);
         }
-        outbox.push_front(cancel("$refused"));
+        outbox.push_front(cancel("$refused"), Whose::Node);
         let mut actions = Vec::new();
         outbox.flush(0, &mut actions);
         assert_eq!(sent(&actions), ["\"$refused\"", "\"$a\"", "\"$b\""]);
@@ -107,7 +150,7 @@ mod tests {
     fn nothing_goes_out_while_the_homeserver_asked_to_wait() {
         let mut outbox = Outbox::default();
         outbox.pause_until(10_000);
-        outbox.push(cancel("$a"));
+        outbox.push(cancel("$a"), Whose::Node);
         let mut actions = Vec::new();
         outbox.flush(9_999, &mut actions);
         assert!(actions.is_empty());
@@ -133,8 +176,63 @@ mod tests {
             })
             .collect();
         assert_ne!(requests[0], requests[1]);
-        assert_eq!(outbox.answered(requests[1]), Some(cancel("$b")));
+        assert_eq!(
+            outbox.answered(requests[1]),
+            Some((cancel("$b"), Whose::Node))
+        );
         assert_eq!(outbox.answered(requests[1]), None, "answered once");
-        assert_eq!(outbox.answered(requests[0]), Some(cancel("$a")));
+        assert_eq!(
+            outbox.answered(requests[0]),
+            Some((cancel("$a"), Whose::Node))
+        );
+    }
+
+    #[test]
+    fn the_friends_requests_spend_their_share_first_and_the_nodes_events_never_do() {
+        let mut outbox = Outbox::default();
+        // The node has spent its burst (an announcement, a result, a reply…).
+        assert!((0..5).all(|_| outbox.try_take(0)));
+        outbox.push(cancel("$reply"), Whose::Node);
+        outbox.push(cancel("$first"), Whose::Friend);
+        outbox.push(cancel("$second"), Whose::Friend);
+        let mut actions = Vec::new();
+        outbox.flush(0, &mut actions);
+        assert_eq!(sent(&actions), ["\"$first\"", "\"$second\""]);
+        assert_eq!(
+            outbox.len(),
+            1,
+            "the node's own event waits for the node's budget"
+        );
+        actions.clear();
+        outbox.flush(6_700, &mut actions);
+        assert_eq!(sent(&actions), ["\"$reply\""]);
+    }
+
+    #[test]
+    fn once_the_friends_share_is_spent_their_requests_spend_the_nodes_budget() {
+        let mut outbox = Outbox::default();
+        for task in ["$1", "$2", "$3", "$4", "$5", "$6"] {
+            outbox.push(cancel(task), Whose::Friend);
+        }
+        let mut actions = Vec::new();
+        outbox.flush(0, &mut actions);
+        assert_eq!(
+            actions.len(),
+            6,
+            "four from the friend's share, two from the node's"
+        );
+        assert_eq!(sent(&actions)[5], "\"$6\"", "in the order asked");
+        assert!((0..3).all(|_| outbox.try_take(0)));
+        assert!(!outbox.try_take(0));
+    }
+
+    #[test]
+    fn a_refusal_pauses_both_budgets() {
+        let mut outbox = Outbox::default();
+        outbox.pause_until(10_000);
+        outbox.push(cancel("$a"), Whose::Friend);
+        let mut actions = Vec::new();
+        outbox.flush(9_999, &mut actions);
+        assert!(actions.is_empty());
     }
 }

@@ -6,7 +6,7 @@
 
 use super::action::Action;
 use super::input::Input;
-use super::outbox::Outbox;
+use super::outbox::{Outbox, Whose};
 use crate::events::Outgoing;
 use crate::ids::{EventId, UserId};
 use crate::ledger::{Ledger, TaskRecord, TaskStatus};
@@ -127,7 +127,7 @@ impl Replies {
             }
             if let Some(reply) = reply_for(ledger, record, now) {
                 self.states.insert(task, ReplyState::Sending);
-                outbox.push(reply);
+                outbox.push(reply, Whose::Node);
             }
         }
     }
