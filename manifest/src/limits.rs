@@ -91,7 +91,8 @@ pub const MAX_SLOTS: u32 = 64;
 pub const MAX_REASON_CHARS: usize = 500;
 
 /// How long a node waits before sending a result, to batch the results of
-/// several chunks of one task into one event.
+/// several chunks of one task into one event; only while another chunk of
+/// that task still runs on the node (a lone chunk has nothing to wait for).
 pub const RESULT_BATCH_MS: u64 = 1_000;
 /// A sent event that has not come back in the timeline after this long is sent
 /// again (the widget transport times out after 10 s; the event may or may not

@@ -20,8 +20,9 @@ fn largest_output(chunk: u32) -> Outcome {
     Outcome::Output(json!({ "chunk": chunk, "pixels": filler }).into())
 }
 
-#[test]
-fn a_queue_of_chunks_with_large_outputs_is_reported_in_few_events_that_each_fit() {
+/// Alice's contributing machine, given every one of `chunks` chunks of
+/// carol's task `$task`; the actions that follow at 2,001.
+fn alice_given(chunks: u32) -> (NodeMachine, Vec<Action>) {
     let alice = UserId::parse("@alice:hs").unwrap();
     let node = NodeId::new(&alice, "t").unwrap();
     let mut machine = NodeMachine::new(alice);
@@ -38,9 +39,9 @@ fn a_queue_of_chunks_with_large_outputs_is_reported_in_few_events_that_each_fit(
             start: 0,
             end: 6_000,
         },
-        CHUNKS,
+        chunks,
     );
-    let assignments: Vec<Assignment> = (0..CHUNKS)
+    let assignments: Vec<Assignment> = (0..chunks)
         .map(|chunk| Assignment {
             chunk,
             node: node.clone(),
@@ -62,7 +63,82 @@ fn a_queue_of_chunks_with_large_outputs_is_reported_in_few_events_that_each_fit(
             2_000,
         ),
     ];
-    let mut pending = machine.process(Input::RoomEvents(events), 2_001);
+    let actions = machine.process(Input::RoomEvents(events), 2_001);
+    (machine, actions)
+}
+
+fn jobs(actions: &[Action]) -> Vec<u64> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RunChunk { job, .. } => Some(*job),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The chunks each result event among `actions` reports.
+fn reported(actions: &[Action]) -> Vec<Vec<u64>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { out, .. } if out.event_type == "org.potluck.result" => Some(
+                (out.content["outcomes"].as_array().unwrap().iter())
+                    .map(|o| o["chunk"].as_u64().unwrap())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn output() -> Outcome {
+    Outcome::Output(json!({ "count": 1 }).into())
+}
+
+#[test]
+fn a_result_with_nothing_to_batch_goes_at_once() {
+    let (mut machine, actions) = alice_given(1);
+    let [job] = jobs(&actions)[..] else {
+        panic!("one chunk runs: {actions:?}")
+    };
+    let finished = machine.process(
+        Input::WorkerFinished {
+            job,
+            outcome: output(),
+        },
+        2_500,
+    );
+    assert_eq!(reported(&finished), [vec![0]], "sent as it finished");
+}
+
+#[test]
+fn a_result_waits_for_its_tasks_chunk_still_running_here_and_goes_with_it() {
+    let (mut machine, actions) = alice_given(2);
+    let [first, second] = jobs(&actions)[..] else {
+        panic!("both chunks run, one per worker: {actions:?}")
+    };
+    let early = machine.process(
+        Input::WorkerFinished {
+            job: first,
+            outcome: output(),
+        },
+        2_500,
+    );
+    assert!(reported(&early).is_empty(), "waits for the other chunk");
+    let late = machine.process(
+        Input::WorkerFinished {
+            job: second,
+            outcome: output(),
+        },
+        2_800,
+    );
+    assert_eq!(reported(&late), [vec![0, 1]], "one event for both");
+}
+
+#[test]
+fn a_queue_of_chunks_with_large_outputs_is_reported_in_few_events_that_each_fit() {
+    let (mut machine, mut pending) = alice_given(CHUNKS);
 
     // Each chunk runs 300 ms; results go back to the room as the homeserver
     // would echo them. Two minutes is plenty at one event per 6.7 s.

@@ -489,8 +489,9 @@ impl NodeMachine {
             let before = actions.len();
             if results {
                 if let Some(c) = &self.contribution {
-                    self.results
-                        .send(&self.ledger, c.node(), &mut self.outbox, now, actions);
+                    let running = &self.running;
+                    let outbox = &mut self.outbox;
+                    (self.results).send(&self.ledger, c.node(), running, outbox, now, actions);
                 }
             } else if let (true, Some(c)) = (coordinating, &self.contribution) {
                 let claimed = self.coordination.claims().len();

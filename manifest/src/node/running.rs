@@ -62,6 +62,11 @@ impl Running {
         self.jobs.get(&job)
     }
 
+    /// Whether a chunk of `task` runs (or waits for its audio) here.
+    pub fn runs_task(&self, task: &EventId) -> bool {
+        self.jobs.values().any(|run| &run.task == task)
+    }
+
     pub fn finish(&mut self, job: JobId) -> Option<RunningChunk> {
         self.jobs.remove(&job)
     }
