@@ -67,7 +67,8 @@ impl ToWorker {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Written by the worker with serde, read by the widget with `read`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FromWorker {
     /// The worker's wasm is loaded and it takes jobs.
@@ -104,6 +105,56 @@ pub enum FromWorker {
     Notice {
         text: String,
     },
+}
+
+impl FromWorker {
+    /// A worker's message, as the worker's serde wrote it. Read by hand: the
+    /// derived reader of a tagged enum buffers each message in serde's
+    /// generic content type, which was 18 KB of the widget UI's wasm.
+    pub fn read(message: &Value) -> Result<Self, String> {
+        let field = |key: &str| {
+            message
+                .get(key)
+                .ok_or_else(|| format!("missing field `{key}`"))
+        };
+        let text = |key: &str| {
+            (field(key)?.as_str().map(str::to_owned)).ok_or_else(|| format!("`{key}` is not text"))
+        };
+        let job = || (field("job")?.as_u64()).ok_or_else(|| "`job` is not a job id".to_owned());
+        let model = || {
+            let name = text("model")?;
+            WhisperModel::parse(&name).ok_or_else(|| format!("unknown model `{name}`"))
+        };
+        Ok(match field("type")?.as_str().unwrap_or_default() {
+            "ready" => Self::Ready,
+            "progress" => Self::Progress {
+                job: job()?,
+                fraction: (field("fraction")?.as_f64())
+                    .ok_or_else(|| "`fraction` is not a number".to_owned())?
+                    as f32,
+            },
+            "done" => Self::Done {
+                job: job()?,
+                output: field("output")?.clone(),
+            },
+            "failed" => Self::Failed {
+                job: job()?,
+                reason: text("reason")?,
+            },
+            "unreadable" => Self::Unreadable {
+                reason: text("reason")?,
+            },
+            "model_loaded" => Self::ModelLoaded { model: model()? },
+            "model_failed" => Self::ModelFailed {
+                model: model()?,
+                reason: text("reason")?,
+            },
+            "notice" => Self::Notice {
+                text: text("text")?,
+            },
+            other => return Err(format!("unknown variant `{other}`")),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -161,5 +212,59 @@ mod tests {
         assert_eq!((read.job(), read.time_limit_s()), (None, None));
         assert_eq!(read.model(), Some(WhisperModel::TinyEn));
         assert_eq!(read, load);
+    }
+
+    #[test]
+    fn every_message_from_a_worker_reads_back_as_the_worker_wrote_it() {
+        let messages = [
+            FromWorker::Ready,
+            FromWorker::Progress {
+                job: 3,
+                fraction: 0.25,
+            },
+            FromWorker::Done {
+                job: 4,
+                output: serde_json::json!({"count": 5, "segments": []}),
+            },
+            FromWorker::Failed {
+                job: 5,
+                reason: "out of memory".into(),
+            },
+            FromWorker::Unreadable {
+                reason: "not JSON".into(),
+            },
+            FromWorker::ModelLoaded {
+                model: WhisperModel::Base,
+            },
+            FromWorker::ModelFailed {
+                model: WhisperModel::TinyEn,
+                reason: "404".into(),
+            },
+            FromWorker::Notice {
+                text: "Downloading".into(),
+            },
+        ];
+        for message in messages {
+            let written = serde_json::to_value(&message).unwrap();
+            assert_eq!(FromWorker::read(&written), Ok(message));
+        }
+    }
+
+    #[test]
+    fn a_message_that_is_not_a_workers_says_why() {
+        let read = |text: &str| FromWorker::read(&serde_json::from_str(text).unwrap());
+        assert_eq!(
+            read(r#"{"type": "no such message"}"#),
+            Err("unknown variant `no such message`".into())
+        );
+        assert_eq!(
+            read(r#"{"type": "done", "output": 1}"#),
+            Err("missing field `job`".into())
+        );
+        assert_eq!(
+            read(r#"{"type": "model_loaded", "model": "huge"}"#),
+            Err("unknown model `huge`".into())
+        );
+        assert_eq!(read("[]"), Err("missing field `type`".into()));
     }
 }

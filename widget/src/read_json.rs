@@ -17,20 +17,14 @@ pub fn read_json<T: DeserializeOwned>(text: &str) -> Result<T, serde_json::Error
 #[cfg(test)]
 mod tests {
     use super::*;
-    use manifest::worker_protocol::FromWorker;
+    use manifest::events::Input;
 
     #[test]
-    fn reads_a_worker_message_and_says_why_not_when_it_is_not_one() {
-        let done: FromWorker = read_json(r#"{"type":"done","job":7,"output":[1,2]}"#).unwrap();
-        assert_eq!(
-            done,
-            FromWorker::Done {
-                job: 7,
-                output: serde_json::json!([1, 2])
-            }
-        );
-        let unknown = read_json::<FromWorker>(r#"{"type":"no such message"}"#).unwrap_err();
-        assert!(unknown.to_string().contains("unknown variant"), "{unknown}");
-        assert!(read_json::<FromWorker>("not json").is_err());
+    fn reads_a_type_and_says_why_not_when_it_is_not_one() {
+        let input: Input = read_json(r#"{"mxc":"mxc://hs/a","size":7,"sha256":"ab"}"#).unwrap();
+        assert_eq!(input.size, 7);
+        let wrong = read_json::<Input>(r#"{"mxc":"mxc://hs/a"}"#).unwrap_err();
+        assert!(wrong.to_string().contains("missing field"), "{wrong}");
+        assert!(read_json::<Input>("not json").is_err());
     }
 }

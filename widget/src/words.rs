@@ -61,8 +61,7 @@ impl Separators {
 
     /// A fraction as a whole percentage: "40%".
     pub fn percent(self, fraction: f32) -> String {
-        let percent = (fraction.clamp(0.0, 1.0) * 100.0).floor() as u64;
-        format!("{}%", self.number(percent))
+        format!("{}%", self.number(whole_percent(fraction)))
     }
 
     /// One decimal where it matters ("2.5"), none where it does not ("3").
@@ -103,6 +102,13 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
 /// `Separators::large` in the viewer's locale.
 pub fn large(n: u64) -> String {
     Separators::viewer().large(n)
+}
+
+/// A fraction as whole percent, rounded down (0.999 is not yet 100), for
+/// words and for a `<progress max="100">`. The UI writes no floating-point
+/// numbers: that code would be 12 KB of its wasm.
+pub fn whole_percent(fraction: f32) -> u64 {
+    (fraction.clamp(0.0, 1.0) * 100.0) as u64
 }
 
 /// `Separators::percent` in the viewer's locale.
@@ -170,11 +176,11 @@ pub fn roughly(ms: u64) -> String {
     if seconds < 60.0 {
         "under a minute".into()
     } else if seconds < 3_600.0 {
-        format!("about {} min", (seconds / 60.0).round())
+        format!("about {} min", (seconds / 60.0).round() as u64)
     } else if seconds < 2.0 * 86_400.0 {
         format!("about {} h", separators.tenths(seconds / 3_600.0))
     } else if seconds < 365.0 * 86_400.0 {
-        format!("about {} days", (seconds / 86_400.0).round())
+        format!("about {} days", (seconds / 86_400.0).round() as u64)
     } else {
         format!(
             "about {} years",

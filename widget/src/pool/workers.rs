@@ -4,7 +4,6 @@
 //! worker that has already loaded its Whisper model where there is one, and
 //! a model can be loaded ahead of the first span (`WorkerPool::warm`).
 
-use crate::read_json::read_json;
 use js_sys::{Array, Float32Array, Object, Reflect};
 use manifest::task_kind::TaskKind;
 use manifest::transcription::{TranscribeTask, WhisperModel};
@@ -188,7 +187,8 @@ impl WorkerPool {
         let weak = Rc::downgrade(&self.0);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let text = event.data().as_string().unwrap_or_default();
-            match read_json::<FromWorker>(&text) {
+            let message = serde_json::from_str(&text).map_err(|e| e.to_string());
+            match message.and_then(|value| FromWorker::read(&value)) {
                 Ok(message) => Self::on_message(&weak, index, message),
                 Err(e) => {
                     web_sys::console::error_1(&format!("unreadable worker message: {e}").into())

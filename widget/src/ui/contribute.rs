@@ -1,5 +1,6 @@
 //! The "Contribute compute" switch and how many workers to give.
 
+use crate::words;
 use manifest::ids::EventId;
 use yew::prelude::*;
 
@@ -63,7 +64,7 @@ pub fn contribute(props: &Props) -> Html {
                     { for props.local_jobs.iter().map(|job| html! {
                         <li data-testid="local-job" data-task-id={job.task.to_string()} data-chunk={job.chunk.to_string()}>
                             { &job.words }
-                            <progress max="1" value={job.fraction.to_string()} aria-label={job.words.clone()} />
+                            <progress max="100" value={words::whole_percent(job.fraction).to_string()} aria-label={job.words.clone()} />
                         </li>
                     }) }
                 </ul>

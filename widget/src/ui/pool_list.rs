@@ -68,10 +68,14 @@ pub fn pool_list(props: &Props) -> Html {
 
 /// The bar of a computer's work today, and its words.
 fn today(work: WorkDone, busiest: u64) -> Html {
-    let share = work.busy_ms as f64 / busiest as f64 * 100.0;
+    // Whole percent: the UI formats no floating-point numbers (that code
+    // would be 12 KB of its wasm).
+    let share = (work.busy_ms.saturating_mul(100))
+        .checked_div(busiest)
+        .unwrap_or(0);
     html! {
         <div class="today" data-testid="work-today" data-pieces={work.pieces.to_string()}>
-            <span class="bar" aria-hidden="true"><span style={format!("width: {share:.0}%")} /></span>
+            <span class="bar" aria-hidden="true"><span style={format!("width: {share}%")} /></span>
             <span class="hint">{ today_words(work) }</span>
         </div>
     }

@@ -73,7 +73,7 @@ pub fn task_list(props: &Props) -> Html {
                             data-start={start} data-end={end}
                             data-done-by={t.done_by.iter().map(|n| n.owner().to_string()).collect::<Vec<_>>().join(",")}>
                             <div class="what">{ &t.title }<span class="who">{ format!(" · {} · {}", t.submitter.localpart(), t.submitted_ago) }</span></div>
-                            <progress max="1" value={t.progress.to_string()} aria-label={format!("{}: progress", t.title)} />
+                            <progress max="100" value={words::whole_percent(t.progress).to_string()} aria-label={format!("{}: progress", t.title)} />
                             <span class="status" role="status" data-testid="task-status">{ t.status_words() }</span>
                             if !outvoted.is_empty() {
                                 <p class="outvoted" data-testid="task-outvoted">{ format!(

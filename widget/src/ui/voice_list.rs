@@ -149,7 +149,7 @@ pub fn voice_list(props: &Props) -> Html {
                     VoiceState::NotTranscribed => html! { <span class="status" role="status">{ "Not transcribed yet" }</span> },
                     VoiceState::Queued => html! { <span class="status" role="status">{ "Waiting for a friend's machine to transcribe it" }</span> },
                     VoiceState::Running { fraction } => html! {
-                        <><progress max="1" value={fraction.to_string()} aria-label="Transcribing" />
+                        <><progress max="100" value={words::whole_percent(*fraction).to_string()} aria-label="Transcribing" />
                         <span class="status" role="status">{ format!("Transcribing: {}", words::percent(*fraction)) }</span></>
                     },
                     VoiceState::Done { text } => html! {
