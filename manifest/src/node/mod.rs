@@ -489,9 +489,9 @@ impl NodeMachine {
             let before = actions.len();
             if results {
                 if let Some(c) = &self.contribution {
-                    let running = &self.running;
+                    let runs_task = |task: &EventId| self.running.runs_task(task);
                     let outbox = &mut self.outbox;
-                    (self.results).send(&self.ledger, c.node(), running, outbox, now, actions);
+                    (self.results).send(&self.ledger, c.node(), runs_task, outbox, now, actions);
                 }
             } else if let (true, Some(c)) = (coordinating, &self.contribution) {
                 let claimed = self.coordination.claims().len();

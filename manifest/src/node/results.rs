@@ -4,7 +4,6 @@
 
 use super::action::Action;
 use super::outbox::Outbox;
-use super::running::Running;
 use crate::events::{ChunkOutcome, Outcome, Outgoing};
 use crate::ids::{EventId, NodeId};
 use crate::ledger::Ledger;
@@ -101,13 +100,14 @@ impl Results {
 
     /// Batches finished chunks per task into result events, and forgets
     /// those the ledger settled. A task's chunks wait `RESULT_BATCH_MS` for
-    /// others of the same task only while `running` still runs one here:
-    /// the last (or only) one goes at once, with those that waited for it.
+    /// others of the same task only while one still runs here
+    /// (`runs_task`): the last (or only) one goes at once, with those that
+    /// waited for it.
     pub fn send(
         &mut self,
         ledger: &Ledger,
         node: &NodeId,
-        running: &Running,
+        runs_task: impl Fn(&EventId) -> bool,
         outbox: &mut Outbox,
         now: u64,
         actions: &mut Vec<Action>,
@@ -134,7 +134,7 @@ impl Results {
             if f.awaits_part && !part_seen() {
                 continue;
             }
-            let batched = now >= f.finished_at + RESULT_BATCH_MS || !running.runs_task(&f.task);
+            let batched = now >= f.finished_at + RESULT_BATCH_MS || !runs_task(&f.task);
             let waiting_to_send = f.sent_at.is_none() && batched;
             let resend = f.sent_at.is_some_and(|at| now >= at + RESEND_AFTER_MS);
             if waiting_to_send || resend {
