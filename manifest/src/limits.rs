@@ -12,12 +12,19 @@ pub const SERVER_BURST: f64 = 10.0;
 /// friend's later messages in the room until they resend or delete it.
 pub const RATE_EVENTS_PER_SECOND: f64 = 0.15;
 pub const RATE_BURST: f64 = 5.0;
-/// The rest of the account's budget is the friend's own: their messages in
-/// the client, and what they ask for in the widget (a task, a cancel, an
-/// allowlist edit), which spends it first. One event of the burst is left
-/// for joining the room.
-pub const FRIEND_EVENTS_PER_SECOND: f64 = SERVER_EVENTS_PER_SECOND - RATE_EVENTS_PER_SECOND;
-pub const FRIEND_BURST: f64 = SERVER_BURST - RATE_BURST - 1.0;
+/// What the friend asks for in the widget (a task, a cancel, an allowlist
+/// edit) spends a small budget of its own first, then the node's: so two
+/// transcripts asked for in a row do not wait for the node's budget. It is
+/// half of what the node leaves of the account, so the friend's own
+/// messages in the client (which Element retries when refused, unlike the
+/// widget's events) keep at least 3 of the burst and 0.025 events/s.
+pub const FRIEND_EVENTS_PER_SECOND: f64 = 0.025;
+pub const FRIEND_BURST: f64 = 2.0;
+/// What the widget's two budgets leave of the account for the client.
+pub const CLIENT_BURST: f64 = SERVER_BURST - RATE_BURST - FRIEND_BURST;
+pub const CLIENT_EVENTS_PER_SECOND: f64 =
+    SERVER_EVENTS_PER_SECOND - RATE_EVENTS_PER_SECOND - FRIEND_EVENTS_PER_SECOND;
+const _: () = assert!(CLIENT_BURST >= 3.0 && CLIENT_EVENTS_PER_SECOND >= 0.02);
 
 /// A node restarts its dead-man switch this often. It is a delayed-event
 /// restart (not a room event), which Synapse limits separately (`rc_delayed_event_mgmt`).
