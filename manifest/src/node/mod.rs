@@ -432,7 +432,7 @@ impl NodeMachine {
     }
 
     /// Puts a refused event back in line: submissions, cancels and node state
-    /// as they were; assignments, results, progress and replies are rebuilt
+    /// as they were (state unless a newer one replaced it); assignments, results, progress and replies are rebuilt
     /// from the ledger by the feature that made them.
     fn retry(&mut self, out: Outgoing, whose: Whose) {
         if self.replies.send_failed(&out) {
@@ -459,7 +459,7 @@ impl NodeMachine {
                     .collect();
                 self.results.refused(&task, &refused);
             }
-            _ => self.outbox.push_front(out, whose),
+            _ => self.outbox.retry(out, whose),
         }
     }
 
@@ -652,6 +652,49 @@ mod tests {
             machine.allowlist_problem(),
             Some("M_FORBIDDEN: you cannot change the room's state")
         );
+    }
+
+    #[test]
+    fn an_older_allowlist_edit_refused_after_a_newer_one_went_is_not_sent_again() {
+        use crate::allowlist::{AllowedScript, Allowlist};
+        let mut machine = NodeMachine::new(UserId::parse("@carol:hs").unwrap());
+        let list = |name: &str| {
+            Allowlist::default().with_script(AllowedScript {
+                name: name.into(),
+                url: format!("https://friends.example/{name}.js"),
+                integrity: format!("sha384-{}", "A".repeat(64)),
+                description: String::new(),
+            })
+        };
+        let request = |actions: Vec<Action>| match &actions[..] {
+            [Action::Send { request, .. }] => *request,
+            other => panic!("{other:?}"),
+        };
+        let first = request(machine.process(Input::EditAllowlist(list("sum")), 0));
+        let second = request(machine.process(Input::EditAllowlist(list("primes")), 10));
+        let busy = Input::SendFailed {
+            request: first,
+            retry_after_ms: Some(1_000),
+            permanent: false,
+            reason: "M_LIMIT_EXCEEDED".into(),
+        };
+        assert!(machine.process(busy, 20).is_empty());
+        assert!(
+            machine.process(Input::Tick, 600_000).is_empty(),
+            "the room keeps the friend's last list"
+        );
+        let busy_again = Input::SendFailed {
+            request: second,
+            retry_after_ms: Some(1_000),
+            permanent: false,
+            reason: "M_LIMIT_EXCEEDED".into(),
+        };
+        machine.process(busy_again, 600_000);
+        let resent = machine.process(Input::Tick, 700_000);
+        let [Action::Send { out, .. }] = &resent[..] else {
+            panic!("{resent:?}")
+        };
+        assert_eq!(out.content["scripts"][0]["name"], "primes");
     }
 
     /// A voice message event as the room delivers it, sent at `sent_at`.

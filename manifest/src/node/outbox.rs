@@ -12,13 +12,26 @@
 //! a small one of its own first (`FRIEND_*`), then the node's. So a friend
 //! who asks for two transcripts in a row does not wait for the node's first
 //! reply to earn back budget; what both leave is the client's (`CLIENT_*`).
+//!
+//! A state event (the node's announcement, the room's allowlist) replaces
+//! the one before it, so only the newest of each matters: a newer one drops
+//! any still queued, and a refused one is not sent again once a newer one was
+//! given, or the room would end with an older word than the last.
 
 use super::action::{Action, RequestId};
 use crate::events::Outgoing;
 use crate::limits::{FRIEND_BURST, FRIEND_EVENTS_PER_SECOND, RATE_BURST, RATE_EVENTS_PER_SECOND};
 use crate::rate::RateBudget;
 use crate::sorted_map::SortedMap;
+use serde_json::Value;
 use std::collections::VecDeque;
+
+/// A state event's type and state key: which of the room's state it sets.
+type StateKey = (&'static str, String);
+
+fn state_key(out: &Outgoing) -> Option<StateKey> {
+    Some((out.event_type, out.state_key.clone()?))
+}
 
 /// Who an event is sent for, which decides the budget it spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +50,8 @@ pub struct Outbox {
     /// Sent, and not answered yet.
     pending: SortedMap<RequestId, (Outgoing, Whose)>,
     next_request: u64,
+    /// The content last queued or sent for each state the node sets.
+    newest_state: SortedMap<StateKey, Value>,
 }
 
 impl Default for Outbox {
@@ -47,6 +62,7 @@ impl Default for Outbox {
             friend_budget: RateBudget::new(FRIEND_BURST, FRIEND_EVENTS_PER_SECOND),
             pending: SortedMap::new(),
             next_request: 0,
+            newest_state: SortedMap::new(),
         }
     }
 }
@@ -54,12 +70,34 @@ impl Default for Outbox {
 impl Outbox {
     /// Queues an event behind the others.
     pub fn push(&mut self, out: Outgoing, whose: Whose) {
+        self.supersede(&out);
         self.queue.push_back((out, whose));
     }
 
-    /// Puts a refused event back first in line.
+    /// Queues an event first in line.
     pub fn push_front(&mut self, out: Outgoing, whose: Whose) {
+        self.supersede(&out);
         self.queue.push_front((out, whose));
+    }
+
+    /// Puts a refused event back first in line, unless it is state that a
+    /// newer event of the same state has replaced since.
+    pub fn retry(&mut self, out: Outgoing, whose: Whose) {
+        let replaced = state_key(&out)
+            .and_then(|key| self.newest_state.get(&key))
+            .is_some_and(|newest| *newest != out.content);
+        if !replaced {
+            self.queue.push_front((out, whose));
+        }
+    }
+
+    /// `out` is now the newest of its state: queued older ones are dropped.
+    fn supersede(&mut self, out: &Outgoing) {
+        if let Some(key) = state_key(out) {
+            self.queue
+                .retain(|(queued, _)| state_key(queued).as_ref() != Some(&key));
+            self.newest_state.insert(key, out.content.clone());
+        }
     }
 
     /// Events waiting for budget.
@@ -85,6 +123,9 @@ impl Outbox {
     }
 
     fn send_for(&mut self, out: Outgoing, whose: Whose, actions: &mut Vec<Action>) {
+        if let Some(key) = state_key(&out) {
+            self.newest_state.insert(key, out.content.clone());
+        }
         let request = RequestId(self.next_request);
         self.next_request += 1;
         self.pending.insert(request, (out.clone(), whose));
@@ -139,11 +180,66 @@ mod tests {
         for task in ["$a", "$b"] {
             outbox.push(cancel(task), Whose::Node);
         }
-        outbox.push_front(cancel("$refused"), Whose::Node);
+        outbox.retry(cancel("$refused"), Whose::Node);
         let mut actions = Vec::new();
         outbox.flush(0, &mut actions);
         assert_eq!(sent(&actions), ["\"$refused\"", "\"$a\"", "\"$b\""]);
         assert_eq!(outbox.len(), 0);
+    }
+
+    /// The room's allowlist as the friend's `edit`-th edit left it.
+    fn allowlist(edit: u32) -> Outgoing {
+        Outgoing {
+            event_type: crate::events::event_type::ALLOWLIST,
+            state_key: Some(String::new()),
+            content: serde_json::json!({ "edit": edit }),
+        }
+    }
+
+    fn sent_contents(actions: &[Action]) -> Vec<Value> {
+        let sends = actions.iter().filter_map(|a| match a {
+            Action::Send { out, .. } => Some(out.content.clone()),
+            _ => None,
+        });
+        sends.collect()
+    }
+
+    #[test]
+    fn a_newer_state_replaces_an_older_one_still_queued() {
+        let mut outbox = Outbox::default();
+        outbox.pause_until(1_000);
+        outbox.push_front(allowlist(1), Whose::Friend);
+        outbox.push(cancel("$a"), Whose::Friend);
+        outbox.push_front(allowlist(2), Whose::Friend);
+        assert_eq!(outbox.len(), 2, "the first edit is gone from the queue");
+        let mut actions = Vec::new();
+        outbox.flush(100_000, &mut actions);
+        assert_eq!(
+            sent_contents(&actions)[0],
+            allowlist(2).content,
+            "only the last edit goes, first in line"
+        );
+        assert_eq!(actions.len(), 2);
+    }
+
+    #[test]
+    fn a_refused_state_is_not_sent_again_once_a_newer_one_was_given() {
+        let mut outbox = Outbox::default();
+        let mut actions = Vec::new();
+        outbox.push(allowlist(1), Whose::Friend);
+        outbox.push(allowlist(2), Whose::Friend);
+        outbox.flush(0, &mut actions);
+        outbox.push(allowlist(3), Whose::Friend);
+        outbox.flush(0, &mut actions);
+        let [second, third] = [allowlist(2).content, allowlist(3).content];
+        assert_eq!(sent_contents(&actions), [second, third]);
+
+        // Edit 3 went out; then a refusal of an older one comes back.
+        outbox.retry(allowlist(2), Whose::Friend);
+        assert_eq!(outbox.len(), 0, "the room keeps the friend's last word");
+        // The newest refused goes again.
+        outbox.retry(allowlist(3), Whose::Friend);
+        assert_eq!(outbox.len(), 1);
     }
 
     #[test]
