@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 /// `sqrt(end)` bytes of memory, which stays small up to here.
 pub const PRIMES_MAX_END: u64 = 1 << 50;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Read by hand (`events::read`), written with serde.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "params", rename_all = "snake_case")]
 pub enum TaskKind {
     /// Count the primes `p` with `start <= p < end`. Needs no model and no

@@ -11,6 +11,7 @@
 
 use crate::allowlist::AllowlistError;
 use crate::digest::is_sha256_hex;
+use crate::events::read::typed;
 use crate::events::{
     event_type, AssignContent, CancelContent, NodeCaps, NodeContent, NotAReference, Outcome,
     PotluckEvent, ProgressContent, Relation, ResultContent, SeenEvent, TaskSpec, WasOnline, MEMBER,
@@ -24,7 +25,6 @@ use crate::limits::{
 };
 use crate::task_kind::{Split, TaskKind};
 use crate::text::{check_shown_text, TextError};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Number, Value};
 use thiserror::Error;
@@ -394,11 +394,6 @@ fn string_size(s: &str) -> usize {
         })
         .sum();
     2 + escaped
-}
-
-/// The content as `T`, or serde's words for why it is not one.
-fn typed<T: DeserializeOwned>(content: &Value) -> Result<T, String> {
-    T::deserialize(content).map_err(|e| e.to_string())
 }
 
 fn parse_node(

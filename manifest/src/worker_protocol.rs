@@ -6,15 +6,17 @@
 //! `{"message": <its JSON>, "pcm": <Float32Array>}`, the array's buffer
 //! transferred rather than copied.
 
+use crate::events::read::typed;
 use crate::task_kind::TaskKind;
 use crate::transcription::{TranscribeTask, WhisperModel};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 /// Identifies one run of one chunk inside one widget.
 pub type JobId = u64;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Written by the widget with serde, read by the worker with `read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToWorker {
     Run {
@@ -41,6 +43,38 @@ pub enum ToWorker {
 }
 
 impl ToWorker {
+    /// A message from the widget, as its serde wrote it. Read by hand, as
+    /// `FromWorker::read` is: serde's derived reader of a tagged enum buffers
+    /// the message in its generic content type, and would read every task
+    /// kind a second way beside the way room events are read (`Value`).
+    pub fn read(text: &str) -> Result<Self, String> {
+        let message: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let field = |key: &str| {
+            message
+                .get(key)
+                .ok_or_else(|| format!("missing field `{key}`"))
+        };
+        let job = || field("job").and_then(typed::<JobId>);
+        let models_url = || field("models_url").and_then(typed::<String>);
+        Ok(match field("type")?.as_str().unwrap_or_default() {
+            "run" => Self::Run {
+                job: job()?,
+                work: typed(field("work")?)?,
+            },
+            "transcribe" => Self::Transcribe {
+                job: job()?,
+                work: typed(field("work")?)?,
+                models_url: models_url()?,
+                previous: message.get("previous").map_or(Ok(Vec::new()), typed)?,
+            },
+            "load_model" => Self::LoadModel {
+                model: typed(field("model")?)?,
+                models_url: models_url()?,
+            },
+            other => return Err(format!("unknown variant `{other}`")),
+        })
+    }
+
     /// The job this message runs; loading a model is no job.
     pub fn job(&self) -> Option<JobId> {
         match self {
@@ -183,7 +217,7 @@ mod tests {
         };
         let text = serde_json::to_string(&transcribe).unwrap();
         assert!(text.contains(r#""type":"transcribe""#), "{text}");
-        let read: ToWorker = serde_json::from_str(&text).unwrap();
+        let read = ToWorker::read(&text).unwrap();
         assert_eq!(read, transcribe);
         assert_eq!((read.job(), read.time_limit_s()), (Some(7), None));
         assert_eq!(read.model(), Some(WhisperModel::TinyEn));
@@ -208,10 +242,20 @@ mod tests {
         };
         let text = serde_json::to_string(&load).unwrap();
         assert!(text.contains(r#""model":"tiny.en""#), "{text}");
-        let read: ToWorker = serde_json::from_str(&text).unwrap();
+        let read = ToWorker::read(&text).unwrap();
         assert_eq!((read.job(), read.time_limit_s()), (None, None));
         assert_eq!(read.model(), Some(WhisperModel::TinyEn));
         assert_eq!(read, load);
+    }
+
+    #[test]
+    fn a_message_the_worker_cannot_read_says_why() {
+        let read = |text: &str| ToWorker::read(text).unwrap_err();
+        assert_eq!(read(r#"{"type":"run","job":1}"#), "missing field `work`");
+        assert_eq!(read(r#"{"type":"dance"}"#), "unknown variant `dance`");
+        let no_model = r#"{"type":"load_model","model":"huge","models_url":"x"}"#;
+        assert!(read(no_model).contains("huge"), "{}", read(no_model));
+        assert!(read("[1,").contains("EOF"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn start() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         let data = event.data();
         match data.as_string() {
-            Some(text) => match serde_json::from_str::<ToWorker>(&text) {
+            Some(text) => match ToWorker::read(&text) {
                 Ok(ToWorker::Run {
                     job,
                     work: TaskKind::Kernel(kernel),
@@ -114,7 +114,7 @@ async fn gpu() -> Result<Rc<Gpu>, String> {
 fn on_audio_job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
     let field = |name: &str| Reflect::get(data, &name.into()).unwrap_or(JsValue::UNDEFINED);
     let text = field("message").as_string().unwrap_or_default();
-    let (job, task, models, previous) = match serde_json::from_str::<ToWorker>(&text) {
+    let (job, task, models, previous) = match ToWorker::read(&text) {
         Ok(ToWorker::Transcribe {
             job,
             work,

@@ -11,7 +11,7 @@ const PROGRESS_STEP: f32 = 0.02;
 
 /// Handles one message from the widget, sending replies through `post`.
 pub fn handle(message: &str, mut post: impl FnMut(FromWorker)) {
-    match serde_json::from_str(message) {
+    match ToWorker::read(message) {
         Ok(request) => run(request, post),
         Err(e) => post(FromWorker::Unreadable {
             reason: format!("the worker could not read its job: {e}"),

@@ -12,6 +12,7 @@ mod cancel;
 mod node;
 mod outgoing;
 mod progress;
+pub(crate) mod read;
 mod relation;
 mod result;
 mod task;

@@ -27,7 +27,8 @@ pub enum Outcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Read in `read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChunkOutcome {
     pub chunk: u32,
     pub attempt: u32,

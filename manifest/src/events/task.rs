@@ -38,43 +38,42 @@ pub struct Input {
     pub sha256: String,
 }
 
-/// A task as its submitter describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A task as its submitter describes it. Read in `read`, where what the
+/// JSON leaves out takes its default (priority 0, replication 1, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskSpec {
     #[serde(flatten)]
     pub kind: TaskKind,
     /// The task is split into this many chunks, which different nodes may run.
     pub chunks: u32,
     /// Higher runs first among one submitter's own tasks (never ahead of other friends).
-    #[serde(default)]
     pub priority: i8,
-    #[serde(default)]
     pub requirements: Requirements,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<Input>,
     /// Milliseconds after submission by which the task must be done, else it fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
     /// How many different nodes run each chunk; a majority of identical
     /// outputs decides (see `limits::MAX_REPLICATION`).
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(skip_serializing_if = "is_one")]
     pub replication: u8,
     /// The task this one is a part of. Only the parent's submitter, or a node
     /// that holds a lease on the parent (the one splitting it), may add parts,
     /// and only before the parent's own chunks are all done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<EventId>,
     /// Chosen by the submitter's client: a second event with the same sender
     /// and nonce (a resend after a timeout) is the same task, not a new one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     /// The chat message (`!run …`) this task was started from, by the
     /// coordinator on the sender's behalf.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<ChatCommand>,
     /// Outputs go to the submitter alone, by to-device message; the room sees
     /// only their seals (see `private`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
 }
 
@@ -85,9 +84,6 @@ pub struct ChatCommand {
     pub sender: UserId,
 }
 
-fn one() -> u8 {
-    1
-}
 fn is_one(n: &u8) -> bool {
     *n == 1
 }
