@@ -86,7 +86,9 @@ describe("test host + Synapse + smoke widget", () => {
     assert.ok(listed.includes("org.matrix.msc4157.send.delayed_event"), listed.join());
     await dialog.getByRole("button", { name: "Approve" }).click();
     aliceWidget = await widgetFrame(alicePage);
-    await aliceWidget.waitForFunction(() => window.smoke.approved, null, { timeout: WAIT_MS });
+    // `window.smoke` exists once the widget's module has run, which may be
+    // after its frame is found: a predicate that threw would end the wait.
+    await aliceWidget.waitForFunction(() => window.smoke?.approved, null, { timeout: WAIT_MS });
 
     // Only now Bob, whose host approves silently: a widget is pushed only what
     // arrives after its capabilities were granted, as in Element.
@@ -105,8 +107,8 @@ describe("test host + Synapse + smoke widget", () => {
     assert.equal(src.searchParams.get("widgetId"), "smoke");
     assert.equal(new URL(src.searchParams.get("parentUrl")).host, new URL(hostServer.url).host);
 
-    await aliceWidget.waitForFunction(() => window.smoke.sent, null, { timeout: WAIT_MS });
-    await bobWidget.waitForFunction(() => window.smoke.sent, null, { timeout: WAIT_MS });
+    await aliceWidget.waitForFunction(() => window.smoke?.sent, null, { timeout: WAIT_MS });
+    await bobWidget.waitForFunction(() => window.smoke?.sent, null, { timeout: WAIT_MS });
     // Bob's hello is pushed to Alice's running widget.
     await waitForReceived(aliceWidget,
       { action: "send_event", type: SMOKE_EVENT, sender: bob.userId, content: { body: `hello from ${bob.userId}` } });
