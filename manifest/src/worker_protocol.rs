@@ -6,7 +6,7 @@
 //! `{"message": <its JSON>, "pcm": <Float32Array>}`, the array's buffer
 //! transferred rather than copied.
 
-use crate::events::read::typed;
+use crate::events::read::{field, typed};
 use crate::task_kind::TaskKind;
 use crate::transcription::{TranscribeTask, WhisperModel};
 use serde::Serialize;
@@ -49,11 +49,7 @@ impl ToWorker {
     /// kind a second way beside the way room events are read (`Value`).
     pub fn read(text: &str) -> Result<Self, String> {
         let message: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let field = |key: &str| {
-            message
-                .get(key)
-                .ok_or_else(|| format!("missing field `{key}`"))
-        };
+        let field = |key: &str| field(&message, key);
         let job = || field("job").and_then(typed::<JobId>);
         let models_url = || field("models_url").and_then(typed::<String>);
         Ok(match field("type")?.as_str().unwrap_or_default() {
@@ -146,11 +142,7 @@ impl FromWorker {
     /// derived reader of a tagged enum buffers each message in serde's
     /// generic content type, which was 18 KB of the widget UI's wasm.
     pub fn read(message: &Value) -> Result<Self, String> {
-        let field = |key: &str| {
-            message
-                .get(key)
-                .ok_or_else(|| format!("missing field `{key}`"))
-        };
+        let field = |key: &str| field(message, key);
         let text = |key: &str| {
             (field(key)?.as_str().map(str::to_owned)).ok_or_else(|| format!("`{key}` is not text"))
         };

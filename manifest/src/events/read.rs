@@ -20,7 +20,8 @@ pub(crate) fn typed<T: DeserializeOwned>(json: &Value) -> Result<T, String> {
     T::deserialize(json).map_err(|e| e.to_string())
 }
 
-fn field<'a>(object: &'a Value, key: &str) -> Result<&'a Value, String> {
+/// `object`'s `key`, or serde's words for its absence.
+pub(crate) fn field<'a>(object: &'a Value, key: &str) -> Result<&'a Value, String> {
     object
         .get(key)
         .ok_or_else(|| format!("missing field `{key}`"))
