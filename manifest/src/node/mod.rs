@@ -432,8 +432,9 @@ impl NodeMachine {
     }
 
     /// Puts a refused event back in line: submissions, cancels and node state
-    /// as they were (state unless a newer one replaced it); assignments, results, progress and replies are rebuilt
-    /// from the ledger by the feature that made them.
+    /// as they were (state unless a newer one replaced it); assignments,
+    /// results, progress and replies are rebuilt from the ledger by the
+    /// feature that made them.
     fn retry(&mut self, out: Outgoing, whose: Whose) {
         if self.replies.send_failed(&out) {
             return;
