@@ -24,6 +24,13 @@ fi
 step "rust wasm target"
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
+step "the UI's toolchain ($POTLUCK_UI_TOOLCHAIN, with the standard library's source)"
+rustup toolchain list | grep -q "^$POTLUCK_UI_TOOLCHAIN" ||
+  rustup toolchain install "$POTLUCK_UI_TOOLCHAIN" --profile minimal --component rust-src
+# The standard library's own dependencies, for the offline build.
+cargo "+$POTLUCK_UI_TOOLCHAIN" fetch --locked --manifest-path \
+  "$(rustc "+$POTLUCK_UI_TOOLCHAIN" --print sysroot)/lib/rustlib/src/rust/library/Cargo.toml"
+
 step "wasm-bindgen CLI at the version Cargo.lock pins"
 want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
