@@ -263,9 +263,12 @@ impl NodeMachine {
             } => match self.outbox.answered(request) {
                 // Refused for good: dropped. What depends on it (a result, an
                 // assignment) is rebuilt from the ledger when it is next due;
-                // a refused allowlist is the friend's to hear of.
+                // a refused allowlist is the friend's to hear of, unless a
+                // newer edit of theirs replaced it.
                 Some((out, _)) if permanent && out.event_type == event_type::ALLOWLIST => {
-                    self.allowlist_problem = Some(reason);
+                    if !self.outbox.replaced(&out) {
+                        self.allowlist_problem = Some(reason);
+                    }
                 }
                 Some(_) if permanent => {}
                 Some((out, whose)) => {
@@ -696,6 +699,39 @@ mod tests {
             panic!("{resent:?}")
         };
         assert_eq!(out.content["scripts"][0]["name"], "primes");
+    }
+
+    #[test]
+    fn an_older_allowlist_edit_refused_after_a_newer_one_took_leaves_no_problem_to_show() {
+        use crate::allowlist::{AllowedScript, Allowlist};
+        let mut machine = NodeMachine::new(UserId::parse("@carol:hs").unwrap());
+        let list = |name: &str| {
+            Allowlist::default().with_script(AllowedScript {
+                name: name.into(),
+                url: format!("https://friends.example/{name}.js"),
+                integrity: format!("sha384-{}", "A".repeat(64)),
+                description: String::new(),
+            })
+        };
+        let request = |actions: Vec<Action>| match &actions[..] {
+            [Action::Send { request, .. }] => *request,
+            other => panic!("{other:?}"),
+        };
+        let first = request(machine.process(Input::EditAllowlist(list("sum")), 0));
+        let second = request(machine.process(Input::EditAllowlist(list("primes")), 10));
+        machine.process(Input::Sent { request: second }, 20);
+        let refused = Input::SendFailed {
+            request: first,
+            retry_after_ms: None,
+            permanent: true,
+            reason: "M_FORBIDDEN: too late".into(),
+        };
+        assert!(machine.process(refused, 30).is_empty());
+        assert_eq!(
+            machine.allowlist_problem(),
+            None,
+            "the friend's last edit took"
+        );
     }
 
     /// A voice message event as the room delivers it, sent at `sent_at`.

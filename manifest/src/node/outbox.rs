@@ -83,12 +83,16 @@ impl Outbox {
     /// Puts a refused event back first in line, unless it is state that a
     /// newer event of the same state has replaced since.
     pub fn retry(&mut self, out: Outgoing, whose: Whose) {
-        let replaced = state_key(&out)
-            .and_then(|key| self.newest_state.get(&key))
-            .is_some_and(|newest| *newest != out.content);
-        if !replaced {
+        if !self.replaced(&out) {
             self.queue.push_front((out, whose));
         }
+    }
+
+    /// Whether `out` is a state event a newer one of the same state replaced.
+    pub fn replaced(&self, out: &Outgoing) -> bool {
+        state_key(out)
+            .and_then(|key| self.newest_state.get(&key))
+            .is_some_and(|newest| *newest != out.content)
     }
 
     /// `out` is now the newest of its state: queued older ones are dropped.
