@@ -25,22 +25,32 @@ if [ "$have" != "$want" ]; then
 fi
 
 t0=$(date +%s.%N)
-# POTLUCK_WORKER_FEATURES=benchmark adds the in-browser Whisper benchmark.
+# The release UI compiles its own standard library, for size like the rest
+# of the UI, where the prebuilt one is compiled for speed (312 -> 290 KB
+# gzipped); that needs the pinned nightly cargo and the library's source.
+# Its panic messages keep their text but not their file and line; `--dev`
+# keeps both.
+own_std=no
 if [ "$ui_profile" = ui ]; then
-  # The prebuilt standard library is compiled for speed; the UI's is compiled
-  # here, for size like the rest of the UI (312 -> 290 KB gzipped). Panic
-  # messages keep their text but not their file and line; `--dev` keeps both.
+  if [ -d "$(rustc "+$POTLUCK_UI_TOOLCHAIN" --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library" ]; then
+    own_std=yes
+  else
+    echo "warning: no $POTLUCK_UI_TOOLCHAIN with rust-src (scripts/setup.sh installs it): the UI is built with the prebuilt standard library, about 22 KB larger gzipped" >&2
+  fi
+fi
+if [ "$own_std" = yes ]; then
   RUSTFLAGS="${RUSTFLAGS:-} -Zlocation-detail=none" \
     cargo "+$POTLUCK_UI_TOOLCHAIN" build --offline --locked --profile ui --target wasm32-unknown-unknown \
     -p potluck-widget --bin potluck-widget \
     -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
 else
-  cargo build --offline --locked --profile dev --target wasm32-unknown-unknown \
+  cargo build --offline --locked --profile "$ui_profile" --target wasm32-unknown-unknown \
     -p potluck-widget --bin potluck-widget
 fi
 # The worker's module needs SIMD128 anyway (its int8 kernels and candle's
 # gemm use it), so all of it is compiled with SIMD128 and LLVM vectorises
 # candle's other loops too. The UI stays baseline wasm.
+# POTLUCK_WORKER_FEATURES=benchmark adds the in-browser Whisper benchmark.
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+simd128" \
   cargo build --offline --locked --profile "$worker_profile" --target wasm32-unknown-unknown \
   -p potluck-worker --lib ${POTLUCK_WORKER_FEATURES:+--features "potluck-worker/$POTLUCK_WORKER_FEATURES"}

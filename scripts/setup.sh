@@ -25,11 +25,17 @@ step "rust wasm target"
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 step "the UI's toolchain ($POTLUCK_UI_TOOLCHAIN, with the standard library's source)"
-rustup toolchain list | grep -q "^$POTLUCK_UI_TOOLCHAIN" ||
-  rustup toolchain install "$POTLUCK_UI_TOOLCHAIN" --profile minimal --component rust-src
-# The standard library's own dependencies, for the offline build.
-cargo "+$POTLUCK_UI_TOOLCHAIN" fetch --locked --manifest-path \
-  "$(rustc "+$POTLUCK_UI_TOOLCHAIN" --print sysroot)/lib/rustlib/src/rust/library/Cargo.toml"
+# Only the release UI's size depends on it: without it scripts/build.sh
+# builds the UI on stable Rust, larger, and says so.
+ui_sysroot() { rustc "+$POTLUCK_UI_TOOLCHAIN" --print sysroot 2>/dev/null; }
+if rustup toolchain list | grep -q "^$POTLUCK_UI_TOOLCHAIN" ||
+  rustup toolchain install "$POTLUCK_UI_TOOLCHAIN" --profile minimal --component rust-src; then
+  # The standard library's own dependencies, for the offline build.
+  cargo "+$POTLUCK_UI_TOOLCHAIN" fetch --locked \
+    --manifest-path "$(ui_sysroot)/lib/rustlib/src/rust/library/Cargo.toml"
+else
+  echo "warning: $POTLUCK_UI_TOOLCHAIN could not be installed; the release UI will be built on stable Rust" >&2
+fi
 
 step "wasm-bindgen CLI at the version Cargo.lock pins"
 want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
