@@ -265,10 +265,12 @@ impl NodeMachine {
                 // assignment) is rebuilt from the ledger when it is next due;
                 // a refused allowlist is the friend's to hear of, unless a
                 // newer edit of theirs replaced it.
-                Some((out, _)) if permanent && out.event_type == event_type::ALLOWLIST => {
-                    if !self.outbox.replaced(&out) {
-                        self.allowlist_problem = Some(reason);
-                    }
+                Some((out, _))
+                    if permanent
+                        && out.event_type == event_type::ALLOWLIST
+                        && !self.outbox.replaced(&out) =>
+                {
+                    self.allowlist_problem = Some(reason);
                 }
                 Some(_) if permanent => {}
                 Some((out, whose)) => {
@@ -586,6 +588,7 @@ pub(crate) mod test_support {
             webgpu: false,
             models: vec![],
             declined: vec![],
+            runs: None,
         }
     }
 }
