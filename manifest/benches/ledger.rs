@@ -35,6 +35,7 @@ fn friends() -> (Vec<UserId>, NodeCaps) {
         webgpu: false,
         models: vec![],
         declined: vec![],
+        runs: None,
     };
     (users, caps)
 }

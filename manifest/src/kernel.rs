@@ -327,6 +327,7 @@ mod tests {
             webgpu,
             models: vec![],
             declined: vec![],
+            runs: None,
         };
         assert!(spec.runs_on(&caps(true)));
         assert!(!spec.runs_on(&caps(false)));

@@ -449,7 +449,7 @@ impl IdleReason {
             Self::NoWork => "no tasks waiting".into(),
             Self::MissingCapability { tasks } => {
                 format!(
-                    "{tasks} waiting task(s) need something this machine lacks (WebGPU or memory) or run a script you declined"
+                    "{tasks} waiting task(s) need something this machine lacks (WebGPU or memory), run a script you declined or are work it does not take"
                 )
             }
             Self::BackingOff => "waiting to retry chunks that failed".into(),

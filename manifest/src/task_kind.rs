@@ -30,6 +30,18 @@ pub enum TaskKind {
     Kernel(Box<KernelTask>),
 }
 
+impl TaskKind {
+    /// The kind's name, as a task's `kind` and a node's `runs` write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskKind::Primes { .. } => "primes",
+            TaskKind::Script(_) => "script",
+            TaskKind::Transcribe(_) => "transcribe",
+            TaskKind::Kernel(_) => "kernel",
+        }
+    }
+}
+
 /// A task that runs a friend's own Web Worker script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScriptTask {

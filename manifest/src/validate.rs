@@ -71,6 +71,8 @@ pub enum Invalid {
     NoCapabilities,
     #[error("a node declines more scripts than any allowlist holds")]
     TooManyDeclined,
+    #[error("a node names {0} kinds of work it takes; at most {MAX_KINDS_NAMED}")]
+    TooManyKinds(usize),
     #[error("a node offers {0} worker slots; it must offer 1 to {MAX_SLOTS}")]
     Slots(u32),
 
@@ -431,9 +433,17 @@ fn parse_node(
     })
 }
 
+/// How many kinds of work a node may name in `runs`: room for kinds a newer
+/// node knows and this one does not, and no room for a member to bloat
+/// every node's ledger.
+const MAX_KINDS_NAMED: usize = 16;
+
 fn check_caps(caps: &NodeCaps) -> Result<(), Invalid> {
     if caps.declined.len() > crate::allowlist::MAX_ALLOWED_SCRIPTS {
         return Err(Invalid::TooManyDeclined);
+    }
+    if let Some(kinds) = caps.runs.as_ref().filter(|k| k.len() > MAX_KINDS_NAMED) {
+        return Err(Invalid::TooManyKinds(kinds.len()));
     }
     if caps.slots == 0 || caps.slots > MAX_SLOTS {
         return Err(Invalid::Slots(caps.slots));
@@ -714,6 +724,11 @@ mod tests {
         let no_slots = json!({"v": 1, "online": true, "caps": {"cores": 4, "slots": 0}});
         let raw = envelope("org.potluck.node", "@a:hs", Some("t|@a:hs"), no_slots);
         assert_eq!(problem(&raw), Invalid::Slots(0));
+        let kinds: Vec<String> = (0..17).map(|i| format!("kind{i}")).collect();
+        let endless =
+            json!({"v": 1, "online": true, "caps": {"cores": 4, "slots": 1, "runs": kinds}});
+        let raw = envelope("org.potluck.node", "@a:hs", Some("t|@a:hs"), endless);
+        assert_eq!(problem(&raw), Invalid::TooManyKinds(17));
         let zero_chunks =
             json!({"v": 1, "kind": "primes", "params": {"start": 0, "end": 9}, "chunks": 0});
         assert_eq!(

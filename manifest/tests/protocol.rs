@@ -38,6 +38,7 @@ fn caps(slots: u32, webgpu: bool) -> NodeCaps {
         webgpu,
         models: vec![],
         declined: vec![],
+        runs: None,
     }
 }
 fn primes(chunks: u32) -> TaskSpec {
@@ -1050,6 +1051,59 @@ fn a_friend_who_declined_a_script_gets_none_of_it_and_is_told_why() {
     assert_eq!(
         explain_idle(&room.ledger, &node("alice"), 5),
         IdleReason::MissingCapability { tasks: 1 }
+    );
+}
+
+#[test]
+fn a_node_that_takes_no_scripts_is_given_none_but_still_takes_other_work() {
+    let mut room = Room::new();
+    // A node outside a browser: it runs no browser scripts and says so.
+    let native = NodeCaps {
+        runs: Some(vec!["primes".into(), "transcribe".into(), "kernel".into()]),
+        ..caps(4, false)
+    };
+    room.online("alice", native, 1);
+    allow(&mut room, "tiles", "https://x.org/tiles.js", 'A', 2);
+    let script = room.send(
+        "carol",
+        &Outgoing::task(&script_task("https://x.org/tiles.js", 'A', 3)),
+        3,
+    );
+    assert!(plan(&room.ledger, 4, &InFlight::new()).is_empty());
+    assert_eq!(
+        explain_idle(&room.ledger, &node("alice"), 4),
+        IdleReason::MissingCapability { tasks: 1 }
+    );
+    // A coordinator that gives it a script chunk all the same is refused.
+    let to_alice = Outgoing::assign(
+        &script,
+        &[Assignment {
+            chunk: 0,
+            node: node("alice"),
+            attempt: 1,
+        }],
+    );
+    assert_eq!(
+        room.send_rejected("alice", &to_alice, 5),
+        Refused::CannotRun {
+            chunk: 0,
+            node: node("alice")
+        }
+    );
+
+    let primes = room.send("carol", &Outgoing::task(&primes(1)), 6);
+    let planned = plan(&room.ledger, 7, &InFlight::new());
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    assert_eq!(planned[0].0, primes);
+    assert_eq!(planned[0].1[0].node, node("alice"));
+
+    // A browser joins: the script goes to it.
+    room.online("bob", caps(2, false), 8);
+    let planned = plan(&room.ledger, 9, &InFlight::new());
+    let to_script: Vec<_> = planned.iter().filter(|(t, _)| *t == script).collect();
+    assert!(
+        to_script[0].1.iter().all(|a| a.node == node("bob")),
+        "{planned:?}"
     );
 }
 

@@ -35,6 +35,7 @@ pub fn caps(slots: u32) -> NodeCaps {
         webgpu: false,
         models: Vec::new(),
         declined: Vec::new(),
+        runs: None,
     }
 }
 

@@ -288,7 +288,9 @@ impl PoolView {
     }
 }
 
-/// A friend's machine as the pool shows it: "2 of 4 cores · WebGPU".
+/// A friend's machine as the pool shows it: "2 of 4 cores · WebGPU", and
+/// "· no scripts" for one that takes no friends' scripts (a node outside a
+/// browser).
 fn machine_words(caps: &NodeCaps) -> String {
     let cores = if caps.slots >= caps.cores {
         count(u64::from(caps.cores), "core", "cores")
@@ -299,11 +301,18 @@ fn machine_words(caps: &NodeCaps) -> String {
             count(u64::from(caps.cores), "core", "cores")
         )
     };
+    let mut words = cores;
     if caps.webgpu {
-        format!("{cores} · WebGPU")
-    } else {
-        cores
+        words.push_str(" · WebGPU");
     }
+    if caps
+        .runs
+        .as_ref()
+        .is_some_and(|kinds| !kinds.iter().any(|k| k == "script"))
+    {
+        words.push_str(" · no scripts");
+    }
+    words
 }
 
 /// What a task has a machine do, in a few words: "Counting primes",
@@ -917,6 +926,27 @@ mod tests {
         // Unknown to this widget (sent before its timeline), it is still named.
         let view = PoolView::build(&ledger, None, [], 3_500);
         assert_eq!(view.tasks[0].title, "Transcript of a voice message");
+    }
+
+    #[test]
+    fn a_machine_says_its_cores_its_gpu_and_that_it_takes_no_scripts() {
+        let browser = NodeCaps {
+            cores: 4,
+            slots: 4,
+            memory_mb: None,
+            webgpu: true,
+            models: vec![],
+            declined: vec![],
+            runs: None,
+        };
+        assert_eq!(machine_words(&browser), "4 cores · WebGPU");
+        let native = NodeCaps {
+            slots: 3,
+            webgpu: false,
+            runs: Some(vec!["primes".into(), "transcribe".into()]),
+            ..browser
+        };
+        assert_eq!(machine_words(&native), "3 of 4 cores · no scripts");
     }
 
     #[test]

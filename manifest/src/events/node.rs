@@ -35,6 +35,12 @@ pub struct NodeCaps {
     /// Scripts (by integrity) the friend declined to run on this machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub declined: Vec<String>,
+    /// The kinds of work this node takes (`primes`, `script`, `transcribe`,
+    /// `kernel`), where that is not every kind: a node outside a browser
+    /// runs no browser scripts, and its owner may narrow it further. Absent:
+    /// every kind, as a browser takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<Vec<String>>,
 }
 
 /// A gone node's time online, as its final state keeps it.
@@ -60,6 +66,7 @@ mod tests {
             webgpu: true,
             models: vec!["tiny.en".into()],
             declined: vec![],
+            runs: Some(vec!["primes".into(), "transcribe".into()]),
         };
         assert_eq!(
             read_back(

@@ -118,7 +118,9 @@ impl TaskSpec {
         };
         // A kernel needs a GPU whatever its submitter wrote.
         let gpu_ok = caps.webgpu || !matches!(self.kind, TaskKind::Kernel(_));
-        self.requirements.met_by(caps) && gpu_ok && !declined
+        let taken =
+            (caps.runs.as_ref()).is_none_or(|kinds| kinds.iter().any(|k| k == self.kind.name()));
+        self.requirements.met_by(caps) && gpu_ok && !declined && taken
     }
 
     /// Checks one chunk's output: a seal for a private task, else the kind's shape.

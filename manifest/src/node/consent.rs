@@ -97,6 +97,7 @@ mod tests {
             webgpu: false,
             models: vec![],
             declined: declined.iter().map(|d| d.to_string()).collect(),
+            runs: None,
         }
     }
 

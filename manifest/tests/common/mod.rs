@@ -25,5 +25,6 @@ pub fn caps() -> NodeCaps {
         webgpu: false,
         models: vec![],
         declined: vec![],
+        runs: None,
     }
 }

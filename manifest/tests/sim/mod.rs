@@ -505,6 +505,7 @@ pub fn run(config: &Config) -> Report {
             webgpu: false,
             models: vec![],
             declined: vec![],
+            runs: None,
         };
         tab.retry = tab
             .machine

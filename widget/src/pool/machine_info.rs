@@ -53,6 +53,7 @@ pub fn caps(slots: u32, webgpu: bool) -> NodeCaps {
         webgpu,
         models: Vec::new(),
         declined: vec![],
+        runs: None,
     }
 }
 
