@@ -36,7 +36,7 @@ use consent::Consents;
 use contribute::Contribution;
 use coordinate::{coordinating, Coordination};
 use history::History;
-use outbox::{Outbox, Whose};
+use outbox::{Answered, Outbox, Whose};
 use results::{outcome_for_room, Results};
 use running::{Given, Running};
 use transcripts::Replies;
@@ -231,11 +231,11 @@ impl NodeMachine {
                 now,
             ),
             Input::Sent { request } => {
-                if let Some((out, _)) = self.outbox.answered(request) {
-                    if out.event_type == event_type::ALLOWLIST {
+                if let Some(answered) = self.outbox.answered(request) {
+                    if answered.out.event_type == event_type::ALLOWLIST {
                         self.allowlist_problem = None;
                     }
-                    self.replies.sent(&out);
+                    self.replies.sent(&answered.out);
                 }
             }
             Input::EditAllowlist(list) => match list.validate() {
@@ -265,19 +265,19 @@ impl NodeMachine {
                 // assignment) is rebuilt from the ledger when it is next due;
                 // a refused allowlist is the friend's to hear of, unless a
                 // newer edit of theirs replaced it.
-                Some((out, _))
+                Some(answered)
                     if permanent
-                        && out.event_type == event_type::ALLOWLIST
-                        && !self.outbox.replaced(&out) =>
+                        && answered.out.event_type == event_type::ALLOWLIST
+                        && !answered.replaced =>
                 {
                     self.allowlist_problem = Some(reason);
                 }
                 Some(_) if permanent => {}
-                Some((out, whose)) => {
+                Some(answered) => {
                     self.outbox.pause_until(
                         now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
                     );
-                    self.retry(out, whose);
+                    self.retry(answered);
                 }
                 None => {}
             },
@@ -440,8 +440,9 @@ impl NodeMachine {
     /// as they were (state unless a newer one replaced it); assignments,
     /// results, progress and replies are rebuilt from the ledger by the
     /// feature that made them.
-    fn retry(&mut self, out: Outgoing, whose: Whose) {
-        if self.replies.send_failed(&out) {
+    fn retry(&mut self, answered: Answered) {
+        let out = &answered.out;
+        if self.replies.send_failed(out) {
             return;
         }
         let task = out.content["m.relates_to"]["event_id"]
@@ -465,7 +466,7 @@ impl NodeMachine {
                     .collect();
                 self.results.refused(&task, &refused);
             }
-            _ => self.outbox.retry(out, whose),
+            _ => self.outbox.retry(answered),
         }
     }
 

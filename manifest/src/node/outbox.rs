@@ -23,7 +23,6 @@ use crate::events::Outgoing;
 use crate::limits::{FRIEND_BURST, FRIEND_EVENTS_PER_SECOND, RATE_BURST, RATE_EVENTS_PER_SECOND};
 use crate::rate::RateBudget;
 use crate::sorted_map::SortedMap;
-use serde_json::Value;
 use std::collections::VecDeque;
 
 /// A state event's type and state key: which of the room's state it sets.
@@ -42,16 +41,38 @@ pub enum Whose {
     Friend,
 }
 
+/// An event in the outbox, numbered in the order it was given: of two
+/// events for the same state, the one with the higher number is the newer,
+/// whatever either says.
+#[derive(Debug)]
+struct Entry {
+    out: Outgoing,
+    whose: Whose,
+    given: u64,
+}
+
+/// The driver's answer to a send: what was sent, for whom, and whether a
+/// newer event of the same state was given since (then this one no longer
+/// matters: it is not sent again, and its refusal is nobody's problem).
+#[derive(Debug, PartialEq)]
+pub struct Answered {
+    pub out: Outgoing,
+    pub whose: Whose,
+    pub replaced: bool,
+    given: u64,
+}
+
 #[derive(Debug)]
 pub struct Outbox {
-    queue: VecDeque<(Outgoing, Whose)>,
+    queue: VecDeque<Entry>,
     budget: RateBudget,
     friend_budget: RateBudget,
     /// Sent, and not answered yet.
-    pending: SortedMap<RequestId, (Outgoing, Whose)>,
+    pending: SortedMap<RequestId, Entry>,
     next_request: u64,
-    /// The content last queued or sent for each state the node sets.
-    newest_state: SortedMap<StateKey, Value>,
+    next_given: u64,
+    /// The number of the newest event given for each state the node sets.
+    newest_state: SortedMap<StateKey, u64>,
 }
 
 impl Default for Outbox {
@@ -62,6 +83,7 @@ impl Default for Outbox {
             friend_budget: RateBudget::new(FRIEND_BURST, FRIEND_EVENTS_PER_SECOND),
             pending: SortedMap::new(),
             next_request: 0,
+            next_given: 0,
             newest_state: SortedMap::new(),
         }
     }
@@ -70,38 +92,46 @@ impl Default for Outbox {
 impl Outbox {
     /// Queues an event behind the others.
     pub fn push(&mut self, out: Outgoing, whose: Whose) {
-        self.supersede(&out);
-        self.queue.push_back((out, whose));
+        let entry = self.give(out, whose);
+        self.queue.push_back(entry);
     }
 
     /// Queues an event first in line.
     pub fn push_front(&mut self, out: Outgoing, whose: Whose) {
-        self.supersede(&out);
-        self.queue.push_front((out, whose));
+        let entry = self.give(out, whose);
+        self.queue.push_front(entry);
     }
 
     /// Puts a refused event back first in line, unless it is state that a
     /// newer event of the same state has replaced since.
-    pub fn retry(&mut self, out: Outgoing, whose: Whose) {
-        if !self.replaced(&out) {
-            self.queue.push_front((out, whose));
+    pub fn retry(&mut self, answered: Answered) {
+        let Answered {
+            out, whose, given, ..
+        } = answered;
+        let entry = Entry { out, whose, given };
+        if !self.replaced(&entry) {
+            self.queue.push_front(entry);
         }
     }
 
-    /// Whether `out` is a state event a newer one of the same state replaced.
-    pub fn replaced(&self, out: &Outgoing) -> bool {
-        state_key(out)
+    /// Whether a newer event of the same state was given after `entry`.
+    fn replaced(&self, entry: &Entry) -> bool {
+        state_key(&entry.out)
             .and_then(|key| self.newest_state.get(&key))
-            .is_some_and(|newest| *newest != out.content)
+            .is_some_and(|&newest| newest > entry.given)
     }
 
-    /// `out` is now the newest of its state: queued older ones are dropped.
-    fn supersede(&mut self, out: &Outgoing) {
-        if let Some(key) = state_key(out) {
+    /// Numbers `out`; a state event is now the newest of its state, and
+    /// queued older ones are dropped.
+    fn give(&mut self, out: Outgoing, whose: Whose) -> Entry {
+        let given = self.next_given;
+        self.next_given += 1;
+        if let Some(key) = state_key(&out) {
             self.queue
-                .retain(|(queued, _)| state_key(queued).as_ref() != Some(&key));
-            self.newest_state.insert(key, out.content.clone());
+                .retain(|queued| state_key(&queued.out).as_ref() != Some(&key));
+            self.newest_state.insert(key, given);
         }
+        Entry { out, whose, given }
     }
 
     /// Events waiting for budget.
@@ -123,36 +153,43 @@ impl Outbox {
 
     /// Sends `out` now (its budget already taken).
     pub fn send(&mut self, out: Outgoing, actions: &mut Vec<Action>) {
-        self.send_for(out, Whose::Node, actions);
+        let entry = self.give(out, Whose::Node);
+        self.send_entry(entry, actions);
     }
 
-    fn send_for(&mut self, out: Outgoing, whose: Whose, actions: &mut Vec<Action>) {
-        if let Some(key) = state_key(&out) {
-            self.newest_state.insert(key, out.content.clone());
-        }
+    fn send_entry(&mut self, entry: Entry, actions: &mut Vec<Action>) {
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        self.pending.insert(request, (out.clone(), whose));
+        let out = entry.out.clone();
+        self.pending.insert(request, entry);
         actions.push(Action::Send { request, out });
     }
 
-    /// The driver answered `request`: what it was and whose, if it was pending.
-    pub fn answered(&mut self, request: RequestId) -> Option<(Outgoing, Whose)> {
-        self.pending.remove(&request)
+    /// The driver answered `request`: what it was, if it was pending.
+    pub fn answered(&mut self, request: RequestId) -> Option<Answered> {
+        let entry = self.pending.remove(&request)?;
+        let replaced = self.replaced(&entry);
+        let Entry { out, whose, given } = entry;
+        Some(Answered {
+            out,
+            whose,
+            replaced,
+            given,
+        })
     }
 
     /// Sends what the budgets allow, each budget's events in order.
     pub fn flush(&mut self, now: u64, actions: &mut Vec<Action>) {
         let mut waiting = VecDeque::new();
-        while let Some((out, whose)) = self.queue.pop_front() {
-            let paid = match whose {
+        while let Some(entry) = self.queue.pop_front() {
+            let paid = match entry.whose {
                 Whose::Friend => self.friend_budget.try_take(now) || self.budget.try_take(now),
                 Whose::Node => self.budget.try_take(now),
             };
             if paid {
-                self.send_for(out, whose, actions);
+                self.send_entry(entry, actions);
             } else {
-                waiting.push_back((out, whose));
+                waiting.push_back(entry);
             }
         }
         self.queue = waiting;
@@ -163,6 +200,16 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::ids::EventId;
+    use serde_json::Value;
+
+    /// The requests of the sends among `actions`.
+    fn requests(actions: &[Action]) -> Vec<RequestId> {
+        let sends = actions.iter().filter_map(|a| match a {
+            Action::Send { request, .. } => Some(*request),
+            _ => None,
+        });
+        sends.collect()
+    }
 
     fn cancel(task: &str) -> Outgoing {
         Outgoing::cancel(&EventId::parse(task).unwrap(), None)
@@ -181,10 +228,13 @@ mod tests {
     #[test]
     fn queued_events_go_in_order_as_budget_allows_and_a_refused_one_goes_first() {
         let mut outbox = Outbox::default();
+        let mut actions = Vec::new();
+        outbox.send(cancel("$refused"), &mut actions);
+        let refused = outbox.answered(requests(&actions)[0]).unwrap();
         for task in ["$a", "$b"] {
             outbox.push(cancel(task), Whose::Node);
         }
-        outbox.retry(cancel("$refused"), Whose::Node);
+        outbox.retry(refused);
         let mut actions = Vec::new();
         outbox.flush(0, &mut actions);
         assert_eq!(sent(&actions), ["\"$refused\"", "\"$a\"", "\"$b\""]);
@@ -239,11 +289,33 @@ mod tests {
         assert_eq!(sent_contents(&actions), [second, third]);
 
         // Edit 3 went out; then a refusal of an older one comes back.
-        outbox.retry(allowlist(2), Whose::Friend);
+        let [second, third] = requests(&actions)[..] else {
+            panic!("{actions:?}")
+        };
+        let second = outbox.answered(second).unwrap();
+        assert!(second.replaced);
+        outbox.retry(second);
         assert_eq!(outbox.len(), 0, "the room keeps the friend's last word");
         // The newest refused goes again.
-        outbox.retry(allowlist(3), Whose::Friend);
+        let third = outbox.answered(third).unwrap();
+        assert!(!third.replaced);
+        outbox.retry(third);
         assert_eq!(outbox.len(), 1);
+    }
+
+    #[test]
+    fn an_older_state_is_replaced_by_a_newer_one_that_says_the_same() {
+        let mut outbox = Outbox::default();
+        let mut actions = Vec::new();
+        for edit in [1, 2, 1] {
+            outbox.push(allowlist(edit), Whose::Friend);
+            outbox.flush(0, &mut actions);
+        }
+        let [first, _, last] = requests(&actions)[..] else {
+            panic!("{actions:?}")
+        };
+        assert!(outbox.answered(first).unwrap().replaced);
+        assert!(!outbox.answered(last).unwrap().replaced);
     }
 
     #[test]
@@ -276,15 +348,11 @@ mod tests {
             })
             .collect();
         assert_ne!(requests[0], requests[1]);
-        assert_eq!(
-            outbox.answered(requests[1]),
-            Some((cancel("$b"), Whose::Node))
-        );
+        let b = outbox.answered(requests[1]).unwrap();
+        assert_eq!((b.out, b.whose), (cancel("$b"), Whose::Node));
         assert_eq!(outbox.answered(requests[1]), None, "answered once");
-        assert_eq!(
-            outbox.answered(requests[0]),
-            Some((cancel("$a"), Whose::Node))
-        );
+        let a = outbox.answered(requests[0]).unwrap();
+        assert_eq!((a.out, a.whose), (cancel("$a"), Whose::Node));
     }
 
     #[test]
