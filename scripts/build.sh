@@ -32,10 +32,14 @@ t0=$(date +%s.%N)
 # keeps both.
 own_std=no
 if [ "$ui_profile" = ui ]; then
-  if [ -d "$(rustc "+$POTLUCK_UI_TOOLCHAIN" --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library" ]; then
+  # Asked without installing: rustup would otherwise fetch a missing toolchain here.
+  ui_sysroot=$(RUSTUP_AUTO_INSTALL=0 rustc "+$POTLUCK_UI_TOOLCHAIN" --print sysroot 2>/dev/null || true)
+  library="$ui_sysroot/lib/rustlib/src/rust/library"
+  if [ -n "$ui_sysroot" ] && [ -d "$library" ] &&
+    cargo "+$POTLUCK_UI_TOOLCHAIN" fetch --offline --locked --manifest-path "$library/Cargo.toml" 2>/dev/null; then
     own_std=yes
   else
-    echo "warning: no $POTLUCK_UI_TOOLCHAIN with rust-src (scripts/setup.sh installs it): the UI is built with the prebuilt standard library, about 22 KB larger gzipped" >&2
+    echo "warning: no $POTLUCK_UI_TOOLCHAIN with rust-src and its dependencies (scripts/setup.sh installs them): the UI is built with the prebuilt standard library, about 22 KB larger gzipped" >&2
   fi
 fi
 if [ "$own_std" = yes ]; then

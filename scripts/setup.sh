@@ -27,12 +27,15 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 step "the UI's toolchain ($POTLUCK_UI_TOOLCHAIN, with the standard library's source)"
 # Only the release UI's size depends on it: without it scripts/build.sh
 # builds the UI on stable Rust, larger, and says so.
-ui_sysroot() { rustc "+$POTLUCK_UI_TOOLCHAIN" --print sysroot 2>/dev/null; }
-if rustup toolchain list | grep -q "^$POTLUCK_UI_TOOLCHAIN" ||
+ui_library() {
+  echo "$(RUSTUP_AUTO_INSTALL=0 rustc "+$POTLUCK_UI_TOOLCHAIN" --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library"
+}
+# Installing adds rust-src to a toolchain that lacks it.
+if [ -d "$(ui_library)" ] ||
   rustup toolchain install "$POTLUCK_UI_TOOLCHAIN" --profile minimal --component rust-src; then
   # The standard library's own dependencies, for the offline build.
-  cargo "+$POTLUCK_UI_TOOLCHAIN" fetch --locked \
-    --manifest-path "$(ui_sysroot)/lib/rustlib/src/rust/library/Cargo.toml"
+  cargo "+$POTLUCK_UI_TOOLCHAIN" fetch --locked --manifest-path "$(ui_library)/Cargo.toml" ||
+    echo "warning: the standard library's dependencies could not be fetched; the release UI will be built on stable Rust" >&2
 else
   echo "warning: $POTLUCK_UI_TOOLCHAIN could not be installed; the release UI will be built on stable Rust" >&2
 fi
