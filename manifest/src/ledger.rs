@@ -1098,6 +1098,8 @@ impl State {
         outcomes: &[ChunkOutcome],
     ) {
         let ts = event.origin_server_ts;
+        // A coordinator claims only work its machine takes.
+        let can_run = (self.nodes.get(node)).is_none_or(|n| self.tasks[task].spec.runs_on(&n.caps));
         let record = &mut self.tasks[task];
         let mut rejections = Vec::new();
         for o in outcomes {
@@ -1119,6 +1121,7 @@ impl State {
                 && o.attempt == chunk.attempts.saturating_add(1)
                 && o.attempt <= max_attempts(chunk.replicas)
                 && ts >= chunk.retry_after
+                && can_run
                 && self.coordinator.as_ref() == Some(node);
             if own_claim {
                 chunk.attempts = o.attempt;

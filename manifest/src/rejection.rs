@@ -112,7 +112,7 @@ pub enum Refused {
     },
     #[error("chunk {chunk} assigned to {node}, which already ran it")]
     AlreadyRan { chunk: u32, node: NodeId },
-    #[error("chunk {chunk} assigned to {node}, which cannot run it (it needs WebGPU, memory or a script the node declined)")]
+    #[error("chunk {chunk} assigned to {node}, which cannot run it (it needs WebGPU or memory, is a script the node declined, or is work the node does not take)")]
     CannotRun { chunk: u32, node: NodeId },
 
     // Progress and results.

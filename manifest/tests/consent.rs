@@ -133,3 +133,70 @@ fn a_declined_script_is_announced_and_its_chunk_given_back() {
     assert_eq!(result.content["outcomes"][0]["error"]["retriable"], true);
     assert_eq!(runs(&declined), 0);
 }
+
+#[test]
+fn a_lease_on_work_the_machine_does_not_take_is_given_back_at_once() {
+    // Bob's node coordinates and gives alice's node a chunk before the room
+    // has seen her announcement, which says it takes transcriptions only.
+    let alice = UserId::parse("@alice:hs").unwrap();
+    let node = NodeId::new(&alice, "t").unwrap();
+    let bob = NodeId::new(&UserId::parse("@bob:hs").unwrap(), "t").unwrap();
+    let only_transcripts = manifest::events::NodeCaps {
+        runs: Some(vec!["transcribe".into()]),
+        ..caps()
+    };
+    let mut machine = NodeMachine::new(alice);
+    machine.process(
+        Input::StartContributing {
+            node: node.clone(),
+            caps: only_transcripts.clone(),
+        },
+        1_000,
+    );
+    let primes = TaskSpec::new(TaskKind::Primes { start: 0, end: 99 }, 1);
+    let assign = Outgoing::assign(
+        &EventId::parse("$task").unwrap(),
+        &[Assignment {
+            chunk: 0,
+            node: node.clone(),
+            attempt: 1,
+        }],
+    );
+    let events = vec![
+        raw(
+            "$bob",
+            "@bob:hs",
+            &Outgoing::node_online(&bob, &caps()),
+            900,
+        ),
+        raw("$task", "@carol:hs", &Outgoing::task(&primes), 1_001),
+        raw("$assign", "@bob:hs", &assign, 1_002),
+        raw(
+            "$node",
+            "@alice:hs",
+            &Outgoing::node_online(&node, &only_transcripts),
+            1_003,
+        ),
+    ];
+    let actions = machine.process(Input::RoomEvents(events), 1_004);
+    assert_eq!(runs(&actions), 0, "{actions:?}");
+    let given_back: Vec<&serde_json::Value> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { out, .. } if out.event_type == "org.potluck.result" => {
+                Some(&out.content["outcomes"][0])
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(given_back.len(), 1, "{actions:?}");
+    assert_eq!(given_back[0]["chunk"], 0);
+    let error = &given_back[0]["error"];
+    assert_eq!(error["retriable"], true, "{error}");
+    assert!(
+        error["reason"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not take this work")),
+        "{error}"
+    );
+}

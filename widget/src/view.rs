@@ -590,6 +590,15 @@ fn why_waiting(ledger: &Ledger, task: &TaskRecord, now: u64) -> String {
         .copied()
         .filter(|n| task.spec.runs_on(&n.caps))
         .collect();
+    let takes_kind = |n: &&NodeRecord| {
+        (n.caps.runs.as_ref()).is_none_or(|kinds| kinds.iter().any(|k| k == task.spec.kind.name()))
+    };
+    if able.is_empty() && !online.iter().any(takes_kind) {
+        return match &task.spec.kind {
+            TaskKind::Script(_) => "the contributing machines run no friends' scripts".into(),
+            _ => "no contributing machine takes this kind of work".into(),
+        };
+    }
     if able.is_empty() {
         return match &task.spec.kind {
             TaskKind::Script(script)
@@ -768,6 +777,26 @@ mod tests {
             "Count primes from 1 billion to 3 billion"
         );
         assert_eq!(primes_title(2, 1_000), "Count primes below 1,000");
+    }
+
+    #[test]
+    fn a_task_no_contributing_machine_takes_says_so() {
+        let mut ledger = Ledger::new();
+        let native = NodeCaps {
+            runs: Some(vec!["transcribe".into()]),
+            ..crate::test_ledger::caps(1)
+        };
+        let online = Outgoing::node_online(&node("@alice:hs"), &native);
+        ledger
+            .ingest(&delivered_as("$on", "@alice:hs", &online, 1_000))
+            .unwrap();
+        let spec = TaskSpec::new(TaskKind::Primes { start: 0, end: 9 }, 1);
+        submit(&mut ledger, "$primes", &spec, 2_000);
+        let view = PoolView::build(&ledger, None, [], 3_000);
+        assert_eq!(
+            view.tasks[0].status_words(),
+            "Waiting for a free machine: no contributing machine takes this kind of work"
+        );
     }
 
     #[test]

@@ -51,9 +51,9 @@ impl Results {
     }
 
     /// The friend declined the chunk's script: the lease goes back at once.
-    pub fn decline(&mut self, task: EventId, chunk: u32, attempt: u32, now: u64) {
+    pub fn decline(&mut self, task: EventId, chunk: u32, attempt: u32, why: &str, now: u64) {
         let outcome = Outcome::Error {
-            reason: "the contributor declined this script".into(),
+            reason: why.into(),
             retriable: true,
         };
         self.finished.push(FinishedChunk {

@@ -157,11 +157,21 @@ impl Running {
                 if already {
                     continue;
                 }
-                match consents.of(&task.spec.kind, caps, ledger.allowlist()) {
+                // Give a lease on what this node does not run back at once,
+                // so another node runs it.
+                let consent = consents.of(&task.spec.kind, caps, ledger.allowlist());
+                if !matches!(consent, Consent::Declined) && !task.spec.runs_on(caps) {
+                    // Leased before this node narrowed what it takes, or by a
+                    // coordinator that did not know this node yet.
+                    let why = "the contributor's machine does not take this work";
+                    results.decline(task.id.clone(), index, attempt, why, now);
+                    continue;
+                }
+                match consent {
                     Consent::Given => {}
                     Consent::Declined => {
-                        // Give the lease back at once, so another node runs it.
-                        results.decline(task.id.clone(), index, attempt, now);
+                        let why = "the contributor declined this script";
+                        results.decline(task.id.clone(), index, attempt, why, now);
                         continue;
                     }
                     Consent::Pending(ask) => {
