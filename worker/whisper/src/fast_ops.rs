@@ -1,4 +1,5 @@
-//! Softmax and exact GELU for f32 tensors, with polynomial `exp` and `erf`.
+//! Softmax, exact GELU and attention for f32 tensors, with polynomial `exp`
+//! and `erf`.
 //!
 //! candle computes both with a libm call per element. wasm has no vector math
 //! library, so in a Chromium worker the attention softmax over 6 × 1500 ×
@@ -214,6 +215,178 @@ impl CustomOp3 for FewQueriesAttention {
     }
 }
 
+/// Query rows one block of the encoder's attention takes at a time: their
+/// scores stay in the first-level cache, and a register tile of `ROWS` ×
+/// `COLS` sums is what SIMD128's sixteen registers hold.
+const ROWS: usize = 4;
+/// Key columns (scores) or value columns per register tile: two 4-lane vectors.
+const COLS: usize = 8;
+
+/// softmax(q kᵀ) v for many query rows (the encoder's self-attention), per
+/// batch and head, `ROWS` query rows at a time: their scores are computed,
+/// normalised and used while in cache, never written out whole. Through
+/// candle, each head's 1500 × 1500 scores went to memory three times (the
+/// product, the softmax, the second product): the same time, 43 MB more at
+/// the peak of a browser worker (docs/whisper.md).
+struct BlockAttention;
+
+impl CustomOp3 for BlockAttention {
+    fn name(&self) -> &'static str {
+        "potluck-block-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        q_storage: &CpuStorage,
+        q_layout: &Layout,
+        k_storage: &CpuStorage,
+        k_layout: &Layout,
+        v_storage: &CpuStorage,
+        v_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = f32_values(q_storage, q_layout, self.name())?;
+        let k = f32_values(k_storage, k_layout, self.name())?;
+        let v = f32_values(v_storage, v_layout, self.name())?;
+        let (batch, heads, queries, width) = q_layout.shape().dims4()?;
+        let keys = k_layout.shape().dims4()?.2;
+        if k.len() != v.len() || k.len() != batch * heads * keys * width {
+            bail!("{}: keys and values of different shapes", self.name())
+        }
+        if !width.is_multiple_of(COLS) {
+            bail!(
+                "{}: head width {width} is not a multiple of {COLS}",
+                self.name()
+            )
+        }
+        let mut out = vec![0.0f32; q.len()];
+        let mut head = HeadScratch::new(keys, width);
+        for h in 0..batch * heads {
+            let kv = h * keys * width..(h + 1) * keys * width;
+            let qs = h * queries * width..(h + 1) * queries * width;
+            head.attend(&q[qs.clone()], &k[kv.clone()], &v[kv], &mut out[qs]);
+        }
+        Ok((CpuStorage::F32(out), q_layout.shape().clone()))
+    }
+}
+
+/// One head's buffers, reused for every head.
+struct HeadScratch {
+    keys: usize,
+    width: usize,
+    /// Keys transposed, `[width][padded]`, zero past `keys`.
+    keys_t: Vec<f32>,
+    /// `keys` rounded up to whole tiles.
+    padded: usize,
+    /// A block's query rows, zero past the last query.
+    block: [Vec<f32>; ROWS],
+    scores: [Vec<f32>; ROWS],
+    probabilities: [Vec<f32>; ROWS],
+}
+
+impl HeadScratch {
+    fn new(keys: usize, width: usize) -> Self {
+        let padded = keys.div_ceil(COLS) * COLS;
+        Self {
+            keys,
+            width,
+            keys_t: vec![0.0; width * padded],
+            padded,
+            block: std::array::from_fn(|_| vec![0.0; width]),
+            scores: std::array::from_fn(|_| vec![0.0; padded]),
+            probabilities: std::array::from_fn(|_| vec![0.0; keys]),
+        }
+    }
+
+    fn attend(&mut self, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+        let (keys, width, padded) = (self.keys, self.width, self.padded);
+        for (j, key) in k.chunks_exact(width).enumerate() {
+            for (d, &x) in key.iter().enumerate() {
+                self.keys_t[d * padded + j] = x;
+            }
+        }
+        let queries = q.len() / width;
+        for first in (0..queries).step_by(ROWS) {
+            let rows = ROWS.min(queries - first);
+            for (r, row) in self.block.iter_mut().enumerate() {
+                if r < rows {
+                    row.copy_from_slice(&q[(first + r) * width..][..width]);
+                } else {
+                    row.fill(0.0);
+                }
+            }
+            scores_tile_rows(&self.block, &self.keys_t, padded, &mut self.scores);
+            for (scores, probabilities) in self.scores.iter().zip(self.probabilities.iter_mut()) {
+                softmax_row(&scores[..keys], probabilities);
+            }
+            let block_out = &mut out[first * width..(first + rows) * width];
+            weighted_values(&self.probabilities, v, width, rows, block_out);
+        }
+    }
+}
+
+/// `scores[r][j]` = `block[r]` · key `j`, a `ROWS` × `COLS` tile of sums at
+/// a time (SIMD128 in wasm whatever the build's flags).
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+fn scores_tile_rows(
+    block: &[Vec<f32>; ROWS],
+    keys_t: &[f32],
+    padded: usize,
+    scores: &mut [Vec<f32>; ROWS],
+) {
+    let width = block[0].len();
+    for first in (0..padded).step_by(COLS) {
+        let mut sums = [[0.0f32; COLS]; ROWS];
+        for d in 0..width {
+            let keys: &[f32; COLS] = keys_t[d * padded + first..][..COLS].try_into().unwrap();
+            for (row_sums, row) in sums.iter_mut().zip(block) {
+                let x = row[d];
+                for (s, &key) in row_sums.iter_mut().zip(keys) {
+                    *s += x * key;
+                }
+            }
+        }
+        for (row_scores, row_sums) in scores.iter_mut().zip(&sums) {
+            row_scores[first..first + COLS].copy_from_slice(row_sums);
+        }
+    }
+}
+
+/// `out[r]` = Σⱼ `probabilities[r][j]` · value `j` for the block's first
+/// `rows` rows, `COLS` value columns at a time (SIMD128 in wasm whatever
+/// the build's flags).
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+fn weighted_values(
+    probabilities: &[Vec<f32>; ROWS],
+    v: &[f32],
+    width: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    for first in (0..width).step_by(COLS) {
+        let mut sums = [[0.0f32; COLS]; ROWS];
+        for (j, value) in v.chunks_exact(width).enumerate() {
+            let value: &[f32; COLS] = value[first..first + COLS].try_into().unwrap();
+            for (row_sums, p) in sums.iter_mut().zip(probabilities) {
+                let p = p[j];
+                for (s, &x) in row_sums.iter_mut().zip(value) {
+                    *s += p * x;
+                }
+            }
+        }
+        for (r, row_sums) in sums.iter().enumerate().take(rows) {
+            out[r * width + first..][..COLS].copy_from_slice(row_sums);
+        }
+    }
+}
+
+/// softmax(q kᵀ) v for `q` of shape `[batch, heads, rows, width]` and `k`,
+/// `v` of shape `[batch, heads, keys, width]`, without a mask, `width` a
+/// multiple of 8: the encoder's self-attention.
+pub fn block_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    q.contiguous()?
+        .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &BlockAttention)
+}
+
 /// softmax(q kᵀ) v for `q` of shape `[batch, heads, rows, width]` and `k`,
 /// `v` of shape `[batch, heads, keys, width]`, without a mask.
 pub fn few_queries_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
@@ -296,6 +469,19 @@ mod tests {
             .unwrap()
             .matmul(&v)
             .unwrap();
+        assert!(close(&ours, &theirs) < 1e-5);
+
+        // Many queries, keys and queries not whole tiles.
+        let q = Tensor::randn(0f32, 1.0, (1, 3, 41, 16), &device).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (1, 3, 37, 16), &device).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (1, 3, 37, 16), &device).unwrap();
+        let ours = block_attention(&q, &k, &v).unwrap();
+        let scores = q.matmul(&k.t().unwrap()).unwrap();
+        let theirs = candle_nn::ops::softmax_last_dim(&scores)
+            .unwrap()
+            .matmul(&v)
+            .unwrap();
+        assert_eq!(ours.dims(), theirs.dims());
         assert!(close(&ours, &theirs) < 1e-5);
     }
 }

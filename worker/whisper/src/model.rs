@@ -95,6 +95,11 @@ impl Attention {
             let x = fast_ops::few_queries_attention(&q, k, v)?;
             return self.out.forward(&x.transpose(1, 2)?.flatten_from(2)?);
         }
+        if mask.is_none() && d_head.is_multiple_of(8) {
+            // The encoder: many queries, every one against every key.
+            let x = fast_ops::block_attention(&q, k, v)?;
+            return self.out.forward(&x.transpose(1, 2)?.flatten_from(2)?);
+        }
         let mut w = q.matmul(&k.t()?)?;
         if let Some(mask) = mask {
             w = w.broadcast_add(mask)?;
