@@ -160,6 +160,48 @@ fn add_scaled(out: &mut [f32], p: f32, row: &[f32]) {
     }
 }
 
+/// An attention op's operands, contiguous f32: `q` of shape `[batch,
+/// heads, queries, width]`, `k` and `v` of shape `[batch, heads, keys,
+/// width]`; `heads` counts every batch's.
+struct Operands<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    heads: usize,
+    queries: usize,
+    keys: usize,
+    width: usize,
+}
+
+impl<'a> Operands<'a> {
+    fn read(
+        op: &str,
+        (q, q_layout): (&'a CpuStorage, &Layout),
+        (k, k_layout): (&'a CpuStorage, &Layout),
+        (v, v_layout): (&'a CpuStorage, &Layout),
+    ) -> Result<Self> {
+        let (q, k, v) = (
+            f32_values(q, q_layout, op)?,
+            f32_values(k, k_layout, op)?,
+            f32_values(v, v_layout, op)?,
+        );
+        let (batch, heads, queries, width) = q_layout.shape().dims4()?;
+        let keys = k_layout.shape().dims4()?.2;
+        if k.len() != v.len() || k.len() != batch * heads * keys * width {
+            bail!("{op}: keys and values of different shapes")
+        }
+        Ok(Self {
+            q,
+            k,
+            v,
+            heads: batch * heads,
+            queries,
+            keys,
+            width,
+        })
+    }
+}
+
 /// softmax(q kᵀ) v for a few query rows (the decoder's one new token), per
 /// batch and head, reading each key and value row once. Through candle's
 /// `gemm` each step copied (packed) all 1500 cross-attention keys and values.
@@ -179,19 +221,25 @@ impl CustomOp3 for FewQueriesAttention {
         v_storage: &CpuStorage,
         v_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let q = f32_values(q_storage, q_layout, self.name())?;
-        let k = f32_values(k_storage, k_layout, self.name())?;
-        let v = f32_values(v_storage, v_layout, self.name())?;
-        let (batch, heads, queries, width) = q_layout.shape().dims4()?;
-        let keys = k_layout.shape().dims4()?.2;
-        if k.len() != v.len() || k.len() != batch * heads * keys * width {
-            bail!("{}: keys and values of different shapes", self.name())
-        }
+        let Operands {
+            q,
+            k,
+            v,
+            heads,
+            queries,
+            keys,
+            width,
+        } = Operands::read(
+            self.name(),
+            (q_storage, q_layout),
+            (k_storage, k_layout),
+            (v_storage, v_layout),
+        )?;
         let mut out = vec![0.0f32; q.len()];
         let mut scores = vec![0.0f32; keys];
         let per_head_q = queries * width;
         let per_head_kv = keys * width;
-        for head in 0..batch * heads {
+        for head in 0..heads {
             let k = &k[head * per_head_kv..(head + 1) * per_head_kv];
             let v = &v[head * per_head_kv..(head + 1) * per_head_kv];
             let q = &q[head * per_head_q..(head + 1) * per_head_q];
@@ -244,14 +292,20 @@ impl CustomOp3 for BlockAttention {
         v_storage: &CpuStorage,
         v_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let q = f32_values(q_storage, q_layout, self.name())?;
-        let k = f32_values(k_storage, k_layout, self.name())?;
-        let v = f32_values(v_storage, v_layout, self.name())?;
-        let (batch, heads, queries, width) = q_layout.shape().dims4()?;
-        let keys = k_layout.shape().dims4()?.2;
-        if k.len() != v.len() || k.len() != batch * heads * keys * width {
-            bail!("{}: keys and values of different shapes", self.name())
-        }
+        let Operands {
+            q,
+            k,
+            v,
+            heads,
+            queries,
+            keys,
+            width,
+        } = Operands::read(
+            self.name(),
+            (q_storage, q_layout),
+            (k_storage, k_layout),
+            (v_storage, v_layout),
+        )?;
         if !width.is_multiple_of(COLS) {
             bail!(
                 "{}: head width {width} is not a multiple of {COLS}",
@@ -260,7 +314,7 @@ impl CustomOp3 for BlockAttention {
         }
         let mut out = vec![0.0f32; q.len()];
         let mut head = HeadScratch::new(keys, width);
-        for h in 0..batch * heads {
+        for h in 0..heads {
             let kv = h * keys * width..(h + 1) * keys * width;
             let qs = h * queries * width..(h + 1) * queries * width;
             head.attend(&q[qs.clone()], &k[kv.clone()], &v[kv], &mut out[qs]);
