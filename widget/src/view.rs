@@ -305,11 +305,7 @@ fn machine_words(caps: &NodeCaps) -> String {
     if caps.webgpu {
         words.push_str(" · WebGPU");
     }
-    if caps
-        .runs
-        .as_ref()
-        .is_some_and(|kinds| !kinds.iter().any(|k| k == "script"))
-    {
+    if !caps.takes("script") {
         words.push_str(" · no scripts");
     }
     words
@@ -590,16 +586,13 @@ fn why_waiting(ledger: &Ledger, task: &TaskRecord, now: u64) -> String {
         .copied()
         .filter(|n| task.spec.runs_on(&n.caps))
         .collect();
-    let takes_kind = |n: &&NodeRecord| {
-        (n.caps.runs.as_ref()).is_none_or(|kinds| kinds.iter().any(|k| k == task.spec.kind.name()))
-    };
-    if able.is_empty() && !online.iter().any(takes_kind) {
-        return match &task.spec.kind {
-            TaskKind::Script(_) => "the contributing machines run no friends' scripts".into(),
-            _ => "no contributing machine takes this kind of work".into(),
-        };
-    }
     if able.is_empty() {
+        if !online.iter().any(|n| n.caps.takes(task.spec.kind.name())) {
+            return match &task.spec.kind {
+                TaskKind::Script(_) => "the contributing machines run no friends' scripts".into(),
+                _ => "no contributing machine takes this kind of work".into(),
+            };
+        }
         return match &task.spec.kind {
             TaskKind::Script(script)
                 if online

@@ -43,6 +43,13 @@ pub struct NodeCaps {
     pub runs: Option<Vec<String>>,
 }
 
+impl NodeCaps {
+    /// Whether this node takes work of the kind named `kind` (see `runs`).
+    pub fn takes(&self, kind: &str) -> bool {
+        (self.runs.as_ref()).is_none_or(|kinds| kinds.iter().any(|k| k == kind))
+    }
+}
+
 /// A gone node's time online, as its final state keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WasOnline {

@@ -118,8 +118,7 @@ impl TaskSpec {
         };
         // A kernel needs a GPU whatever its submitter wrote.
         let gpu_ok = caps.webgpu || !matches!(self.kind, TaskKind::Kernel(_));
-        let taken =
-            (caps.runs.as_ref()).is_none_or(|kinds| kinds.iter().any(|k| k == self.kind.name()));
+        let taken = caps.takes(self.kind.name());
         self.requirements.met_by(caps) && gpu_ok && !declined && taken
     }
 
