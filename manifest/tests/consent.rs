@@ -13,6 +13,16 @@ use serde_json::json;
 
 const INTEGRITY: &str = "sha384-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
+/// The coordinator gives `$task`'s chunk 0 to `node`, as its first attempt.
+fn first_chunk_to(node: &NodeId) -> Outgoing {
+    let first = Assignment {
+        chunk: 0,
+        node: node.clone(),
+        attempt: 1,
+    };
+    Outgoing::assign(&EventId::parse("$task").unwrap(), &[first])
+}
+
 /// Alice's machine contributes; the room allows one script; carol submits a
 /// task running it, and the coordinator (alice's node) assigns its chunk.
 fn alice_with_an_assigned_script_chunk() -> (NodeMachine, Vec<Action>) {
@@ -46,14 +56,7 @@ fn alice_with_an_assigned_script_chunk() -> (NodeMachine, Vec<Action>) {
         }),
         1,
     );
-    let assign = Outgoing::assign(
-        &EventId::parse("$task").unwrap(),
-        &[Assignment {
-            chunk: 0,
-            node: node.clone(),
-            attempt: 1,
-        }],
-    );
+    let assign = first_chunk_to(&node);
     let events = vec![
         raw(
             "$node",
@@ -154,14 +157,7 @@ fn a_lease_on_work_the_machine_does_not_take_is_given_back_at_once() {
         1_000,
     );
     let primes = TaskSpec::new(TaskKind::Primes { start: 0, end: 99 }, 1);
-    let assign = Outgoing::assign(
-        &EventId::parse("$task").unwrap(),
-        &[Assignment {
-            chunk: 0,
-            node: node.clone(),
-            attempt: 1,
-        }],
-    );
+    let assign = first_chunk_to(&node);
     let events = vec![
         raw(
             "$bob",

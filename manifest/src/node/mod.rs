@@ -662,22 +662,28 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_older_allowlist_edit_refused_after_a_newer_one_went_is_not_sent_again() {
+    /// An allowlist of one script, `name`.
+    fn list(name: &str) -> crate::allowlist::Allowlist {
         use crate::allowlist::{AllowedScript, Allowlist};
-        let mut machine = NodeMachine::new(UserId::parse("@carol:hs").unwrap());
-        let list = |name: &str| {
-            Allowlist::default().with_script(AllowedScript {
-                name: name.into(),
-                url: format!("https://friends.example/{name}.js"),
-                integrity: format!("sha384-{}", "A".repeat(64)),
-                description: String::new(),
-            })
-        };
-        let request = |actions: Vec<Action>| match &actions[..] {
+        Allowlist::default().with_script(AllowedScript {
+            name: name.into(),
+            url: format!("https://friends.example/{name}.js"),
+            integrity: format!("sha384-{}", "A".repeat(64)),
+            description: String::new(),
+        })
+    }
+
+    /// The request of `actions`' one send.
+    fn request(actions: Vec<Action>) -> RequestId {
+        match &actions[..] {
             [Action::Send { request, .. }] => *request,
             other => panic!("{other:?}"),
-        };
+        }
+    }
+
+    #[test]
+    fn an_older_allowlist_edit_refused_after_a_newer_one_went_is_not_sent_again() {
+        let mut machine = NodeMachine::new(UserId::parse("@carol:hs").unwrap());
         let first = request(machine.process(Input::EditAllowlist(list("sum")), 0));
         let second = request(machine.process(Input::EditAllowlist(list("primes")), 10));
         let busy = Input::SendFailed {
@@ -707,20 +713,7 @@ mod tests {
 
     #[test]
     fn an_older_allowlist_edit_refused_after_a_newer_one_took_leaves_no_problem_to_show() {
-        use crate::allowlist::{AllowedScript, Allowlist};
         let mut machine = NodeMachine::new(UserId::parse("@carol:hs").unwrap());
-        let list = |name: &str| {
-            Allowlist::default().with_script(AllowedScript {
-                name: name.into(),
-                url: format!("https://friends.example/{name}.js"),
-                integrity: format!("sha384-{}", "A".repeat(64)),
-                description: String::new(),
-            })
-        };
-        let request = |actions: Vec<Action>| match &actions[..] {
-            [Action::Send { request, .. }] => *request,
-            other => panic!("{other:?}"),
-        };
         let first = request(machine.process(Input::EditAllowlist(list("sum")), 0));
         let second = request(machine.process(Input::EditAllowlist(list("primes")), 10));
         machine.process(Input::Sent { request: second }, 20);
