@@ -95,14 +95,17 @@ describe("the compute pool", () => {
       TASKS, { timeout: 120_000 });
 
     // Once Bob has finished a chunk, close his whole page while his worker is
-    // in the middle of another.
+    // in the middle of another: one not yet half done, read in one step, so
+    // the chunk cannot finish and be reported between reading it and closing.
     await widgets.carol.waitForFunction((bob) => [...document.querySelectorAll("[data-testid=task]")]
       .some((t) => t.dataset.doneBy.split(",").includes(bob)), room.users.bob.userId, { timeout: 120_000 });
-    const bobJob = widgets.bob.getByTestId("local-job").first();
-    await bobJob.waitFor({ timeout: 60_000 });
-    const orphanedTask = await bobJob.getAttribute("data-task-id");
-    const orphanedChunk = Number(await bobJob.getAttribute("data-chunk"));
+    const bobJob = await widgets.bob.waitForFunction(() => {
+      const job = [...document.querySelectorAll("[data-testid=local-job]")]
+        .find((li) => Number(li.querySelector("progress").value) < 50);
+      return job && { task: job.dataset.taskId, chunk: Number(job.dataset.chunk) };
+    }, null, { timeout: 60_000, polling: 50 }).then((handle) => handle.jsonValue());
     await pages.bob.context().close();
+    const { task: orphanedTask, chunk: orphanedChunk } = bobJob;
     const closedAt = Date.now();
 
     // The homeserver's delayed "node gone" event tells everyone he left.
