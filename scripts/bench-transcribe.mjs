@@ -5,6 +5,7 @@
 //
 //   node scripts/bench-transcribe.mjs [NODES...]     (default: 1 2 3)
 //   node scripts/bench-transcribe.mjs --short [NODES...]   (default: 1 2)
+//   node scripts/bench-transcribe.mjs --native
 //
 // --short: voice messages of 5 s and 20 s under Synapse's *default* rate
 // limits, as a friend sends them: the first in fresh tabs (the model starts
@@ -12,6 +13,11 @@
 // right after it (send budget spent), and one after 45 s idle; time from Transcribe to the
 // threaded reply, Whisper's own time, and the room events each cost, by
 // sender. alice (a contributor) asks for each transcript in her widget.
+//
+// --native: the five-minute message with one browser node, one native node
+// (`potluck node`, target/debug/potluck or POTLUCK_BIN, its model read from
+// the models folder), and both together: the time to transcript, and the
+// native node's share of the spans when both contribute.
 //
 // Each run is a fresh room, so every node starts cold as a friend's would:
 // it downloads the model (or reads it from the browser's cache) when the
@@ -24,7 +30,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { WAIT_MS } from "../tests/support/browser.mjs";
-import { ROOT, contribute, startPoolRoom } from "../tests/support/pool-room.mjs";
+import { startNativeNode } from "../tests/support/native-node.mjs";
+import { MODELS, ROOT, contribute, startPoolRoom } from "../tests/support/pool-room.mjs";
 
 const TARGET_SECONDS = 300;
 const NAMES = ["alice", "bob", "dave"];
@@ -148,34 +155,95 @@ async function shortMessages(nodes, messages) {
   }
 }
 
+/** The spans of `reply`'s transcription and each sender's share: Whisper's seconds and spans. */
+function spanWork(events, reply) {
+  const task = reply.content["org.potluck.transcript"].task;
+  const part = events.find((e) => e.type === "org.potluck.task" && e.content.parent === task)?.event_id;
+  const related = events.filter((e) => e.type.startsWith("org.potluck.") && e.type !== "org.potluck.node"
+    && [task, part].includes(e.content["m.relates_to"]?.event_id ?? e.event_id));
+  const perNode = new Map();
+  for (const e of related.filter((e) => e.type === "org.potluck.result" && e.content["m.relates_to"]?.event_id === part)) {
+    for (const o of e.content.outcomes.filter((o) => o.output)) {
+      const mine = perNode.get(e.sender) ?? { seconds: 0, spans: 0 };
+      perNode.set(e.sender, { seconds: mine.seconds + (o.output.inference_ms ?? 0) / 1000, spans: mine.spans + 1 });
+    }
+  }
+  return {
+    spans: events.find((e) => e.event_id === part)?.content.chunks ?? 0,
+    perNode,
+    events: related.length + 1, // and the reply
+  };
+}
+
 async function run(nodes, speech, seconds) {
   const room = await startPoolRoom({ names: [...NAMES.slice(0, nodes), "carol"] });
   try {
     const widgets = await contributors(room, nodes);
     const message = await postVoice(room, speech, seconds);
     const { wall, reply } = await transcribe(room, widgets[0], message, 30);
-    const events = await room.roomEvents();
-    const task = reply.content["org.potluck.transcript"].task;
-    const part = events.find((e) => e.type === "org.potluck.task" && e.content.parent === task)?.event_id;
-    const related = events.filter((e) => e.type.startsWith("org.potluck.") && e.type !== "org.potluck.node"
-      && [task, part].includes(e.content["m.relates_to"]?.event_id ?? e.event_id));
-    const perNode = new Map();
-    for (const e of related.filter((e) => e.type === "org.potluck.result" && e.content["m.relates_to"]?.event_id === part)) {
-      for (const o of e.content.outcomes) {
-        const ms = o.output?.inference_ms ?? 0;
-        perNode.set(e.sender, (perNode.get(e.sender) ?? 0) + ms / 1000);
-      }
-    }
-    const inference = [...perNode.values()];
-    const busiest = Math.max(0, ...inference);
+    const { spans, perNode, events } = spanWork(await room.roomEvents(), reply);
+    const inference = [...perNode.values()].map((n) => n.seconds);
     return {
-      nodes, wall, spans: events.find((e) => e.event_id === part)?.content.chunks ?? 0,
-      inference: inference.reduce((a, b) => a + b, 0), busiest,
-      events: related.length + 1, // and the reply
-      byNode: [...perNode.entries()].map(([who, s]) => `${who.split(":")[0].slice(1)} ${s.toFixed(0)} s`).join(", "),
+      nodes, wall, spans, events,
+      inference: inference.reduce((a, b) => a + b, 0), busiest: Math.max(0, ...inference),
+      byNode: [...perNode.entries()].map(([who, n]) => `${who.split(":")[0].slice(1)} ${n.seconds.toFixed(0)} s`).join(", "),
     };
   } finally {
     await room.close();
+  }
+}
+
+/**
+ * The five-minute message in a fresh room whose contributors are alice's
+ * browser (`browser`) and/or bob's native node (`native`); alice asks.
+ */
+async function runMixed({ browser, native }, speech, seconds, dir) {
+  const room = await startPoolRoom({ names: ["alice", "bob", "carol"] });
+  let node;
+  try {
+    const { widget } = await room.openWidget("alice");
+    if (browser) await contribute(widget);
+    if (native) {
+      const dataDir = await mkdtemp(join(dir, "node-"));
+      node = startNativeNode(room, room.users.bob, { dataDir, models: MODELS });
+      await node.waitForLine(/contributing/, 120_000);
+    }
+    const count = Number(browser) + Number(native);
+    await widget.waitForFunction((n) => document.querySelectorAll("[data-testid=node]").length === n, count, { timeout: WAIT_MS });
+    const message = await postVoice(room, speech, seconds);
+    const { wall, reply } = await transcribe(room, widget, message, 30);
+    const { spans, perNode } = spanWork(await room.roomEvents(), reply);
+    const share = (user) => perNode.get(user.userId) ?? { seconds: 0, spans: 0 };
+    return { wall, spans, browser: share(room.users.alice), native: share(room.users.bob) };
+  } finally {
+    node?.child.kill("SIGTERM");
+    await node?.exited;
+    await room.close();
+  }
+}
+
+async function nativeAgainstBrowser(dir) {
+  const speech = await fiveMinutes(dir);
+  const seconds = oggSeconds(speech);
+  console.log(`voice message: ${seconds.toFixed(1)} s of speech, ${(speech.length / 1024).toFixed(0)} KiB Ogg Opus`);
+  const configs = [
+    { name: "one browser node", browser: true, native: false },
+    { name: "one native node", browser: false, native: true },
+    { name: "both", browser: true, native: true },
+  ];
+  const rows = [];
+  for (const config of configs) {
+    const r = await runMixed(config, speech, seconds, dir);
+    rows.push({ ...config, ...r });
+    console.log(`${config.name}: ${r.wall.toFixed(0)} s`);
+  }
+  const browserOnly = rows[0].wall;
+  console.log("\n| contributors | time to transcript | × one browser | RTF | spans (browser / native) | Whisper seconds (browser / native) | native node's share of the spans |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    console.log(`| ${r.name} | ${r.wall.toFixed(0)} s | ${(browserOnly / r.wall).toFixed(2)}× | ${(r.wall / seconds).toFixed(3)} | `
+      + `${r.browser.spans} / ${r.native.spans} | ${r.browser.seconds.toFixed(1)} / ${r.native.seconds.toFixed(1)} | `
+      + `${((100 * r.native.spans) / Math.max(1, r.spans)).toFixed(0)} % |`);
   }
 }
 
@@ -183,7 +251,9 @@ const short = process.argv.includes("--short");
 const counts = process.argv.slice(2).map(Number).filter(Boolean);
 const dir = await mkdtemp(join(tmpdir(), "potluck-bench-"));
 try {
-  if (short) {
+  if (process.argv.includes("--native")) {
+    await nativeAgainstBrowser(dir);
+  } else if (short) {
     const sentences = await testSentences();
     const messages = [];
     for (const [label, count] of [["5 s", 1], ["20 s", 5]]) {

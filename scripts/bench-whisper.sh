@@ -16,7 +16,7 @@ trap 'rm -rf "$tmp"' EXIT
 text="The quick brown fox jumps over the lazy dog. Please call Stella and ask her to bring these things with her from the store. The meeting will start at nine o'clock tomorrow morning. We need to finish the report before the end of the week. Thank you all for coming today."
 espeak-ng -v en-us -s 150 -w "$tmp/clip.wav" "$text"
 
-cargo build --offline --locked --release -j 2 -p potluck-worker --bin potluck >&2
+cargo build --offline --locked --release -j 2 -p potluck-node --bin potluck >&2
 lang=()
 [ "$model" = base ] && lang=(--language en)
 echo "== ours ($model, candle f32, RAYON_NUM_THREADS=1)"

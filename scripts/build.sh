@@ -2,10 +2,18 @@
 # Builds the widget and its worker into dist/, ready to serve as static files.
 #   scripts/build.sh          release: size-optimised, wasm-opt -Oz
 #   scripts/build.sh --dev    debug: fast, unoptimised
+#   scripts/build.sh --node   only the `potluck` command for this machine
+#                             (`potluck node`, README): target/native/potluck
 # Offline once `scripts/setup.sh` has fetched the dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+
+if [ "${1:-}" = "--node" ]; then
+  cargo build --offline --locked --profile native -p potluck-node --bin potluck
+  printf 'built target/native/potluck: %d bytes\n' "$(stat -c %s target/native/potluck)"
+  exit 0
+fi
 
 # The UI downloads in every friend's tab, so it has a profile of its own that
 # also builds the protocol crate for size (Cargo.toml's `ui`); the worker,

@@ -13,7 +13,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
-const DEFAULT_CRATES = ["manifest", "widget", "worker", "worker/whisper"];
+const DEFAULT_CRATES = ["manifest", "widget", "worker", "worker/whisper", "worker/node"];
 
 function rustFiles(dir) {
   return readdirSync(dir).flatMap((name) => {

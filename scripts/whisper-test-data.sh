@@ -18,7 +18,7 @@ done
 text="The quick brown fox jumps over the lazy dog. Please call Stella and ask her to bring these things with her from the store. The meeting will start at nine o'clock tomorrow morning. We need to finish the report before the end of the week. Thank you all for coming today."
 printf '%s' "$text" > "$out/five-sentences.txt"
 espeak-ng -v en-us -s 150 -w "$out/five-sentences.wav" "$text"
-cargo run --offline --locked --quiet -p potluck-worker --bin potluck -- transcribe \
+cargo run --offline --locked --quiet -p potluck-node --bin potluck -- transcribe \
   "$out/five-sentences.wav" --model "$models/tiny.en" --no-timestamps \
   --save-pcm "$out/five-sentences.f32" > /dev/null
 scripts/reference-whisper.sh "$models/tiny.en" "$out/five-sentences.f32" "$out/reference"
@@ -46,7 +46,7 @@ ssml+="</speak>"
 espeak-ng -m -v en-us -s 150 -w "$audio/voice-message.wav" "$ssml"
 opusenc --quiet --bitrate 32 "$audio/voice-message.wav" "$audio/voice-message.ogg"
 opusdec --quiet --rate 16000 "$audio/voice-message.ogg" "$audio/voice-message-16k.wav"
-cargo run --offline --locked --quiet -p potluck-worker --bin potluck -- transcribe \
+cargo run --offline --locked --quiet -p potluck-node --bin potluck -- transcribe \
   "$audio/voice-message-16k.wav" --model "$models/tiny.en" --no-timestamps \
   --save-pcm "$audio/voice-message.f32" > /dev/null
 mkdir -p "$audio/voice-message-reference"

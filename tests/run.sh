@@ -44,9 +44,9 @@ stage "release build"
 scripts/build.sh
 cargo build --offline --locked --release \
   -p potluck-example-mandelbrot --bin mandelbrot-tile
-# WebGPU kernels natively, to compare with the browser's, and the transcript
+# WebGPU kernels natively, to compare with the browser's, the transcript
 # scorer (`potluck wer`); both built by the native tests already.
-cargo build --offline --locked -p potluck-worker --bin run-kernel --bin potluck
+cargo build --offline --locked -p potluck-worker --bin run-kernel -p potluck-node --bin potluck
 took build
 
 stage "end-to-end: Synapse + test host + Chromium, in two streams"
@@ -55,7 +55,7 @@ mkdir -p test-artifacts
 # not computing: two streams, each its own Synapse per file, halve the wall
 # time. The files that run Whisper in browsers go in one stream, so that two
 # of them never share the two cores; every other file goes in the other.
-whisper_files=(transcribe element history demo hostile model-source model-cache)
+whisper_files=(transcribe element history demo hostile model-source model-cache native-node)
 stream_a=() stream_b=()
 for file in tests/e2e/*.test.mjs; do
   name=$(basename "$file" .test.mjs)

@@ -1,7 +1,7 @@
 // Word error rate of a transcript, scored by the same Rust code as the native
 // Whisper tests (worker/whisper/src/wer.rs, through `potluck wer`), so that
 // every test judges transcripts by one rule. tests/run.sh builds the binary;
-// alone: `cargo build -p potluck-worker --bin potluck`.
+// alone: `cargo build -p potluck-node --bin potluck`.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,7 +14,7 @@ const POTLUCK = fileURLToPath(new URL("../../target/debug/potluck", import.meta.
 /** The word error rate of `hypothesis` against `reference`, as a fraction. */
 export function wer(reference, hypothesis) {
   if (!existsSync(POTLUCK)) {
-    throw new Error(`${POTLUCK} is missing: build it with \`cargo build -p potluck-worker --bin potluck\``);
+    throw new Error(`${POTLUCK} is missing: build it with \`cargo build -p potluck-node --bin potluck\``);
   }
   const dir = mkdtempSync(join(tmpdir(), "potluck-wer-"));
   try {

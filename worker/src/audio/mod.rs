@@ -11,3 +11,13 @@ pub mod wav;
 
 pub use decode::{read, AudioError};
 pub use pcm::Audio;
+
+/// Whisper's sample rate, as the protocol counts a recording's spans.
+pub const WHISPER_RATE: u32 = manifest::transcription::SAMPLE_RATE;
+
+/// A voice message's file (Ogg Opus or WAV) as the 16 kHz mono samples
+/// Whisper takes, or why it cannot be read.
+pub fn for_whisper(file: &[u8]) -> Result<Vec<f32>, String> {
+    let audio = read(file).map_err(|e| e.to_string())?;
+    Ok(resample::resample(&audio.samples, audio.rate, WHISPER_RATE))
+}

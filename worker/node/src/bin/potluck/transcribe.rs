@@ -21,7 +21,7 @@
 //! `--int8-encoder` runs the encoder's linear layers in int8 (`int8_matmul`;
 //! the default is f32, in a browser as well).
 
-use potluck_worker::audio::{self, resample::resample, split::split_at_silences};
+use potluck_worker::audio::{self, split::split_at_silences};
 use potluck_worker::catalog::{local_models_dir, DEFAULT_MODEL};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,7 +105,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
 fn run(args: Args) -> Result<(), String> {
     // The audio first: a file it cannot read fails before a model loads.
     let audio = std::fs::read(&args.audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
-    let audio = audio::read(&audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
+    let samples =
+        audio::for_whisper(&audio).map_err(|e| format!("{}: {e}", args.audio.display()))?;
     let t0 = Instant::now();
     let mut engine = Engine::from_dir(&model_dir(&args.model)?)?;
     if args.f32_projection {
@@ -123,7 +124,6 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let load_s = t0.elapsed().as_secs_f64();
-    let samples = resample(&audio.samples, audio.rate, SAMPLE_RATE as u32);
     let duration = samples.len() as f64 / SAMPLE_RATE as f64;
     if let Some(p) = &args.save_pcm {
         let raw: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();

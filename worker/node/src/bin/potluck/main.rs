@@ -1,5 +1,7 @@
 //! `potluck`: Potluck on the command line, natively.
 //!
+//! - `potluck node --room … --user …`: contribute this machine to a room,
+//!   always on (`potluck_worker::node`);
 //! - `potluck transcribe FILE.ogg|FILE.wav …`: Whisper on a file (`transcribe.rs`);
 //! - `potluck wer REFERENCE HYPOTHESIS`: a transcript's word error rate (`wer.rs`).
 
@@ -12,10 +14,16 @@ mod wer;
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
+        Some("node") => potluck_node::main(args),
         Some("transcribe") => transcribe::main(args),
         Some("wer") => wer::main(args),
         _ => {
-            eprintln!("usage:\n  {}\n  {}", transcribe::USAGE, wer::USAGE);
+            eprintln!(
+                "usage:\n  {}\n  {}\n  {}",
+                potluck_node::USAGE,
+                transcribe::USAGE,
+                wer::USAGE
+            );
             std::process::ExitCode::from(2)
         }
     }

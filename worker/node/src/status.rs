@@ -1,0 +1,46 @@
+//! The node's one-line status, logged every minute.
+
+use std::fmt;
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Status {
+    pub chunks_done: u64,
+    pub running: usize,
+    /// Events waiting for the homeserver's rate limit.
+    pub queued_sends: usize,
+    pub models_loaded: Vec<String>,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let models = match self.models_loaded.is_empty() {
+            true => "no model loaded".to_owned(),
+            false => format!("model {} loaded", self.models_loaded.join(", ")),
+        };
+        write!(
+            f,
+            "{} chunks done, {} running, {} events queued, {models}",
+            self.chunks_done, self.running, self.queued_sends
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_says_work_done_queue_and_model() {
+        let status = Status {
+            chunks_done: 12,
+            running: 1,
+            queued_sends: 3,
+            models_loaded: vec!["tiny.en".into()],
+        };
+        assert_eq!(
+            status.to_string(),
+            "12 chunks done, 1 running, 3 events queued, model tiny.en loaded"
+        );
+        assert!(Status::default().to_string().ends_with("no model loaded"));
+    }
+}
