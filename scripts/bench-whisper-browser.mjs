@@ -195,7 +195,7 @@ try {
   const models = run("scripts/fetch-models.sh", []).trim();
   run("espeak-ng", ["-v", "en-us", "-s", "150", "-w", join(dir, "clip.wav"), SENTENCES + SENTENCES]);
   if (!NO_BUILD) {
-    run("cargo", ["build", "--offline", "--locked", "--release", "-j", "2", "-p", "potluck-worker", "--bin", "potluck"], { stdio: "ignore" });
+    run("cargo", ["build", "--offline", "--locked", "--release", "-j", "2", "-p", "potluck-node", "--bin", "potluck"], { stdio: "ignore" });
   }
   const tjsModel = BROWSER_ONLY ? null : run("scripts/transformers-js-model.sh", [MODEL]).trim();
   await writeFile(join(dir, "bench.html"), "<!doctype html><title>bench</title>");

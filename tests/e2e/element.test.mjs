@@ -4,7 +4,10 @@
 // Contribute compute, and picks Transcribe in the widget on a voice message
 // recorded with Element's recorder (an encrypted attachment) before the
 // widget was added; the transcript shows under the voice message as its
-// thread, once, also after every resend timer ran out.
+// thread, once, also after every resend timer ran out. Then a native node
+// (`potluck node`, matrix-sdk) joins the encrypted room, and a friend's
+// `!transcribe` reply in Element to a second voice message gets its
+// encrypted transcript, which Element decrypts and shows in the thread.
 //
 // Element Web is not on any package registry: the build in
 // ../shared/element-web is used, or the one POTLUCK_ELEMENT_WEB names (a
@@ -22,6 +25,7 @@ import { after, before, describe, test } from "node:test";
 
 import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS, WIDGET_QUERY, fakeMicrophone, launchBrowser } from "../support/browser.mjs";
+import { startNativeNode } from "../support/native-node.mjs";
 import { ARTIFACTS, MODELS, ROOT } from "../support/pool-room.mjs";
 import { serveModelHub } from "../support/model-hub.mjs";
 import { serveStatic } from "../support/static-server.mjs";
@@ -62,6 +66,11 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
   let widgetUrl;
   let erin;
   let frank;
+  let hub;
+  // What the first test leaves for the second: erin's Element, the room, frank's Element.
+  let page;
+  let roomId;
+  let frankPage;
   const matrix = async (method, path, user = erin, body = undefined) => {
     const response = await fetch(`${synapse.baseUrl}${path}`, {
       method, headers: { Authorization: `Bearer ${user.accessToken}` }, body: body && JSON.stringify(body),
@@ -84,7 +93,7 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     }));
     const element = await serveStatic({ root: app });
     const widget = await serveStatic({ root: join(ROOT, "dist"), host: "localhost" });
-    const hub = await serveModelHub({ models: MODELS });
+    hub = await serveModelHub({ models: MODELS });
     servers = [element, widget, hub];
     erin = { name: "erin", password: "erin-password", ...await synapse.registerUser("erin", "erin-password") };
     frank = { name: "frank", password: "frank-password", ...await synapse.registerUser("frank", "frank-password") };
@@ -116,6 +125,14 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     if (dir && process.env.POTLUCK_KEEP_TMP !== "1") await rm(dir, { recursive: true, force: true });
   });
 
+  /** Records a voice message with Element's recorder and sends it. */
+  async function recordVoiceMessage(page) {
+    await page.getByRole("button", { name: "More options" }).click();
+    await page.getByRole("menuitem", { name: "Voice Message" }).click();
+    await page.waitForTimeout(RECORD_MS);
+    await page.getByRole("button", { name: "Send voice message" }).click();
+  }
+
   /** Closes Element's first-run prompts, which would cover a screenshot. */
   async function dismissToasts(page) {
     for (const name of ["Later", "OK", "Dismiss"]) {
@@ -126,7 +143,7 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
   test("a user adds the widget in an encrypted room, contributes, transcribes a voice message, and the reply shows in its thread", async (t) => {
     await mkdir(ARTIFACTS, { recursive: true });
 
-    const page = await logIn(erin);
+    page = await logIn(erin);
     const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `element-${name}.png`) });
     t.after(() => shot("last"));
     await page.getByRole("button", { name: "Add room" }).click();
@@ -140,11 +157,8 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     // A voice message, recorded with Element's own recorder (Ogg Opus, sent
     // in this encrypted room as an encrypted attachment) before Potluck is
     // in the room: the widget must find it in what Element has loaded.
-    await page.getByRole("button", { name: "More options" }).click();
-    await page.getByRole("menuitem", { name: "Voice Message" }).click();
-    await page.waitForTimeout(RECORD_MS);
-    await page.getByRole("button", { name: "Send voice message" }).click();
-    const roomId = (await matrix("GET", "/_matrix/client/v3/joined_rooms")).joined_rooms[0];
+    await recordVoiceMessage(page);
+    roomId = (await matrix("GET", "/_matrix/client/v3/joined_rooms")).joined_rooms[0];
     for (const until = Date.now() + WAIT_MS; ;) {
       const recent = await matrix("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=20`);
       if (recent.chunk.some((e) => e.type === "m.room.encrypted")) break;
@@ -180,7 +194,7 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     // frank, a friend without the widget open, is in the room with Element.
     await matrix("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, erin, { user_id: frank.userId });
     await matrix("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, frank);
-    const frankPage = await logIn(frank);
+    frankPage = await logIn(frank);
     await frankPage.goto(`${elementUrl}#/room/${roomId}`);
     await frankPage.locator(".mx_SendMessageComposer").waitFor({ timeout: WAIT_MS });
 
@@ -241,5 +255,63 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
     await shownToErin.waitFor({ timeout: 60_000 });
     const summary = await shownToErin.innerText();
     if (!summary.includes("1 reply")) console.log(`erin's Element after the reload: ${summary.replace(/\s+/g, " ")}`);
+  });
+  test("a native node in the encrypted room transcribes a voice message recorded in Element after a !transcribe reply, and its encrypted reply shows in the thread", async () => {
+    // gus runs `potluck node` for the room; erin invites him and his node joins.
+    const gus = { name: "gus", password: "gus-password", ...await synapse.registerUser("gus", "gus-password") };
+    await matrix("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, erin, { user_id: gus.userId });
+    // As README's step 4 says: members may announce their node.
+    const levelsPath = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`;
+    const levels = await matrix("GET", levelsPath);
+    levels.events = { ...levels.events, "org.potluck.node": 0 };
+    await matrix("PUT", levelsPath, erin, levels);
+    const node = startNativeNode({ synapse, roomId, modelHub: hub }, gus, {
+      dataDir: await mkdtemp(join(dir, "gus-")), models: MODELS,
+    });
+    try {
+      await node.waitForLine(/contributing/, 60_000);
+      // erin's widget was reloaded with her page: the node is the room's only contributor.
+      // She records a second voice message; Element shares its key with gus's node.
+      await recordVoiceMessage(page);
+      // frank joined after the first one, so this is the only one his Element can play.
+      const voice = frankPage.locator(".mx_EventTile", { has: frankPage.locator(".mx_MVoiceMessageBody") }).last();
+      await voice.waitFor({ timeout: WAIT_MS });
+      // frank replies !transcribe to it in plain Element.
+      await voice.hover();
+      await voice.getByRole("button", { name: "Reply", exact: true }).click();
+      // The room's composer, now replying (the thread from before has its own).
+      const composer = frankPage.getByRole("textbox", { name: "Send an encrypted reply…" });
+      await composer.fill("!transcribe");
+      await composer.press("Enter");
+
+      // The node's reply, encrypted, in the voice message's thread.
+      let reply;
+      for (const until = Date.now() + TRANSCRIPT_WITHIN_MS; !reply;) {
+        assert.ok(Date.now() < until, "the native node replied in the thread");
+        await new Promise((r) => setTimeout(r, 2_000));
+        const recent = await matrix("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=100`);
+        reply = recent.chunk.find((e) => e.sender === gus.userId && e.content["m.relates_to"]?.rel_type === "m.thread");
+      }
+      assert.equal(reply.type, "m.room.encrypted", "encrypted by the native node");
+      // frank's Element decrypts it and shows it as the thread of erin's second message.
+      const summary = frankPage.locator(".mx_ThreadSummary").nth(1);
+      await summary.waitFor({ timeout: 60_000 });
+      const shown = await summary.innerText();
+      console.log(`native node's transcript in frank's Element: ${shown.replace(/\s+/g, " ")}`);
+      await summary.click();
+      const threadText = await frankPage.locator(".mx_ThreadView").innerText({ timeout: WAIT_MS });
+      assert.ok(heard(threadText), `the thread holds what erin said: ${threadText}`);
+      await frankPage.screenshot({ path: join(ARTIFACTS, "element-native-node.png") });
+
+      // Once, past every timer that could send a second copy.
+      await new Promise((r) => setTimeout(r, RESEND_WINDOW_MS));
+      const root = reply.content["m.relates_to"].event_id;
+      const thread = await matrix("GET",
+        `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(root)}/m.thread`);
+      assert.deepEqual(thread.chunk.map((e) => e.sender), [gus.userId], "one reply, from gus's node");
+    } finally {
+      node.child.kill("SIGTERM");
+      await node.exited;
+    }
   });
 });

@@ -5,7 +5,7 @@
 use crate::room::{self, SendError};
 use crate::workers::{JobEvent, Workers};
 use crate::{private, status::Status};
-use manifest::events::Outcome;
+use manifest::events::{event_type, Outcome};
 use manifest::ids::EventId;
 use manifest::limits::NODE_TIMEOUT_MS;
 use manifest::node::{Action, HistoryRead, Input, NodeMachine};
@@ -179,6 +179,9 @@ impl Driver {
                                 reason,
                             }) => {
                                 tracing::warn!(event = out.event_type, %reason, "not sent");
+                            if permanent && out.event_type == event_type::NODE {
+                                tracing::error!("the room does not let this account announce its node: a room admin must allow the org.potluck.node state event to members (power level 0; README, 'Adding Potluck to a real Element room', step 4)");
+                            }
                                 Input::SendFailed {
                                     request,
                                     retry_after_ms,
@@ -284,7 +287,8 @@ impl Driver {
                     room::read_relations(&room, root.as_str(), RelationType::Thread).await;
                 Some(Event::input(Input::ThreadRead { root, replies }))
             }),
-            Action::Rejected(rejection) => tracing::info!("ignored an event: {rejection}"),
+            // Every event of the room comes here, not only Potluck's.
+            Action::Rejected(rejection) => tracing::debug!("ignored an event: {rejection}"),
         }
     }
 }

@@ -17,10 +17,14 @@ impl fmt::Display for Status {
             true => "no model loaded".to_owned(),
             false => format!("model {} loaded", self.models_loaded.join(", ")),
         };
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
-            "{} chunks done, {} running, {} events queued, {models}",
-            self.chunks_done, self.running, self.queued_sends
+            "{} done, {} running, {} queued, {models}",
+            plural(self.chunks_done, "chunk", "chunks"),
+            self.running,
+            plural(self.queued_sends as u64, "event", "events"),
         )
     }
 }
@@ -41,6 +45,14 @@ mod tests {
             status.to_string(),
             "12 chunks done, 1 running, 3 events queued, model tiny.en loaded"
         );
-        assert!(Status::default().to_string().ends_with("no model loaded"));
+        let idle = Status {
+            chunks_done: 1,
+            queued_sends: 1,
+            ..Status::default()
+        };
+        assert_eq!(
+            idle.to_string(),
+            "1 chunk done, 0 running, 1 event queued, no model loaded"
+        );
     }
 }
