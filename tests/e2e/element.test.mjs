@@ -298,9 +298,14 @@ describe("Transcribe in real Element", { skip: !existsSync(ELEMENT) && `no Eleme
       await summary.waitFor({ timeout: 60_000 });
       const shown = await summary.innerText();
       console.log(`native node's transcript in frank's Element: ${shown.replace(/\s+/g, " ")}`);
+      assert.ok(heard(shown), `the thread's summary shows what erin said: ${shown}`);
+      // Opened, the thread shows the whole reply once Element has rendered it.
       await summary.click();
-      const threadText = await frankPage.locator(".mx_ThreadView").innerText({ timeout: WAIT_MS });
-      assert.ok(heard(threadText), `the thread holds what erin said: ${threadText}`);
+      const threadView = frankPage.locator(".mx_ThreadView");
+      for (const until = Date.now() + WAIT_MS; !heard(await threadView.innerText());) {
+        assert.ok(Date.now() < until, `the thread holds what erin said: ${await threadView.innerText()}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
       await frankPage.screenshot({ path: join(ARTIFACTS, "element-native-node.png") });
 
       // Once, past every timer that could send a second copy.
