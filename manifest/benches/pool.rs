@@ -21,6 +21,20 @@ fn busy(base: Config) -> Config {
     }
 }
 
+/// `tests/e2e/scale.test.mjs`: 20 one-worker native nodes, 20 friends
+/// submitting 10 tasks each of two short chunks.
+fn scale_check(base: Config) -> Config {
+    Config {
+        contributors: 20,
+        slots: 1,
+        flood_tasks: 200,
+        flood_friends: 20,
+        chunks: 2,
+        chunk_ms: (30, 150),
+        ..base
+    }
+}
+
 fn main() {
     println!(
         "{:<44} {:>8} {:>10} {:>12} {:>12} {:>11}",
@@ -59,6 +73,17 @@ fn main() {
                 chunks: 1,
                 chunk_ms: (1_000, 1_000),
                 ..calm(4)
+            },
+        ),
+        (
+            "the scale check: 20 nodes x 1 slot, 20 friends x 10 tasks x 2 chunks of 0.1 s",
+            scale_check(calm(5)),
+        ),
+        (
+            "the same, all 200 tasks from one friend",
+            Config {
+                flood_friends: 1,
+                ..scale_check(calm(5))
             },
         ),
     ];

@@ -955,8 +955,7 @@ impl State {
         // The coordinator splits a plan it claimed (see `apply_result`): it
         // holds no lease, and nobody else does.
         let claimed_by_sender = by_coordinator
-            && record.spec.replication == 1
-            && record.spec.kind.claimed_by_coordinator()
+            && record.spec.claimed_by_coordinator()
             && record.chunks.iter().all(|c| c.leases.is_empty());
         let splitting = splitting || claimed_by_sender;
         if record.submitter != event.sender && !splitting {
@@ -1116,8 +1115,7 @@ impl State {
             // it, as its next attempt. Only while it coordinates: after a
             // handover the new coordinator may have given the chunk away.
             let own_claim = chunk.leases.is_empty()
-                && record.spec.replication == 1
-                && record.spec.kind.claimed_by_coordinator()
+                && record.spec.claimed_by_coordinator()
                 && o.attempt == chunk.attempts.saturating_add(1)
                 && o.attempt <= max_attempts(chunk.replicas)
                 && ts >= chunk.retry_after

@@ -39,6 +39,7 @@ pub mod voice;
 pub mod worker_protocol;
 
 // State folded from the events: the ledger, the scheduler, private outputs.
+pub mod agreement;
 pub mod capabilities;
 pub mod ledger;
 pub mod private;

@@ -29,6 +29,12 @@ impl RateBudget {
         }
     }
 
+    /// How many events the budget allows now.
+    pub fn available(&mut self, now_ms: u64) -> usize {
+        self.refill(now_ms);
+        self.tokens as usize
+    }
+
     /// Takes one event's worth of budget if there is one.
     pub fn try_take(&mut self, now_ms: u64) -> bool {
         self.refill(now_ms);

@@ -289,6 +289,24 @@ pub fn running_by_submitter(ledger: &Ledger, now: u64) -> SortedMap<UserId, u32>
 /// come back from the homeserver yet, so it neither assigns those chunks twice
 /// nor fills the same slots again.
 pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Vec<Assignment>)> {
+    plan_within(ledger, now, in_flight, usize::MAX)
+}
+
+/// `plan`, for a coordinator that can send only `events` assignment events
+/// now: once that many tasks have chunks placed, free slots go to more
+/// chunks of those tasks, not to other tasks' chunks. Chunk by chunk, the
+/// fairness order would spread one round over a chunk of each friend's task,
+/// each needing an event of its own, and all but the first would wait for
+/// budget; so under load each event carries one chunk instead of a task's
+/// worth. Which tasks get the events is still fairness's order. A plan the
+/// coordinator claims for itself needs no event (see `coordinate`) and
+/// counts for nothing here.
+pub fn plan_within(
+    ledger: &Ledger,
+    now: u64,
+    in_flight: &InFlight,
+    events: usize,
+) -> Vec<(EventId, Vec<Assignment>)> {
     let probation = on_probation(ledger, now);
     let mut loads = node_loads_with(ledger, now, in_flight, &probation);
     let mut queues = ready_by_submitter(ledger, now, in_flight, &probation);
@@ -316,13 +334,25 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
             });
         let Some(user) = next else { break };
         let queue = queues.get_mut(user).expect("picked from the map");
-        // The friend's first chunk that some free node can run.
+        // The friend's first chunk that some free node can run, and that an
+        // event can carry.
         let placed = queue.iter().enumerate().find_map(|(i, ready)| {
             let taken: Vec<&NodeId> =
                 nodes_on_chunk(ledger, ready.task, ready.chunk, now, in_flight)
                     .chain(sent_to(&placed_now, &ready.task.id, ready.chunk))
                     .collect();
-            best_node(ledger, &loads, ready, &taken, now).map(|node| (i, node))
+            let node = best_node(ledger, &loads, ready, &taken, now)?;
+            let sent_anyway = plan
+                .iter()
+                .any(|(task, a)| task == &ready.task.id && needs_event(ledger, task, a));
+            let fits = sent_anyway
+                || !needs_event(ledger, &ready.task.id, &[assigned(ready, &node)])
+                || plan
+                    .iter()
+                    .filter(|(t, a)| needs_event(ledger, t, a))
+                    .count()
+                    < events;
+            fits.then_some((i, node))
         });
         let Some((index, node)) = placed else {
             queue.clear(); // Nothing of theirs fits any free node this round.
@@ -335,17 +365,33 @@ pub fn plan(ledger: &Ledger, now: u64, in_flight: &InFlight) -> Vec<(EventId, Ve
             .take(ready.ms);
         *running.entry(user.clone()).or_default() += 1;
         placed_now.insert((ready.task.id.clone(), ready.chunk, node.clone()));
-        let assignment = Assignment {
-            chunk: ready.chunk,
-            node,
-            attempt: ready.attempt,
-        };
+        let assignment = assigned(&ready, &node);
         match plan.iter_mut().find(|(task, _)| task == &ready.task.id) {
             Some((_, assignments)) => assignments.push(assignment),
             None => plan.push((ready.task.id.clone(), vec![assignment])),
         }
     }
     plan
+}
+
+fn assigned(ready: &ReadyChunk, node: &NodeId) -> Assignment {
+    Assignment {
+        chunk: ready.chunk,
+        node: node.clone(),
+        attempt: ready.attempt,
+    }
+}
+
+/// Whether `task`'s `assignments` go out in an event: all but a plan the
+/// coordinator gives itself to claim.
+fn needs_event(ledger: &Ledger, task: &EventId, assignments: &[Assignment]) -> bool {
+    let claimable = ledger
+        .task(task)
+        .is_some_and(|t| t.spec.claimed_by_coordinator());
+    !claimable
+        || assignments
+            .iter()
+            .any(|a| ledger.coordinator() != Some(&a.node))
 }
 
 /// The node that meets the chunk's requirements and has room for it, among
@@ -393,7 +439,7 @@ fn best_node(
     };
     let model = ready.task.spec.kind.whisper_model();
     let warm = |n: &NodeRecord| model.is_some_and(|m| ledger.holds_model(&n.id, m));
-    let claims = ready.task.spec.replication == 1 && ready.task.spec.kind.claimed_by_coordinator();
+    let claims = ready.task.spec.claimed_by_coordinator();
     // The coordinator's account sends every assignment: a chunk it claims
     // saves one, and a chunk it is assigned costs its budget a result too.
     let spends_coordinator_least = |n: &NodeRecord| claims == (ledger.coordinator() == Some(&n.id));

@@ -1,6 +1,7 @@
 //! The protocol's rules, each as a scripted sequence of room events: what a
 //! node sees, and what the ledger and the scheduler make of it.
 
+use manifest::agreement::Agreement;
 use manifest::allowlist::{AllowedScript, Allowlist, NotAllowed};
 use manifest::events::{
     Assignment, ChunkOutcome, ChunkProgress, NodeCaps, Outcome, Outgoing, Requirements, TaskSpec,
@@ -11,7 +12,7 @@ use manifest::limits::{
     LEASE_HARD_MS, LEASE_SOFT_MS, MAX_ATTEMPTS, MAX_LEASES_PER_SLOT, QUEUE_TARGET_MS,
 };
 use manifest::rejection::{Reason, Refused};
-use manifest::scheduler::{explain_idle, plan, IdleReason, InFlight};
+use manifest::scheduler::{explain_idle, plan, plan_within, IdleReason, InFlight};
 use manifest::task_kind::{ScriptTask, Split, TaskKind, DEFAULT_SCRIPT_SECONDS};
 use manifest::transcription::{Span, Stage, TranscribeTask, WhisperModel};
 use manifest::validate::{Invalid, TaskError};
@@ -259,6 +260,29 @@ fn a_result_from_a_node_without_a_lease_is_rejected_and_changes_nothing() {
         room.status(&task, 6),
         TaskStatus::Running { done: 0, .. }
     ));
+}
+
+#[test]
+fn a_coordinator_with_budget_for_one_event_fills_free_slots_with_one_whole_task() {
+    let mut room = Room::new();
+    for name in ["alice", "bob", "erin", "frank"] {
+        room.online(name, caps(1, false), 1);
+    }
+    let carols = room.send("carol", &Outgoing::task(&primes(2)), 2);
+    let dans = room.send("dan", &Outgoing::task(&primes(2)), 3);
+
+    // Unlimited, fairness alternates friends: a chunk of each task first.
+    let everything = plan(&room.ledger, 10, &InFlight::new());
+    let tasks: Vec<&EventId> = everything.iter().map(|(task, _)| task).collect();
+    assert_eq!(tasks, [&carols, &dans]);
+    // One event to send: carol's (the older) whole task goes in it, rather
+    // than one chunk of hers and one of dan's that would wait for budget.
+    let one = plan_within(&room.ledger, 10, &InFlight::new(), 1);
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].0, carols);
+    let chunks: Vec<u32> = one[0].1.iter().map(|a| a.chunk).collect();
+    assert_eq!(chunks, [0, 1]);
+    assert!(plan_within(&room.ledger, 10, &InFlight::new(), 0).is_empty());
 }
 
 #[test]
@@ -591,10 +615,36 @@ fn small_room_log() -> Vec<Value> {
     log
 }
 
-fn fold_statuses(events: &[Value]) -> Vec<TaskStatus> {
+fn fold(events: &[Value]) -> Ledger {
     let mut ledger = Ledger::new();
     events.iter().for_each(|e| drop(ledger.ingest(e)));
+    ledger
+}
+
+fn fold_statuses(events: &[Value]) -> Vec<TaskStatus> {
+    let ledger = fold(events);
     ledger.tasks().map(|t| ledger.task_status(t, 10)).collect()
+}
+
+#[test]
+fn the_agreement_fingerprint_changes_with_any_chunks_output_and_says_what_is_done() {
+    let log = small_room_log();
+    let agreed = Agreement::of(&fold(&log), 10);
+    assert_eq!((agreed.tasks, agreed.done), (1, 1));
+    assert_eq!(agreed.digest.len(), 16);
+    assert!(agreed
+        .to_string()
+        .starts_with("ledger: 1 tasks, 1 done, digest "));
+
+    let mut lied = log.clone();
+    let result = lied.last_mut().unwrap();
+    result["content"]["outcomes"][1]["output"] = json!({"count": 5});
+    assert_ne!(Agreement::of(&fold(&lied), 10).digest, agreed.digest);
+
+    let unanswered = &log[..log.len() - 1];
+    let waiting = Agreement::of(&fold(unanswered), 10);
+    assert_eq!((waiting.tasks, waiting.done), (1, 0));
+    assert_ne!(waiting.digest, agreed.digest);
 }
 
 #[test]
@@ -618,6 +668,10 @@ proptest::proptest! {
             seen.insert(i.index(seen.len()), order[i.index(order.len())].clone());
         }
         proptest::prop_assert_eq!(fold_statuses(&seen), fold_statuses(&small_room_log()));
+        proptest::prop_assert_eq!(
+            Agreement::of(&fold(&seen), 10),
+            Agreement::of(&fold(&small_room_log()), 10)
+        );
     }
 }
 

@@ -285,3 +285,35 @@ fn a_batch_under_default_limits_finishes_in_the_order_it_was_submitted() {
         );
     }
 }
+
+/// Many friends' short tasks at once, under default limits: the coordinator
+/// can send one assignment event every 6.7 s, so each must carry a whole
+/// task. (Placed chunk by chunk in fairness order, a round's events each held
+/// one chunk of a different friend's task: twenty friends' batch went at half
+/// the pace of one friend's.)
+#[test]
+fn twenty_friends_batch_goes_as_fast_as_one_friends() {
+    let config = |friends| Config {
+        contributors: 6,
+        slots: 1,
+        flood_tasks: 40,
+        flood_friends: friends,
+        chunks: 2,
+        chunk_ms: (30, 150),
+        crash_percent_per_s: 0,
+        crash_coordinator: false,
+        max_lag_ms: 300,
+        duplicate_percent: 0,
+        ..Config::hostile(1)
+    };
+    let one = run(&config(1));
+    let twenty = run(&config(20));
+    every_task_done_and_every_tab_agrees(&twenty, 1);
+    let minutes = |r: &Report| r.finished_at_ms as f64 / 60_000.0;
+    assert!(
+        minutes(&twenty) <= minutes(&one) * 1.1,
+        "twenty friends' 40 tasks took {:.1} min, one friend's {:.1} min",
+        minutes(&twenty),
+        minutes(&one)
+    );
+}

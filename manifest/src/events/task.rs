@@ -89,6 +89,13 @@ fn is_one(n: &u8) -> bool {
 }
 
 impl TaskSpec {
+    /// Whether the coordinator runs its chunk itself without an assignment
+    /// event, its result standing for the claim (a transcription's plan,
+    /// unreplicated; see `node::coordinate`).
+    pub fn claimed_by_coordinator(&self) -> bool {
+        self.replication == 1 && self.kind.claimed_by_coordinator()
+    }
+
     /// A new transcription of `audio`: one chunk, which plans.
     pub fn transcription(audio: AudioRef, model: WhisperModel) -> TaskSpec {
         let plan = TranscribeTask::plan(audio, model);

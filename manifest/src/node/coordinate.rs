@@ -108,10 +108,11 @@ impl Coordination {
             });
         let claimed = self.claims.keys().map(|(t, c)| (t.clone(), *c, me.clone()));
         let in_flight: InFlight = self.assigning.keys().cloned().chain(claimed).collect();
-        for (task, mut assignments) in scheduler::plan(ledger, now, &in_flight) {
+        let events = outbox.available(now);
+        for (task, mut assignments) in scheduler::plan_within(ledger, now, &in_flight, events) {
             let claimable = ledger
                 .task(&task)
-                .is_some_and(|t| t.spec.replication == 1 && t.spec.kind.claimed_by_coordinator());
+                .is_some_and(|t| t.spec.claimed_by_coordinator());
             if claimable {
                 assignments.retain(|a| {
                     let mine = &a.node == me;

@@ -110,6 +110,10 @@ impl NodeMachine {
     pub fn queued_sends(&self) -> usize {
         self.outbox.len()
     }
+    /// Events handed to the driver to send and not answered yet.
+    pub fn unanswered_sends(&self) -> usize {
+        self.outbox.unanswered()
+    }
     /// Whether chunk `job` still runs here: the machine finishes some jobs
     /// itself (a plan, a span outside its recording).
     pub fn runs(&self, job: JobId) -> bool {

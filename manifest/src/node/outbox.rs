@@ -139,6 +139,16 @@ impl Outbox {
         self.queue.len()
     }
 
+    /// Events sent whose answer has not come back.
+    pub fn unanswered(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// How many of its own events the node may send now.
+    pub fn available(&mut self, now: u64) -> usize {
+        self.budget.available(now)
+    }
+
     /// Takes the node's budget for one of its events sent now; `false` if
     /// there is none.
     pub fn try_take(&mut self, now: u64) -> bool {

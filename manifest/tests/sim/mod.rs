@@ -56,6 +56,9 @@ pub struct Config {
     pub slots: u32,
     /// Tasks the flooding friend submits at the start.
     pub flood_tasks: usize,
+    /// Friends the flood comes from, each submitting their share at the
+    /// start (1: the flooding friend alone).
+    pub flood_friends: usize,
     pub chunks: u32,
     /// Milliseconds one chunk takes in a worker, at least and at most.
     pub chunk_ms: (u64, u64),
@@ -87,6 +90,7 @@ impl Config {
             contributors: 3,
             slots: 2,
             flood_tasks: 6,
+            flood_friends: 1,
             chunks: 3,
             chunk_ms: (2_000, 20_000),
             crash_percent_per_s: 2,
@@ -517,7 +521,14 @@ pub fn run(config: &Config) -> Report {
     }
     let carol = UserId::parse("@carol:hs").unwrap();
     let dan = UserId::parse("@dan:hs").unwrap();
-    let mut submitters = [Tab::new(carol, now), Tab::new(dan, now)];
+    let mut submitters = vec![Tab::new(carol, now), Tab::new(dan, now)];
+    // The flood's other friends, after carol and dan.
+    for k in 1..config.flood_friends {
+        submitters.push(Tab::new(
+            UserId::parse(format!("@flooder{k}:hs")).unwrap(),
+            now,
+        ));
+    }
     let spec = TaskSpec {
         replication: config.replication,
         ..TaskSpec::new(
@@ -528,11 +539,15 @@ pub fn run(config: &Config) -> Report {
             config.chunks,
         )
     };
-    for _ in 0..config.flood_tasks {
-        let actions = submitters[0]
+    for i in 0..config.flood_tasks {
+        let friend = match i % config.flood_friends.max(1) {
+            0 => 0,
+            k => 1 + k,
+        };
+        let actions = submitters[friend]
             .machine
             .process(Input::Submit(spec.clone()), now);
-        submitters[0].retry.extend(actions);
+        submitters[friend].retry.extend(actions);
     }
     let mut single_submitted = false;
     let mut crashed_coordinator = false;
