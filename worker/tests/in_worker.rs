@@ -84,30 +84,24 @@ fn counts_primes_past_a_trillion_as_an_independent_test_does() {
     );
 }
 
-/// The encoder's int8 linear layers have a SIMD128 kernel of their own in
+/// The encoder's integer linear layers have a SIMD128 kernel of their own in
 /// wasm (four input rows by two weight rows at a time): every tile edge must
 /// give what the f32 product gives, within the quantisation's error.
 #[wasm_bindgen_test]
-fn the_int8_encoder_kernel_matches_the_f32_product_at_every_tile_edge() {
-    use whisper::int8_matmul::Int8Weights;
+fn the_integer_encoder_kernel_matches_the_f32_product_at_every_tile_edge() {
+    use whisper::int_matmul::IntWeights;
     for (n, rows, cols) in [(9, 5, 20), (4, 2, 8), (1, 1, 3), (13, 7, 384)] {
         let x: Vec<f32> = (0..n * cols).map(|i| (i as f32 * 0.37).sin()).collect();
         let w: Vec<f32> = (0..rows * cols)
             .map(|i| ((i as u64 * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1)
             .collect();
-        let got = Int8Weights::new(&w, rows, cols).unwrap().matmul(&x);
+        let weights = IntWeights::new(&w, rows, cols).unwrap();
+        let got = weights.matmul(&x);
         assert_eq!(got.len(), n * rows);
         for (k, g) in got.iter().enumerate() {
             let (xr, wr) = (&x[k / rows * cols..][..cols], &w[k % rows * cols..][..cols]);
             let exact: f32 = xr.iter().zip(wr).map(|(a, b)| a * b).sum();
-            // Each factor is off by at most half a step of its row's scale.
-            let step = |r: &[f32]| r.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
-            let (xs, ws) = (step(xr), step(wr));
-            let bound: f32 = xr
-                .iter()
-                .zip(wr)
-                .map(|(a, b)| a.abs() * ws / 2.0 + b.abs() * xs / 2.0 + xs * ws / 4.0)
-                .sum();
+            let bound = weights.error_bound(xr, wr);
             assert!(
                 (g - exact).abs() <= bound * 1.01 + 1e-6,
                 "{n}x{rows}x{cols} [{k}]: {g} vs {exact}"

@@ -424,11 +424,18 @@ fn with_noise(samples: &[f32], snr_db: f64, seed: u64) -> Vec<f32> {
 /// and decoded chunk after chunk, each conditioned on the text before it,
 /// is within [`CONDITIONED_MARGIN`] of faster-whisper with its defaults
 /// (conditioning on previous text) on the whole recording, clean and noisy.
+/// So is the encoder with its linear layers in integers, as a browser
+/// worker runs it (the same integer sums here); faster-whisper int8 is
+/// measured in the same run, for the record.
 /// Ours and faster-whisper without conditioning are measured in the same
 /// run, for the record.
 #[test]
 fn long_messages_conditioned_on_previous_text_keep_faster_whispers_accuracy() {
     let Some(engine) = tiny_engine() else { return };
+    let Some(mut integer_engine) = tiny_engine() else {
+        return;
+    };
+    integer_engine.model.encoder.set_integer(true).unwrap();
     let dir = local_models_dir().join("tiny.en");
     let text = SENTENCES.join(" ");
     let Some(clean) = two_minutes("en-us", 150) else {
@@ -460,6 +467,11 @@ fn long_messages_conditioned_on_previous_text_keep_faster_whispers_accuracy() {
         };
         let (conditioned, conditioned_s) = ours(true);
         let (independent, independent_s) = ours(false);
+        let t0 = Instant::now();
+        let integer = integer_engine
+            .transcribe_chunks(samples, chunks.clone(), &Options::default())
+            .unwrap();
+        let integer_s = t0.elapsed().as_secs_f64();
         // What a chunk hands on: at most 223 tokens, nothing when not conditioning.
         assert!((1..=223).contains(&conditioned.next_prompt.len()));
         assert!(independent.next_prompt.is_empty());
@@ -467,9 +479,10 @@ fn long_messages_conditioned_on_previous_text_keep_faster_whispers_accuracy() {
             &dir,
             samples,
             &Options::default(),
-            &["--only", "float32", "--also-unconditioned"],
+            &["--also-unconditioned"],
         );
         let fw = &reference.json["float32"];
+        let fw_int8 = reference.json["int8"]["text"].as_str().unwrap();
         let fw_text = fw["text"].as_str().unwrap();
         let fw_plain = fw["unconditioned"]["text"].as_str().unwrap();
         let wers = [
@@ -477,7 +490,23 @@ fn long_messages_conditioned_on_previous_text_keep_faster_whispers_accuracy() {
             wer(&text, &independent.text),
             wer(&text, fw_text),
             wer(&text, fw_plain),
+            wer(&text, &integer.text),
+            wer(&text, fw_int8),
         ];
+        eprintln!(
+            "{name}: ours, integer encoder WER {:.3} ({integer_s:.1} s, temperatures {:?}): {}",
+            wers[4],
+            integer
+                .windows
+                .iter()
+                .map(|w| w.result.temperature)
+                .collect::<Vec<_>>(),
+            integer.text
+        );
+        eprintln!(
+            "{name}: fw int8               WER {:.3}: {fw_int8}",
+            wers[5]
+        );
         eprintln!(
             "{name}: {duration:.1} s in {} chunks; ours conditioned {conditioned_s:.1} s, independent {independent_s:.1} s",
             chunks.len()
@@ -511,6 +540,12 @@ fn long_messages_conditioned_on_previous_text_keep_faster_whispers_accuracy() {
             failures.push(format!(
                 "{name}: our WER {:.3} is more than {CONDITIONED_MARGIN} above faster-whisper's {:.3}",
                 wers[0], wers[2]
+            ));
+        }
+        if wers[4] > wers[2] + CONDITIONED_MARGIN {
+            failures.push(format!(
+                "{name}: our WER with the integer encoder, {:.3}, is more than {CONDITIONED_MARGIN} above faster-whisper's {:.3}",
+                wers[4], wers[2]
             ));
         }
     }

@@ -6,7 +6,7 @@
 //! in a Chromium worker). A few rows are instead dotted with the weight rows
 //! directly, which reads each weight once.
 
-use crate::int8_matmul::Int8Weights;
+use crate::int_matmul::IntWeights;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
@@ -18,8 +18,8 @@ pub struct Dense {
     bias: Option<Tensor>,
     /// The same weights, for many rows.
     linear: Linear,
-    /// The same weights in int8, for many rows when switched on.
-    int8: Option<Int8Weights>,
+    /// The same weights as integers, for many rows when switched on.
+    integer: Option<IntWeights>,
 }
 
 impl Dense {
@@ -34,16 +34,16 @@ impl Dense {
             linear: Linear::new(weight.clone(), bias.clone()),
             weight,
             bias,
-            int8: None,
+            integer: None,
         })
     }
 
-    /// Switches many-row products between int8 (`true`) and candle's f32.
-    pub fn set_int8(&mut self, on: bool) -> Result<()> {
-        self.int8 = if on {
+    /// Switches many-row products between integers (`true`) and candle's f32.
+    pub fn set_integer(&mut self, on: bool) -> Result<()> {
+        self.integer = if on {
             let (rows, cols) = self.weight.dims2()?;
             let data = self.weight.flatten_all()?.to_vec1::<f32>()?;
-            Some(Int8Weights::new(&data, rows, cols).ok_or_else(|| {
+            Some(IntWeights::new(&data, rows, cols).ok_or_else(|| {
                 candle_core::Error::Msg(format!("cannot quantize a {rows}x{cols} layer"))
             })?)
         } else {
@@ -52,13 +52,13 @@ impl Dense {
         Ok(())
     }
 
-    fn many_rows_int8(&self, int8: &Int8Weights, x: &Tensor) -> Result<Tensor> {
+    fn many_rows_integer(&self, integer: &IntWeights, x: &Tensor) -> Result<Tensor> {
         let mut dims = x.dims().to_vec();
         let data = x.flatten_all()?.to_vec1::<f32>()?;
         if let Some(last) = dims.last_mut() {
             *last = self.weight.dim(0)?;
         }
-        self.plus_bias(Tensor::from_vec(int8.matmul(&data), dims, x.device())?)
+        self.plus_bias(Tensor::from_vec(integer.matmul(&data), dims, x.device())?)
     }
 
     /// `y + bias`, for the products that do not add it themselves.
@@ -74,8 +74,8 @@ impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let d_in = self.weight.dim(1)?;
         if x.elem_count() / d_in.max(1) > FEW_ROWS {
-            return match &self.int8 {
-                Some(int8) => self.many_rows_int8(int8, x),
+            return match &self.integer {
+                Some(integer) => self.many_rows_integer(integer, x),
                 None => self.linear.forward(x),
             };
         }

@@ -17,7 +17,7 @@ pub mod ct2;
 pub mod decode;
 pub mod dense;
 pub mod fast_ops;
-pub mod int8_matmul;
+pub mod int_matmul;
 pub mod mel;
 pub mod model;
 pub mod projection;
