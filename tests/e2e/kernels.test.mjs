@@ -1,32 +1,38 @@
 // WebGPU kernels end to end: alice and bob contribute from browsers with
-// WebGPU (SwiftShader in headless Chromium), carol from one without. alice
-// renders the Mandelbrot set on friends' GPUs: a WGSL kernel, one tile per
-// chunk, refused until alice (the room's moderator) allows its source. Only alice's and bob's GPUs compute tiles, carol's machine none; the
-// picture is assembled from both; and the same task run natively through wgpu
-// on Mesa's lavapipe (target/debug/run-kernel) gives the same pixels.
+// WebGPU (SwiftShader in headless Chromium), carol from one without, and dave
+// runs `potluck node --accept kernels` (wgpu on Mesa's lavapipe, each chunk in
+// a process of its own). alice renders the Mandelbrot set on friends' GPUs: a
+// WGSL kernel, one tile per chunk, refused until alice (the room's moderator)
+// allows its source. Only the three GPUs compute tiles, carol's machine none;
+// the picture is assembled from them; and the same task run natively through
+// wgpu on lavapipe (target/debug/run-kernel) gives the same pixels.
 //
-// Needs dist/ and target/debug/run-kernel (tests/run.sh builds both).
+// Needs dist/, target/debug/run-kernel and target/debug/potluck (tests/run.sh
+// builds them).
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { auditWidget } from "../support/audit.mjs";
 import { WAIT_MS, WEBGPU_ARGS } from "../support/browser.mjs";
+import { startNativeNode } from "../support/native-node.mjs";
 import { ARTIFACTS, ROOT, chunkOutputs, contribute, openMore, shownTasks, startPoolRoom } from "../support/pool-room.mjs";
 
 const TASK_DONE_MS = 180_000;
 
 describe("WebGPU kernels", () => {
   let room;
+  let davesNode;
   const pages = {};
   const widgets = {};
 
   before(async () => {
-    room = await startPoolRoom({ names: ["alice", "bob", "carol"], browserArgs: WEBGPU_ARGS });
+    room = await startPoolRoom({ names: ["alice", "bob", "carol", "dave"], browserArgs: WEBGPU_ARGS });
     for (const name of ["alice", "bob", "carol"]) {
       ({ page: pages[name], widget: widgets[name] } = await room.openWidget(name, { webgpu: name !== "carol" }));
       // Kernels are under "More".
@@ -34,14 +40,23 @@ describe("WebGPU kernels", () => {
     }
   });
 
-  after(async () => room?.close());
+  after(async () => {
+    davesNode?.child.kill("SIGKILL");
+    await room?.close();
+  });
 
-  test("the Mandelbrot kernel runs only on GPUs, on both of them, and matches wgpu on lavapipe", async () => {
+  test("the Mandelbrot kernel runs only on GPUs, the browsers' and a native node's, and matches wgpu on lavapipe", async () => {
+    davesNode = startNativeNode(room, room.users.dave, {
+      dataDir: await mkdtemp(join(tmpdir(), "potluck-kernels-")), args: ["--accept", "kernels"],
+    });
+    await davesNode.waitForLine(/kernels run on this GPU/, 60_000);
     for (const name of ["alice", "bob", "carol"]) await contribute(widgets[name]);
     const node = (owner) => widgets.alice.locator(`[data-testid=node][data-owner="@${owner}:localhost"] .caps`);
     await node("carol").waitFor({ timeout: WAIT_MS });
+    await node("dave").waitFor({ timeout: WAIT_MS });
     assert.match(await node("alice").textContent(), /WebGPU/);
     assert.match(await node("bob").textContent(), /WebGPU/);
+    assert.match(await node("dave").textContent(), /WebGPU/);
     assert.doesNotMatch(await node("carol").textContent(), /WebGPU/);
 
     const settled = () => widgets.alice.waitForFunction(() => {
@@ -62,8 +77,9 @@ describe("WebGPU kernels", () => {
     await settled();
     const [task] = await shownTasks(widgets.alice);
     assert.equal(task.status, "Done: 16 results");
-    assert.ok(task.doneBy.includes("@alice:localhost") && task.doneBy.includes("@bob:localhost"),
-      `both GPUs ran tiles: ${task.doneBy}`);
+    for (const name of ["alice", "bob", "dave"]) {
+      assert.ok(task.doneBy.includes(`@${name}:localhost`), `${name}'s GPU ran tiles: ${task.doneBy}`);
+    }
     const senders = new Set(chunkOutputs(await room.roomEvents()).filter((o) => o.task === task.id).map((o) => o.sender));
     assert.ok(!senders.has("@carol:localhost"), "carol's machine, without WebGPU, ran no tile");
 
@@ -88,8 +104,14 @@ describe("WebGPU kernels", () => {
     const legend = await picture.getByTestId("tile-legend").textContent();
     assert.match(legend, /alice \(\d+\)/);
     assert.match(legend, /bob \(\d+\)/);
+    assert.match(legend, /dave \(\d+\)/);
     await picture.screenshot({ path: join(ARTIFACTS, "mandelbrot-gpu.png") });
     await auditWidget(pages.alice, "a picture from friends' GPUs");
+
+    // The next test is about browsers' workers: dave's node leaves first.
+    // (Its own time limit is tested natively, worker/node/tests/kernel_process.rs.)
+    davesNode.child.kill("SIGTERM");
+    assert.deepEqual(await davesNode.exited, { code: 0, signal: null });
   });
 
   test("a kernel past its time limit is stopped, its task fails with the reason, and the GPU runs the next kernel", async () => {

@@ -15,17 +15,21 @@ export const POTLUCK = join(ROOT, "target/debug/potluck");
  * Starts `potluck node` for `user` in `room`'s room with one worker.
  * @param {object} opts
  * @param {string} opts.dataDir its session and keys
- * @param {string} opts.models its models folder (fetched from the room's Hub stand-in)
+ * @param {string} [opts.models] its models folder (fetched from the room's Hub stand-in, if it has one)
  * @param {string|null} [opts.password] null: start from the stored session
+ * @param {string} [opts.accessToken] log in with this token (POTLUCK_ACCESS_TOKEN) instead
  * @param {string[]} [opts.args] more options
  */
-export function startNativeNode(room, user, { dataDir, models, password = user.password, args = [] }) {
-  const env = { ...process.env, POTLUCK_MODELS: models };
-  delete env.POTLUCK_PASSWORD;
-  if (password) env.POTLUCK_PASSWORD = password;
+export function startNativeNode(room, user, { dataDir, models, password = user.password, accessToken, args = [] }) {
+  const env = { ...process.env };
+  for (const name of ["POTLUCK_PASSWORD", "POTLUCK_ACCESS_TOKEN", "POTLUCK_MODELS"]) delete env[name];
+  if (models) env.POTLUCK_MODELS = models;
+  if (accessToken) env.POTLUCK_ACCESS_TOKEN = accessToken;
+  else if (password) env.POTLUCK_PASSWORD = password;
+  const hub = room.modelHub ? ["--models", room.modelHub.url] : [];
   const child = spawn(process.env.POTLUCK_BIN ?? POTLUCK, [
     "node", "--homeserver", room.synapse.baseUrl, "--user", user.userId, "--room", room.roomId,
-    "--data-dir", dataDir, "--workers", "1", "--models", room.modelHub.url, ...args,
+    "--data-dir", dataDir, "--workers", "1", ...hub, ...args,
   ], { env, stdio: ["ignore", "pipe", "pipe"] });
   const log = createWriteStream(join(ARTIFACTS, `native-node-${user.name}.log`), { flags: "a" });
   const lines = [];

@@ -53,8 +53,6 @@ pub struct Driver {
     delay_id: Option<String>,
     /// Chunks running here: task and chunk, for the log.
     jobs: BTreeMap<JobId, (EventId, u32)>,
-    /// Sends not answered yet: shutdown waits for them.
-    pub sending: usize,
     /// Whether the leave notice is still to be published (shutdown).
     pub leaving: bool,
     /// The room's recent timeline, read once for every timeline read on start.
@@ -78,7 +76,6 @@ impl Driver {
             workers,
             delay_id: None,
             jobs: BTreeMap::new(),
-            sending: 0,
             leaving: false,
             recent: Arc::new(OnceCell::new()),
             status: Status::default(),
@@ -104,30 +101,23 @@ impl Driver {
                     self.handle(input);
                 }
             }
-            Event::Input(input) => {
-                let input = *input;
-                if matches!(input, Input::Sent { .. } | Input::SendFailed { .. }) {
-                    self.sending = self.sending.saturating_sub(1);
-                }
-                self.handle(input);
-            }
+            Event::Input(input) => self.handle(*input),
             Event::Job(job, JobEvent::Progress(done)) => {
                 self.handle(Input::WorkerProgress { job, done });
             }
-            Event::Job(job, finished) => {
+            Event::Job(job, JobEvent::Finished(finished)) => {
                 let outcome = match finished {
-                    JobEvent::Done(output) => {
+                    Ok(output) => {
                         self.status.chunks_done += 1;
                         Outcome::Output(output.into())
                     }
-                    JobEvent::Failed(reason) => {
+                    Err(reason) => {
                         tracing::warn!(job, %reason, "a chunk failed");
                         Outcome::Error {
                             reason,
                             retriable: false,
                         }
                     }
-                    JobEvent::Progress(_) => unreachable!("handled above"),
                 };
                 self.jobs.remove(&job);
                 self.handle(Input::WorkerFinished { job, outcome });
@@ -168,7 +158,6 @@ impl Driver {
         let (room, client) = (self.room.clone(), self.client.clone());
         match action {
             Action::Send { request, out } => {
-                self.sending += 1;
                 self.spawn(async move {
                     Some(Event::Input(Box::new(
                         match room::send(&room, &out).await {

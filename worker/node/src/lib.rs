@@ -9,6 +9,7 @@
 //! - `room`: events in and out, the leave notice, media;
 //! - `driver`: the loop between the machine and all of that;
 //! - `workers`: the threads that run chunks; `models`: Whisper's files;
+//!   `kernel_process`: a WebGPU kernel's chunk in a process of its own;
 //! - `private`, `status`: private results, the status line.
 //!
 //! A crate of its own, apart from the worker's runners: its Matrix client
@@ -19,6 +20,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod driver;
+pub mod kernel_process;
 mod models;
 pub mod options;
 mod private;
@@ -28,6 +30,7 @@ mod status;
 mod workers;
 
 use driver::{Driver, Event};
+use manifest::agreement::Agreement;
 use manifest::events::NodeCaps;
 use manifest::ids::{NodeId, UserId};
 use manifest::node::{Input, NodeMachine};
@@ -36,6 +39,7 @@ use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::OwnedRoomId;
 use matrix_sdk::Client;
 use options::Options;
+use potluck_worker::kernel::Gpu;
 use serde_json::Value;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -63,7 +67,7 @@ pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("POTLUCK_LOG")
-        .unwrap_or_else(|_| "info,matrix_sdk=warn,matrix_sdk::encryption::backups=error,matrix_sdk_crypto=warn,matrix_sdk_base=warn".into());
+        .unwrap_or_else(|_| "info,matrix_sdk=warn,matrix_sdk::encryption::backups=error,matrix_sdk_crypto=warn,matrix_sdk_crypto::backups=error,matrix_sdk_base=warn".into());
     // Colours only for a person at a terminal, not in a journal or a file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -140,10 +144,14 @@ async fn run(options: Options) -> Result<(), String> {
 
     // Hand the leases back now: the leave notice fires, and the queued
     // events (results already computed) go out, for a while at most.
+    log_status(&mut driver);
     tracing::info!("leaving the pool");
     driver.handle(Input::StopContributing);
     let deadline = tokio::time::Instant::now() + LEAVE_WITHIN;
-    while driver.sending > 0 || driver.leaving || driver.machine.queued_sends() > 0 {
+    while driver.machine.unanswered_sends() > 0
+        || driver.leaving
+        || driver.machine.queued_sends() > 0
+    {
         tokio::select! {
             Some(event) = inbox.recv() => driver.on_event(event),
             _ = tick.tick() => driver.handle(Input::Tick),
@@ -161,12 +169,14 @@ fn log_status(driver: &mut Driver) {
     driver.status.running = driver.running();
     driver.status.queued_sends = driver.machine.queued_sends();
     driver.status.models_loaded = driver.workers.loaded_models();
+    driver.status.ledger = Some(Agreement::of(driver.machine.ledger(), driver::now_ms()));
     tracing::info!("{}", driver.status);
 }
 
 /// What this machine offers, as the room's scheduler reads it. A kind of
 /// work it cannot do here (no model on disk, no GPU) is left out, with the
-/// reason in the log.
+/// reason in the log. (The GPU opened here is only a probe: each kernel runs
+/// in a process of its own, see `kernel_process`.)
 async fn caps(options: &Options) -> NodeCaps {
     let mut runs = options.accept.clone();
     if runs.iter().any(|k| k == "transcribe") {
@@ -180,11 +190,7 @@ async fn caps(options: &Options) -> NodeCaps {
     let models = models::on_disk();
     let mut webgpu = false;
     if runs.iter().any(|k| k == "kernel") {
-        match tokio::task::spawn_blocking(
-            || pollster::block_on(potluck_worker::kernel::Gpu::open()),
-        )
-        .await
-        {
+        match tokio::task::spawn_blocking(|| pollster::block_on(Gpu::open())).await {
             Ok(Ok(gpu)) => {
                 tracing::info!(adapter = %gpu.name, "kernels run on this GPU");
                 webgpu = true;
@@ -222,6 +228,8 @@ async fn sync_live(
     mut token: String,
     events: mpsc::UnboundedSender<Event>,
 ) {
+    // The newest timeline event handed on: where a gap ends.
+    let mut last_seen: Option<String> = None;
     loop {
         let settings = SyncSettings::default()
             .token(token.clone())
@@ -253,6 +261,22 @@ async fn sync_live(
             .filter_map(|e| room::event_json(e, &joined))
             .filter(|e| !timeline.iter().any(|t| t["event_id"] == e["event_id"]))
             .collect();
+        // More events came than one sync carries (a burst of tasks): the
+        // ones it left out are read back, or the node would never see them.
+        if let (true, Some(prev_batch)) = (update.timeline.limited, &update.timeline.prev_batch) {
+            match room::read_gap(&joined, prev_batch.clone(), last_seen.as_deref()).await {
+                Ok(gap) => {
+                    tracing::debug!(events = gap.len(), "read back a gap in the timeline");
+                    // One also in the state above is harmless: the machine
+                    // takes an event seen twice as seen once.
+                    batch.extend(gap);
+                }
+                Err(e) => tracing::warn!("a gap in the timeline could not be read back: {e}"),
+            }
+        }
+        if let Some(id) = timeline.last().and_then(|e| e["event_id"].as_str()) {
+            last_seen = Some(id.to_owned());
+        }
         batch.extend(timeline);
         if !batch.is_empty() && events.send(Event::Room(batch)).is_err() {
             return;

@@ -3,9 +3,9 @@
 //! server with its path shape) into the models folder, every byte checked
 //! against the pinned sha256 before it is kept.
 
+use manifest::digest::sha256_hex;
 use manifest::transcription::WhisperModel;
 use potluck_worker::catalog::{local_models_dir, ModelFile, ModelSource, FILES};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Models whose files are all on this machine.
@@ -23,7 +23,12 @@ fn is_complete(dir: &Path) -> bool {
 
 /// The folder holding `model`'s files, fetched from `hub` first if any is missing.
 pub async fn ensure(model: WhisperModel, hub: &str) -> Result<PathBuf, String> {
-    let dir = local_models_dir().join(model.name());
+    ensure_in(&local_models_dir(), model, hub).await
+}
+
+/// `ensure`, with the models folder `models`.
+async fn ensure_in(models: &Path, model: WhisperModel, hub: &str) -> Result<PathBuf, String> {
+    let dir = models.join(model.name());
     if is_complete(&dir) {
         return Ok(dir);
     }
@@ -70,23 +75,42 @@ async fn fetch(
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
 
-    #[test]
-    fn a_hash_is_lowercase_hex_as_the_catalog_pins_it() {
-        // sha256("abc"), from FIPS 180-2.
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+    /// A stand-in for the Hub that answers every request with `body`.
+    fn serve(body: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0; 4096];
+                let _ = stream.read(&mut request);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body);
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_the_pinned_one_is_refused_and_nothing_is_kept() {
+        let hub = serve(b"{\"not\": \"the model\"}");
+        let models = std::env::temp_dir().join(format!("potluck-tampered-{}", std::process::id()));
+        let error = ensure_in(&models, WhisperModel::TinyEn, &hub)
+            .await
+            .unwrap_err();
+        assert!(error.contains("is not the pinned file"), "{error}");
+        assert!(error.ends_with("it was not kept"), "{error}");
+        let kept: Vec<_> = std::fs::read_dir(models.join("tiny.en")).unwrap().collect();
+        assert!(kept.is_empty(), "nothing half-written: {kept:?}");
+        std::fs::remove_dir_all(&models).unwrap();
     }
 }

@@ -180,6 +180,37 @@ pub async fn read_recent(room: &Room) -> Result<Vec<Value>, String> {
     Ok(events)
 }
 
+/// The events a sync left out (its timeline was `limited`), decrypted,
+/// oldest first: read back from the sync's `prev_batch` to the last event
+/// the node saw, or at most `TIMELINE_READ_EVENTS` of them.
+pub async fn read_gap(
+    room: &Room,
+    prev_batch: String,
+    last_seen: Option<&str>,
+) -> Result<Vec<Value>, String> {
+    let mut events = Vec::new();
+    let mut from = Some(prev_batch);
+    'pages: while events.len() < TIMELINE_READ_EVENTS {
+        let mut options = MessagesOptions::new(Direction::Backward);
+        options.from = from.take();
+        options.limit = UInt::from(PAGE);
+        let page = room.messages(options).await.map_err(|e| e.to_string())?;
+        let got = page.chunk.len();
+        for event in page.chunk.iter().filter_map(|e| event_json(e.raw(), room)) {
+            if last_seen.is_some_and(|seen| event["event_id"] == seen) {
+                break 'pages;
+            }
+            events.push(event);
+        }
+        match page.end {
+            Some(end) if got > 0 => from = Some(end),
+            _ => break,
+        }
+    }
+    events.reverse();
+    Ok(events)
+}
+
 /// Every event that relates to `event` with `rel_type` (`m.reference`,
 /// `m.thread`), decrypted.
 pub async fn read_relations(

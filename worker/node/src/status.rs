@@ -1,5 +1,6 @@
-//! The node's one-line status, logged every minute.
+//! The node's one-line status, logged every minute and on leaving.
 
+use manifest::agreement::Agreement;
 use std::fmt;
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -9,6 +10,9 @@ pub struct Status {
     /// Events waiting for the homeserver's rate limit.
     pub queued_sends: usize,
     pub models_loaded: Vec<String>,
+    /// The tasks as this node's ledger has them: nodes that agree print the
+    /// same digest.
+    pub ledger: Option<Agreement>,
 }
 
 impl fmt::Display for Status {
@@ -25,7 +29,11 @@ impl fmt::Display for Status {
             plural(self.chunks_done, "chunk", "chunks"),
             self.running,
             plural(self.queued_sends as u64, "event", "events"),
-        )
+        )?;
+        match &self.ledger {
+            Some(ledger) => write!(f, "; {ledger}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -40,10 +48,15 @@ mod tests {
             running: 1,
             queued_sends: 3,
             models_loaded: vec!["tiny.en".into()],
+            ledger: Some(Agreement {
+                tasks: 4,
+                done: 3,
+                digest: "0123456789abcdef".into(),
+            }),
         };
         assert_eq!(
             status.to_string(),
-            "12 chunks done, 1 running, 3 events queued, model tiny.en loaded"
+            "12 chunks done, 1 running, 3 events queued, model tiny.en loaded; ledger: 4 tasks, 3 done, digest 0123456789abcdef"
         );
         let idle = Status {
             chunks_done: 1,

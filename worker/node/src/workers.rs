@@ -1,11 +1,10 @@
 //! The node's workers: threads that run chunks with the same runners a
 //! browser's Web Workers run (primes, Whisper, WGSL kernels), at native speed.
 
-use manifest::kernel::KernelTask;
+use crate::kernel_process;
 use manifest::task_kind::TaskKind;
 use manifest::transcription::{TranscribeTask, WhisperModel};
 use manifest::worker_protocol::JobId;
-use potluck_worker::kernel::Gpu;
 use potluck_worker::primes::count_primes;
 use potluck_worker::speech::transcribe_span;
 use serde_json::{json, Value};
@@ -13,16 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use whisper::transcribe::Engine;
 
 /// What a worker says about a job.
 #[derive(Debug)]
 pub enum JobEvent {
+    /// How far it is, from 0 to 1.
     Progress(f32),
-    Done(Value),
-    Failed(String),
+    /// Its output, or why it failed.
+    Finished(Result<Value, String>),
 }
 
 enum Work {
@@ -125,19 +125,18 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("potluck-worker-{n}"))
                 .spawn(move || {
-                    let gpu = OnceLock::new();
                     loop {
                         let next = jobs.lock().map(|j| j.recv());
                         let Ok(Ok(work)) = next else { return };
                         let job = work.job();
                         // A bug in a runner fails its chunk, not the node.
                         let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                            run(work, &aborted, &engines, &gpu, &*report)
+                            run(work, &aborted, &engines, &*report)
                         }));
                         if let (Err(_), Some(job)) = (ran, job) {
                             report(
                                 job,
-                                JobEvent::Failed("the node's worker failed on it".into()),
+                                JobEvent::Finished(Err("the node's worker failed on it".into())),
                             );
                         }
                     }
@@ -191,7 +190,6 @@ fn run(
     work: Work,
     aborted: &Mutex<BTreeSet<JobId>>,
     engines: &Engines,
-    gpu: &OnceLock<Result<Gpu, String>>,
     report: &dyn Fn(JobId, JobEvent),
 ) {
     let is_aborted = |job| aborted.lock().is_ok_and(|a| a.contains(&job));
@@ -202,7 +200,7 @@ fn run(
             }
             return;
         }
-        Work::Chunk { job, work } => (job, run_chunk(job, work, &is_aborted, gpu, report)),
+        Work::Chunk { job, work } => (job, run_chunk(job, work, &is_aborted, report)),
         Work::Transcribe {
             job,
             task,
@@ -213,13 +211,7 @@ fn run(
     // Taken back while it ran: the machine no longer waits for it.
     let was_aborted = aborted.lock().is_ok_and(|mut a| a.remove(&job));
     if !was_aborted {
-        report(
-            job,
-            match outcome {
-                Ok(output) => JobEvent::Done(output),
-                Err(reason) => JobEvent::Failed(reason),
-            },
-        );
+        report(job, JobEvent::Finished(outcome));
     }
 }
 
@@ -230,7 +222,6 @@ fn run_chunk(
     job: JobId,
     work: TaskKind,
     is_aborted: &dyn Fn(JobId) -> bool,
-    gpu: &OnceLock<Result<Gpu, String>>,
     report: &dyn Fn(JobId, JobEvent),
 ) -> Result<Value, String> {
     match work {
@@ -252,21 +243,12 @@ fn run_chunk(
             }
             Ok(json!({ "count": count }))
         }
-        TaskKind::Kernel(task) => run_kernel(&task, gpu),
+        TaskKind::Kernel(task) => kernel_process::run(&task, &|| is_aborted(job)),
         // The node never takes these (its `caps.runs`), and a transcription's
         // chunk runs once its audio is decoded (`transcribe`).
         TaskKind::Script(_) => Err("a native node runs no browser scripts".into()),
         TaskKind::Transcribe(_) => Err("a span is transcribed with its samples".into()),
     }
-}
-
-fn run_kernel(task: &KernelTask, gpu: &OnceLock<Result<Gpu, String>>) -> Result<Value, String> {
-    let gpu = gpu
-        .get_or_init(|| pollster::block_on(Gpu::open()))
-        .as_ref()
-        .map_err(Clone::clone)?;
-    let bytes = pollster::block_on(gpu.run(task))?;
-    Ok(task.output_from(&bytes))
 }
 
 fn transcribe(

@@ -17,6 +17,8 @@ fn main() -> std::process::ExitCode {
         Some("node") => potluck_node::main(args),
         Some("transcribe") => transcribe::main(args),
         Some("wer") => wer::main(args),
+        // The node's own: one kernel chunk in a process that can be ended.
+        Some(potluck_node::kernel_process::SUBCOMMAND) => potluck_node::kernel_process::main(),
         _ => {
             eprintln!(
                 "usage:\n  {}\n  {}\n  {}",

@@ -18,8 +18,11 @@
 //! the 16 kHz samples it transcribes (raw little-endian f32), so that a
 //! reference engine can be given exactly the same audio. `--f32-projection`
 //! keeps the vocabulary projection in f32 (the default is int8);
-//! `--int8-encoder` runs the encoder's linear layers in int8 (`int8_matmul`;
-//! the default is f32, in a browser as well).
+//! `--integer-encoder` runs the encoder's linear layers in integers (`int_matmul`),
+//! as a browser worker does; natively the default is f32.
+//! With `--bench`, each window's temperature, average log-probability and
+//! compression ratio follow: a window decoded above temperature 0 was
+//! decoded more than once.
 
 use potluck_worker::audio::{self, split::split_at_silences};
 use potluck_worker::catalog::{local_models_dir, DEFAULT_MODEL};
@@ -66,7 +69,7 @@ struct Args {
     timestamps: bool,
     condition: bool,
     f32_projection: bool,
-    int8_encoder: bool,
+    integer_encoder: bool,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
@@ -74,7 +77,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
     let (mut positional, mut language, mut bench, mut save_pcm) = (Vec::new(), None, None, None);
     let mut model = DEFAULT_MODEL.to_owned();
     let (mut timestamps, mut condition, mut f32_projection) = (true, true, false);
-    let mut int8_encoder = false;
+    let mut integer_encoder = false;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--model" => model = it.next()?,
@@ -84,7 +87,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
             "--no-timestamps" => timestamps = false,
             "--no-condition" => condition = false,
             "--f32-projection" => f32_projection = true,
-            "--int8-encoder" => int8_encoder = true,
+            "--integer-encoder" => integer_encoder = true,
             _ => positional.push(PathBuf::from(a)),
         }
     }
@@ -98,7 +101,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Option<Args> {
         timestamps,
         condition,
         f32_projection,
-        int8_encoder,
+        integer_encoder,
     })
 }
 
@@ -116,11 +119,11 @@ fn run(args: Args) -> Result<(), String> {
             .set_int8_projection(false)
             .map_err(|e| e.to_string())?;
     }
-    if args.int8_encoder {
+    if args.integer_encoder {
         engine
             .model
             .encoder
-            .set_int8(true)
+            .set_integer(true)
             .map_err(|e| e.to_string())?;
     }
     let load_s = t0.elapsed().as_secs_f64();
@@ -160,11 +163,19 @@ fn run(args: Args) -> Result<(), String> {
             tr.decoder_s,
             tr.decoded_tokens
         );
+        // What the fallback did, window by window: a window decoded at a
+        // higher temperature was decoded more than once.
+        for w in &tr.windows {
+            eprintln!(
+                "window at {:.2} s: temperature {:.1}, avg logprob {:.3}, compression ratio {:.2}",
+                w.start, w.result.temperature, w.result.avg_logprob, w.result.compression_ratio
+            );
+        }
     }
     Ok(())
 }
 
-pub const USAGE: &str = "potluck transcribe FILE.ogg|FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--no-condition] [--f32-projection] [--int8-encoder] [--bench N] [--save-pcm PATH]";
+pub const USAGE: &str = "potluck transcribe FILE.ogg|FILE.wav [--model tiny.en|base|DIR] [--language CODE] [--no-timestamps] [--no-condition] [--f32-projection] [--integer-encoder] [--bench N] [--save-pcm PATH]";
 
 pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     let Some(args) = parse_args(args) else {
