@@ -334,6 +334,10 @@ pub fn plan_within(
             });
         let Some(user) = next else { break };
         let queue = queues.get_mut(user).expect("picked from the map");
+        let events_used = plan
+            .iter()
+            .filter(|(task, a)| needs_event(ledger, task, a))
+            .count();
         // The friend's first chunk that some free node can run, and that an
         // event can carry.
         let placed = queue.iter().enumerate().find_map(|(i, ready)| {
@@ -347,11 +351,7 @@ pub fn plan_within(
                 .any(|(task, a)| task == &ready.task.id && needs_event(ledger, task, a));
             let fits = sent_anyway
                 || !needs_event(ledger, &ready.task.id, &[assigned(ready, &node)])
-                || plan
-                    .iter()
-                    .filter(|(t, a)| needs_event(ledger, t, a))
-                    .count()
-                    < events;
+                || events_used < events;
             fits.then_some((i, node))
         });
         let Some((index, node)) = placed else {
