@@ -66,25 +66,15 @@ fn supervise(
         }
         text
     });
-    let gone = |errors_read: std::thread::JoinHandle<String>| {
-        let reason = errors_read.join().unwrap_or_default();
-        match reason.trim() {
-            "" => "the kernel process ended without an answer".to_owned(),
-            reason => reason.to_owned(),
-        }
-    };
-
-    let opened = Instant::now();
-    loop {
-        match lines.recv_timeout(POLL) {
-            Ok(line) if line == READY => break,
-            Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gone(errors_read)),
-            Err(mpsc::RecvTimeoutError::Timeout) if taken_back() => return Err("taken back".into()),
-            Err(mpsc::RecvTimeoutError::Timeout) if opened.elapsed() > OPEN_WITHIN => {
-                return Err("the GPU did not open in time".into())
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
+    match next_line(
+        &lines,
+        OPEN_WITHIN,
+        taken_back,
+        "the GPU did not open in time",
+    ) {
+        Ok(line) if line == READY => {}
+        Ok(_) | Err(NoLine::Ended) => return Err(gone(errors_read)),
+        Err(NoLine::Stopped(reason)) => return Err(reason),
     }
     let task_json = serde_json::to_vec(task).map_err(|e| e.to_string())?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -95,23 +85,56 @@ fn supervise(
     }
 
     let limit = Duration::from_secs(u64::from(task.max_seconds));
+    let too_long = format!(
+        "it ran longer than its time limit of {} s and was stopped",
+        task.max_seconds
+    );
+    match next_line(&lines, limit, taken_back, &too_long) {
+        Ok(line) => serde_json::from_str(&line)
+            .map_err(|e| format!("the kernel process answered nonsense: {e}")),
+        Err(NoLine::Ended) => Err(gone(errors_read)),
+        Err(NoLine::Stopped(reason)) => Err(reason),
+    }
+}
+
+/// Why the child gave no next line.
+enum NoLine {
+    /// It ended (its stdout closed).
+    Ended,
+    /// The parent stopped waiting: the chunk was taken back, or time ran out.
+    Stopped(String),
+}
+
+/// The child's next line, waited for at most `within` and only while the
+/// chunk is not taken back; `too_late` says why when `within` runs out.
+fn next_line(
+    lines: &mpsc::Receiver<String>,
+    within: Duration,
+    taken_back: &dyn Fn() -> bool,
+    too_late: &str,
+) -> Result<String, NoLine> {
     let started = Instant::now();
     loop {
         match lines.recv_timeout(POLL) {
-            Ok(line) => {
-                return serde_json::from_str(&line)
-                    .map_err(|e| format!("the kernel process answered nonsense: {e}"))
+            Ok(line) => return Ok(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(NoLine::Ended),
+            Err(mpsc::RecvTimeoutError::Timeout) if taken_back() => {
+                return Err(NoLine::Stopped("taken back".into()))
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gone(errors_read)),
-            Err(mpsc::RecvTimeoutError::Timeout) if taken_back() => return Err("taken back".into()),
-            Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed() > limit => {
-                return Err(format!(
-                    "it ran longer than its time limit of {} s and was stopped",
-                    task.max_seconds
-                ))
+            Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed() > within => {
+                return Err(NoLine::Stopped(too_late.into()))
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
+    }
+}
+
+/// What the child said on stderr before it ended, as the reason it failed.
+fn gone(errors_read: std::thread::JoinHandle<String>) -> String {
+    let reason = errors_read.join().unwrap_or_default();
+    match reason.trim() {
+        "" => "the kernel process ended without an answer".to_owned(),
+        reason => reason.to_owned(),
     }
 }
 
