@@ -20,7 +20,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { startNativeNode } from "../support/native-node.mjs";
-import { ARTIFACTS } from "../support/pool-room.mjs";
+import { matrix, roomPath } from "../support/chat.mjs";
+import { ARTIFACTS, chunkOutputs } from "../support/pool-room.mjs";
 import { countPrimes } from "../support/primes.mjs";
 import { startSynapse } from "../support/synapse.mjs";
 
@@ -41,41 +42,21 @@ const POTLUCK_TYPES = ["org.potluck.task", "org.potluck.assign", "org.potluck.re
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const pad = (n) => String(n).padStart(2, "0");
 
-/** `fetch` against the client-server API, waiting out 429s as a client does. */
-async function matrix(baseUrl, accessToken, method, path, body) {
-  for (;;) {
-    const response = await fetch(baseUrl + path, {
-      method,
-      headers: { Authorization: `Bearer ${accessToken}`, "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = await response.json().catch(() => ({}));
-    if (response.status === 429) {
-      await sleep(json.retry_after_ms ?? 1_000);
-      continue;
-    }
-    if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);
-    return json;
-  }
-}
-
 describe("twenty native nodes and 200 tasks under default rate limits", () => {
   let synapse;
-  let roomId;
+  let room; // { synapse, roomId }, as tests/support/chat.mjs takes it
   let host;
   let dir;
   const friends = [];
   const nodes = [];
-
-  const roomPath = () => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}`;
 
   /** Every event in the room, oldest first. */
   async function roomEvents() {
     const events = [];
     let from = "";
     for (;;) {
-      const page = await matrix(synapse.baseUrl, host.accessToken, "GET",
-        `${roomPath()}/messages?dir=f&limit=1000${from && `&from=${encodeURIComponent(from)}`}`);
+      const page = await matrix(room, host, "GET",
+        `${roomPath(room)}/messages?dir=f&limit=1000${from && `&from=${encodeURIComponent(from)}`}`);
       events.push(...page.chunk);
       if (!page.end || page.chunk.length === 0) return events;
       from = page.end;
@@ -88,22 +69,22 @@ describe("twenty native nodes and 200 tasks under default rate limits", () => {
     synapse = await startSynapse({ defaultRateLimits: true });
     host = await synapse.registerUser("host", "host-password");
     // A public room: forty invites would wait on the inviter's rate limit.
-    const created = await matrix(synapse.baseUrl, host.accessToken, "POST", "/_matrix/client/v3/createRoom", {
+    const created = await matrix({ synapse }, host, "POST", "/_matrix/client/v3/createRoom", {
       preset: "public_chat", name: "Potluck at scale",
       power_level_content_override: { events: { "org.potluck.node": 0 } },
     });
-    roomId = created.room_id;
+    room = { synapse, roomId: created.room_id };
     const members = [];
     for (let i = 0; i < NODES; i++) members.push({ name: `node${pad(i)}`, node: true });
     for (let i = 0; i < FRIENDS; i++) members.push({ name: `friend${pad(i)}`, node: false });
     for (const member of members) {
       Object.assign(member, await synapse.registerUser(member.name, `${member.name}-password`));
-      await matrix(synapse.baseUrl, member.accessToken, "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {});
+      await matrix(room, member, "POST", `/_matrix/client/v3/join/${encodeURIComponent(room.roomId)}`, {});
       if (!member.node) friends.push(member);
     }
     for (const member of members.filter((m) => m.node)) {
       const dataDir = join(dir, member.name);
-      const node = startNativeNode({ synapse, roomId }, member, {
+      const node = startNativeNode(room, member, {
         dataDir, accessToken: member.accessToken, args: ["--accept", "primes"],
       });
       nodes.push({ member, node });
@@ -125,21 +106,18 @@ describe("twenty native nodes and 200 tasks under default rate limits", () => {
       for (let k = 0; k < TASKS_EACH; k++) {
         const start = (f * TASKS_EACH + k) * SPAN;
         const content = { v: 1, kind: "primes", params: { start, end: start + SPAN }, chunks: CHUNKS };
-        const { event_id: id } = await matrix(synapse.baseUrl, friend.accessToken, "PUT",
-          `${roomPath()}/send/org.potluck.task/${friend.name}-${k}`, content);
+        const { event_id: id } = await matrix(room, friend, "PUT",
+          `${roomPath(room)}/send/org.potluck.task/${friend.name}-${k}`, content);
         wanted.set(id, countPrimes(start, start + SPAN));
       }
     }));
     assert.equal(wanted.size, TASKS);
 
     // Done: each chunk of each task has its output in the room.
-    const outputs = (events) => events.filter((e) => e.type === "org.potluck.result")
-      .flatMap((e) => e.content.outcomes.filter((o) => "output" in o)
-        .map((o) => ({ task: e.content["m.relates_to"]?.event_id, chunk: o.chunk, count: o.output.count, sender: e.sender })));
     let events;
     for (;;) {
       events = await roomEvents();
-      const finished = new Set(outputs(events).map((o) => `${o.task} ${o.chunk}`));
+      const finished = new Set(chunkOutputs(events).map((o) => `${o.task} ${o.chunk}`));
       if (finished.size === TASKS * CHUNKS) break;
       assert.ok(Date.now() - started < ALL_DONE_MS, `${finished.size} of ${TASKS * CHUNKS} chunks done in ${ALL_DONE_MS} ms`);
       await sleep(10_000);
@@ -149,7 +127,7 @@ describe("twenty native nodes and 200 tasks under default rate limits", () => {
     events = await roomEvents();
 
     const byTask = new Map();
-    for (const o of outputs(events)) {
+    for (const o of chunkOutputs(events)) {
       if (!byTask.has(o.task)) byTask.set(o.task, []);
       byTask.get(o.task).push(o);
     }
@@ -157,7 +135,7 @@ describe("twenty native nodes and 200 tasks under default rate limits", () => {
     for (const [task, count] of wanted) {
       const done = byTask.get(task);
       assert.deepEqual(done.map((o) => o.chunk).sort(), [0, 1], `each chunk of ${task} reported once`);
-      assert.equal(done.reduce((sum, o) => sum + o.count, 0), count, `the primes of ${task}`);
+      assert.equal(done.reduce((sum, o) => sum + o.output.count, 0), count, `the primes of ${task}`);
     }
     const workers = new Set([...byTask.values()].flat().map((o) => o.sender));
 

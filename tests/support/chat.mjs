@@ -4,16 +4,26 @@
 
 import assert from "node:assert/strict";
 
-/** Calls Synapse as `user`; returns the parsed answer (asserting a 200). */
+/**
+ * Calls Synapse as `user`; returns the parsed answer (asserting a 200). A 429
+ * is waited out as any client does: under Synapse's default rate limits a
+ * friend's burst of sends is paced, not refused.
+ */
 export async function matrix(room, user, method, path, body) {
-  const response = await fetch(`${room.synapse.baseUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${user.accessToken}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.equal(response.status, 200, `${method} ${path}: ${text}`);
-  return JSON.parse(text);
+  for (;;) {
+    const response = await fetch(`${room.synapse.baseUrl}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${user.accessToken}`, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (response.status === 429) {
+      await new Promise((resolve) => setTimeout(resolve, JSON.parse(text).retry_after_ms ?? 1_000));
+      continue;
+    }
+    assert.equal(response.status, 200, `${method} ${path}: ${text}`);
+    return JSON.parse(text);
+  }
 }
 
 export const roomPath = (room) => `/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}`;

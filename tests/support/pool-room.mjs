@@ -86,7 +86,7 @@ export async function startPoolRoom({ names, defaultRateLimits = false, browserA
 export function chunkOutputs(events) {
   return events.filter((e) => e.type === "org.potluck.result").flatMap((e) =>
     e.content.outcomes.filter((o) => "output" in o)
-      .map((o) => ({ task: e.content["m.relates_to"].event_id, chunk: o.chunk, sender: e.sender })));
+      .map((o) => ({ task: e.content["m.relates_to"]?.event_id, chunk: o.chunk, output: o.output, sender: e.sender })));
 }
 
 /** Submits a "count primes" task from `widget`'s form. */
