@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { startNativeNode } from "../support/native-node.mjs";
-import { matrix, roomPath } from "../support/chat.mjs";
+import { matrix, roomEvents, roomPath } from "../support/chat.mjs";
 import { ARTIFACTS, chunkOutputs } from "../support/pool-room.mjs";
 import { countPrimes } from "../support/primes.mjs";
 import { startSynapse } from "../support/synapse.mjs";
@@ -49,19 +49,6 @@ describe("twenty native nodes and 200 tasks under default rate limits", () => {
   let dir;
   const friends = [];
   const nodes = [];
-
-  /** Every event in the room, oldest first. */
-  async function roomEvents() {
-    const events = [];
-    let from = "";
-    for (;;) {
-      const page = await matrix(room, host, "GET",
-        `${roomPath(room)}/messages?dir=f&limit=1000${from && `&from=${encodeURIComponent(from)}`}`);
-      events.push(...page.chunk);
-      if (!page.end || page.chunk.length === 0) return events;
-      from = page.end;
-    }
-  }
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "potluck-scale-"));
@@ -116,7 +103,7 @@ describe("twenty native nodes and 200 tasks under default rate limits", () => {
     // Done: each chunk of each task has its output in the room.
     let events;
     for (;;) {
-      events = await roomEvents();
+      events = await roomEvents(room, host);
       const finished = new Set(chunkOutputs(events).map((o) => `${o.task} ${o.chunk}`));
       if (finished.size === TASKS * CHUNKS) break;
       assert.ok(Date.now() - started < ALL_DONE_MS, `${finished.size} of ${TASKS * CHUNKS} chunks done in ${ALL_DONE_MS} ms`);
@@ -124,7 +111,7 @@ describe("twenty native nodes and 200 tasks under default rate limits", () => {
     }
     const tookMs = Date.now() - started;
     await sleep(RESEND_WINDOW_MS);
-    events = await roomEvents();
+    events = await roomEvents(room, host);
 
     const byTask = new Map();
     for (const o of chunkOutputs(events)) {

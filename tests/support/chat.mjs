@@ -27,6 +27,19 @@ export async function matrix(room, user, method, path, body) {
 }
 
 export const roomPath = (room) => `/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}`;
+/** Every event in the room as `user` may read them, oldest first, page by page. */
+export async function roomEvents(room, user) {
+  const events = [];
+  let from = "";
+  for (;;) {
+    const page = await matrix(room, user, "GET",
+      `${roomPath(room)}/messages?dir=f&limit=1000${from && `&from=${encodeURIComponent(from)}`}`);
+    events.push(...page.chunk);
+    if (!page.end || page.chunk.length === 0) return events;
+    from = page.end;
+  }
+}
+
 const txn = () => `t${Date.now()}${Math.random()}`;
 
 /** Sends an event of `type` (a chat message by default); returns its id. */

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 
 import { buildHost } from "../host/build.mjs";
 import { WAIT_MS, WIDGET_QUERY, launchBrowser, openHost, widgetFrame } from "./browser.mjs";
+import { roomEvents } from "./chat.mjs";
 import { serveModelHub } from "./model-hub.mjs";
 import { serveStatic } from "./static-server.mjs";
 import { startSynapse } from "./synapse.mjs";
@@ -67,11 +68,7 @@ export async function startPoolRoom({ names, defaultRateLimits = false, browserA
     },
 
     /** Every event in the room, oldest first, read from Synapse directly. */
-    async roomEvents() {
-      const url = `${synapse.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=1000`;
-      const response = await fetch(url, { headers: { Authorization: `Bearer ${creator.accessToken}` } });
-      return (await response.json()).chunk;
-    },
+    roomEvents: () => roomEvents({ synapse, roomId }, creator),
 
     async close() {
       await browser.close();
