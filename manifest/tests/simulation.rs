@@ -317,3 +317,40 @@ fn twenty_friends_batch_goes_as_fast_as_one_friends() {
         minutes(&one)
     );
 }
+
+/// Nodes that read the room late (a limited sync's gap read back half a
+/// minute on), or never hear whether a send went in (a timeout): every
+/// chunk's output is in the room once, as a friend reading it sees it.
+/// (Results a node did not see back within 30 s used to go again, and
+/// showed twice.) Both at once, on the same event, can still show one twice:
+/// an output that went in unanswered and is read back after the 30 s resend
+/// time (the native node sends it again under the same transaction id, and
+/// Synapse keeps one). A node that reads its first assignment late may get
+/// a backup (see `scheduler::needs_backup`); it does not run what is done.
+#[test]
+fn late_reads_and_lost_answers_show_no_output_twice() {
+    for seed in 0..seeds() / 200 {
+        for (late_percent, lost_answer_percent) in [(5, 0), (0, 5)] {
+            let config = Config {
+                contributors: 6,
+                slots: 1,
+                flood_tasks: 40,
+                flood_friends: 20,
+                chunks: 2,
+                chunk_ms: (30, 150),
+                crash_percent_per_s: 0,
+                crash_coordinator: false,
+                late_percent,
+                lost_answer_percent,
+                ..Config::hostile(seed)
+            };
+            let report = run(&config);
+            let faults = format!("{late_percent} % late, {lost_answer_percent} % unanswered");
+            every_task_done_and_every_tab_agrees(&report, seed);
+            assert_eq!(
+                report.surplus_outputs, 0,
+                "seed {seed}, {faults}: outputs shown twice in the room"
+            );
+        }
+    }
+}

@@ -29,10 +29,33 @@ pub fn coordinating(ledger: &Ledger, contribution: Option<&Contribution>, now: u
 
 #[derive(Debug, Default)]
 pub struct Coordination {
-    /// Assignments sent and not yet seen back: (task, chunk, node) → (attempt, sent at).
-    assigning: SortedMap<(EventId, u32, NodeId), (u32, u64)>,
+    /// Assignments sent and not yet seen back, by (task, chunk, node).
+    assigning: SortedMap<(EventId, u32, NodeId), Sent>,
     /// Chunks this node claimed for itself, unannounced.
     claims: SortedMap<(EventId, u32), Claim>,
+}
+
+/// An assignment on its way to the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sent {
+    attempt: u32,
+    at: u64,
+    /// The homeserver took it: it is in the room, and the chunk is the
+    /// node's until its lease would lapse, however late this node reads
+    /// the assignment back. Unanswered, it is planned again after
+    /// `RESEND_AFTER_MS`.
+    acknowledged: bool,
+}
+
+impl Sent {
+    fn expires_at(&self) -> u64 {
+        let wait = if self.acknowledged {
+            LEASE_SOFT_MS
+        } else {
+            RESEND_AFTER_MS
+        };
+        self.at.saturating_add(wait)
+    }
 }
 
 /// A chunk the coordinator runs without an assignment (see the module).
@@ -64,6 +87,20 @@ impl Coordination {
         });
     }
 
+    /// An assignment event is in the room: its chunks are the nodes' (see `Sent`).
+    pub fn acknowledged(&mut self, task: &EventId, sent: &[Assignment]) {
+        for a in sent {
+            let key = (task.clone(), a.chunk, a.node.clone());
+            if let Some(s) = self
+                .assigning
+                .get_mut(&key)
+                .filter(|s| s.attempt == a.attempt)
+            {
+                s.acknowledged = true;
+            }
+        }
+    }
+
     /// Hands ready chunks to nodes, as many events as the budget allows;
     /// what does not fit is planned again next round.
     pub fn assign(
@@ -88,24 +125,23 @@ impl Coordination {
         });
         // Forget assignments that came back (the lease is in the ledger, or
         // the chunk settled) or went missing.
-        self.assigning
-            .retain(|(task, chunk, node), (attempt, sent)| {
-                let Some(record) = ledger.task(task) else {
-                    return false;
-                };
-                let Some(c) = record.chunks.get(*chunk as usize) else {
-                    return false;
-                };
-                let came_back = c
-                    .leases
-                    .iter()
-                    .any(|l| &l.node == node && l.attempt == *attempt);
-                // Still open: a backup of a chunk someone holds is not `Ready`.
-                let open = c.done().is_none()
-                    && c.failed().is_none()
-                    && !ledger.task_status(record, now).is_terminal();
-                open && !came_back && now < *sent + RESEND_AFTER_MS
-            });
+        self.assigning.retain(|(task, chunk, node), sent| {
+            let Some(record) = ledger.task(task) else {
+                return false;
+            };
+            let Some(c) = record.chunks.get(*chunk as usize) else {
+                return false;
+            };
+            let came_back = c
+                .leases
+                .iter()
+                .any(|l| &l.node == node && l.attempt == sent.attempt);
+            // Still open: a backup of a chunk someone holds is not `Ready`.
+            let open = c.done().is_none()
+                && c.failed().is_none()
+                && !ledger.task_status(record, now).is_terminal();
+            open && !came_back && now < sent.expires_at()
+        });
         let claimed = self.claims.keys().map(|(t, c)| (t.clone(), *c, me.clone()));
         let in_flight: InFlight = self.assigning.keys().cloned().chain(claimed).collect();
         let events = outbox.available(now);
@@ -131,8 +167,13 @@ impl Coordination {
                     return;
                 }
                 for a in assignments {
+                    let sent = Sent {
+                        attempt: a.attempt,
+                        at: now,
+                        acknowledged: false,
+                    };
                     self.assigning
-                        .insert((task.clone(), a.chunk, a.node.clone()), (a.attempt, now));
+                        .insert((task.clone(), a.chunk, a.node.clone()), sent);
                 }
                 outbox.send(Outgoing::assign(&task, assignments), actions);
             }
@@ -216,6 +257,35 @@ mod tests {
             &mut actions,
         );
         assert_eq!(assigned(&actions), [2, 2, 2]);
+    }
+
+    #[test]
+    fn an_assignment_the_homeserver_took_is_not_planned_again_until_its_lease_would_lapse() {
+        let (ledger, alice) = room();
+        let (mut coordination, mut outbox, mut actions) =
+            (Coordination::default(), Outbox::default(), Vec::new());
+        let me = alice.node().clone();
+        let now = COORDINATOR_SETTLE_MS;
+        coordination.assign(&ledger, &me, &mut outbox, now, &mut actions);
+        let sent: Vec<Assignment> = match &actions[0] {
+            Action::Send { out, .. } => {
+                serde_json::from_value(out.content["assignments"].clone()).unwrap()
+            }
+            _ => unreachable!(),
+        };
+        coordination.acknowledged(&EventId::parse("$t").unwrap(), &sent);
+        // This node has not read it back yet (a late sync): the chunks are
+        // the assignee's all the same.
+        coordination.assign(
+            &ledger,
+            &me,
+            &mut outbox,
+            now + RESEND_AFTER_MS,
+            &mut actions,
+        );
+        assert_eq!(assigned(&actions), [2]);
+        coordination.assign(&ledger, &me, &mut outbox, now + LEASE_SOFT_MS, &mut actions);
+        assert_eq!(assigned(&actions), [2, 2], "as a lease that lapsed");
     }
 
     #[test]

@@ -240,6 +240,7 @@ impl NodeMachine {
                         self.allowlist_problem = None;
                     }
                     self.replies.sent(&answered.out);
+                    self.acknowledge(&answered.out);
                 }
             }
             Input::EditAllowlist(list) => match list.validate() {
@@ -277,6 +278,11 @@ impl NodeMachine {
                     self.allowlist_problem = Some(reason);
                 }
                 Some(_) if permanent => {}
+                // No answer (a timeout): it may be in the room. Assignments
+                // and results wait for it there, and go again only if it
+                // does not show up (a copy would run or show twice).
+                Some(answered)
+                    if retry_after_ms.is_none() && rebuilt_when_missing(&answered.out) => {}
                 Some(answered) => {
                     self.outbox.pause_until(
                         now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
@@ -449,28 +455,28 @@ impl NodeMachine {
         if self.replies.send_failed(out) {
             return;
         }
-        let task = out.content["m.relates_to"]["event_id"]
-            .as_str()
-            .and_then(|id| EventId::parse(id).ok());
-        match (out.event_type, task) {
+        match (out.event_type, related_task(out)) {
             (event_type::ASSIGN, Some(task)) => {
-                let refused =
-                    Vec::<Assignment>::deserialize(&out.content["assignments"]).unwrap_or_default();
-                self.coordination.refused(&task, &refused);
+                self.coordination.refused(&task, &assignments_in(out));
             }
             // Progress is sent again when next due, from what the workers say then.
             (event_type::PROGRESS, Some(task)) => self.running.progress_refused(&task),
-            (event_type::RESULT, Some(task)) => {
-                let refused: Vec<u32> = out.content["outcomes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c["chunk"].as_u64())
-                    .map(|c| c as u32)
-                    .collect();
-                self.results.refused(&task, &refused);
-            }
+            (event_type::RESULT, Some(task)) => self.results.refused(&task, &chunks_in(out)),
             _ => self.outbox.retry(answered),
+        }
+    }
+
+    /// The homeserver took an event: an assignment or result in it is in the
+    /// room, so nothing sends it again, however late the node reads it back.
+    fn acknowledge(&mut self, out: &Outgoing) {
+        match (out.event_type, related_task(out)) {
+            (event_type::ASSIGN, Some(task)) => {
+                self.coordination.acknowledged(&task, &assignments_in(out));
+            }
+            (event_type::RESULT, Some(task)) => {
+                self.results.acknowledged(&task, &chunks_in(out));
+            }
+            _ => {}
         }
     }
 
@@ -559,6 +565,32 @@ fn redacted_by(raw: &Value) -> Option<EventId> {
         .or_else(|| raw.get("content")?.get("redacts"))?
         .as_str()?;
     EventId::parse(target).ok()
+}
+
+/// The task an assignment, progress report or result is about.
+fn related_task(out: &Outgoing) -> Option<EventId> {
+    let id = out.content["m.relates_to"]["event_id"].as_str()?;
+    EventId::parse(id).ok()
+}
+
+/// The assignments an assignment event carries.
+fn assignments_in(out: &Outgoing) -> Vec<Assignment> {
+    Vec::<Assignment>::deserialize(&out.content["assignments"]).unwrap_or_default()
+}
+
+/// The chunks a result event answers.
+fn chunks_in(out: &Outgoing) -> Vec<u32> {
+    let outcomes = out.content["outcomes"].as_array().into_iter().flatten();
+    outcomes
+        .filter_map(|c| c["chunk"].as_u64())
+        .map(|c| c as u32)
+        .collect()
+}
+
+/// Assignments and results are sent again by their feature once they are
+/// due and not seen in the ledger.
+fn rebuilt_when_missing(out: &Outgoing) -> bool {
+    matches!(out.event_type, event_type::ASSIGN | event_type::RESULT)
 }
 
 /// What the node modules' tests share.

@@ -23,6 +23,9 @@ struct FinishedChunk {
     finished_at: u64,
     /// Sent at, waiting to see it accepted in the ledger.
     sent_at: Option<u64>,
+    /// The homeserver took it: it is in the room, and sending it again
+    /// would only show it twice, however late the node reads it back.
+    acknowledged: bool,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +70,7 @@ impl Results {
             awaits_part: false,
             finished_at: now,
             sent_at: None,
+            acknowledged: false,
         });
     }
 
@@ -79,6 +83,7 @@ impl Results {
             outcome,
             finished_at: now,
             sent_at: None,
+            acknowledged: false,
         });
     }
 
@@ -89,13 +94,27 @@ impl Results {
 
     /// A result event for `task` was refused: these chunks go again when due.
     pub fn refused(&mut self, task: &EventId, chunks: &[u32]) {
-        for f in self
-            .finished
-            .iter_mut()
-            .filter(|f| &f.task == task && chunks.contains(&f.outcome.chunk))
-        {
+        for f in self.sent_for(task, chunks) {
             f.sent_at = None;
         }
+    }
+
+    /// A result event for `task` is in the room: these chunks are not sent
+    /// again, only waited for in the ledger.
+    pub fn acknowledged(&mut self, task: &EventId, chunks: &[u32]) {
+        for f in self.sent_for(task, chunks) {
+            f.acknowledged = true;
+        }
+    }
+
+    fn sent_for<'a>(
+        &'a mut self,
+        task: &'a EventId,
+        chunks: &'a [u32],
+    ) -> impl Iterator<Item = &'a mut FinishedChunk> {
+        self.finished.iter_mut().filter(move |f| {
+            &f.task == task && f.sent_at.is_some() && chunks.contains(&f.outcome.chunk)
+        })
     }
 
     /// Batches finished chunks per task into result events, and forgets
@@ -136,7 +155,9 @@ impl Results {
             }
             let batched = now >= f.finished_at + RESULT_BATCH_MS || !runs_task(&f.task);
             let waiting_to_send = f.sent_at.is_none() && batched;
-            let resend = f.sent_at.is_some_and(|at| now >= at + RESEND_AFTER_MS);
+            // Sent and never answered (or the answer did not say whether it
+            // went in): sent again if the ledger has not seen it by now.
+            let resend = !f.acknowledged && f.sent_at.is_some_and(|at| now >= at + RESEND_AFTER_MS);
             if waiting_to_send || resend {
                 due.entry(f.task.clone()).or_default().push(i);
             }
@@ -232,7 +253,57 @@ fn fit_inline(outcome: Outcome) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::test_support::delivered_as;
+    use crate::events::{Assignment, TaskSpec};
+    use crate::task_kind::TaskKind;
     use serde_json::json;
+
+    /// Alice's node holds chunk 0 of carol's task `$t` and finished it at
+    /// 1,000; the result events `results` sends at `times`, with the
+    /// homeserver's answer to the first given by `answer`.
+    fn result_events_sent(answer: impl Fn(&mut Results, &EventId), times: &[u64]) -> usize {
+        let task = TaskSpec::new(TaskKind::Primes { start: 0, end: 100 }, 1);
+        let (mut ledger, alice, _) = super::super::test_support::alice_and_carols_task(&task);
+        let t = EventId::parse("$t").unwrap();
+        let assignment = Assignment {
+            chunk: 0,
+            node: alice.clone(),
+            attempt: 1,
+        };
+        let assign = Outgoing::assign(&t, &[assignment]);
+        ledger
+            .ingest(&delivered_as("$a", "@alice:hs", &assign, 200))
+            .unwrap();
+        let mut results = Results::default();
+        let outcome = ChunkOutcome {
+            chunk: 0,
+            attempt: 1,
+            outcome: output(json!({"count": 25})),
+            compute_ms: Some(10),
+        };
+        results.finish(t.clone(), outcome, false, 1_000);
+        let (mut outbox, mut actions) = (Outbox::default(), Vec::new());
+        for (i, &now) in times.iter().enumerate() {
+            results.send(&ledger, &alice, |_| false, &mut outbox, now, &mut actions);
+            if i == 0 {
+                answer(&mut results, &t);
+            }
+        }
+        actions.len()
+    }
+
+    #[test]
+    fn a_result_the_homeserver_took_is_not_sent_again_however_late_it_is_read_back() {
+        let later = [1_000, 1_000 + RESEND_AFTER_MS, 1_000 + 3 * RESEND_AFTER_MS];
+        let took = |results: &mut Results, t: &EventId| results.acknowledged(t, &[0]);
+        assert_eq!(result_events_sent(took, &later), 1);
+        // No answer (a timeout): it may not be in the room, so it goes again
+        // while the ledger does not show it.
+        assert_eq!(result_events_sent(|_, _| {}, &later), 3);
+        // Refused (rate limit): again at once.
+        let refused = |results: &mut Results, t: &EventId| results.refused(t, &[0]);
+        assert_eq!(result_events_sent(refused, &[1_000, 1_001]), 2);
+    }
 
     fn output(value: serde_json::Value) -> Outcome {
         Outcome::Output(Arc::new(value))

@@ -29,6 +29,9 @@ use std::collections::BTreeMap;
 /// every tab's view is compared.
 const SETTLE_MS: u64 = 30_000;
 
+/// When the first nodes have seen each other's announcements.
+const SETTLED_MS: u64 = 20_000;
+
 /// xorshift64*: small, seeded, no dependency.
 pub struct Rng(u64);
 impl Rng {
@@ -74,6 +77,15 @@ pub struct Config {
     pub max_lag_ms: u64,
     /// Percent of events a tab sees twice.
     pub duplicate_percent: u64,
+    /// Percent of events a tab sees only 30 to 60 s late (a limited sync
+    /// whose gap the tab reads back later), once the pool's first nodes
+    /// know each other (`SETTLED_MS`). Before, a late announcement makes
+    /// two coordinators: the ledger counts the first output only, but the
+    /// room holds both.
+    pub late_percent: u64,
+    /// Percent of sends the homeserver takes whose answer never reaches the
+    /// tab (a timeout): the tab hears it failed, not why.
+    pub lost_answer_percent: u64,
     pub give_up_after_ms: u64,
     /// A member's node (mallory's) announces `MAX_SLOTS` workers and never
     /// runs or answers anything it is given.
@@ -99,6 +111,8 @@ impl Config {
             first_friend_lies: false,
             max_lag_ms: 3_000,
             duplicate_percent: 10,
+            late_percent: 0,
+            lost_answer_percent: 0,
             give_up_after_ms: 3 * 3_600_000,
             silent_node: false,
             hostile_member: false,
@@ -136,6 +150,10 @@ pub struct Report {
     /// Chunks issued more than their replication asks for (reissued after a
     /// lease expired or a node failed).
     pub reissues: u32,
+    /// Outputs in the room for a chunk that already had one from the
+    /// same attempt or no lease to answer: what a friend reading the room
+    /// sees twice. Only a lease that lapsed may add another.
+    pub surplus_outputs: usize,
     /// Accepted outputs that are wrong.
     pub wrong_outputs: usize,
     /// Chunks where the lying friend's machines cast a majority of the votes.
@@ -295,8 +313,12 @@ impl Tab {
     fn receive(&mut self, hs: &Homeserver, now: u64, rng: &mut Rng, config: &Config) {
         while self.delivered_up_to < hs.timeline.len() {
             let index = self.delivered_up_to;
-            self.inbox
-                .push((now + rng.below(config.max_lag_ms + 1), index));
+            let lag = if now > SETTLED_MS && rng.chance(config.late_percent) {
+                30_000 + rng.below(30_001)
+            } else {
+                rng.below(config.max_lag_ms + 1)
+            };
+            self.inbox.push((now + lag, index));
             if rng.chance(config.duplicate_percent) {
                 self.inbox
                     .push((now + rng.below(2 * config.max_lag_ms + 1), index));
@@ -360,7 +382,20 @@ impl Tab {
     ) {
         match action {
             Action::Send { request, out } => {
-                if !hs.send(self.user.as_str(), &out, now) {
+                if hs.send(self.user.as_str(), &out, now) {
+                    let answer = if rng.chance(config.lost_answer_percent) {
+                        Input::SendFailed {
+                            request,
+                            retry_after_ms: None,
+                            permanent: false,
+                            reason: "timed out".into(),
+                        }
+                    } else {
+                        Input::Sent { request }
+                    };
+                    let actions = self.machine.process(answer, now);
+                    self.retry.extend(actions);
+                } else {
                     // M_LIMIT_EXCEEDED with retry_after_ms, as Synapse answers.
                     let refused = Input::SendFailed {
                         request,
@@ -459,6 +494,31 @@ fn opaque_event_id(serial: u64) -> String {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     format!("$ev{:016x}", z ^ (z >> 31))
+}
+
+/// Outputs in result events beyond the first for each chunk of `tasks`.
+fn surplus_outputs(timeline: &[Value], tasks: &[&str]) -> usize {
+    let mut outputs: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+    for event in timeline
+        .iter()
+        .filter(|e| e["type"] == "org.potluck.result")
+    {
+        let Some(task) = event["content"]["m.relates_to"]["event_id"].as_str() else {
+            continue;
+        };
+        if !tasks.contains(&task) {
+            continue;
+        }
+        let outcomes = event["content"]["outcomes"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        for outcome in outcomes.filter(|o| o.get("output").is_some()) {
+            let chunk = outcome["chunk"].as_u64().unwrap_or(u64::MAX);
+            *outputs.entry((task, chunk)).or_default() += 1;
+        }
+    }
+    outputs.values().map(|n| n - 1).sum()
 }
 
 fn view(ledger: &Ledger, now: u64) -> View {
@@ -671,7 +731,13 @@ pub fn run(config: &Config) -> Report {
             .filter(|v| v.node.owner().as_str() == "@friend0:hs")
             .count()
     };
+    let honest_tasks: Vec<&str> = ledger
+        .tasks()
+        .filter(|t| t.submitter != mallory)
+        .map(|t| t.id.as_str())
+        .collect();
     Report {
+        surplus_outputs: surplus_outputs(&hs.timeline, &honest_tasks),
         reissues: chunks()
             .map(|c| c.attempts.saturating_sub(u32::from(c.replicas)))
             .sum(),

@@ -2,7 +2,8 @@
 //! JSON in (decrypted where the room is encrypted), events out, the
 //! dead-man switch as a delayed event, media down.
 
-use manifest::events::Outgoing;
+use manifest::digest::sha256_hex;
+use manifest::events::{event_type, Outgoing};
 use manifest::transcription::AudioRef;
 use matrix_sdk::media::{MediaFormat, MediaRequestParameters};
 use matrix_sdk::room::{IncludeRelations, MessagesOptions, RelationsOptions};
@@ -15,7 +16,7 @@ use matrix_sdk::ruma::api::Direction;
 use matrix_sdk::ruma::events::relation::RelationType;
 use matrix_sdk::ruma::events::room::{EncryptedFile, MediaSource};
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, UInt};
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, OwnedTransactionId, UInt};
 use matrix_sdk::{Client, Room};
 use serde_json::Value;
 use std::time::Duration;
@@ -89,12 +90,29 @@ pub async fn send(room: &Room, out: &Outgoing) -> Result<(), SendError> {
             .send_state_event_raw(out.event_type, key, out.content.clone())
             .await
             .map(|_| ()),
-        None => room
-            .send_raw(out.event_type, out.content.clone())
-            .await
-            .map(|_| ()),
+        None => {
+            let send = room.send_raw(out.event_type, out.content.clone());
+            match idempotent_transaction(out) {
+                Some(txn) => send.with_transaction_id(&txn).await,
+                None => send.await,
+            }
+            .map(|_| ())
+        }
     };
     sent.map_err(|e| SendError::from_sdk(&e))
+}
+
+/// An assignment or result sent again after a send whose answer was lost
+/// (a timeout) goes under the same transaction id, named by what it says:
+/// if the first went in, the homeserver keeps that one and answers with it
+/// instead of showing it twice. Other events may repeat their content on
+/// purpose (a progress report renews a lease), so they get a fresh id.
+fn idempotent_transaction(out: &Outgoing) -> Option<OwnedTransactionId> {
+    if !matches!(out.event_type, event_type::ASSIGN | event_type::RESULT) {
+        return None;
+    }
+    let said = format!("{}\n{}", out.event_type, out.content);
+    Some(format!("potluck-{}", &sha256_hex(said.as_bytes())[..32]).into())
 }
 
 /// Schedules `gone` (a state event) to be published by the homeserver in
@@ -268,4 +286,39 @@ pub async fn download_audio(client: &Client, audio: &AudioRef) -> Result<Vec<u8>
         .map_err(|e| format!("the recording could not be downloaded: {e}"))?;
     AudioRef::check_size(bytes.len() as u64)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use manifest::events::{ChunkOutcome, ChunkProgress, Outcome};
+    use manifest::ids::{EventId, NodeId, UserId};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_result_sent_again_goes_under_the_same_transaction_and_a_progress_report_never_does() {
+        let task = EventId::parse("$t").unwrap();
+        let node = NodeId::new(&UserId::parse("@bob:hs").unwrap(), "box").unwrap();
+        let result = |count: u64| {
+            let outcome = ChunkOutcome {
+                chunk: 0,
+                attempt: 1,
+                outcome: Outcome::Output(Arc::new(serde_json::json!({ "count": count }))),
+                compute_ms: Some(5),
+            };
+            Outgoing::result(&task, &node, &[outcome])
+        };
+        let first = idempotent_transaction(&result(25)).unwrap();
+        assert_eq!(idempotent_transaction(&result(25)).unwrap(), first);
+        assert_ne!(idempotent_transaction(&result(26)).unwrap(), first);
+        let progress = ChunkProgress {
+            chunk: 0,
+            attempt: 1,
+            percent: 50,
+        };
+        assert_eq!(
+            idempotent_transaction(&Outgoing::progress(&task, &node, &[progress])),
+            None
+        );
+    }
 }
