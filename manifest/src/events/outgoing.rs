@@ -31,6 +31,14 @@ fn versioned(content: &impl Serialize) -> Value {
 }
 
 impl Outgoing {
+    /// An assignment or a result: once it may be in the room, a second copy
+    /// would run or show twice, so it goes again only if it does not show
+    /// up (a resend waits for its echo, under the same transaction id where
+    /// the client can choose one).
+    pub fn waits_for_echo(&self) -> bool {
+        matches!(self.event_type, event_type::ASSIGN | event_type::RESULT)
+    }
+
     fn room_event(event_type: &'static str, content: &impl Serialize) -> Self {
         Self {
             event_type,

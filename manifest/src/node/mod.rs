@@ -281,8 +281,7 @@ impl NodeMachine {
                 // No answer (a timeout): it may be in the room. Assignments
                 // and results wait for it there, and go again only if it
                 // does not show up (a copy would run or show twice).
-                Some(answered)
-                    if retry_after_ms.is_none() && rebuilt_when_missing(&answered.out) => {}
+                Some(answered) if retry_after_ms.is_none() && answered.out.waits_for_echo() => {}
                 Some(answered) => {
                     self.outbox.pause_until(
                         now.saturating_add(retry_after_ms.unwrap_or(RETRY_AFTER_REFUSAL_MS)),
@@ -585,12 +584,6 @@ fn chunks_in(out: &Outgoing) -> Vec<u32> {
         .filter_map(|c| c["chunk"].as_u64())
         .map(|c| c as u32)
         .collect()
-}
-
-/// Assignments and results are sent again by their feature once they are
-/// due and not seen in the ledger.
-fn rebuilt_when_missing(out: &Outgoing) -> bool {
-    matches!(out.event_type, event_type::ASSIGN | event_type::RESULT)
 }
 
 /// What the node modules' tests share.

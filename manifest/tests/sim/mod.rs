@@ -16,7 +16,7 @@ mod mallory;
 
 pub use mallory::Moves;
 
-use manifest::events::{NodeCaps, Outcome, Outgoing, TaskSpec, NAMESPACE, REDACTION};
+use manifest::events::{event_type, NodeCaps, Outcome, Outgoing, TaskSpec, NAMESPACE, REDACTION};
 use manifest::ids::{EventId, NodeId, UserId};
 use manifest::ledger::{Ledger, TaskStatus};
 use manifest::limits::{MAX_SLOTS, NODE_TIMEOUT_MS, SERVER_BURST, SERVER_EVENTS_PER_SECOND};
@@ -499,10 +499,7 @@ fn opaque_event_id(serial: u64) -> String {
 /// Outputs in result events beyond the first for each chunk of `tasks`.
 fn surplus_outputs(timeline: &[Value], tasks: &[&str]) -> usize {
     let mut outputs: BTreeMap<(&str, u64), usize> = BTreeMap::new();
-    for event in timeline
-        .iter()
-        .filter(|e| e["type"] == "org.potluck.result")
-    {
+    for event in timeline.iter().filter(|e| e["type"] == event_type::RESULT) {
         let Some(task) = event["content"]["m.relates_to"]["event_id"].as_str() else {
             continue;
         };

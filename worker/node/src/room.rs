@@ -3,7 +3,7 @@
 //! dead-man switch as a delayed event, media down.
 
 use manifest::digest::sha256_hex;
-use manifest::events::{event_type, Outgoing};
+use manifest::events::Outgoing;
 use manifest::transcription::AudioRef;
 use matrix_sdk::media::{MediaFormat, MediaRequestParameters};
 use matrix_sdk::room::{IncludeRelations, MessagesOptions, RelationsOptions};
@@ -108,7 +108,7 @@ pub async fn send(room: &Room, out: &Outgoing) -> Result<(), SendError> {
 /// instead of showing it twice. Other events may repeat their content on
 /// purpose (a progress report renews a lease), so they get a fresh id.
 fn idempotent_transaction(out: &Outgoing) -> Option<OwnedTransactionId> {
-    if !matches!(out.event_type, event_type::ASSIGN | event_type::RESULT) {
+    if !out.waits_for_echo() {
         return None;
     }
     let said = format!("{}\n{}", out.event_type, out.content);
